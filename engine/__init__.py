@@ -1,0 +1,1 @@
+"""kbench's broker engine: records (bytes) -> storage (files) -> protocol -> broker -> server."""

@@ -1,0 +1,433 @@
+"""Log: one partition's ordered segments, its offsets, appends, reads, roll, retention and flush.
+
+Offsets kept apart, as in Kafka's UnifiedLog:
+- log start offset: the first offset a reader may ask for (moves when retention deletes segments);
+- log end offset (LEO): the offset the next appended record gets;
+- high watermark: the last offset + 1 that is committed; readers with HIGH_WATERMARK isolation
+  see nothing beyond it. The broker advances it (with replication, to what the ISR has);
+- recovery point: everything below it has been fsynced; after an unclean shutdown only segments
+  from the recovery point onwards are re-validated.
+"""
+
+import os
+import time
+from bisect import bisect_right
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from engine.errors import (
+    InvalidRecordError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+)
+from engine.records.batch import RecordBatch, iter_batches
+from engine.storage.config import LogConfig
+from engine.storage.file_records import FileSlice
+from engine.storage.log_segment import (
+    DELETED_SUFFIX,
+    INDEX_SUFFIX,
+    LOG_SUFFIX,
+    TIME_INDEX_SUFFIX,
+    LogSegment,
+)
+
+_TEMPORARY_SUFFIXES = (DELETED_SUFFIX, ".cleaned", ".swap", ".tmp")
+
+
+def wall_clock_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class FetchIsolation(Enum):
+    LOG_END = "log_end"  # followers and tools: everything appended
+    HIGH_WATERMARK = "high_watermark"  # consumers: only what is committed
+
+
+@dataclass(slots=True)
+class LogAppendInfo:
+    first_offset: int
+    last_offset: int
+    max_timestamp: int
+    offset_of_max_timestamp: int
+    log_append_time: int  # -1 unless message.timestamp.type=LogAppendTime
+    log_start_offset: int
+    record_count: int
+    valid_bytes: int
+    batches: list[RecordBatch] = field(repr=False)
+
+
+@dataclass(slots=True)
+class FetchDataInfo:
+    fetch_offset: int
+    slices: list[FileSlice]
+
+    @property
+    def size(self) -> int:
+        return sum(s.length for s in self.slices)
+
+    def read(self) -> bytes:
+        return b"".join(s.read() for s in self.slices)
+
+
+class Log:
+    def __init__(
+        self,
+        directory: str,
+        config: LogConfig | None = None,
+        *,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        high_watermark: int = 0,
+        had_clean_shutdown: bool = False,
+        time_ms: Callable[[], int] = wall_clock_ms,
+    ) -> None:
+        """Open (creating if needed) the partition directory and load its segments.
+
+        After an unclean shutdown every segment from the recovery point on is re-validated and
+        its indexes rebuilt; a torn or corrupt tail is truncated and later segments deleted.
+        """
+        self.directory = directory
+        self.config = config or LogConfig()
+        self._time_ms = time_ms
+        os.makedirs(directory, exist_ok=True)
+        self._segments: list[LogSegment] = []
+        self._base_offsets: list[int] = []
+        self._pending_deletes: list[tuple[int, LogSegment]] = []
+        self.recovered_bytes_truncated = 0
+        self._load(recovery_point, had_clean_shutdown)
+        self.log_end_offset = self.active_segment.next_offset
+        self.log_start_offset = min(
+            max(log_start_offset, self._segments[0].base_offset), self.log_end_offset
+        )
+        self.recovery_point = (
+            self.log_end_offset if had_clean_shutdown else min(recovery_point, self.log_end_offset)
+        )
+        self._high_watermark = self.log_start_offset
+        self._high_watermark_position: tuple[LogSegment, int] | None = None
+        self.update_high_watermark(high_watermark)
+        self._unflushed_messages = 0
+        self._last_flush_ms = self._time_ms()
+
+    # -- loading --------------------------------------------------------------------------------
+    def _load(self, recovery_point: int, had_clean_shutdown: bool) -> None:
+        names = os.listdir(self.directory)
+        for name in names:  # leftovers of deletes and swaps interrupted by a crash
+            if name.endswith(_TEMPORARY_SUFFIXES):
+                os.unlink(os.path.join(self.directory, name))
+        base_offsets = sorted(
+            int(name[: -len(LOG_SUFFIX)])
+            for name in names
+            if name.endswith(LOG_SUFFIX) and name[: -len(LOG_SUFFIX)].isdigit()
+        )
+        for name in names:  # an index without its log is an orphan
+            stem, _, suffix = name.partition(".")
+            if (
+                "." + suffix in (INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+                and stem.isdigit()
+                and int(stem) not in base_offsets
+            ):
+                os.unlink(os.path.join(self.directory, name))
+        now = self._time_ms()
+        for base_offset in base_offsets:
+            self._add_segment(self._new_segment(base_offset, now))
+        if not self._segments:
+            self._add_segment(self._new_segment(0, now))
+            return
+        first_unflushed = (
+            len(base_offsets) if had_clean_shutdown else self._segment_index(recovery_point)
+        )
+        i = 0
+        while i < len(self._segments):
+            segment = self._segments[i]
+            if segment.needs_recovery or i >= first_unflushed:
+                truncated = segment.recover()
+                if truncated:
+                    self.recovered_bytes_truncated += truncated
+                    self._truncated_in_recovery(segment)
+            i += 1
+
+    def _truncated_in_recovery(self, segment: LogSegment) -> None:
+        """A segment lost its tail: later segments cannot follow it, so they go (as in Kafka)."""
+        while self._segments[-1] is not segment:
+            self._segments.pop().delete()
+            self._base_offsets.pop()
+
+    def _new_segment(self, base_offset: int, now: int) -> LogSegment:
+        return LogSegment(
+            self.directory,
+            base_offset,
+            index_interval_bytes=self.config.index_interval_bytes,
+            max_index_size=self.config.segment_index_bytes,
+            created_ms=now,
+        )
+
+    def _add_segment(self, segment: LogSegment) -> None:
+        self._segments.append(segment)
+        self._base_offsets.append(segment.base_offset)
+
+    def _segment_index(self, offset: int) -> int:
+        """Index of the segment that holds offset (the last with base offset <= offset)."""
+        return max(bisect_right(self._base_offsets, offset) - 1, 0)
+
+    # -- state ----------------------------------------------------------------------------------
+    @property
+    def segments(self) -> tuple[LogSegment, ...]:
+        return tuple(self._segments)
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    @property
+    def size(self) -> int:
+        return sum(segment.size for segment in self._segments)
+
+    @property
+    def high_watermark(self) -> int:
+        return self._high_watermark
+
+    def update_high_watermark(self, offset: int) -> int:
+        """Set the high watermark, clamped to [log start offset, log end offset]."""
+        offset = min(max(offset, self.log_start_offset), self.log_end_offset)
+        if offset != self._high_watermark:
+            self._high_watermark = offset
+            self._high_watermark_position = None
+        return offset
+
+    # -- append ---------------------------------------------------------------------------------
+    def append_as_leader(
+        self, records: bytes | bytearray | memoryview, leader_epoch: int = 0
+    ) -> LogAppendInfo:
+        """Validate, assign offsets to and append the batches in records, all or nothing.
+
+        The batches' baseOffset and partitionLeaderEpoch are patched in place (records is copied
+        first only if it is read-only), then written with one write call.
+        """
+        view = memoryview(records)
+        if view.readonly:
+            view = memoryview(bytearray(view))
+        batches, record_count = self._analyze_and_validate(view)
+        now = self._time_ms()
+        log_append_time = now if self.config.message_timestamp_type == "LogAppendTime" else -1
+        first_offset = next_offset = self.log_end_offset
+        max_timestamp, offset_of_max_timestamp = -1, first_offset
+        for batch in batches:
+            batch.set_offsets(next_offset, leader_epoch)
+            if log_append_time >= 0:
+                batch.set_log_append_time(log_append_time)
+            if batch.max_timestamp > max_timestamp:
+                max_timestamp, offset_of_max_timestamp = batch.max_timestamp, batch.last_offset
+            next_offset = batch.next_offset
+        segment = self._maybe_roll(len(view), max_timestamp, next_offset - 1, now)
+        segment.append(view, batches)
+        self.log_end_offset = next_offset
+        self._unflushed_messages += record_count
+        if self._unflushed_messages >= self.config.flush_messages:
+            self.flush()
+        return LogAppendInfo(
+            first_offset=first_offset,
+            last_offset=next_offset - 1,
+            max_timestamp=max_timestamp,
+            offset_of_max_timestamp=offset_of_max_timestamp,
+            log_append_time=log_append_time,
+            log_start_offset=self.log_start_offset,
+            record_count=record_count,
+            valid_bytes=len(view),
+            batches=batches,
+        )
+
+    def _analyze_and_validate(self, view: memoryview) -> tuple[list[RecordBatch], int]:
+        batches = list(iter_batches(view))
+        if not batches:
+            raise InvalidRecordError("produce request holds no record batch")
+        record_count = 0
+        for batch in batches:
+            if batch.size_in_bytes > self.config.max_message_bytes:
+                raise RecordTooLargeError(
+                    f"batch of {batch.size_in_bytes} bytes exceeds max.message.bytes "
+                    f"{self.config.max_message_bytes}"
+                )
+            if batch.record_count <= 0 or batch.record_count != batch.last_offset_delta + 1:
+                raise InvalidRecordError(
+                    f"batch holds {batch.record_count} records but its last offset delta is "
+                    f"{batch.last_offset_delta}"
+                )
+            batch.ensure_valid()
+            record_count += batch.record_count
+        return batches, record_count
+
+    def _maybe_roll(self, size: int, max_timestamp: int, last_offset: int, now: int) -> LogSegment:
+        segment = self.active_segment
+        if segment.should_roll(size, max_timestamp, last_offset, self.config, now):
+            return self.roll()
+        return segment
+
+    def roll(self) -> LogSegment:
+        """Close the active segment (fsynced, as Kafka does after a roll) and start a new one."""
+        active = self.active_segment
+        if active.size == 0:
+            return active
+        active.on_become_inactive()
+        self.flush(self.log_end_offset)
+        segment = self._new_segment(self.log_end_offset, self._time_ms())
+        self._add_segment(segment)
+        return segment
+
+    # -- read -----------------------------------------------------------------------------------
+    def read(
+        self,
+        offset: int,
+        max_bytes: int,
+        isolation: FetchIsolation = FetchIsolation.LOG_END,
+        min_one_message: bool = True,
+    ) -> FetchDataInfo:
+        """File slices of whole batches from the batch holding offset, up to max_bytes.
+
+        With min_one_message the first batch is returned even when larger than max_bytes, so a
+        consumer always progresses. An offset between the bound (LEO or high watermark) and the
+        LEO reads nothing; below the log start or above the LEO is OffsetOutOfRangeError.
+        """
+        if offset < self.log_start_offset or offset > self.log_end_offset:
+            raise OffsetOutOfRangeError(
+                f"offset {offset} is outside [{self.log_start_offset}, {self.log_end_offset}] "
+                f"of {self.directory}"
+            )
+        if isolation is FetchIsolation.HIGH_WATERMARK:
+            end_offset = self._high_watermark
+            end_segment, end_position = self._high_watermark_metadata()
+        else:
+            end_offset = self.log_end_offset
+            end_segment, end_position = self.active_segment, self.active_segment.size
+        slices: list[FileSlice] = []
+        if offset >= end_offset:
+            return FetchDataInfo(offset, slices)
+        remaining = max_bytes
+        for segment in self._segments[self._segment_index(offset) :]:
+            last = segment is end_segment
+            max_position = end_position if last else segment.size
+            file_slice = segment.read(
+                max(offset, segment.base_offset),
+                remaining,
+                max_position,
+                min_one_batch=min_one_message and not slices,
+            )
+            if file_slice is not None:
+                slices.append(file_slice)
+                remaining -= file_slice.length
+                if file_slice.position + file_slice.length < max_position:
+                    break  # the byte budget ran out inside this segment
+            if last or remaining <= 0:
+                break
+        return FetchDataInfo(offset, slices)
+
+    def _high_watermark_metadata(self) -> tuple[LogSegment, int]:
+        """(segment, position) where the high watermark's batch starts, cached per value."""
+        if self._high_watermark_position is None:
+            segment = self._segments[self._segment_index(self._high_watermark)]
+            header = segment.translate_offset(self._high_watermark)
+            position = segment.size if header is None else header.position
+            self._high_watermark_position = (segment, position)
+        return self._high_watermark_position
+
+    def fetch_offset_by_timestamp(self, timestamp: int) -> tuple[int, int] | None:
+        """(timestamp, offset) of the first record whose timestamp is at or after timestamp."""
+        for segment in self._segments:
+            if segment.size and segment.largest_timestamp() >= timestamp:
+                found = segment.find_offset_by_timestamp(timestamp, self.log_start_offset)
+                if found is not None:
+                    return found
+        return None
+
+    # -- flush ----------------------------------------------------------------------------------
+    def flush(self, offset: int | None = None) -> None:
+        """fsync every segment holding offsets in [recovery point, offset) and advance the
+        recovery point to offset (default: the log end offset)."""
+        offset = self.log_end_offset if offset is None else offset
+        if offset > self.recovery_point:
+            start = self._segment_index(self.recovery_point)
+            for segment in self._segments[start:]:
+                if segment.base_offset >= offset:
+                    break
+                segment.flush()
+            self.recovery_point = offset
+        self._unflushed_messages = 0
+        self._last_flush_ms = self._time_ms()
+
+    def maybe_flush(self) -> bool:
+        """Flush if flush.ms has passed since the last flush and there is unflushed data."""
+        if (
+            self.log_end_offset > self.recovery_point
+            and self._time_ms() - self._last_flush_ms >= self.config.flush_ms
+        ):
+            self.flush()
+            return True
+        return False
+
+    # -- retention ------------------------------------------------------------------------------
+    def delete_old_segments(self) -> int:
+        """Apply retention.ms then retention.bytes to closed segments; returns how many went.
+
+        Segments are deleted oldest first, never the active one, and never one holding offsets
+        at or beyond the high watermark. Their files are renamed *.deleted and closed after
+        file.delete.delay.ms, so reads already handed out stay valid.
+        """
+        now = self._time_ms()
+        deleted = 0
+        if self.config.retention_ms >= 0:
+            deleted += self._delete_segments(
+                lambda segment: now - segment.largest_timestamp() > self.config.retention_ms
+            )
+        if self.config.retention_bytes >= 0:
+            excess = self.size - self.config.retention_bytes
+
+            def over_size(segment: LogSegment) -> bool:
+                nonlocal excess
+                if excess - segment.size >= 0:
+                    excess -= segment.size
+                    return True
+                return False
+
+            deleted += self._delete_segments(over_size)
+        self.delete_pending_segments(now)
+        return deleted
+
+    def _delete_segments(self, predicate: Callable[[LogSegment], bool]) -> int:
+        count = 0
+        while len(self._segments) > 1:
+            segment, following = self._segments[0], self._segments[1]
+            if following.base_offset > self._high_watermark or not predicate(segment):
+                break
+            self._segments.pop(0)
+            self._base_offsets.pop(0)
+            segment.mark_deleted()
+            self._pending_deletes.append(
+                (self._time_ms() + self.config.file_delete_delay_ms, segment)
+            )
+            count += 1
+        if count:
+            self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
+            self.recovery_point = max(self.recovery_point, self.log_start_offset)
+        return count
+
+    def delete_pending_segments(self, now: int | None = None) -> None:
+        """Close and unlink deleted segments whose file.delete.delay.ms has passed."""
+        now = self._time_ms() if now is None else now
+        due = [entry for entry in self._pending_deletes if entry[0] <= now]
+        for entry in due:
+            self._pending_deletes.remove(entry)
+            entry[1].delete()
+
+    # -- close ----------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Flush everything, write the indexes and close the files (a clean shutdown)."""
+        self.flush()
+        self.delete_pending_segments(now=(1 << 63) - 1)
+        for segment in self._segments:
+            segment.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"Log({self.directory!r}, start={self.log_start_offset}, "
+            f"hw={self._high_watermark}, end={self.log_end_offset}, segments={len(self._segments)})"
+        )

@@ -1,0 +1,278 @@
+"""LogSegment: one .log file and its two sparse indexes, named by the segment's base offset.
+
+Files in the partition directory, the base offset zero-padded to 20 digits:
+    00000000000000000000.log        batches (see file_records.py)
+    00000000000000000000.index      offset -> position (see offset_index.py)
+    00000000000000000000.timeindex  timestamp -> offset (see time_index.py)
+A segment being deleted carries a `.deleted` suffix on all three until its files are closed.
+
+Crash behaviour: `recover` re-reads the .log from position 0, validates every batch (framing,
+magic 2, CRC-32C, offsets contiguous from the base offset), rebuilds both indexes exactly as
+appends would have built them, and truncates the file at the first invalid batch.
+"""
+
+import os
+from collections.abc import Iterator
+
+from engine.errors import CorruptRecordError, UnsupportedForMessageFormatError
+from engine.records.batch import MAGIC, RecordBatch
+from engine.records.record import decode_records
+from engine.storage.file_records import BatchHeader, FileRecords, FileSlice, read_batches
+from engine.storage.index import IndexCorruptError
+from engine.storage.offset_index import OffsetIndex
+from engine.storage.time_index import NO_TIMESTAMP, TimeIndex
+
+LOG_SUFFIX = ".log"
+INDEX_SUFFIX = ".index"
+TIME_INDEX_SUFFIX = ".timeindex"
+DELETED_SUFFIX = ".deleted"
+_MAX_RELATIVE_OFFSET = 0x7FFFFFFF
+
+
+def segment_file_name(base_offset: int, suffix: str) -> str:
+    return f"{base_offset:020d}{suffix}"
+
+
+class LogSegment:
+    def __init__(
+        self,
+        directory: str,
+        base_offset: int,
+        *,
+        index_interval_bytes: int,
+        max_index_size: int,
+        created_ms: int,
+    ) -> None:
+        self.directory = directory
+        self.base_offset = base_offset
+        self.index_interval_bytes = index_interval_bytes
+        self.created_ms = created_ms
+        self.log = FileRecords(self._path(LOG_SUFFIX))
+        self.offset_index, index_ok = self._open_index(OffsetIndex, INDEX_SUFFIX, max_index_size)
+        self.time_index, time_ok = self._open_index(TimeIndex, TIME_INDEX_SUFFIX, max_index_size)
+        # Indexes that were missing or corrupt are rebuilt by recover(); Log calls it.
+        self.needs_recovery = not (index_ok and time_ok) or not self._indexes_match_log()
+        self.bytes_since_last_index_entry = 0
+        self.max_timestamp, self.offset_of_max_timestamp = self.time_index.last_entry
+        self.rolling_based_timestamp: int | None = None
+        self._next_offset: int | None = None
+        self.recovery_error: Exception | None = None
+
+    def _path(self, suffix: str) -> str:
+        return os.path.join(self.directory, segment_file_name(self.base_offset, suffix))
+
+    def _open_index(self, cls, suffix: str, max_index_size: int):
+        path = self._path(suffix)
+        existed = os.path.exists(path)
+        try:
+            return cls(path, self.base_offset, max_index_size), existed or self.log.size == 0
+        except IndexCorruptError:
+            os.unlink(path)
+            return cls(path, self.base_offset, max_index_size), False
+
+    def _indexes_match_log(self) -> bool:
+        """Kafka's sanity check: the last entries point inside this segment's data."""
+        offset, position = self.offset_index.last_entry
+        if self.offset_index.entries and position >= self.log.size:
+            return False
+        _, time_offset = self.time_index.last_entry
+        return offset >= self.base_offset and time_offset >= self.base_offset
+
+    # -- size and offsets -----------------------------------------------------------------------
+    @property
+    def size(self) -> int:
+        return self.log.size
+
+    @property
+    def next_offset(self) -> int:
+        """The offset after the last batch in this segment (its base offset when empty)."""
+        if self._next_offset is None:
+            next_offset = self.base_offset
+            for header in self.log.batch_headers(self.offset_index.last_entry[1]):
+                next_offset = header.last_offset + 1
+            self._next_offset = next_offset
+        return self._next_offset
+
+    def largest_timestamp(self) -> int:
+        """The segment's largest record timestamp; the file's mtime if it holds none (as Kafka)."""
+        if self.max_timestamp != NO_TIMESTAMP:
+            return self.max_timestamp
+        return int(os.stat(self.log.path).st_mtime * 1000)
+
+    def should_roll(
+        self, append_size: int, max_timestamp: int, last_offset: int, config, now_ms: int
+    ) -> bool:
+        if self.size == 0:
+            return False
+        if self.size > config.segment_bytes - append_size:
+            return True
+        if self.rolling_based_timestamp is not None and max_timestamp >= 0:
+            waited = max_timestamp - self.rolling_based_timestamp
+        else:
+            waited = now_ms - self.created_ms
+        return (
+            waited > config.segment_ms
+            or self.offset_index.is_full
+            or self.time_index.is_full
+            or last_offset - self.base_offset > _MAX_RELATIVE_OFFSET
+        )
+
+    # -- append ---------------------------------------------------------------------------------
+    def append(self, data: memoryview, batches: list[RecordBatch]) -> None:
+        """Write batches (laid end to end in data, offsets assigned) with one write call."""
+        position = self.log.size
+        self.log.append(data)
+        for batch in batches:
+            self._index_batch(batch.last_offset, batch.max_timestamp, position, batch.size_in_bytes)
+            position += batch.size_in_bytes
+        self._next_offset = batches[-1].next_offset
+
+    def _index_batch(self, last_offset: int, max_timestamp: int, position: int, size: int) -> None:
+        if self.rolling_based_timestamp is None:
+            self.rolling_based_timestamp = max_timestamp
+        if max_timestamp > self.max_timestamp:
+            self.max_timestamp = max_timestamp
+            self.offset_of_max_timestamp = last_offset
+        if self.bytes_since_last_index_entry > self.index_interval_bytes:
+            self.offset_index.append(last_offset, position)
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+            self.bytes_since_last_index_entry = 0
+        # Counted after the check, as in Kafka: the first batch of a segment gets no entry (the
+        # lookup falls back to position 0 for it).
+        self.bytes_since_last_index_entry += size
+
+    def on_become_inactive(self) -> None:
+        """Before a roll or close: record the largest timestamp as the time index's last entry."""
+        if self.max_timestamp != NO_TIMESTAMP:
+            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
+
+    def flush(self) -> None:
+        self.log.flush()
+        self.offset_index.flush()
+        self.time_index.flush()
+
+    def close(self) -> None:
+        self.on_become_inactive()
+        self.offset_index.close()
+        self.time_index.close()
+        self.log.close()
+
+    def mark_deleted(self) -> None:
+        """Rename the files to *.deleted; open readers keep working until delete()."""
+        for f in (self.log, self.offset_index, self.time_index):
+            if not f.path.endswith(DELETED_SUFFIX):
+                f.rename(f.path + DELETED_SUFFIX)
+
+    def delete(self) -> None:
+        self.log.delete()
+        self.offset_index.delete()
+        self.time_index.delete()
+
+    # -- lookups --------------------------------------------------------------------------------
+    def translate_offset(self, offset: int, start_position: int = 0) -> BatchHeader | None:
+        """The first batch whose last offset is at or beyond offset, or None past the end."""
+        _, position = self.offset_index.lookup(offset)
+        for header in self.log.batch_headers(max(position, start_position)):
+            if header.last_offset >= offset:
+                return header
+        return None
+
+    def read(
+        self, offset: int, max_bytes: int, max_position: int, min_one_batch: bool
+    ) -> FileSlice | None:
+        """Whole batches from the one holding offset, at most max_bytes (but at least one batch
+        if min_one_batch) and ending at or before max_position. None if offset is past the end."""
+        start = self.translate_offset(offset)
+        if start is None or start.position >= max_position:
+            return None
+        limit = min(max_position, start.position + max_bytes)
+        if limit >= max_position:
+            end = max_position
+        else:
+            # Every indexed position is a batch start: jump to the last one below the limit and
+            # scan the few headers after it, instead of every header from the start.
+            end = start.position
+            scan_from = max(start.position, self.offset_index.floor_position(limit))
+            if scan_from > start.position:
+                end = scan_from
+            for header in self.log.batch_headers(scan_from, max_position):
+                if header.position + header.size > limit:
+                    break
+                end = header.position + header.size
+            if end == start.position and min_one_batch:
+                end = start.position + start.size
+        if end == start.position:
+            return None
+        return self.log.slice(start.position, end - start.position)
+
+    def find_offset_by_timestamp(
+        self, timestamp: int, starting_offset: int
+    ) -> tuple[int, int] | None:
+        """(timestamp, offset) of the first record at or after timestamp with offset at or beyond
+        starting_offset, or None when the segment holds no such record."""
+        _, indexed_offset = self.time_index.lookup(timestamp)
+        _, position = self.offset_index.lookup(max(indexed_offset, starting_offset))
+        for header in self.log.batch_headers(position):
+            if header.max_timestamp < timestamp or header.last_offset < starting_offset:
+                continue
+            data = memoryview(bytearray(self.log.read(header.position, header.size)))
+            for record in decode_records(RecordBatch(data)):
+                if record.timestamp >= timestamp and record.offset >= starting_offset:
+                    return record.timestamp, record.offset
+        return None
+
+    def batches(self, start_position: int = 0) -> Iterator[BatchHeader]:
+        return self.log.batch_headers(start_position)
+
+    # -- recovery -------------------------------------------------------------------------------
+    def recover(self) -> int:
+        """Rebuild the indexes from the log, truncating at the first invalid batch.
+
+        Returns the number of bytes truncated; `recovery_error` says why, when any were.
+        """
+        self.offset_index.reset()
+        self.time_index.reset()
+        self.max_timestamp, self.offset_of_max_timestamp = NO_TIMESTAMP, self.base_offset
+        self.bytes_since_last_index_entry = 0
+        self.rolling_based_timestamp = None
+        self.recovery_error = None
+        expected_offset = self.base_offset
+        valid = 0
+        try:
+            for position, batch in read_batches(self.log.fd, self.log.size):
+                validate_stored_batch(batch, position, expected_offset)
+                self._index_batch(
+                    batch.last_offset, batch.max_timestamp, position, batch.size_in_bytes
+                )
+                expected_offset = batch.next_offset
+                valid = position + batch.size_in_bytes
+        except (CorruptRecordError, UnsupportedForMessageFormatError) as exc:
+            self.recovery_error = exc
+        truncated = self.log.truncate_to(valid)
+        self._next_offset = expected_offset
+        self.needs_recovery = False
+        return truncated
+
+
+def validate_stored_batch(batch: RecordBatch, position: int, expected_offset: int) -> None:
+    """What recovery and `dump-log --verify` demand of each batch in a segment."""
+    if batch.magic != MAGIC:
+        raise UnsupportedForMessageFormatError(
+            f"batch at position {position} has magic {batch.magic}"
+        )
+    # Without compaction offsets are contiguous, so a gap means a damaged baseOffset, the one
+    # header field besides the leader epoch that the CRC does not cover.
+    if batch.base_offset != expected_offset:
+        raise CorruptRecordError(
+            f"batch at position {position} has base offset {batch.base_offset}, "
+            f"expected {expected_offset}"
+        )
+    if batch.record_count != batch.last_offset_delta + 1:
+        raise CorruptRecordError(
+            f"batch at position {position} has {batch.record_count} records "
+            f"but last offset delta {batch.last_offset_delta}"
+        )
+    if not batch.is_valid():
+        raise CorruptRecordError(
+            f"batch at offset {batch.base_offset} (position {position}) fails its CRC-32C check"
+        )

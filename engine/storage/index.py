@@ -107,6 +107,12 @@ class AbstractIndex(ABC):
         os.rename(self.path, path)
         self.path = path
 
+    def close_handler(self) -> None:
+        """Close the file without writing pending entries (an offline directory, a crash test)."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
     def close(self) -> None:
         if self._fd >= 0:
             self.write()

@@ -426,6 +426,13 @@ class Log:
         for segment in self._segments:
             segment.close()
 
+    def close_handlers(self) -> None:
+        """Close every file without flushing or writing indexes: what a crash leaves behind."""
+        for _, segment in self._pending_deletes:
+            segment.close_handlers()
+        for segment in self._segments:
+            segment.close_handlers()
+
     def __repr__(self) -> str:
         return (
             f"Log({self.directory!r}, start={self.log_start_offset}, "

@@ -157,6 +157,12 @@ class LogSegment:
         self.time_index.close()
         self.log.close()
 
+    def close_handlers(self) -> None:
+        """Close the files without writing anything (as Kafka's closeHandlers)."""
+        self.offset_index.close_handler()
+        self.time_index.close_handler()
+        self.log.close()
+
     def mark_deleted(self) -> None:
         """Rename the files to *.deleted; open readers keep working until delete()."""
         for f in (self.log, self.offset_index, self.time_index):

@@ -1,0 +1,1 @@
+"""Operator tools over the engine's files (kafka-dump-log and friends)."""

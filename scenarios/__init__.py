@@ -1,0 +1,1 @@
+"""kbench's scenarios and the `kbench` command line."""

@@ -1,0 +1,201 @@
+"""Record batch v2 over bytes: framing, CRC, in-place patching, records, codecs, interop."""
+
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kafka.record.default_records import DefaultRecordBatch, DefaultRecordBatchBuilder
+from kafka.record.legacy_records import LegacyRecordBatchBuilder
+
+from engine.errors import CorruptRecordError, UnsupportedForMessageFormatError
+from engine.records import (
+    HEADER_SIZE,
+    CompressionType,
+    RecordBatch,
+    SimpleRecord,
+    TimestampType,
+    build_batch,
+    decode_records,
+    iter_batches,
+)
+from engine.records.record import read_varint, write_varint
+from tests.conftest import make_batch
+
+
+def test_header_fields_are_read_in_place():
+    data = build_batch(
+        [SimpleRecord(b"a", timestamp=10), SimpleRecord(b"bb", timestamp=30)],
+        base_offset=7,
+        producer_id=42,
+        producer_epoch=3,
+        base_sequence=100,
+        partition_leader_epoch=5,
+    )
+    [batch] = iter_batches(data)
+    assert (batch.base_offset, batch.last_offset, batch.next_offset) == (7, 8, 9)
+    assert batch.record_count == 2
+    assert batch.size_in_bytes == len(data)
+    assert (batch.base_timestamp, batch.max_timestamp) == (10, 30)
+    assert (batch.producer_id, batch.producer_epoch) == (42, 3)
+    assert (batch.base_sequence, batch.last_sequence) == (100, 101)
+    assert batch.partition_leader_epoch == 5
+    assert batch.view().obj is data  # a view, not a copy
+    assert batch.is_valid()
+
+
+def test_several_batches_iterate_in_order():
+    data = make_batch(3, tag=0) + make_batch(4, tag=1) + make_batch(1, tag=2)
+    batches = list(iter_batches(data))
+    assert [b.record_count for b in batches] == [3, 4, 1]
+    assert [b.position for b in batches] == [0, batches[1].position, batches[2].position]
+    assert batches[2].position + batches[2].size_in_bytes == len(data)
+
+
+def test_offset_patch_keeps_the_crc_valid():
+    data = make_batch(3)
+    crc_before = bytes(data[17:21])
+    [batch] = iter_batches(data)
+    batch.set_offsets(1_000_000, 9)
+    [again] = iter_batches(data)
+    assert (again.base_offset, again.partition_leader_epoch) == (1_000_000, 9)
+    assert bytes(data[17:21]) == crc_before
+    assert again.is_valid()
+    assert [r.offset for r in decode_records(again)] == [1_000_000, 1_000_001, 1_000_002]
+
+
+def test_log_append_time_rewrites_max_timestamp_and_crc():
+    data = make_batch(3, timestamp=500)
+    [batch] = iter_batches(data)
+    batch.set_log_append_time(99_999)
+    [again] = iter_batches(data)
+    assert again.timestamp_type == TimestampType.LOG_APPEND_TIME
+    assert again.max_timestamp == 99_999
+    assert again.is_valid()
+    assert {r.timestamp for r in decode_records(again)} == {99_999}
+
+
+@pytest.mark.parametrize("position", [0, 17, 21, 30, 61, -1])
+def test_a_flipped_byte_inside_the_crc_range_is_caught(position):
+    data = make_batch(3)
+    data[position] ^= 0xFF
+    [batch] = iter_batches(data)
+    if position == 0:  # baseOffset lies outside the CRC, as in Kafka
+        assert batch.is_valid()
+    else:
+        assert not batch.is_valid()
+        with pytest.raises(CorruptRecordError, match="CRC"):
+            batch.ensure_valid()
+
+
+@pytest.mark.parametrize("cut", [1, 11, 12, 40, 60, 61, 100])
+def test_a_truncated_buffer_is_corrupt(cut):
+    data = make_batch(3)
+    with pytest.raises(CorruptRecordError, match="truncated"):
+        list(iter_batches(data[: len(data) - cut] if cut < len(data) else data[:1]))
+
+
+def test_a_length_below_the_header_size_is_corrupt():
+    data = make_batch(1)
+    struct.pack_into(">i", data, 8, 20)
+    with pytest.raises(CorruptRecordError, match="minimum"):
+        list(iter_batches(data))
+
+
+@pytest.mark.parametrize("magic", [0, 1])
+def test_magic_0_and_1_message_sets_are_refused(magic):
+    builder = LegacyRecordBatchBuilder(magic=magic, compression_type=0, batch_size=1 << 20)
+    builder.append(0, timestamp=1 if magic else None, key=b"k", value=b"v")
+    with pytest.raises(UnsupportedForMessageFormatError, match=f"magic {magic}"):
+        list(iter_batches(bytes(builder.build())))
+
+
+@pytest.mark.parametrize("codec", list(CompressionType))
+def test_batches_built_here_parse_in_kafka_python(codec):
+    records = [
+        SimpleRecord(
+            value=b"value-%d" % i * 20,
+            key=None if i % 3 == 0 else b"key-%d" % i,
+            headers=(("trace", b"t%d" % i), ("empty", None)),
+            timestamp=1_700_000_000_000 + i,
+        )
+        for i in range(50)
+    ]
+    data = build_batch(
+        records,
+        compression=codec,
+        base_offset=100,
+        producer_id=9,
+        producer_epoch=1,
+        base_sequence=40,
+    )
+    theirs = DefaultRecordBatch(bytes(data))
+    assert theirs.validate_crc()
+    assert theirs.compression_type == codec
+    assert (theirs.producer_id, theirs.producer_epoch, theirs.base_sequence) == (9, 1, 40)
+    decoded = list(theirs)
+    assert [r.offset for r in decoded] == list(range(100, 150))
+    assert [r.value for r in decoded] == [r.value for r in records]
+    assert [r.key for r in decoded] == [r.key for r in records]
+    assert [r.timestamp for r in decoded] == [r.timestamp for r in records]
+    assert [list(map(tuple, r.headers)) for r in decoded] == [list(r.headers) for r in records]
+
+
+@pytest.mark.parametrize("codec", list(CompressionType))
+def test_batches_built_by_kafka_python_parse_here(codec):
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=int(codec),
+        is_transactional=False,
+        producer_id=77,
+        producer_epoch=2,
+        base_sequence=5,
+        batch_size=1 << 20,
+    )
+    expected = []
+    for i in range(40):
+        key = None if i % 4 == 0 else b"k%d" % i
+        value = None if i == 7 else b"payload %d " % i * 30
+        headers = [("h", b"%d" % i)] if i % 2 else []
+        builder.append(i, timestamp=2_000 + 3 * i, key=key, value=value, headers=headers)
+        expected.append((i, 2_000 + 3 * i, key, value, tuple(headers)))
+    data = builder.build()
+    [batch] = iter_batches(data)
+    batch.ensure_valid()
+    assert batch.compression == codec
+    assert (batch.producer_id, batch.producer_epoch, batch.base_sequence) == (77, 2, 5)
+    assert batch.record_count == 40
+    got = [(r.offset, r.timestamp, r.key, r.value, r.headers) for r in decode_records(batch)]
+    assert got == expected
+
+
+def test_decoding_a_batch_with_a_lying_record_count_fails():
+    data = make_batch(3)
+    struct.pack_into(">i", data, 57, 4)  # recordCount
+    [batch] = iter_batches(data)
+    batch.update_crc()
+    with pytest.raises(CorruptRecordError):
+        list(decode_records(batch))
+
+
+def test_undecompressable_records_are_corrupt():
+    data = make_batch(3, compression=CompressionType.ZSTD)
+    data[HEADER_SIZE + 5 : HEADER_SIZE + 15] = b"\x00" * 10
+    [batch] = iter_batches(data)
+    with pytest.raises(CorruptRecordError, match="zstd"):
+        list(decode_records(batch))
+
+
+def test_the_header_is_61_bytes_and_views_do_not_copy():
+    data = make_batch(2)
+    view = memoryview(data)
+    batch = RecordBatch(view, 0)
+    assert HEADER_SIZE == 61
+    assert batch.records_view().obj is data
+
+
+@given(st.integers(min_value=-(1 << 63), max_value=(1 << 63) - 1))
+def test_varints_round_trip(value):
+    out = bytearray()
+    write_varint(value, out)
+    assert read_varint(bytes(out), 0) == (value, len(out))

@@ -305,7 +305,7 @@ def test_config_from_kafka_property_names():
     assert config.retention_ms == 5_000  # .ms wins over .hours, as in Kafka
     assert config.index_interval_bytes == 128
     assert LogConfig.from_properties({"log.retention.hours": "2"}).retention_ms == 7_200_000
-    with pytest.raises(ValueError, match="segment.bytes"):
+    with pytest.raises(ValueError, match=r"segment\.bytes"):
         LogConfig.from_properties({"log.segment.bytes": "abc"})
     with pytest.raises(ValueError, match=r"message\.timestamp\.type"):
         LogConfig.from_properties({"message.timestamp.type": "Wrong"})

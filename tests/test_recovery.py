@@ -1,4 +1,4 @@
-"""Crash behaviour: torn and corrupt tails, lost indexes, checkpoints, clean shutdown, write errors."""
+"""Crash behaviour: torn and corrupt tails, lost indexes, checkpoints, shutdown, write errors."""
 
 import io
 import json

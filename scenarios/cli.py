@@ -6,7 +6,7 @@ import sys
 from engine.tools.dump_log import dump_log
 
 
-def _build_parser() -> argparse.ArgumentParser:
+def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="kbench",
         description="Measure why Kafka is fast, on this machine.",
@@ -32,12 +32,14 @@ def _build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="exit 1 at any corrupt batch or index entry, naming the first one",
     )
-    return parser
+    return parser, {"dump-log": dump}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = _build_parser()
-    args = parser.parse_args(argv)
+    parser, commands = _build_parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # let the subcommand's own usage say what it expects
+        commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
     if args.command == "dump-log":
         try:
             return dump_log(args.path, records=args.records, index=args.index, verify=args.verify)

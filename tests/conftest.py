@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 
@@ -29,11 +30,14 @@ def make_batch(
 
 @pytest.fixture
 def run_kbench():
-    """Run the installed `kbench` command line as a user would."""
+    """Run the installed `kbench` console script as a user would."""
+    beside_python = os.path.join(os.path.dirname(sys.executable), "kbench")
+    kbench = beside_python if os.path.exists(beside_python) else shutil.which("kbench")
+    assert kbench, "the kbench command is not installed: pip install -e '.[dev]'"
 
     def run(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "-m", "scenarios.cli", *args],
+            [kbench, *args],
             capture_output=True,
             text=True,
             timeout=120,

@@ -1,5 +1,6 @@
-"""Property-based: random appends, reads, rolls, retention and reopens against an in-memory model."""
+"""Property-based: random appends, reads, rolls, retention and reopens against a model."""
 
+import itertools
 import shutil
 import tempfile
 
@@ -35,9 +36,11 @@ class LogMachine(RuleBasedStateMachine):
         data = bytearray()
         expected = []
         for count in counts:
-            values = [f"{self.end + len(expected) + i}|".encode().ljust(size, b".") for i in range(count)]
+            first = self.end + len(expected)
+            values = [f"{first + i}|".encode().ljust(size, b".") for i in range(count)]
             expected += values
-            data += build_batch([SimpleRecord(v, timestamp=1_000) for v in values], compression=codec)
+            records = [SimpleRecord(v, timestamp=1_000) for v in values]
+            data += build_batch(records, compression=codec)
         info = self.log.append_as_leader(data)
         assert (info.first_offset, info.last_offset) == (self.end, self.end + len(expected) - 1)
         for value in expected:
@@ -98,7 +101,7 @@ class LogMachine(RuleBasedStateMachine):
         assert (self.log.log_start_offset, self.log.log_end_offset) == (self.start, self.end)
         segments = self.log.segments
         assert [s.base_offset for s in segments] == sorted(s.base_offset for s in segments)
-        for before, after in zip(segments, segments[1:], strict=False):
+        for before, after in itertools.pairwise(segments):
             assert before.next_offset == after.base_offset
 
 

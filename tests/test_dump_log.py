@@ -1,0 +1,99 @@
+"""`kbench dump-log`, run as a user runs it."""
+
+import os
+
+from engine.records import CompressionType
+from engine.storage import Log, LogConfig
+from tests.conftest import make_batch
+
+
+def write_log(directory: str) -> Log:
+    log = Log(directory, LogConfig(segment_bytes=2_000, index_interval_bytes=200))
+    for i in range(8):
+        log.append_as_leader(
+            make_batch(3, tag=i, timestamp=5_000 + 10 * i, compression=CompressionType.GZIP)
+        )
+    log.close()
+    return log
+
+
+def test_prints_batches_records_and_indexes(tmp_path, run_kbench):
+    directory = str(tmp_path / "events-0")
+    write_log(directory)
+    result = run_kbench("dump-log", directory, "--records", "--index")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    batch_lines = [line for line in lines if line.startswith("baseOffset:")]
+    assert len(batch_lines) == 8
+    assert batch_lines[0].startswith("baseOffset: 0 lastOffset: 2 count: 3 ")
+    assert "compresscodec: gzip" in batch_lines[0] and "isvalid: true" in batch_lines[0]
+    assert "CreateTime: 5002 baseTimestamp: 5000" in batch_lines[0]
+    records = [line for line in lines if line.startswith("| offset:")]
+    assert len(records) == 24
+    assert "key: k1 payload: 0:1:xxx" in records[1]
+    assert any(line.startswith("offset: ") and "position: " in line for line in lines)
+    assert any(line.startswith("timestamp: ") for line in lines)
+
+
+def test_verify_passes_a_sound_log(tmp_path, run_kbench):
+    directory = str(tmp_path / "events-0")
+    write_log(directory)
+    result = run_kbench("dump-log", directory, "--index", "--verify")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ERROR" not in result.stdout
+
+
+def test_verify_names_the_first_corrupt_batch(tmp_path, run_kbench):
+    directory = str(tmp_path / "events-0")
+    write_log(directory)
+    segment = os.path.join(directory, "00000000000000000000.log")
+    size = len(make_batch(3, compression=CompressionType.GZIP))
+    with open(segment, "r+b") as f:
+        f.seek(size + 70)  # inside the second batch's records
+        f.write(b"\xff\xfe")
+    result = run_kbench("dump-log", segment, "--verify")
+    assert result.returncode == 1
+    assert f"offset 3 position {size}" in result.stderr
+    assert "CRC" in result.stderr
+    assert "isvalid: false" in result.stdout
+    assert run_kbench("dump-log", segment).returncode == 0  # without --verify it only reports
+
+
+def test_verify_reports_a_torn_tail(tmp_path, run_kbench):
+    directory = str(tmp_path / "events-0")
+    write_log(directory)
+    segment = os.path.join(directory, "00000000000000000000.log")
+    with open(segment, "r+b") as f:
+        f.truncate(os.path.getsize(segment) - 5)
+    result = run_kbench("dump-log", segment, "--verify")
+    assert result.returncode == 1
+    assert "invalid bytes at the end of the file" in result.stderr
+
+
+def test_verify_cross_checks_index_entries(tmp_path, run_kbench):
+    directory = str(tmp_path / "events-0")
+    write_log(directory)
+    index = os.path.join(directory, "00000000000000000000.index")
+    with open(index, "r+b") as f:
+        f.seek(4)
+        f.write((7).to_bytes(4, "big"))  # the first entry's position: not a batch start
+    result = run_kbench("dump-log", index, "--verify")
+    assert result.returncode == 1
+    assert "no batch starts at that position" in result.stderr
+
+
+def test_a_wrong_path_says_what_was_expected(tmp_path, run_kbench):
+    result = run_kbench("dump-log", str(tmp_path / "nope"))
+    assert result.returncode == 2
+    assert "expected a segment file or partition directory" in result.stderr
+    stray = tmp_path / "notes.txt"
+    stray.write_text("x")
+    result = run_kbench("dump-log", str(stray))
+    assert result.returncode == 2
+    assert "<20-digit base offset>.log" in result.stderr
+
+
+def test_an_unknown_option_prints_the_usage(run_kbench):
+    result = run_kbench("dump-log", "--bogus", "x")
+    assert result.returncode == 2
+    assert "usage: kbench dump-log" in result.stderr

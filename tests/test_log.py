@@ -121,6 +121,17 @@ def test_read_returns_whole_batches_and_at_least_one(tmp_path):
         log.read(41, 100)
 
 
+def test_a_batch_over_the_budget_is_never_skipped(tmp_path):
+    small, big = len(make_batch(1)), len(make_batch(30))
+    log = open_log(tmp_path, segment_bytes=big)
+    log.append_as_leader(make_batch(1))
+    log.append_as_leader(make_batch(30))  # rolls: offsets 1-30 alone in the second segment
+    log.append_as_leader(make_batch(1))
+    assert [s.base_offset for s in log.segments] == [0, 1, 31]
+    fetch = log.read(0, small + big - 1, min_one_message=False)
+    assert [s.length for s in fetch.slices] == [small]  # not the batch at offset 31
+
+
 def test_reads_cross_segments_while_the_budget_lasts(tmp_path):
     batch_size = len(make_batch(4))
     log = open_log(tmp_path, segment_bytes=batch_size * 3)
@@ -164,6 +175,10 @@ def test_rolls_on_segment_ms_by_record_timestamps(tmp_path):
     log.append_as_leader(make_batch(1, timestamp=10_900))
     log.append_as_leader(make_batch(1, timestamp=11_001))
     assert [s.base_offset for s in log.segments] == [0, 2]
+    log.close()  # a reopened segment measures from its first batch too
+    log = Log(log.directory, log.config, had_clean_shutdown=True, time_ms=Clock())
+    log.append_as_leader(make_batch(1, timestamp=12_002))
+    assert [s.base_offset for s in log.segments] == [0, 2, 3]
 
 
 def test_rolls_when_the_offset_index_is_full(tmp_path):

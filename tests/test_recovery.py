@@ -244,3 +244,26 @@ def test_a_failed_write_is_truncated_and_the_log_stays_consistent(tmp_path):
     reopened = Log(str(tmp_path / "t-0"), LogConfig(), recovery_point=0)
     assert reopened.recovered_bytes_truncated == 0
     assert_consistent(reopened, expected_end=12)
+
+
+def test_log_manager_applies_retention_and_flush_ms_to_every_log(tmp_path):
+    now = [1_000_000]
+    config = LogConfig(segment_bytes=BATCH, retention_bytes=BATCH, flush_ms=500)
+    manager = LogManager(str(tmp_path), config, time_ms=lambda: now[0])
+    logs = [manager.get_or_create_log(TopicPartition("t", p)) for p in range(2)]
+    for log in logs:
+        for _ in range(3):
+            log.append_as_leader(make_batch(3))
+        log.update_high_watermark(log.log_end_offset)
+    assert manager.cleanup_logs() == 4  # two closed segments each, keeping retention.bytes
+    assert [log.log_start_offset for log in logs] == [6, 6]
+    for log in logs:
+        log.append_as_leader(make_batch(1))
+    now[0] += 500
+    assert manager.flush_dirty_logs() == 2
+    assert [log.recovery_point for log in logs] == [10, 10]
+    manager.delete_log(TopicPartition("t", 1))
+    assert not os.path.exists(tmp_path / "t-1")
+    with pytest.raises(ValueError, match="illegal topic name"):
+        manager.get_or_create_log(TopicPartition("no/slashes", 0))
+    manager.shutdown()

@@ -115,7 +115,8 @@ class AbstractIndex(ABC):
 
     def close(self) -> None:
         if self._fd >= 0:
-            self.write()
+            if self._written_entries < self.entries:
+                self.flush()
             os.close(self._fd)
             self._fd = -1
 

@@ -140,7 +140,12 @@ class Log:
         i = 0
         while i < len(self._segments):
             segment = self._segments[i]
-            if segment.needs_recovery or i >= first_unflushed:
+            last = i == len(self._segments) - 1
+            if (
+                segment.needs_recovery
+                or i >= first_unflushed
+                or (last and not segment.tail_is_sound())
+            ):
                 truncated = segment.recover()
                 if truncated:
                     self.recovered_bytes_truncated += truncated
@@ -312,7 +317,10 @@ class Log:
                 max_position,
                 min_one_batch=min_one_message and not slices,
             )
-            if file_slice is not None:
+            if file_slice is None:
+                if offset < segment.next_offset:
+                    break  # the next batch is larger than the budget: never skip past it
+            else:
                 slices.append(file_slice)
                 remaining -= file_slice.length
                 if file_slice.position + file_slice.length < max_position:
@@ -421,6 +429,7 @@ class Log:
     # -- close ----------------------------------------------------------------------------------
     def close(self) -> None:
         """Flush everything, write the indexes and close the files (a clean shutdown)."""
+        self.active_segment.on_become_inactive()
         self.flush()
         self.delete_pending_segments(now=(1 << 63) - 1)
         for segment in self._segments:

@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from engine.errors import CorruptRecordError, UnsupportedForMessageFormatError
 from engine.records.batch import MAGIC, RecordBatch
 from engine.records.record import decode_records
+from engine.storage.config import LogConfig
 from engine.storage.file_records import BatchHeader, FileRecords, FileSlice, read_batches
 from engine.storage.index import IndexCorruptError
 from engine.storage.offset_index import OffsetIndex
@@ -86,12 +87,25 @@ class LogSegment:
     @property
     def next_offset(self) -> int:
         """The offset after the last batch in this segment (its base offset when empty)."""
-        if self._next_offset is None:
-            next_offset = self.base_offset
-            for header in self.log.batch_headers(self.offset_index.last_entry[1]):
-                next_offset = header.last_offset + 1
-            self._next_offset = next_offset
+        if self._next_offset is None and not self.tail_is_sound():
+            raise CorruptRecordError(f"{self.log.path} ends in a partial or corrupt batch")
         return self._next_offset
+
+    def tail_is_sound(self) -> bool:
+        """Scan the headers after the last index entry: do they end exactly at the file's end?
+
+        The cheap check for a segment trusted without recovery; it also learns the next offset.
+        """
+        next_offset, end = self.base_offset, self.offset_index.last_entry[1]
+        try:
+            for header in self.log.batch_headers(end):
+                next_offset, end = header.last_offset + 1, header.position + header.size
+        except CorruptRecordError:
+            return False
+        if end != self.log.size:
+            return False
+        self._next_offset = next_offset
+        return True
 
     def largest_timestamp(self) -> int:
         """The segment's largest record timestamp; the file's mtime if it holds none (as Kafka)."""
@@ -100,13 +114,15 @@ class LogSegment:
         return int(os.stat(self.log.path).st_mtime * 1000)
 
     def should_roll(
-        self, append_size: int, max_timestamp: int, last_offset: int, config, now_ms: int
+        self, append_size: int, max_timestamp: int, last_offset: int, config: LogConfig, now_ms: int
     ) -> bool:
         if self.size == 0:
             return False
         if self.size > config.segment_bytes - append_size:
             return True
-        if self.rolling_based_timestamp is not None and max_timestamp >= 0:
+        if self.rolling_based_timestamp is None:  # a reopened segment: its first batch's time
+            self.rolling_based_timestamp = next(self.log.batch_headers()).max_timestamp
+        if self.rolling_based_timestamp >= 0:
             waited = max_timestamp - self.rolling_based_timestamp
         else:
             waited = now_ms - self.created_ms
@@ -175,10 +191,10 @@ class LogSegment:
         self.time_index.delete()
 
     # -- lookups --------------------------------------------------------------------------------
-    def translate_offset(self, offset: int, start_position: int = 0) -> BatchHeader | None:
+    def translate_offset(self, offset: int) -> BatchHeader | None:
         """The first batch whose last offset is at or beyond offset, or None past the end."""
         _, position = self.offset_index.lookup(offset)
-        for header in self.log.batch_headers(max(position, start_position)):
+        for header in self.log.batch_headers(position):
             if header.last_offset >= offset:
                 return header
         return None

@@ -142,8 +142,10 @@ class RecordBatch:
         return self.buffer[self.position + HEADER_SIZE : self.position + self.size_in_bytes]
 
     def compute_crc(self) -> int:
-        start = self.position + _ATTRIBUTES_OFFSET
-        return crc32c(self.buffer[start : self.position + self.size_in_bytes])
+        position = self.position
+        return crc32c(
+            self.buffer[position + _ATTRIBUTES_OFFSET : position + 12 + self.batch_length]
+        )
 
     def is_valid(self) -> bool:
         return self.compute_crc() == self.crc
@@ -205,26 +207,37 @@ def iter_batches(buffer: bytes | bytearray | memoryview, start: int = 0) -> Iter
     position = start
     while position < end:
         remaining = end - position
-        if remaining < LOG_OVERHEAD:
-            raise CorruptRecordError(
-                f"truncated batch at position {position}: {remaining} bytes, "
-                f"need at least {LOG_OVERHEAD} for offset and length"
+        if remaining < HEADER_SIZE:
+            _check_short_tail(view, position, remaining)
+        batch = RecordBatch(view, position)  # one unpack of the 61-byte header
+        if batch.magic != MAGIC:
+            raise UnsupportedForMessageFormatError(
+                f"message format magic {batch.magic} at position {position}: "
+                "only record batch v2 (magic 2) is supported"
             )
-        _, size = read_batch_prefix(view, position)
+        size = batch.batch_length + LOG_OVERHEAD
         if size > remaining:
             raise CorruptRecordError(
                 f"truncated batch at position {position}: length field says {size} bytes, "
                 f"{remaining} present"
             )
-        if remaining > _MAGIC_OFFSET and view[position + _MAGIC_OFFSET] != MAGIC:
-            raise UnsupportedForMessageFormatError(
-                f"message format magic {view[position + _MAGIC_OFFSET]} at position {position}: "
-                f"only record batch v2 (magic 2) is supported"
-            )
-        if size - LOG_OVERHEAD < MIN_BATCH_LENGTH:
+        if size < HEADER_SIZE:
             raise CorruptRecordError(
                 f"batch at position {position} has length {size - LOG_OVERHEAD}, "
                 f"below the minimum {MIN_BATCH_LENGTH}"
             )
-        yield RecordBatch(view, position)
+        yield batch
         position += size
+
+
+def _check_short_tail(view: memoryview, position: int, remaining: int) -> None:
+    """Explain why fewer bytes than a batch header remain: an old format, or a torn batch."""
+    if remaining > _MAGIC_OFFSET and view[position + _MAGIC_OFFSET] != MAGIC:
+        raise UnsupportedForMessageFormatError(
+            f"message format magic {view[position + _MAGIC_OFFSET]} at position {position}: "
+            "only record batch v2 (magic 2) is supported"
+        )
+    raise CorruptRecordError(
+        f"truncated batch at position {position}: {remaining} bytes, "
+        f"fewer than the {HEADER_SIZE}-byte header"
+    )

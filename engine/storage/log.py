@@ -21,7 +21,7 @@ from engine.errors import (
     OffsetOutOfRangeError,
     RecordTooLargeError,
 )
-from engine.records.batch import RecordBatch, iter_batches
+from engine.records.batch import LOG_OVERHEAD, RecordBatch, iter_batches
 from engine.storage.config import LogConfig
 from engine.storage.file_records import FileSlice
 from engine.storage.log_segment import (
@@ -221,9 +221,9 @@ class Log:
             batch.set_offsets(next_offset, leader_epoch)
             if log_append_time >= 0:
                 batch.set_log_append_time(log_append_time)
+            next_offset += batch.last_offset_delta + 1
             if batch.max_timestamp > max_timestamp:
-                max_timestamp, offset_of_max_timestamp = batch.max_timestamp, batch.last_offset
-            next_offset = batch.next_offset
+                max_timestamp, offset_of_max_timestamp = batch.max_timestamp, next_offset - 1
         segment = self._maybe_roll(len(view), max_timestamp, next_offset - 1, now)
         segment.append(view, batches)
         self.log_end_offset = next_offset
@@ -247,19 +247,22 @@ class Log:
         if not batches:
             raise InvalidRecordError("produce request holds no record batch")
         record_count = 0
+        max_batch_length = self.config.max_message_bytes - LOG_OVERHEAD
         for batch in batches:
-            if batch.size_in_bytes > self.config.max_message_bytes:
+            count = batch.record_count
+            if batch.batch_length > max_batch_length:
                 raise RecordTooLargeError(
                     f"batch of {batch.size_in_bytes} bytes exceeds max.message.bytes "
                     f"{self.config.max_message_bytes}"
                 )
-            if batch.record_count <= 0 or batch.record_count != batch.last_offset_delta + 1:
+            if count <= 0 or count != batch.last_offset_delta + 1:
                 raise InvalidRecordError(
-                    f"batch holds {batch.record_count} records but its last offset delta is "
+                    f"batch holds {count} records but its last offset delta is "
                     f"{batch.last_offset_delta}"
                 )
-            batch.ensure_valid()
-            record_count += batch.record_count
+            if batch.compute_crc() != batch.crc:
+                batch.ensure_valid()  # raises, with the offset and both CRCs
+            record_count += count
         return batches, record_count
 
     def _maybe_roll(self, size: int, max_timestamp: int, last_offset: int, now: int) -> LogSegment:

@@ -15,7 +15,7 @@ import os
 from collections.abc import Iterator
 
 from engine.errors import CorruptRecordError, UnsupportedForMessageFormatError
-from engine.records.batch import MAGIC, RecordBatch
+from engine.records.batch import LOG_OVERHEAD, MAGIC, RecordBatch
 from engine.records.record import decode_records
 from engine.storage.config import LogConfig
 from engine.storage.file_records import BatchHeader, FileRecords, FileSlice, read_batches
@@ -138,24 +138,34 @@ class LogSegment:
         """Write batches (laid end to end in data, offsets assigned) with one write call."""
         position = self.log.size
         self.log.append(data)
-        for batch in batches:
-            self._index_batch(batch.last_offset, batch.max_timestamp, position, batch.size_in_bytes)
-            position += batch.size_in_bytes
+        self._index_batches(batches, position)
         self._next_offset = batches[-1].next_offset
 
-    def _index_batch(self, last_offset: int, max_timestamp: int, position: int, size: int) -> None:
+    def _index_batches(self, batches: list[RecordBatch], position: int) -> None:
+        """Track the largest timestamp and add index entries for batches written at position.
+
+        On the produce hot path: state is kept in locals for the loop and stored once.
+        """
         if self.rolling_based_timestamp is None:
-            self.rolling_based_timestamp = max_timestamp
-        if max_timestamp > self.max_timestamp:
-            self.max_timestamp = max_timestamp
-            self.offset_of_max_timestamp = last_offset
-        if self.bytes_since_last_index_entry > self.index_interval_bytes:
-            self.offset_index.append(last_offset, position)
-            self.time_index.maybe_append(self.max_timestamp, self.offset_of_max_timestamp)
-            self.bytes_since_last_index_entry = 0
-        # Counted after the check, as in Kafka: the first batch of a segment gets no entry (the
-        # lookup falls back to position 0 for it).
-        self.bytes_since_last_index_entry += size
+            self.rolling_based_timestamp = batches[0].max_timestamp
+        interval = self.index_interval_bytes
+        since_last_entry = self.bytes_since_last_index_entry
+        max_timestamp, offset_of_max = self.max_timestamp, self.offset_of_max_timestamp
+        for batch in batches:
+            last_offset = batch.base_offset + batch.last_offset_delta
+            if batch.max_timestamp > max_timestamp:
+                max_timestamp, offset_of_max = batch.max_timestamp, last_offset
+            if since_last_entry > interval:
+                self.offset_index.append(last_offset, position)
+                self.time_index.maybe_append(max_timestamp, offset_of_max)
+                since_last_entry = 0
+            # Counted after the check, as in Kafka: a segment's first batch gets no entry (a
+            # lookup falls back to position 0 for it).
+            size = batch.batch_length + LOG_OVERHEAD
+            since_last_entry += size
+            position += size
+        self.bytes_since_last_index_entry = since_last_entry
+        self.max_timestamp, self.offset_of_max_timestamp = max_timestamp, offset_of_max
 
     def on_become_inactive(self) -> None:
         """Before a roll or close: record the largest timestamp as the time index's last entry."""
@@ -263,9 +273,7 @@ class LogSegment:
         try:
             for position, batch in read_batches(self.log.fd, self.log.size):
                 validate_stored_batch(batch, position, expected_offset)
-                self._index_batch(
-                    batch.last_offset, batch.max_timestamp, position, batch.size_in_bytes
-                )
+                self._index_batches([batch], position)
                 expected_offset = batch.next_offset
                 valid = position + batch.size_in_bytes
         except (CorruptRecordError, UnsupportedForMessageFormatError) as exc:

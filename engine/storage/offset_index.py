@@ -59,12 +59,15 @@ class OffsetIndex(AbstractIndex):
         del self._positions[count:]
 
     def append(self, offset: int, position: int) -> None:
-        relative = self._relative(offset)
+        relative = offset - self.base_offset
+        # array("i") itself refuses a relative offset or position beyond 32 bits (OverflowError)
         if self._offsets and (relative <= self._offsets[-1] or position <= self._positions[-1]):
             raise ValueError(
                 f"index entry ({offset}, {position}) does not follow the last entry "
                 f"({self.base_offset + self._offsets[-1]}, {self._positions[-1]})"
             )
+        if relative < 0:
+            raise ValueError(f"offset {offset} is below the index base {self.base_offset}")
         self._offsets.append(relative)
         self._positions.append(position)
 

@@ -95,7 +95,7 @@ class Log:
         self._base_offsets: list[int] = []
         self._pending_deletes: list[tuple[int, LogSegment]] = []
         self.recovered_bytes_truncated = 0
-        self._load(recovery_point, had_clean_shutdown)
+        self._load(recovery_point, log_start_offset, had_clean_shutdown)
         self.log_end_offset = self.active_segment.next_offset
         self.log_start_offset = min(
             max(log_start_offset, self._segments[0].base_offset), self.log_end_offset
@@ -110,7 +110,7 @@ class Log:
         self._last_flush_ms = self._time_ms()
 
     # -- loading --------------------------------------------------------------------------------
-    def _load(self, recovery_point: int, had_clean_shutdown: bool) -> None:
+    def _load(self, recovery_point: int, log_start_offset: int, had_clean_shutdown: bool) -> None:
         names = os.listdir(self.directory)
         for name in names:  # leftovers of deletes and swaps interrupted by a crash
             if name.endswith(_TEMPORARY_SUFFIXES):
@@ -131,8 +131,8 @@ class Log:
         now = self._time_ms()
         for base_offset in base_offsets:
             self._add_segment(self._new_segment(base_offset, now))
-        if not self._segments:
-            self._add_segment(self._new_segment(0, now))
+        if not self._segments:  # a new log, or one whose segments were all deleted
+            self._add_segment(self._new_segment(log_start_offset, now))
             return
         first_unflushed = (
             len(base_offsets) if had_clean_shutdown else self._segment_index(recovery_point)

@@ -27,6 +27,12 @@ class RecordTooLargeError(KafkaError):
     error_code = 10
 
 
+class RecordListTooLargeError(KafkaError):
+    """One append's batches exceed segment.bytes (RECORD_LIST_TOO_LARGE)."""
+
+    error_code = 18
+
+
 class UnsupportedForMessageFormatError(KafkaError):
     """A magic 0 or 1 message set: only record batch v2 is stored."""
 

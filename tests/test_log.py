@@ -8,6 +8,7 @@ from engine.errors import (
     CorruptRecordError,
     InvalidRecordError,
     OffsetOutOfRangeError,
+    RecordListTooLargeError,
     RecordTooLargeError,
     UnsupportedForMessageFormatError,
 )
@@ -324,3 +325,21 @@ def test_config_from_kafka_property_names():
         LogConfig.from_properties({"log.segment.bytes": "abc"})
     with pytest.raises(ValueError, match=r"message\.timestamp\.type"):
         LogConfig.from_properties({"message.timestamp.type": "Wrong"})
+
+
+def test_an_append_larger_than_a_segment_is_refused(tmp_path):
+    batch_size = len(make_batch(2))
+    log = open_log(tmp_path, segment_bytes=batch_size * 2)
+    with pytest.raises(RecordListTooLargeError, match=r"segment\.bytes"):
+        log.append_as_leader(make_batch(2) * 3)
+    assert (log.log_end_offset, log.size) == (0, 0)
+    with pytest.raises(ValueError, match=r"segment\.bytes must be between"):
+        LogConfig(segment_bytes=1 << 31)
+
+
+def test_batches_without_timestamps_add_no_time_index_entry(tmp_path):
+    log = open_log(tmp_path, index_interval_bytes=0)
+    for _ in range(3):
+        log.append_as_leader(make_batch(1, timestamp=-1))
+    assert log.active_segment.time_index.entries == 0
+    assert log.active_segment.offset_index.entries == 2

@@ -4,10 +4,12 @@ import itertools
 import shutil
 import tempfile
 
+import pytest
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
+from engine.errors import RecordListTooLargeError
 from engine.records import CompressionType, SimpleRecord, build_batch, decode_records, iter_batches
 from engine.storage import Log, LogConfig
 
@@ -41,6 +43,10 @@ class LogMachine(RuleBasedStateMachine):
             expected += values
             records = [SimpleRecord(v, timestamp=1_000) for v in values]
             data += build_batch(records, compression=codec)
+        if len(data) > CONFIG.segment_bytes:  # Kafka refuses, and appends nothing
+            with pytest.raises(RecordListTooLargeError):
+                self.log.append_as_leader(data)
+            return
         info = self.log.append_as_leader(data)
         assert (info.first_offset, info.last_offset) == (self.end, self.end + len(expected) - 1)
         for value in expected:

@@ -16,7 +16,9 @@ from engine.records import (
     SimpleRecord,
     TimestampType,
     build_batch,
+    compress,
     decode_records,
+    decompress,
     iter_batches,
 )
 from engine.records.record import read_varint, write_varint
@@ -199,3 +201,22 @@ def test_varints_round_trip(value):
     out = bytearray()
     write_varint(value, out)
     assert read_varint(bytes(out), 0) == (value, len(out))
+
+
+def test_a_header_key_that_is_not_utf8_is_replaced_as_java_does():
+    data = build_batch([SimpleRecord(b"v", headers=(("k", b"x"),))])
+    key_at = bytes(data).index(b"kx") if b"kx" in bytes(data) else bytes(data).rindex(b"k")
+    data[key_at] = 0xFF
+    [batch] = iter_batches(data)
+    batch.update_crc()
+    [record] = decode_records(batch)
+    assert record.headers == (("\ufffd", b"x"),)
+
+
+@pytest.mark.parametrize("codec", [CompressionType.SNAPPY, CompressionType.ZSTD])
+def test_concatenated_streams_decode_and_truncated_ones_fail(codec):
+    payload = b"kafka " * 5000
+    once = compress(codec, payload)
+    assert decompress(codec, once + once) == payload * 2
+    with pytest.raises(CorruptRecordError):
+        decompress(codec, once[:-3])

@@ -29,7 +29,8 @@ class CompressionType(IntEnum):
     ZSTD = 4
 
 
-_XERIAL_HEADER = b"\x82SNAPPY\x00" + struct.pack(">ii", 1, 1)
+_XERIAL_MAGIC = b"\x82SNAPPY\x00"
+_XERIAL_HEADER = _XERIAL_MAGIC + struct.pack(">ii", 1, 1)  # magic, version, compatible version
 _XERIAL_BLOCK = 32 * 1024
 _BLOCK_LENGTH = struct.Struct(">i")
 _GZIP_LEVEL = 6  # compression.gzip.level default: zlib's default level
@@ -47,12 +48,15 @@ def _snappy_compress(data: bytes) -> bytes:
 
 
 def _snappy_decompress(data: bytes) -> bytes:
-    if not data.startswith(_XERIAL_HEADER[:8]):
+    if not data.startswith(_XERIAL_MAGIC):
         return bytes(cramjam.snappy.decompress_raw(data))
     out = bytearray()
     view = memoryview(data)
-    pos = len(_XERIAL_HEADER)
+    pos = 0
     while pos < len(view):
+        if view[pos : pos + len(_XERIAL_MAGIC)] == _XERIAL_MAGIC:  # snappy-java reads
+            pos += len(_XERIAL_HEADER)  # concatenated streams, each with its own header
+            continue
         (length,) = _BLOCK_LENGTH.unpack_from(view, pos)
         pos += 4
         if length < 0 or pos + length > len(view):
@@ -63,8 +67,16 @@ def _snappy_decompress(data: bytes) -> bytes:
 
 
 def _zstd_decompress(data: bytes) -> bytes:
-    # decompressobj handles frames that do not record their content size.
-    return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    # A decompressobj handles frames that do not record their content size (zstd-jni streams);
+    # one per frame, so that concatenated frames decode too and a truncated one is an error.
+    out = bytearray()
+    while data:
+        frame = zstandard.ZstdDecompressor().decompressobj()
+        out += frame.decompress(data)
+        if not frame.eof:
+            raise CorruptRecordError("truncated zstd frame")
+        data = frame.unused_data
+    return bytes(out)
 
 
 _COMPRESS = {

@@ -111,13 +111,16 @@ def decode_records(batch: RecordBatch) -> Iterator[Record]:
         key, position = _read_bytes(data, position)
         value, position = _read_bytes(data, position)
         header_count, position = read_varint(data, position)
+        if header_count < 0:
+            raise CorruptRecordError(f"record with {header_count} headers")
         headers = []
         for _ in range(header_count):
             header_key, position = _read_bytes(data, position)
             header_value, position = _read_bytes(data, position)
             if header_key is None:
                 raise CorruptRecordError("record header with a null key")
-            headers.append((header_key.decode(), header_value))
+            # Java's String(bytes, UTF_8) replaces malformed bytes rather than failing
+            headers.append((header_key.decode("utf-8", "replace"), header_value))
         if position != end:
             raise CorruptRecordError(
                 f"record at offset delta {offset_delta} has length {length} "

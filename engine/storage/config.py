@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 _LONG_MAX = (1 << 63) - 1
+_INT_MAX = (1 << 31) - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +28,10 @@ class LogConfig:
     )
 
     def __post_init__(self) -> None:
-        if self.segment_bytes < 14:  # Kafka's minimum: room for one batch's offset and length
-            raise ValueError(f"segment.bytes must be at least 14, got {self.segment_bytes}")
+        if not 14 <= self.segment_bytes <= _INT_MAX:  # positions in the index are int32
+            raise ValueError(
+                f"segment.bytes must be between 14 and {_INT_MAX}, got {self.segment_bytes}"
+            )
         if self.segment_index_bytes < 8:
             raise ValueError(
                 f"segment.index.bytes must be at least 8, got {self.segment_index_bytes}"

@@ -87,9 +87,12 @@ class FileRecords:
         self.path = path
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
         self.size = os.fstat(self.fd).st_size
+        self.failure: str | None = None  # set when a failed write could not be undone
 
     def append(self, data: memoryview | bytes) -> None:
         """Write data at the end; on any error truncate the partial write and raise."""
+        if self.failure is not None:
+            raise KafkaStorageError(f"{self.path} is offline until recovered: {self.failure}")
         start = self.size
         written = 0
         try:
@@ -103,10 +106,13 @@ class FileRecords:
         try:
             os.ftruncate(self.fd, start)
         except OSError as truncate_exc:
-            raise KafkaStorageError(
-                f"write to {self.path} at position {start} failed ({exc.strerror}) and the "
-                f"partial write could not be truncated ({truncate_exc.strerror})"
-            ) from exc
+            # The file now holds bytes the log does not account for: refuse further appends;
+            # recovery on the next open truncates them.
+            self.failure = (
+                f"write at position {start} failed ({exc.strerror}) and the partial write "
+                f"could not be truncated ({truncate_exc.strerror})"
+            )
+            raise KafkaStorageError(f"{self.path}: {self.failure}") from exc
         raise KafkaStorageError(
             f"write to {self.path} at position {start} failed ({exc.strerror}); "
             f"{written} partially written bytes truncated, the log is unchanged"

@@ -19,6 +19,7 @@ from enum import Enum
 from engine.errors import (
     InvalidRecordError,
     OffsetOutOfRangeError,
+    RecordListTooLargeError,
     RecordTooLargeError,
 )
 from engine.records.batch import LOG_OVERHEAD, RecordBatch, iter_batches
@@ -246,6 +247,11 @@ class Log:
         batches = list(iter_batches(view))
         if not batches:
             raise InvalidRecordError("produce request holds no record batch")
+        if len(view) > self.config.segment_bytes:
+            raise RecordListTooLargeError(
+                f"{len(view)} bytes of batches in one append exceed segment.bytes "
+                f"{self.config.segment_bytes}"
+            )
         record_count = 0
         max_batch_length = self.config.max_message_bytes - LOG_OVERHEAD
         for batch in batches:

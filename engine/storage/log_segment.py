@@ -49,8 +49,16 @@ class LogSegment:
         self.index_interval_bytes = index_interval_bytes
         self.created_ms = created_ms
         self.log = FileRecords(self._path(LOG_SUFFIX))
-        self.offset_index, index_ok = self._open_index(OffsetIndex, INDEX_SUFFIX, max_index_size)
-        self.time_index, time_ok = self._open_index(TimeIndex, TIME_INDEX_SUFFIX, max_index_size)
+        try:
+            self.offset_index, index_ok = self._open_index(
+                OffsetIndex, INDEX_SUFFIX, max_index_size
+            )
+            self.time_index, time_ok = self._open_index(
+                TimeIndex, TIME_INDEX_SUFFIX, max_index_size
+            )
+        except OSError:
+            self.log.close()
+            raise
         # Indexes that were missing or corrupt are rebuilt by recover(); Log calls it.
         self.needs_recovery = not (index_ok and time_ok) or not self._indexes_match_log()
         self.bytes_since_last_index_entry = 0
@@ -297,7 +305,7 @@ def validate_stored_batch(batch: RecordBatch, position: int, expected_offset: in
             f"batch at position {position} has base offset {batch.base_offset}, "
             f"expected {expected_offset}"
         )
-    if batch.record_count != batch.last_offset_delta + 1:
+    if batch.record_count <= 0 or batch.record_count != batch.last_offset_delta + 1:
         raise CorruptRecordError(
             f"batch at position {position} has {batch.record_count} records "
             f"but last offset delta {batch.last_offset_delta}"

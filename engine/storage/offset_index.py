@@ -16,6 +16,8 @@ from bisect import bisect_right
 
 from engine.storage.index import AbstractIndex, IndexCorruptError
 
+_INT_MAX = (1 << 31) - 1
+
 
 class OffsetIndex(AbstractIndex):
     entry_size = 8
@@ -60,14 +62,13 @@ class OffsetIndex(AbstractIndex):
 
     def append(self, offset: int, position: int) -> None:
         relative = offset - self.base_offset
-        # array("i") itself refuses a relative offset or position beyond 32 bits (OverflowError)
         if self._offsets and (relative <= self._offsets[-1] or position <= self._positions[-1]):
             raise ValueError(
                 f"index entry ({offset}, {position}) does not follow the last entry "
                 f"({self.base_offset + self._offsets[-1]}, {self._positions[-1]})"
             )
-        if relative < 0:
-            raise ValueError(f"offset {offset} is below the index base {self.base_offset}")
+        if not (0 <= relative <= _INT_MAX and 0 <= position <= _INT_MAX):
+            raise ValueError(f"index entry ({offset}, {position}) is out of int32 range")
         self._offsets.append(relative)
         self._positions.append(position)
 

@@ -56,7 +56,8 @@ class TimeIndex(AbstractIndex):
 
     def maybe_append(self, timestamp: int, offset: int) -> None:
         """Add (timestamp, offset) if timestamp is larger than the last entry's."""
-        if self._timestamps and timestamp <= self._timestamps[-1]:
+        last = self._timestamps[-1] if self._timestamps else NO_TIMESTAMP
+        if timestamp <= last:  # an empty index acts as if it held (NO_TIMESTAMP, base), as Kafka
             return
         relative = self._relative(offset)
         if self._offsets and relative < self._offsets[-1]:

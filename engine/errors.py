@@ -39,6 +39,18 @@ class UnsupportedForMessageFormatError(KafkaError):
     error_code = 43
 
 
+class OutOfOrderSequenceError(KafkaError):
+    """An idempotent producer's batch does not follow its previous one (a gap)."""
+
+    error_code = 45
+
+
+class InvalidProducerEpochError(KafkaError):
+    """A batch from an older epoch of a producer id than the log has seen (fenced)."""
+
+    error_code = 47
+
+
 class KafkaStorageError(KafkaError):
     """A disk operation failed (KAFKA_STORAGE_ERROR); the log was left consistent."""
 

@@ -19,11 +19,9 @@ from engine.records.batch import HEADER_SIZE, LOG_OVERHEAD, MAGIC, RecordBatch, 
 
 _SCAN_CHUNK = 16 * 1024  # headers are read this many bytes at a time when batches are small
 _READ_CHUNK = 8 * 1024 * 1024  # whole batches are read this many bytes at a time
-_SCAN_FIELDS = struct.Struct(
-    ">qi4xb4x2xi8xq"
-)  # baseOffset, length, magic, lastOffsetDelta, maxTimestamp
-_SCAN_SIZE = 43
-_MAGIC_OFFSET = 16
+# baseOffset, length, magic, lastOffsetDelta, maxTimestamp, producerId, producerEpoch, baseSequence
+_SCAN_FIELDS = struct.Struct(">qi4xb4x2xi8xqqhi4x")
+_SCAN_SIZE = HEADER_SIZE
 
 assert _SCAN_FIELDS.size == _SCAN_SIZE
 
@@ -36,6 +34,9 @@ class BatchHeader(NamedTuple):
     base_offset: int
     last_offset: int
     max_timestamp: int
+    producer_id: int
+    producer_epoch: int
+    base_sequence: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,9 +149,8 @@ class FileRecords:
                 rel = 0
                 if len(chunk) < _SCAN_SIZE:
                     return
-            base_offset, length, magic, last_delta, max_timestamp = _SCAN_FIELDS.unpack_from(
-                chunk, rel
-            )
+            fields = _SCAN_FIELDS.unpack_from(chunk, rel)
+            base_offset, length, magic, last_delta, max_timestamp, producer_id, epoch, seq = fields
             size = length + LOG_OVERHEAD
             if magic != MAGIC or size < HEADER_SIZE:
                 raise CorruptRecordError(
@@ -158,7 +158,16 @@ class FileRecords:
                 )
             if position + size > end:
                 return
-            yield BatchHeader(position, size, base_offset, base_offset + last_delta, max_timestamp)
+            yield BatchHeader(
+                position,
+                size,
+                base_offset,
+                base_offset + last_delta,
+                max_timestamp,
+                producer_id,
+                epoch,
+                seq,
+            )
             position += size
 
     def flush(self) -> None:

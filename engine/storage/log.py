@@ -19,6 +19,7 @@ from enum import Enum
 from engine.errors import (
     InvalidRecordError,
     OffsetOutOfRangeError,
+    OutOfOrderSequenceError,
     RecordListTooLargeError,
     RecordTooLargeError,
 )
@@ -32,6 +33,7 @@ from engine.storage.log_segment import (
     TIME_INDEX_SUFFIX,
     LogSegment,
 )
+from engine.storage.producer_state import BatchMetadata, ProducerStateManager
 
 _TEMPORARY_SUFFIXES = (DELETED_SUFFIX, ".cleaned", ".swap", ".tmp")
 
@@ -56,6 +58,7 @@ class LogAppendInfo:
     record_count: int
     valid_bytes: int
     batches: list[RecordBatch] = field(repr=False)
+    duplicate: bool = False  # a producer's retry, answered with the original offsets
 
 
 @dataclass(slots=True)
@@ -109,6 +112,8 @@ class Log:
         self.update_high_watermark(high_watermark)
         self._unflushed_messages = 0
         self._last_flush_ms = self._time_ms()
+        self.producer_state = ProducerStateManager(directory)
+        self._rebuild_producer_state()
 
     # -- loading --------------------------------------------------------------------------------
     def _load(self, recovery_point: int, log_start_offset: int, had_clean_shutdown: bool) -> None:
@@ -214,6 +219,20 @@ class Log:
         if view.readonly:
             view = memoryview(bytearray(view))
         batches, record_count = self._analyze_and_validate(view)
+        duplicate = self._check_producer_state(batches)
+        if duplicate is not None:  # a retry of a batch already in the log: nothing to append
+            return LogAppendInfo(
+                first_offset=duplicate.first_offset,
+                last_offset=duplicate.last_offset,
+                max_timestamp=duplicate.timestamp,
+                offset_of_max_timestamp=duplicate.last_offset,
+                log_append_time=-1,
+                log_start_offset=self.log_start_offset,
+                record_count=0,
+                valid_bytes=0,
+                batches=[],
+                duplicate=True,
+            )
         now = self._time_ms()
         log_append_time = now if self.config.message_timestamp_type == "LogAppendTime" else -1
         first_offset = next_offset = self.log_end_offset
@@ -228,6 +247,7 @@ class Log:
         segment = self._maybe_roll(len(view), max_timestamp, next_offset - 1, now)
         segment.append(view, batches)
         self.log_end_offset = next_offset
+        self._update_producer_state(batches)
         self._unflushed_messages += record_count
         if self._unflushed_messages >= self.config.flush_messages:
             self.flush()
@@ -242,6 +262,64 @@ class Log:
             valid_bytes=len(view),
             batches=batches,
         )
+
+    def _check_producer_state(self, batches: list[RecordBatch]) -> BatchMetadata | None:
+        """Sequence checks of idempotent producers; the original batch if this is a retry."""
+        in_request: dict[int, tuple[int, int]] = {}  # producer id -> (epoch, last sequence)
+        for batch in batches:
+            producer_id = batch.producer_id
+            if producer_id < 0:
+                continue
+            earlier = in_request.get(producer_id)
+            if earlier is None:
+                duplicate = self.producer_state.check(
+                    producer_id, batch.producer_epoch, batch.base_sequence, batch.last_sequence
+                )
+                if duplicate is not None:
+                    return duplicate
+            elif earlier != (batch.producer_epoch, (batch.base_sequence - 1) % (1 << 31)):
+                raise OutOfOrderSequenceError(
+                    f"producer {producer_id}: batches in one request do not follow each other"
+                )
+            in_request[producer_id] = (batch.producer_epoch, batch.last_sequence)
+        return None
+
+    def _update_producer_state(self, batches) -> None:
+        state = self.producer_state
+        for batch in batches:
+            if batch.producer_id >= 0:
+                state.update(
+                    batch.producer_id,
+                    batch.producer_epoch,
+                    batch.base_sequence,
+                    batch.last_sequence,
+                    batch.last_offset,
+                    batch.last_offset - batch.base_offset,
+                    batch.max_timestamp,
+                )
+        state.map_end_offset = self.log_end_offset
+
+    def _rebuild_producer_state(self) -> None:
+        """From the newest snapshot at or below the log end, then the batches after it."""
+        state = self.producer_state
+        state.load_latest_snapshot(self.log_end_offset)
+        start = max(state.map_end_offset, self.log_start_offset)
+        for segment in self._segments[self._segment_index(start) :]:
+            header = segment.translate_offset(start)
+            if header is None:
+                continue
+            for batch in segment.batches(header.position):
+                if batch.producer_id >= 0:
+                    state.update(
+                        batch.producer_id,
+                        batch.producer_epoch,
+                        batch.base_sequence,
+                        (batch.base_sequence + batch.last_offset - batch.base_offset) % (1 << 31),
+                        batch.last_offset,
+                        batch.last_offset - batch.base_offset,
+                        batch.max_timestamp,
+                    )
+        state.map_end_offset = self.log_end_offset
 
     def _analyze_and_validate(self, view: memoryview) -> tuple[list[RecordBatch], int]:
         batches = list(iter_batches(view))
@@ -286,6 +364,8 @@ class Log:
         self.flush(self.log_end_offset)
         segment = self._new_segment(self.log_end_offset, self._time_ms())
         self._add_segment(segment)
+        # As Kafka: a snapshot per segment bounds the rebuild after a crash to the active one.
+        self.producer_state.take_snapshot()
         return segment
 
     # -- read -----------------------------------------------------------------------------------
@@ -425,6 +505,7 @@ class Log:
         if count:
             self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
             self.recovery_point = max(self.recovery_point, self.log_start_offset)
+            self.producer_state.delete_snapshots_below(self.log_start_offset)
         return count
 
     def delete_pending_segments(self, now: int | None = None) -> None:
@@ -440,6 +521,7 @@ class Log:
         """Flush everything, write the indexes and close the files (a clean shutdown)."""
         self.active_segment.on_become_inactive()
         self.flush()
+        self.producer_state.take_snapshot()
         self.delete_pending_segments(now=(1 << 63) - 1)
         for segment in self._segments:
             segment.close()

@@ -86,7 +86,7 @@ class ProducerStateManager:
             return None  # a producer this log has not seen (or whose state expired): accept
         if epoch < entry.producer_epoch:
             raise InvalidProducerEpochError(
-                f"producer {producer_id} epoch {epoch} is older than the current {entry.producer_epoch}"
+                f"producer {producer_id} epoch {epoch} is older than {entry.producer_epoch}"
             )
         if epoch > entry.producer_epoch:
             if first_sequence != 0:

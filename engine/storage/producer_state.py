@@ -30,9 +30,7 @@ SNAPSHOT_SUFFIX = ".snapshot"
 _VERSION = 1
 _HEADER = struct.Struct(">hIi")  # version, crc, entry count
 _ENTRY = struct.Struct(">qhiqiqiq")
-_BATCHES_KEPT = (
-    5  # Kafka's NUM_BATCHES_TO_RETAIN: what max.in.flight.requests.per.connection allows
-)
+_BATCHES_KEPT = 5  # Kafka's NUM_BATCHES_TO_RETAIN: at most 5 requests in flight per producer
 _SEQUENCE_LIMIT = 1 << 31
 
 

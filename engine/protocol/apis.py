@@ -1,0 +1,95 @@
+"""The APIs the broker serves, with the version ranges it advertises in ApiVersions.
+
+Ranges are what kafka-python 3.x, librdkafka and aiokafka use (design.md): Fetch stops at v12
+because v13+ names topics by id; Produce at v9 (kafka-python's cap, the first flexible version).
+Requests and responses are kafka-python's schema-generated classes.
+"""
+
+from enum import IntEnum
+
+from kafka.protocol.admin.configs import DescribeConfigsRequest, DescribeConfigsResponse
+from kafka.protocol.admin.groups import (
+    DescribeGroupsRequest,
+    DescribeGroupsResponse,
+    ListGroupsRequest,
+    ListGroupsResponse,
+)
+from kafka.protocol.admin.topics import (
+    CreatePartitionsRequest,
+    CreatePartitionsResponse,
+    CreateTopicsRequest,
+    CreateTopicsResponse,
+    DeleteTopicsRequest,
+    DeleteTopicsResponse,
+)
+from kafka.protocol.api_message import ApiMessage
+from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
+from kafka.protocol.consumer.group import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+    JoinGroupRequest,
+    JoinGroupResponse,
+    LeaveGroupRequest,
+    LeaveGroupResponse,
+    OffsetCommitRequest,
+    OffsetCommitResponse,
+    OffsetFetchRequest,
+    OffsetFetchResponse,
+    SyncGroupRequest,
+    SyncGroupResponse,
+)
+from kafka.protocol.consumer.offsets import ListOffsetsRequest, ListOffsetsResponse
+from kafka.protocol.metadata.api_versions import ApiVersionsRequest, ApiVersionsResponse
+from kafka.protocol.metadata.find_coordinator import (
+    FindCoordinatorRequest,
+    FindCoordinatorResponse,
+)
+from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
+from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
+from kafka.protocol.producer.transaction import InitProducerIdRequest, InitProducerIdResponse
+
+
+class ApiKeys(IntEnum):
+    PRODUCE = 0
+    FETCH = 1
+    LIST_OFFSETS = 2
+    METADATA = 3
+    OFFSET_COMMIT = 8
+    OFFSET_FETCH = 9
+    FIND_COORDINATOR = 10
+    JOIN_GROUP = 11
+    HEARTBEAT = 12
+    LEAVE_GROUP = 13
+    SYNC_GROUP = 14
+    DESCRIBE_GROUPS = 15
+    LIST_GROUPS = 16
+    API_VERSIONS = 18
+    CREATE_TOPICS = 19
+    DELETE_TOPICS = 20
+    INIT_PRODUCER_ID = 22
+    DESCRIBE_CONFIGS = 32
+    CREATE_PARTITIONS = 37
+
+
+# api key -> (request class, response class, min version, max version)
+APIS: dict[ApiKeys, tuple[type[ApiMessage], type[ApiMessage], int, int]] = {
+    ApiKeys.PRODUCE: (ProduceRequest, ProduceResponse, 3, 9),
+    ApiKeys.FETCH: (FetchRequest, FetchResponse, 4, 12),
+    ApiKeys.LIST_OFFSETS: (ListOffsetsRequest, ListOffsetsResponse, 1, 7),
+    ApiKeys.METADATA: (MetadataRequest, MetadataResponse, 0, 12),
+    ApiKeys.OFFSET_COMMIT: (OffsetCommitRequest, OffsetCommitResponse, 2, 8),
+    ApiKeys.OFFSET_FETCH: (OffsetFetchRequest, OffsetFetchResponse, 1, 8),
+    ApiKeys.FIND_COORDINATOR: (FindCoordinatorRequest, FindCoordinatorResponse, 0, 4),
+    ApiKeys.JOIN_GROUP: (JoinGroupRequest, JoinGroupResponse, 0, 7),
+    ApiKeys.HEARTBEAT: (HeartbeatRequest, HeartbeatResponse, 0, 4),
+    ApiKeys.LEAVE_GROUP: (LeaveGroupRequest, LeaveGroupResponse, 0, 4),
+    ApiKeys.SYNC_GROUP: (SyncGroupRequest, SyncGroupResponse, 0, 5),
+    ApiKeys.DESCRIBE_GROUPS: (DescribeGroupsRequest, DescribeGroupsResponse, 0, 5),
+    ApiKeys.LIST_GROUPS: (ListGroupsRequest, ListGroupsResponse, 0, 4),
+    ApiKeys.API_VERSIONS: (ApiVersionsRequest, ApiVersionsResponse, 0, 3),
+    ApiKeys.CREATE_TOPICS: (CreateTopicsRequest, CreateTopicsResponse, 2, 7),
+    ApiKeys.DELETE_TOPICS: (DeleteTopicsRequest, DeleteTopicsResponse, 1, 6),
+    ApiKeys.INIT_PRODUCER_ID: (InitProducerIdRequest, InitProducerIdResponse, 0, 4),
+    ApiKeys.DESCRIBE_CONFIGS: (DescribeConfigsRequest, DescribeConfigsResponse, 1, 4),
+    ApiKeys.CREATE_PARTITIONS: (CreatePartitionsRequest, CreatePartitionsResponse, 0, 3),
+}

@@ -3,6 +3,8 @@
 import argparse
 import sys
 
+from engine.broker.config import kafka_config, parse_listener, parse_properties
+from engine.server.broker import run_broker
 from engine.tools.dump_log import dump_log
 
 
@@ -32,7 +34,29 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         action="store_true",
         help="exit 1 at any corrupt batch or index entry, naming the first one",
     )
-    return parser, {"dump-log": dump}
+    broker = commands.add_parser(
+        "broker",
+        help="run the Kafka-protocol broker in the foreground",
+        description="Run the engine as a Kafka broker until SIGTERM or SIGINT. "
+        "Port 0 picks a free port; the address is printed on stdout.",
+    )
+    broker.add_argument("--data-dir", metavar="DIR", help="the log directory (log.dirs)")
+    broker.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="address to listen on (default 127.0.0.1:9092; loopback unless told otherwise)",
+    )
+    broker.add_argument(
+        "--config", metavar="FILE", help="a server.properties file with Kafka property names"
+    )
+    broker.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a Kafka property, overriding --config (repeatable), e.g. --set num.partitions=3",
+    )
+    return parser, {"dump-log": dump, "broker": broker}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,8 +72,36 @@ def main(argv: list[str] | None = None) -> int:
         except BrokenPipeError:  # `kbench dump-log ... | head`
             sys.stderr.close()
             return 0
+    if args.command == "broker":
+        return _broker(args, commands["broker"])
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _broker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    properties: dict[str, str] = {}
+    try:
+        if args.config:
+            with open(args.config, encoding="utf-8") as f:
+                properties.update(parse_properties(f.read()))
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                parser.error(f"--set {item!r}: expected KEY=VALUE, e.g. --set num.partitions=3")
+            properties[key.strip()] = value.strip()
+        if args.data_dir:
+            properties["log.dirs"] = args.data_dir
+        if args.listen:
+            parse_listener(args.listen)
+            properties["listeners"] = args.listen
+        if "log.dirs" not in properties and "log.dir" not in properties:
+            parser.error("--data-dir DIR is required (or log.dirs in --config)")
+        config = kafka_config(properties)
+    except OSError as exc:
+        parser.error(f"--config {args.config}: {exc.strerror}")
+    except ValueError as exc:
+        parser.error(str(exc))
+    return run_broker(config)
 
 
 if __name__ == "__main__":

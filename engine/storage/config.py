@@ -97,6 +97,10 @@ PROPERTY_NAMES: dict[str, str] = {
     "log.message.timestamp.type": "message_timestamp_type",
 }
 
+TOPIC_CONFIG_NAMES = frozenset(
+    name for name in PROPERTY_NAMES if not name.startswith("log.") and name != "message.max.bytes"
+)
+
 _SCALE = {
     "log.roll.hours": 3_600_000,
     "log.retention.minutes": 60_000,

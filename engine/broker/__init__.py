@@ -1,0 +1,1 @@
+"""Broker services: partitions, produce/fetch, group coordinator, producer state, topic admin."""

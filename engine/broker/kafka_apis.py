@@ -1,0 +1,928 @@
+"""KafkaApis: one handler per API, from a decoded request to a response (Kafka's KafkaApis).
+
+Sans-I/O: a handler gets the request header, the decoded request and `respond`, and calls
+`respond` exactly once with the response frame as parts (bytes, and file slices for Fetch data),
+now or later (fetch long poll, group joins). Produce with acks=0 is answered with nothing,
+which `respond(None)` says.
+"""
+
+import dataclasses
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from kafka.protocol.api_header import RequestHeader
+from kafka.protocol.api_message import ApiMessage
+
+from engine.broker.config import KafkaConfig
+from engine.broker.group_coordinator import (
+    CommittedOffset,
+    GroupConfig,
+    GroupCoordinator,
+)
+from engine.broker.offset_store import LogOffsetStore
+from engine.broker.producer_ids import ProducerIdManager
+from engine.broker.replica_manager import (
+    FetchParams,
+    FetchPartition,
+    FetchPartitionData,
+    ReplicaManager,
+)
+from engine.broker.topics import (
+    INVALID_REQUEST,
+    TopicAdminError,
+    TopicManager,
+)
+from engine.common import TopicPartition
+from engine.protocol.apis import APIS, ApiKeys
+from engine.protocol.codec import UNSUPPORTED_VERSION, encode_response, supported
+from engine.protocol.fetch_response import (
+    FetchPartitionResponse,
+    FetchTopicResponse,
+    encode_fetch_response,
+)
+from engine.storage import FetchIsolation, LogManager
+from engine.storage.log import wall_clock_ms
+
+log = logging.getLogger(__name__)
+
+Respond = Callable[[list | None], None]
+
+NONE = 0
+UNKNOWN_TOPIC_OR_PARTITION = 3
+LEADER_NOT_AVAILABLE = 5
+COORDINATOR_NOT_AVAILABLE = 15
+INVALID_TOPIC_EXCEPTION = 17
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
+INVALID_REQUEST_ERROR = INVALID_REQUEST
+UNSUPPORTED_FOR_TRANSACTIONS = 35
+
+EARLIEST_TIMESTAMP = -2
+LATEST_TIMESTAMP = -1
+MAX_TIMESTAMP = -3
+
+RESOURCE_TOPIC = 2
+RESOURCE_BROKER = 4
+CONFIG_SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG
+CONFIG_SOURCE_STATIC_BROKER = 4
+CONFIG_SOURCE_DEFAULT = 5
+
+
+@dataclass
+class ApiStats:
+    """Per-API request counts and latency (request read to response ready), in the broker."""
+
+    requests: int = 0
+    errors: int = 0
+    total_latency_ms: float = 0.0
+    max_latency_ms: float = 0.0
+
+
+@dataclass
+class BrokerStats:
+    apis: dict[str, ApiStats] = field(default_factory=dict)
+    bytes_in: int = 0
+    bytes_out: int = 0
+    bytes_sendfile: int = 0  # fetch data sent by os.sendfile
+    bytes_copied: int = 0  # fetch data sent by read + send (zero.copy.enable=false)
+    connections_accepted: int = 0
+    connections_closed_on_error: int = 0
+
+    def record(self, api: str, latency_ms: float) -> None:
+        entry = self.apis.setdefault(api, ApiStats())
+        entry.requests += 1
+        entry.total_latency_ms += latency_ms
+        entry.max_latency_ms = max(entry.max_latency_ms, latency_ms)
+
+    def as_dict(self) -> dict:
+        return {
+            "apis": {
+                name: {
+                    "requests": s.requests,
+                    "errors": s.errors,
+                    "mean_latency_ms": s.total_latency_ms / s.requests if s.requests else 0.0,
+                    "max_latency_ms": s.max_latency_ms,
+                }
+                for name, s in sorted(self.apis.items())
+            },
+            "bytes_in": self.bytes_in,
+            "bytes_out": self.bytes_out,
+            "bytes_sendfile": self.bytes_sendfile,
+            "bytes_copied": self.bytes_copied,
+            "connections_accepted": self.connections_accepted,
+            "connections_closed_on_error": self.connections_closed_on_error,
+        }
+
+
+class KafkaApis:
+    def __init__(self, config: KafkaConfig, time_ms: Callable[[], int] = wall_clock_ms) -> None:
+        self.config = config
+        self._time_ms = time_ms
+        self.stats = BrokerStats()
+        self.log_manager = LogManager(config.log_dir, config.log, time_ms=time_ms)
+        self.topics = TopicManager(config, self.log_manager)
+        self.replica_manager = ReplicaManager(self.topics, time_ms, config.min_insync_replicas)
+        self.producer_ids = ProducerIdManager(config.log_dir)
+        if "__consumer_offsets" not in self.topics.topics:
+            self.topics.create_topic("__consumer_offsets", 1, 1, {"segment.bytes": str(100 << 20)})
+        offsets_partition = self.topics.partition(TopicPartition("__consumer_offsets", 0))
+        self.group_coordinator = GroupCoordinator(
+            GroupConfig(
+                group_min_session_timeout_ms=config.group_min_session_timeout_ms,
+                group_max_session_timeout_ms=config.group_max_session_timeout_ms,
+                group_initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
+            ),
+            LogOffsetStore(offsets_partition),
+            time_ms,
+        )
+        now = time_ms()
+        self._next_retention_ms = now + config.log_retention_check_interval_ms
+        self._next_flush_ms = now + config.log_flush_scheduler_interval_ms
+        self._next_checkpoint_ms = now + config.log_flush_offset_checkpoint_interval_ms
+        self._handlers: dict[int, Callable[[RequestHeader, ApiMessage, Respond], None]] = {
+            ApiKeys.API_VERSIONS: self.handle_api_versions,
+            ApiKeys.METADATA: self.handle_metadata,
+            ApiKeys.PRODUCE: self.handle_produce,
+            ApiKeys.FETCH: self.handle_fetch,
+            ApiKeys.LIST_OFFSETS: self.handle_list_offsets,
+            ApiKeys.CREATE_TOPICS: self.handle_create_topics,
+            ApiKeys.DELETE_TOPICS: self.handle_delete_topics,
+            ApiKeys.CREATE_PARTITIONS: self.handle_create_partitions,
+            ApiKeys.DESCRIBE_CONFIGS: self.handle_describe_configs,
+            ApiKeys.INIT_PRODUCER_ID: self.handle_init_producer_id,
+            ApiKeys.FIND_COORDINATOR: self.handle_find_coordinator,
+            ApiKeys.JOIN_GROUP: self.handle_join_group,
+            ApiKeys.SYNC_GROUP: self.handle_sync_group,
+            ApiKeys.HEARTBEAT: self.handle_heartbeat,
+            ApiKeys.LEAVE_GROUP: self.handle_leave_group,
+            ApiKeys.OFFSET_COMMIT: self.handle_offset_commit,
+            ApiKeys.OFFSET_FETCH: self.handle_offset_fetch,
+            ApiKeys.DESCRIBE_GROUPS: self.handle_describe_groups,
+            ApiKeys.LIST_GROUPS: self.handle_list_groups,
+        }
+
+    # -- dispatch -------------------------------------------------------------------------------
+    def handle(self, header: RequestHeader, request: ApiMessage, respond: Respond) -> None:
+        api = ApiKeys(header.request_api_key)
+        started = time.perf_counter()
+
+        def timed(parts: list | None) -> None:
+            self.stats.record(api.name, (time.perf_counter() - started) * 1000)
+            respond(parts)
+
+        self._handlers[api](header, request, timed)
+
+    def advertise(self, host: str, port: int) -> None:
+        """The address clients are told to use (the bound one, when port 0 picked it)."""
+        self.config = dataclasses.replace(self.config, listen_host=host, listen_port=port)
+
+    def tick(self) -> None:
+        """Timers: waiting fetches, group sessions, and the log manager's periodic work."""
+        self.replica_manager.tick()
+        self.group_coordinator.tick()
+        now = self._time_ms()
+        if now >= self._next_retention_ms:
+            self._next_retention_ms = now + self.config.log_retention_check_interval_ms
+            self.log_manager.cleanup_logs()
+        if now >= self._next_flush_ms:
+            self._next_flush_ms = now + self.config.log_flush_scheduler_interval_ms
+            self.log_manager.flush_dirty_logs()
+        if now >= self._next_checkpoint_ms:
+            self._next_checkpoint_ms = now + self.config.log_flush_offset_checkpoint_interval_ms
+            self.log_manager.checkpoint()
+
+    def next_deadline_ms(self) -> int | None:
+        return self.replica_manager.next_deadline_ms()
+
+    def shutdown(self) -> None:
+        self.log_manager.shutdown()
+
+    def _reply(self, header: RequestHeader, respond: Respond, response: ApiMessage) -> None:
+        respond([encode_response(header.correlation_id, response)])
+
+    @staticmethod
+    def _response_class(header: RequestHeader):
+        return APIS[ApiKeys(header.request_api_key)][1][header.request_api_version]
+
+    # -- ApiVersions ----------------------------------------------------------------------------
+    def handle_api_versions(self, header, request, respond) -> None:
+        version = header.request_api_version
+        error = NONE
+        if not supported(ApiKeys.API_VERSIONS, version):
+            version, error = 0, UNSUPPORTED_VERSION  # KIP-511: answer v0, the client retries lower
+        response_class = APIS[ApiKeys.API_VERSIONS][1][version]
+        keys = [
+            response_class.ApiVersion(api_key=int(key), min_version=low, max_version=high)
+            for key, (_, _, low, high) in sorted(APIS.items())
+        ]
+        self._reply(
+            header, respond, response_class(error_code=error, api_keys=keys, throttle_time_ms=0)
+        )
+
+    # -- Metadata -------------------------------------------------------------------------------
+    def handle_metadata(self, header, request, respond) -> None:
+        version = header.request_api_version
+        response_class = self._response_class(header)
+        if request.topics is None or (version == 0 and not request.topics):
+            names = sorted(self.topics.topics)
+        else:
+            names = [t.name for t in request.topics if t.name is not None]
+        auto_create = self.config.auto_create_topics_enable and (
+            version < 4 or request.allow_auto_topic_creation
+        )
+        topics = []
+        for name in names:
+            topic = self.topics.topics.get(name)
+            error = NONE
+            if topic is None and auto_create:
+                try:
+                    topic = self.topics.create_topic(name)
+                    error = LEADER_NOT_AVAILABLE if topic is None else NONE
+                except TopicAdminError as exc:
+                    error = exc.error_code
+            elif topic is None:
+                error = UNKNOWN_TOPIC_OR_PARTITION
+            if topic is None:
+                topics.append(response_class.MetadataResponseTopic(error_code=error, name=name))
+                continue
+            topics.append(
+                response_class.MetadataResponseTopic(
+                    error_code=NONE,
+                    name=name,
+                    topic_id=topic.topic_id,
+                    is_internal=topic.is_internal,
+                    partitions=[
+                        response_class.MetadataResponseTopic.MetadataResponsePartition(
+                            error_code=NONE,
+                            partition_index=index,
+                            leader_id=p.leader_id,
+                            leader_epoch=p.leader_epoch,
+                            replica_nodes=list(p.replicas),
+                            isr_nodes=list(p.isr),
+                            offline_replicas=[],
+                        )
+                        for index, p in sorted(topic.partitions.items())
+                    ],
+                )
+            )
+        broker = response_class.MetadataResponseBroker(
+            node_id=self.config.node_id,
+            host=self.config.listen_host,
+            port=self.config.listen_port,
+            rack=None,
+        )
+        self._reply(
+            header,
+            respond,
+            response_class(
+                throttle_time_ms=0,
+                brokers=[broker],
+                cluster_id=self.topics.cluster_id,
+                controller_id=self.config.node_id,
+                topics=topics,
+            ),
+        )
+
+    # -- Produce --------------------------------------------------------------------------------
+    def handle_produce(self, header, request, respond) -> None:
+        if request.transactional_id is not None:
+            results = {
+                TopicPartition(t.name, p.index): None
+                for t in request.topic_data
+                for p in t.partition_data
+            }
+            self._produce_response(
+                header, request, respond, results, error=UNSUPPORTED_FOR_TRANSACTIONS
+            )
+            return
+        entries = {
+            TopicPartition(t.name, p.index): p.records
+            for t in request.topic_data
+            for p in t.partition_data
+        }
+        results = self.replica_manager.append_records(request.acks, entries)
+        if request.acks == 0:
+            respond(None)
+            return
+        self._produce_response(header, request, respond, results)
+
+    def _produce_response(self, header, request, respond, results, error: int = NONE) -> None:
+        response_class = self._response_class(header)
+        topic_class = response_class.TopicProduceResponse
+        partition_class = topic_class.PartitionProduceResponse
+        by_topic: dict[str, list] = {}
+        for tp, result in results.items():
+            if result is None:
+                partition = partition_class(index=tp.partition, error_code=error)
+            else:
+                partition = partition_class(
+                    index=tp.partition,
+                    error_code=result.error_code,
+                    base_offset=result.base_offset,
+                    log_append_time_ms=result.log_append_time_ms,
+                    log_start_offset=result.log_start_offset,
+                    record_errors=[],
+                    error_message=result.error_message,
+                )
+            by_topic.setdefault(tp.topic, []).append(partition)
+        self._reply(
+            header,
+            respond,
+            response_class(
+                responses=[
+                    topic_class(name=name, partition_responses=partitions)
+                    for name, partitions in by_topic.items()
+                ],
+                throttle_time_ms=0,
+            ),
+        )
+
+    # -- Fetch ----------------------------------------------------------------------------------
+    def handle_fetch(self, header, request, respond) -> None:
+        version = header.request_api_version
+        params = FetchParams(
+            max_wait_ms=request.max_wait_ms,
+            min_bytes=request.min_bytes,
+            max_bytes=request.max_bytes,
+            isolation=FetchIsolation.HIGH_WATERMARK,
+        )
+        partitions = [
+            FetchPartition(
+                TopicPartition(t.topic, p.partition),
+                p.fetch_offset,
+                p.partition_max_bytes,
+                p.current_leader_epoch if version >= 9 else -1,
+            )
+            for t in request.topics
+            for p in t.partitions
+        ]
+
+        def complete(results: list[FetchPartitionData]) -> None:
+            topics: dict[str, list[FetchPartitionResponse]] = {}
+            for r in results:
+                topics.setdefault(r.tp.topic, []).append(
+                    FetchPartitionResponse(
+                        partition_index=r.tp.partition,
+                        error_code=r.error_code,
+                        high_watermark=r.high_watermark,
+                        last_stable_offset=r.last_stable_offset,
+                        log_start_offset=r.log_start_offset,
+                        records=r.records,
+                        aborted_transactions=None,
+                    )
+                )
+            respond(
+                encode_fetch_response(
+                    version,
+                    header.correlation_id,
+                    throttle_time_ms=0,
+                    error_code=NONE,
+                    session_id=0,  # no fetch sessions: every fetch is a full one
+                    topics=[FetchTopicResponse(name, parts) for name, parts in topics.items()],
+                )
+            )
+
+        self.replica_manager.fetch_messages(params, partitions, complete)
+
+    # -- ListOffsets ----------------------------------------------------------------------------
+    def handle_list_offsets(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        topic_class = response_class.ListOffsetsTopicResponse
+        partition_class = topic_class.ListOffsetsPartitionResponse
+        read_committed = getattr(request, "isolation_level", 0) == 1
+        topics = []
+        for t in request.topics:
+            partitions = []
+            for p in t.partitions:
+                partition = self.topics.partition(TopicPartition(t.name, p.partition_index))
+                if partition is None:
+                    partitions.append(
+                        partition_class(
+                            partition_index=p.partition_index,
+                            error_code=UNKNOWN_TOPIC_OR_PARTITION,
+                            timestamp=-1,
+                            offset=-1,
+                        )
+                    )
+                    continue
+                timestamp, offset = self._offset_for(partition, p.timestamp, read_committed)
+                partitions.append(
+                    partition_class(
+                        partition_index=p.partition_index,
+                        error_code=NONE,
+                        timestamp=timestamp,
+                        offset=offset,
+                        leader_epoch=partition.leader_epoch,
+                    )
+                )
+            topics.append(topic_class(name=t.name, partitions=partitions))
+        self._reply(header, respond, response_class(throttle_time_ms=0, topics=topics))
+
+    @staticmethod
+    def _offset_for(partition, timestamp: int, read_committed: bool) -> tuple[int, int]:
+        log = partition.log
+        if timestamp == EARLIEST_TIMESTAMP:
+            return -1, log.log_start_offset
+        if timestamp == LATEST_TIMESTAMP:
+            return -1, log.high_watermark  # the last stable offset equals it: no transactions
+        if timestamp == MAX_TIMESTAMP:
+            best = max(
+                (s for s in log.segments if s.size),
+                key=lambda s: s.max_timestamp,
+                default=None,
+            )
+            if best is None:
+                return -1, -1
+            return best.max_timestamp, best.offset_of_max_timestamp
+        found = log.fetch_offset_by_timestamp(timestamp)
+        if found is None or found[1] >= log.high_watermark:
+            return -1, -1
+        return found
+
+    # -- topic admin ----------------------------------------------------------------------------
+    def handle_create_topics(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        results = []
+        for t in request.topics:
+            error, message = NONE, None
+            configs = {c.name: c.value for c in t.configs}
+            try:
+                if t.assignments:
+                    raise TopicAdminError(
+                        INVALID_REQUEST, "manual replica assignment is not supported"
+                    )
+                self.topics.create_topic(
+                    t.name,
+                    t.num_partitions,
+                    t.replication_factor,
+                    configs,
+                    validate_only=request.validate_only,
+                )
+            except TopicAdminError as exc:
+                error, message = exc.error_code, str(exc)
+            topic = self.topics.topics.get(t.name)
+            results.append(
+                response_class.CreatableTopicResult(
+                    name=t.name,
+                    topic_id=topic.topic_id if topic and error == NONE else None,
+                    error_code=error,
+                    error_message=message,
+                    num_partitions=len(topic.partitions) if topic and error == NONE else -1,
+                    replication_factor=1 if error == NONE else -1,
+                    configs=[],
+                )
+            )
+        self._reply(header, respond, response_class(throttle_time_ms=0, topics=results))
+
+    def handle_delete_topics(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        if header.request_api_version >= 6:
+            names = [t.name for t in request.topics]
+        else:
+            names = list(request.topic_names)
+        results = []
+        for name in names:
+            error, message, topic_id = NONE, None, None
+            try:
+                topic_id = self.topics.delete_topic(name).topic_id
+            except TopicAdminError as exc:
+                error, message = exc.error_code, str(exc)
+            results.append(
+                response_class.DeletableTopicResult(
+                    name=name, topic_id=topic_id, error_code=error, error_message=message
+                )
+            )
+        self._reply(header, respond, response_class(throttle_time_ms=0, responses=results))
+
+    def handle_create_partitions(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        results = []
+        for t in request.topics:
+            error, message = NONE, None
+            try:
+                if t.assignments:
+                    raise TopicAdminError(INVALID_REQUEST, "manual assignment is not supported")
+                self.topics.create_partitions(t.name, t.count, request.validate_only)
+            except TopicAdminError as exc:
+                error, message = exc.error_code, str(exc)
+            results.append(
+                response_class.CreatePartitionsTopicResult(
+                    name=t.name, error_code=error, error_message=message
+                )
+            )
+        self._reply(header, respond, response_class(throttle_time_ms=0, results=results))
+
+    def handle_describe_configs(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        result_class = response_class.DescribeConfigsResult
+        entry_class = result_class.DescribeConfigsResourceResult
+        results = []
+        for resource in request.resources:
+            error, message, entries = NONE, None, []
+            if resource.resource_type == RESOURCE_TOPIC:
+                topic = self.topics.topics.get(resource.resource_name)
+                if topic is None:
+                    error, message = UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"
+                else:
+                    entries = self._topic_configs(topic)
+            elif resource.resource_type == RESOURCE_BROKER:
+                entries = self._broker_configs()
+            else:
+                error, message = INVALID_REQUEST, f"resource type {resource.resource_type}"
+            wanted = resource.configuration_keys
+            results.append(
+                result_class(
+                    error_code=error,
+                    error_message=message,
+                    resource_type=resource.resource_type,
+                    resource_name=resource.resource_name,
+                    configs=[
+                        entry_class(
+                            name=name,
+                            value=value,
+                            read_only=source != CONFIG_SOURCE_TOPIC,
+                            config_source=source,
+                            is_default=source == CONFIG_SOURCE_DEFAULT,
+                            is_sensitive=False,
+                            synonyms=[],
+                            config_type=0,
+                            documentation=None,
+                        )
+                        for name, value, source in entries
+                        if wanted is None or name in wanted
+                    ],
+                )
+            )
+        self._reply(header, respond, response_class(throttle_time_ms=0, results=results))
+
+    def _topic_configs(self, topic) -> list[tuple[str, str, int]]:
+        effective = self.topics.log_config(topic.name)
+        entries = []
+        for name in sorted(TOPIC_CONFIG_FIELDS):
+            value = getattr(effective, TOPIC_CONFIG_FIELDS[name])
+            source = CONFIG_SOURCE_TOPIC if name in topic.configs else CONFIG_SOURCE_DEFAULT
+            entries.append((name, str(value), source))
+        return entries
+
+    def _broker_configs(self) -> list[tuple[str, str, int]]:
+        c = self.config
+        return [
+            ("auto.create.topics.enable", str(c.auto_create_topics_enable).lower(), 4),
+            ("broker.id", str(c.node_id), CONFIG_SOURCE_STATIC_BROKER),
+            ("default.replication.factor", str(c.default_replication_factor), 4),
+            ("log.dirs", c.log_dir, CONFIG_SOURCE_STATIC_BROKER),
+            ("num.partitions", str(c.num_partitions), CONFIG_SOURCE_STATIC_BROKER),
+            ("socket.request.max.bytes", str(c.socket_request_max_bytes), 4),
+            ("zero.copy.enable", str(c.zero_copy_enable).lower(), CONFIG_SOURCE_STATIC_BROKER),
+        ]
+
+    # -- producers ------------------------------------------------------------------------------
+    def handle_init_producer_id(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        if request.transactional_id is not None:
+            response = response_class(
+                throttle_time_ms=0,
+                error_code=TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                producer_id=-1,
+                producer_epoch=-1,
+            )
+        else:  # an idempotent producer: a fresh id at epoch 0
+            response = response_class(
+                throttle_time_ms=0,
+                error_code=NONE,
+                producer_id=self.producer_ids.generate_producer_id(),
+                producer_epoch=0,
+            )
+        self._reply(header, respond, response)
+
+    # -- groups ---------------------------------------------------------------------------------
+    def handle_find_coordinator(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        c = self.config
+        if header.request_api_version >= 4:
+            coordinators = [
+                response_class.Coordinator(
+                    key=key,
+                    node_id=c.node_id,
+                    host=c.listen_host,
+                    port=c.listen_port,
+                    error_code=NONE,
+                    error_message=None,
+                )
+                for key in request.coordinator_keys
+            ]
+            response = response_class(throttle_time_ms=0, coordinators=coordinators)
+        else:
+            response = response_class(
+                throttle_time_ms=0,
+                error_code=NONE,
+                error_message=None,
+                node_id=c.node_id,
+                host=c.listen_host,
+                port=c.listen_port,
+            )
+        self._reply(header, respond, response)
+
+    def handle_join_group(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        version = header.request_api_version
+
+        def complete(result) -> None:
+            self._reply(
+                header,
+                respond,
+                response_class(
+                    throttle_time_ms=0,
+                    error_code=result.error_code,
+                    generation_id=result.generation_id,
+                    protocol_type=result.protocol_type,
+                    # nullable only from v7; Kafka sends "" before
+                    protocol_name=result.protocol_name
+                    if version >= 7
+                    else result.protocol_name or "",
+                    leader=result.leader,
+                    skip_assignment=False,
+                    member_id=result.member_id,
+                    members=[
+                        response_class.JoinGroupResponseMember(
+                            member_id=member_id, group_instance_id=instance_id, metadata=metadata
+                        )
+                        for member_id, instance_id, metadata in result.members
+                    ],
+                ),
+            )
+
+        self.group_coordinator.join_group(
+            group_id=request.group_id,
+            member_id=request.member_id,
+            group_instance_id=request.group_instance_id if version >= 5 else None,
+            client_id=header.client_id or "",
+            client_host="/127.0.0.1",
+            session_timeout_ms=request.session_timeout_ms,
+            rebalance_timeout_ms=(
+                request.rebalance_timeout_ms if version >= 1 else request.session_timeout_ms
+            ),
+            protocol_type=request.protocol_type,
+            protocols=[(p.name, p.metadata) for p in request.protocols],
+            require_known_member_id=version >= 4,
+            respond=complete,
+        )
+
+    def handle_sync_group(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        version = header.request_api_version
+
+        def complete(result) -> None:
+            self._reply(
+                header,
+                respond,
+                response_class(
+                    throttle_time_ms=0,
+                    error_code=result.error_code,
+                    protocol_type=result.protocol_type,
+                    protocol_name=result.protocol_name,
+                    assignment=result.assignment,
+                ),
+            )
+
+        self.group_coordinator.sync_group(
+            group_id=request.group_id,
+            generation_id=request.generation_id,
+            member_id=request.member_id,
+            group_instance_id=request.group_instance_id if version >= 3 else None,
+            protocol_type=request.protocol_type if version >= 5 else None,
+            protocol_name=request.protocol_name if version >= 5 else None,
+            assignments=[(a.member_id, a.assignment) for a in request.assignments],
+            respond=complete,
+        )
+
+    def handle_heartbeat(self, header, request, respond) -> None:
+        error = self.group_coordinator.heartbeat(
+            group_id=request.group_id,
+            generation_id=request.generation_id,
+            member_id=request.member_id,
+            group_instance_id=(
+                request.group_instance_id if header.request_api_version >= 3 else None
+            ),
+        )
+        response_class = self._response_class(header)
+        self._reply(header, respond, response_class(throttle_time_ms=0, error_code=error))
+
+    def handle_leave_group(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        if header.request_api_version >= 3:
+            members = [(m.member_id, m.group_instance_id) for m in request.members]
+        else:
+            members = [(request.member_id, None)]
+        result = self.group_coordinator.leave_group(group_id=request.group_id, members=members)
+        error = result.error_code
+        if header.request_api_version < 3 and result.members:
+            error = error or result.members[0][2]
+        self._reply(
+            header,
+            respond,
+            response_class(
+                throttle_time_ms=0,
+                error_code=error,
+                members=[
+                    response_class.MemberResponse(
+                        member_id=member_id, group_instance_id=instance_id, error_code=code
+                    )
+                    for member_id, instance_id, code in result.members
+                ],
+            ),
+        )
+
+    def handle_offset_commit(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        version = header.request_api_version
+        now = self._time_ms()
+        offsets = [
+            CommittedOffset(
+                topic=t.name,
+                partition=p.partition_index,
+                offset=p.committed_offset,
+                leader_epoch=p.committed_leader_epoch if version >= 6 else -1,
+                metadata=p.committed_metadata,
+                commit_timestamp_ms=now,
+            )
+            for t in request.topics
+            for p in t.partitions
+        ]
+        errors = self.group_coordinator.commit_offsets(
+            group_id=request.group_id,
+            generation_id=request.generation_id_or_member_epoch,
+            member_id=request.member_id,
+            group_instance_id=request.group_instance_id if version >= 7 else None,
+            offsets=offsets,
+        )
+        topics: dict[str, list] = {}
+        topic_class = response_class.OffsetCommitResponseTopic
+        for o in offsets:
+            topics.setdefault(o.topic, []).append(
+                topic_class.OffsetCommitResponsePartition(
+                    partition_index=o.partition, error_code=errors[o.topic, o.partition]
+                )
+            )
+        self._reply(
+            header,
+            respond,
+            response_class(
+                throttle_time_ms=0,
+                topics=[topic_class(name=n, partitions=ps) for n, ps in topics.items()],
+            ),
+        )
+
+    def handle_offset_fetch(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        version = header.request_api_version
+        if version >= 8:
+            groups = [
+                (
+                    g.group_id,
+                    None if g.topics is None else [(t.name, t.partition_indexes) for t in g.topics],
+                )
+                for g in request.groups
+            ]
+        else:
+            topics = request.topics
+            groups = [
+                (
+                    request.group_id,
+                    None if topics is None else [(t.name, t.partition_indexes) for t in topics],
+                )
+            ]
+        answers = []
+        for group_id, wanted in groups:
+            partitions = (
+                None if wanted is None else [(name, i) for name, indexes in wanted for i in indexes]
+            )
+            found = self.group_coordinator.fetch_offsets(group_id=group_id, partitions=partitions)
+            by_topic: dict[str, list] = {}
+            for (topic, index), committed in sorted(found.items()):
+                by_topic.setdefault(topic, []).append((index, committed))
+            answers.append((group_id, by_topic))
+        if version >= 8:
+            group_class = response_class.OffsetFetchResponseGroup
+            topic_class = group_class.OffsetFetchResponseTopics
+            partition_class = topic_class.OffsetFetchResponsePartitions
+            response = response_class(
+                throttle_time_ms=0,
+                groups=[
+                    group_class(
+                        group_id=group_id,
+                        error_code=NONE,
+                        topics=[
+                            topic_class(
+                                name=name,
+                                partitions=[
+                                    partition_class(
+                                        partition_index=index,
+                                        committed_offset=c.offset if c else -1,
+                                        committed_leader_epoch=c.leader_epoch if c else -1,
+                                        metadata=c.metadata if c else "",
+                                        error_code=NONE,
+                                    )
+                                    for index, c in entries
+                                ],
+                            )
+                            for name, entries in by_topic.items()
+                        ],
+                    )
+                    for group_id, by_topic in answers
+                ],
+            )
+        else:
+            topic_class = response_class.OffsetFetchResponseTopic
+            partition_class = topic_class.OffsetFetchResponsePartition
+            _, by_topic = answers[0]
+            response = response_class(
+                throttle_time_ms=0,
+                error_code=NONE,
+                topics=[
+                    topic_class(
+                        name=name,
+                        partitions=[
+                            partition_class(
+                                partition_index=index,
+                                committed_offset=c.offset if c else -1,
+                                committed_leader_epoch=c.leader_epoch if c else -1,
+                                metadata=c.metadata if c else "",
+                                error_code=NONE,
+                            )
+                            for index, c in entries
+                        ],
+                    )
+                    for name, entries in by_topic.items()
+                ],
+            )
+        self._reply(header, respond, response)
+
+    def handle_describe_groups(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        group_class = response_class.DescribedGroup
+        member_class = group_class.DescribedGroupMember
+        described = self.group_coordinator.describe_groups(list(request.groups))
+        self._reply(
+            header,
+            respond,
+            response_class(
+                throttle_time_ms=0,
+                groups=[
+                    group_class(
+                        error_code=g.error_code,
+                        group_id=g.group_id,
+                        group_state=g.state,
+                        protocol_type=g.protocol_type,
+                        protocol_data=g.protocol,
+                        members=[
+                            member_class(
+                                member_id=m.member_id,
+                                group_instance_id=m.group_instance_id,
+                                client_id=m.client_id,
+                                client_host=m.client_host,
+                                member_metadata=m.member_metadata,
+                                member_assignment=m.member_assignment,
+                            )
+                            for m in g.members
+                        ],
+                    )
+                    for g in described
+                ],
+            ),
+        )
+
+    def handle_list_groups(self, header, request, respond) -> None:
+        response_class = self._response_class(header)
+        states = request.states_filter if header.request_api_version >= 4 else None
+        groups = self.group_coordinator.list_groups(states or None)
+        self._reply(
+            header,
+            respond,
+            response_class(
+                throttle_time_ms=0,
+                error_code=NONE,
+                groups=[
+                    response_class.ListedGroup(
+                        group_id=group_id, protocol_type=protocol_type, group_state=state
+                    )
+                    for group_id, protocol_type, state in groups
+                ],
+            ),
+        )
+
+
+TOPIC_CONFIG_FIELDS = {
+    "segment.bytes": "segment_bytes",
+    "segment.ms": "segment_ms",
+    "segment.index.bytes": "segment_index_bytes",
+    "index.interval.bytes": "index_interval_bytes",
+    "retention.bytes": "retention_bytes",
+    "retention.ms": "retention_ms",
+    "flush.messages": "flush_messages",
+    "flush.ms": "flush_ms",
+    "file.delete.delay.ms": "file_delete_delay_ms",
+    "max.message.bytes": "max_message_bytes",
+    "message.timestamp.type": "message_timestamp_type",
+}

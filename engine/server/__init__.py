@@ -1,0 +1,1 @@
+"""Sockets: the event loop, connections, dispatch and backpressure; `kbench broker`."""

@@ -1,7 +1,9 @@
 """The `kbench` command line."""
 
 import argparse
+import json
 import sys
+import urllib.request
 
 from engine.broker.config import kafka_config, parse_listener, parse_properties
 from engine.server.broker import run_broker
@@ -56,7 +58,13 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         default=[],
         help="a Kafka property, overriding --config (repeatable), e.g. --set num.partitions=3",
     )
-    return parser, {"dump-log": dump, "broker": broker}
+    stats = commands.add_parser(
+        "broker-stats",
+        help="print a running broker's counters (requests and latency per API, bytes, sendfile)",
+        description="Print the counters of a kbench broker as JSON (also at http://ADDRESS/stats).",
+    )
+    stats.add_argument("address", metavar="HOST:PORT", help="the broker's listener")
+    return parser, {"dump-log": dump, "broker": broker, "broker-stats": stats}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +82,24 @@ def main(argv: list[str] | None = None) -> int:
             return 0
     if args.command == "broker":
         return _broker(args, commands["broker"])
+    if args.command == "broker-stats":
+        return _broker_stats(args.address, commands["broker-stats"])
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _broker_stats(address: str, parser: argparse.ArgumentParser) -> int:
+    try:
+        host, port = parse_listener(address)
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        with urllib.request.urlopen(f"http://{host}:{port}/stats", timeout=10) as response:
+            print(json.dumps(json.loads(response.read()), indent=2))
+    except OSError as exc:
+        print(f"kbench broker-stats: cannot reach a broker at {address}: {exc}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _broker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -74,7 +74,6 @@ class ApiStats:
     """Per-API request counts and latency (request read to response ready), in the broker."""
 
     requests: int = 0
-    errors: int = 0
     total_latency_ms: float = 0.0
     max_latency_ms: float = 0.0
 
@@ -100,7 +99,6 @@ class BrokerStats:
             "apis": {
                 name: {
                     "requests": s.requests,
-                    "errors": s.errors,
                     "mean_latency_ms": s.total_latency_ms / s.requests if s.requests else 0.0,
                     "max_latency_ms": s.max_latency_ms,
                 }

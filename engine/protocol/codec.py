@@ -11,12 +11,14 @@ at the end of its frame, which kafka-python itself does not.
 
 import struct
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from kafka.protocol.api_header import RequestHeader
 from kafka.protocol.api_message import ApiMessage
 
 from engine.protocol.apis import APIS, ApiKeys
+from engine.protocol.produce_request import decode_produce_request
 
 UNSUPPORTED_VERSION = 35
 _KEY_VERSION = struct.Struct(">hh")
@@ -65,7 +67,7 @@ def supported(api_key: int, api_version: int) -> bool:
     return entry is not None and entry[2] <= api_version <= entry[3]
 
 
-def decode_request(frame: memoryview | bytes) -> tuple[RequestHeader, ApiMessage]:
+def decode_request(frame: memoryview | bytes) -> tuple[RequestHeader, Any]:
     """Parse one request frame (the bytes after its size prefix): header, then body.
 
     An ApiVersions request of a version the broker does not know is returned with its body
@@ -82,6 +84,8 @@ def decode_request(frame: memoryview | bytes) -> tuple[RequestHeader, ApiMessage
             return _decode_unknown_api_versions(view)
         raise UnsupportedVersionError(api_key, api_version, struct.unpack_from(">i", view, 4)[0])
     flexible, decode_body = _body_decoder(api_key, api_version)
+    if api_key == ApiKeys.PRODUCE:  # records stay views of the frame (produce_request.py)
+        decode_body = partial(decode_produce_request, version=api_version)
     try:
         header, position = _HEADER_DECODERS[flexible](view, 0)
         body, end = decode_body(view, position)
@@ -93,7 +97,6 @@ def decode_request(frame: memoryview | bytes) -> tuple[RequestHeader, ApiMessage
         raise InvalidRequestError(
             f"{ApiKeys(api_key).name} v{api_version} body ends at {end} of a {len(view)}-byte frame"
         )
-    body._header = header
     return header, body
 
 
@@ -103,9 +106,7 @@ def _decode_unknown_api_versions(view: memoryview) -> tuple[RequestHeader, ApiMe
         header, _ = _HEADER_DECODERS[False](view, 0)
     except Exception as exc:
         raise InvalidRequestError(f"ApiVersions header does not parse: {exc!r}") from exc
-    request = APIS[ApiKeys.API_VERSIONS][0][0]()
-    request._header = header
-    return header, request
+    return header, APIS[ApiKeys.API_VERSIONS][0][0]()
 
 
 def encode_response(correlation_id: int, response: ApiMessage) -> bytes:

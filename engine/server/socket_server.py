@@ -57,8 +57,6 @@ class Connection:
     buffer: bytearray = field(default_factory=lambda: bytearray(_RECEIVE_BUFFER))
     start: int = 0  # unread bytes are buffer[start:end]
     end: int = 0
-    large_frame: bytearray | None = None  # a frame too big for the buffer, being filled
-    large_filled: int = 0
     responses: collections.deque = field(default_factory=collections.deque)
     outbound: collections.deque = field(default_factory=collections.deque)
     slice_sent: int = 0  # bytes of outbound[0] already sent, when it is a FileSlice
@@ -154,16 +152,10 @@ class SocketServer:
             self.selector.register(sock, selectors.EVENT_READ, conn)
 
     def _read(self, conn: Connection) -> None:
+        if conn.end == len(conn.buffer):
+            self._compact(conn)
         try:
-            if conn.large_frame is not None:
-                view = memoryview(conn.large_frame)[conn.large_filled :]
-                received = conn.sock.recv_into(view)
-            else:
-                if conn.end == len(conn.buffer):  # make room: move unread bytes to the front
-                    remaining = conn.end - conn.start
-                    conn.buffer[:remaining] = conn.buffer[conn.start : conn.end]
-                    conn.start, conn.end = 0, remaining
-                received = conn.sock.recv_into(memoryview(conn.buffer)[conn.end :])
+            received = conn.sock.recv_into(memoryview(conn.buffer)[conn.end :])
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -173,14 +165,21 @@ class SocketServer:
             self._close(conn)
             return
         self.stats.bytes_in += received
-        if conn.large_frame is not None:
-            conn.large_filled += received
-            if conn.large_filled == len(conn.large_frame):
-                frame, conn.large_frame = conn.large_frame, None
-                self._dispatch(conn, memoryview(frame))
-        else:
-            conn.end += received
+        conn.end += received
         self._process_buffer(conn)
+
+    @staticmethod
+    def _compact(conn: Connection, capacity: int = 0) -> None:
+        """Move the unread bytes to the front, into a larger buffer if capacity asks for one.
+
+        The buffer is kept and reused: a fresh megabyte per large request costs page faults.
+        Growing makes a new bytearray, never a resize, since frame views may still exist.
+        """
+        unread = conn.buffer[conn.start : conn.end]
+        if capacity > len(conn.buffer):
+            conn.buffer = bytearray(capacity)
+        conn.buffer[: len(unread)] = unread
+        conn.start, conn.end = 0, len(unread)
 
     def _process_buffer(self, conn: Connection) -> None:
         if conn.processing:
@@ -192,7 +191,7 @@ class SocketServer:
             conn.processing = False
 
     def _process_frames(self, conn: Connection) -> None:
-        while conn.reading and not conn.closed and conn.large_frame is None:
+        while conn.reading and not conn.closed:
             available = conn.end - conn.start
             if conn.first_bytes and available >= 4:
                 conn.first_bytes = False
@@ -214,12 +213,8 @@ class SocketServer:
                 conn.start = frame_start + size
                 self._dispatch(conn, memoryview(conn.buffer)[frame_start : frame_start + size])
                 continue
-            if size + 4 > len(conn.buffer):  # cannot fit: a dedicated buffer for this frame
-                conn.large_frame = bytearray(size)
-                partial = conn.buffer[conn.start + 4 : conn.end]
-                conn.large_frame[: len(partial)] = partial
-                conn.large_filled = len(partial)
-                conn.start = conn.end = 0
+            if conn.start + 4 + size > len(conn.buffer):  # make the whole frame fit
+                self._compact(conn, capacity=size + 4 + _RECEIVE_BUFFER)
             break
         if conn.start == conn.end:
             conn.start = conn.end = 0

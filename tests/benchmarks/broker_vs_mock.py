@@ -82,13 +82,16 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--consume-records", type=int, default=30_000)
     parser.add_argument("--consume-passes", type=int, default=5)
+    parser.add_argument(
+        "--data-dir", help="where kbench keeps its log (default: a new temporary directory)"
+    )
     args = parser.parse_args()
 
     mock_admin = AdminClient({"test.mock.num.brokers": "1"})
     mock = ",".join(
         f"{b.host}:{b.port}" for b in mock_admin.list_topics(timeout=10).brokers.values()
     )
-    data_dir = tempfile.mkdtemp(prefix="kbench-bench-")
+    data_dir = tempfile.mkdtemp(prefix="kbench-bench-", dir=args.data_dir)
     process = subprocess.Popen(
         [KBENCH, "broker", "--data-dir", data_dir, "--listen", "127.0.0.1:0"],
         stdout=subprocess.PIPE,

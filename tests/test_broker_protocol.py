@@ -14,7 +14,9 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
 from kafka.protocol.metadata.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
+from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
+from engine.records import SimpleRecord, build_batch
 from tests.conftest import BrokerProcess
 
 
@@ -221,6 +223,36 @@ def test_a_waiting_fetch_is_answered_when_records_arrive(broker):
     [partition] = response.responses[0].partitions
     assert partition.high_watermark == 2
     assert b"second" in partition.records
+
+
+def produce_raw(sock, topic: str, records: bytes, correlation_id: int):
+    cls = ProduceRequest[9]
+    partition = cls.TopicProduceData.PartitionProduceData(index=0, records=records)
+    request = cls(
+        transactional_id=None,
+        acks=1,
+        timeout_ms=5000,
+        topic_data=[cls.TopicProduceData(name=topic, partition_data=[partition])],
+    )
+    sock.sendall(frame(request, correlation_id))
+    response = ProduceResponse.decode(read_frame(sock), version=9, header=True)
+    return response.responses[0].partition_responses[0]
+
+
+def test_a_corrupt_or_oversized_batch_is_refused_and_nothing_is_appended(broker):
+    good = bytes(build_batch([SimpleRecord(b"fine")]))
+    corrupt = bytearray(build_batch([SimpleRecord(b"flipped")]))
+    corrupt[-1] ^= 0xFF
+    huge = bytes(build_batch([SimpleRecord(os.urandom(1_100_000))]))  # > max.message.bytes
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap)  # creates the topic
+    producer.send("guarded", b"x").get(timeout=10)
+    producer.close()
+    with connect(broker) as sock:
+        assert produce_raw(sock, "guarded", good, 1).base_offset == 1
+        refused = produce_raw(sock, "guarded", good + bytes(corrupt), 2)
+        assert refused.error_code == 2  # CORRUPT_MESSAGE, and the good batch before it too
+        assert produce_raw(sock, "guarded", huge, 3).error_code == 10  # MESSAGE_TOO_LARGE
+        assert produce_raw(sock, "guarded", good, 4).base_offset == 2  # nothing was appended
 
 
 def fetch_bytes(broker, topic: str) -> bytes:

@@ -388,7 +388,6 @@ class KafkaApis:
         response_class = self._response_class(header)
         topic_class = response_class.ListOffsetsTopicResponse
         partition_class = topic_class.ListOffsetsPartitionResponse
-        read_committed = getattr(request, "isolation_level", 0) == 1
         topics = []
         for t in request.topics:
             partitions = []
@@ -404,7 +403,7 @@ class KafkaApis:
                         )
                     )
                     continue
-                timestamp, offset = self._offset_for(partition, p.timestamp, read_committed)
+                timestamp, offset = self._offset_for(partition, p.timestamp)
                 partitions.append(
                     partition_class(
                         partition_index=p.partition_index,
@@ -418,12 +417,14 @@ class KafkaApis:
         self._reply(header, respond, response_class(throttle_time_ms=0, topics=topics))
 
     @staticmethod
-    def _offset_for(partition, timestamp: int, read_committed: bool) -> tuple[int, int]:
+    def _offset_for(partition, timestamp: int) -> tuple[int, int]:
         log = partition.log
         if timestamp == EARLIEST_TIMESTAMP:
             return -1, log.log_start_offset
         if timestamp == LATEST_TIMESTAMP:
-            return -1, log.high_watermark  # the last stable offset equals it: no transactions
+            # read_uncommitted: the high watermark; read_committed: the last stable offset, which
+            # is the same offset without transactions
+            return -1, log.high_watermark
         if timestamp == MAX_TIMESTAMP:
             best = max(
                 (s for s in log.segments if s.size),
@@ -539,7 +540,7 @@ class KafkaApis:
                         entry_class(
                             name=name,
                             value=value,
-                            read_only=source != CONFIG_SOURCE_TOPIC,
+                            read_only=resource.resource_type == RESOURCE_BROKER,
                             config_source=source,
                             is_default=source == CONFIG_SOURCE_DEFAULT,
                             is_sensitive=False,

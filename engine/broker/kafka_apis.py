@@ -775,86 +775,46 @@ class KafkaApis:
 
     def handle_offset_fetch(self, header, request, respond) -> None:
         response_class = self._response_class(header)
-        version = header.request_api_version
-        if version >= 8:
-            groups = [
-                (
-                    g.group_id,
-                    None if g.topics is None else [(t.name, t.partition_indexes) for t in g.topics],
-                )
-                for g in request.groups
-            ]
-        else:
-            topics = request.topics
-            groups = [
-                (
-                    request.group_id,
-                    None if topics is None else [(t.name, t.partition_indexes) for t in topics],
-                )
-            ]
-        answers = []
-        for group_id, wanted in groups:
-            partitions = (
-                None if wanted is None else [(name, i) for name, indexes in wanted for i in indexes]
-            )
-            found = self.group_coordinator.fetch_offsets(group_id=group_id, partitions=partitions)
-            by_topic: dict[str, list] = {}
-            for (topic, index), committed in sorted(found.items()):
-                by_topic.setdefault(topic, []).append((index, committed))
-            answers.append((group_id, by_topic))
-        if version >= 8:
+        # v8+ batches groups; before, one group at the top level of both request and response
+        batched = header.request_api_version >= 8
+        if batched:
             group_class = response_class.OffsetFetchResponseGroup
             topic_class = group_class.OffsetFetchResponseTopics
             partition_class = topic_class.OffsetFetchResponsePartitions
-            response = response_class(
-                throttle_time_ms=0,
-                groups=[
-                    group_class(
-                        group_id=group_id,
-                        error_code=NONE,
-                        topics=[
-                            topic_class(
-                                name=name,
-                                partitions=[
-                                    partition_class(
-                                        partition_index=index,
-                                        committed_offset=c.offset if c else -1,
-                                        committed_leader_epoch=c.leader_epoch if c else -1,
-                                        metadata=c.metadata if c else "",
-                                        error_code=NONE,
-                                    )
-                                    for index, c in entries
-                                ],
-                            )
-                            for name, entries in by_topic.items()
-                        ],
-                    )
-                    for group_id, by_topic in answers
-                ],
-            )
+            requested = [(g.group_id, g.topics) for g in request.groups]
         else:
             topic_class = response_class.OffsetFetchResponseTopic
             partition_class = topic_class.OffsetFetchResponsePartition
-            _, by_topic = answers[0]
-            response = response_class(
-                throttle_time_ms=0,
-                error_code=NONE,
-                topics=[
-                    topic_class(
-                        name=name,
-                        partitions=[
-                            partition_class(
-                                partition_index=index,
-                                committed_offset=c.offset if c else -1,
-                                committed_leader_epoch=c.leader_epoch if c else -1,
-                                metadata=c.metadata if c else "",
-                                error_code=NONE,
-                            )
-                            for index, c in entries
-                        ],
+            requested = [(request.group_id, request.topics)]
+
+        def committed_topics(group_id: str, topics) -> list:
+            wanted = None
+            if topics is not None:
+                wanted = [(t.name, index) for t in topics for index in t.partition_indexes]
+            found = self.group_coordinator.fetch_offsets(group_id=group_id, partitions=wanted)
+            by_topic: dict[str, list] = {}
+            for (topic, index), c in sorted(found.items()):
+                by_topic.setdefault(topic, []).append(
+                    partition_class(
+                        partition_index=index,
+                        committed_offset=c.offset if c else -1,
+                        committed_leader_epoch=c.leader_epoch if c else -1,
+                        metadata=c.metadata if c else "",
+                        error_code=NONE,
                     )
-                    for name, entries in by_topic.items()
-                ],
+                )
+            return [topic_class(name=name, partitions=ps) for name, ps in by_topic.items()]
+
+        if batched:
+            groups = [
+                group_class(group_id=g, error_code=NONE, topics=committed_topics(g, topics))
+                for g, topics in requested
+            ]
+            response = response_class(throttle_time_ms=0, groups=groups)
+        else:
+            [(group_id, topics)] = requested
+            response = response_class(
+                throttle_time_ms=0, error_code=NONE, topics=committed_topics(group_id, topics)
             )
         self._reply(header, respond, response)
 

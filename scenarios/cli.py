@@ -8,6 +8,8 @@ import urllib.request
 from engine.broker.config import kafka_config, parse_listener, parse_properties
 from engine.server.broker import run_broker
 from engine.tools.dump_log import dump_log
+from scenarios.registry import SCENARIOS
+from scenarios.run import run as run_scenarios
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -64,7 +66,46 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         description="Print the counters of a kbench broker as JSON (also at http://ADDRESS/stats).",
     )
     stats.add_argument("address", metavar="HOST:PORT", help="the broker's listener")
-    return parser, {"dump-log": dump, "broker": broker, "broker-stats": stats}
+    run = commands.add_parser(
+        "run",
+        help="run the scenarios (all of them by default) and write a results file",
+        description="Run scenarios against a broker kbench starts itself (or --bootstrap), "
+        "print the headline ratios and claim verdicts, and write the results file.",
+    )
+    run.add_argument(
+        "scenarios", nargs="*", metavar="SCENARIO", help=f"default: all of {', '.join(SCENARIOS)}"
+    )
+    run.add_argument(
+        "--profile",
+        choices=["quick", "full", "smoke"],
+        default="quick",
+        help="quick: about a minute per scenario (default); full: thorough; "
+        "smoke: seconds, for tests (numbers meaningless)",
+    )
+    run.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where data is written (default: a temporary directory, removed after)",
+    )
+    run.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="use this Kafka-protocol cluster instead of starting kbench's broker",
+    )
+    run.add_argument(
+        "--reports",
+        metavar="DIR",
+        default="reports",
+        help="where the results file goes (default: ./reports)",
+    )
+    listing = commands.add_parser("list", help="show the scenarios, their parameters and profiles")
+    return parser, {
+        "dump-log": dump,
+        "broker": broker,
+        "broker-stats": stats,
+        "run": run,
+        "list": listing,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,8 +125,48 @@ def main(argv: list[str] | None = None) -> int:
         return _broker(args, commands["broker"])
     if args.command == "broker-stats":
         return _broker_stats(args.address, commands["broker-stats"])
+    if args.command == "run":
+        unknown_names = [n for n in args.scenarios if n not in SCENARIOS]
+        if unknown_names:
+            commands["run"].error(
+                f"unknown scenario {', '.join(unknown_names)}; "
+                f"expected one of {', '.join(SCENARIOS)}"
+            )
+        if args.bootstrap:
+            try:
+                parse_listener(args.bootstrap)
+            except ValueError as exc:
+                commands["run"].error(f"--bootstrap: {exc}")
+        run_scenarios(
+            args.scenarios,
+            args.profile,
+            args.data_dir,
+            args.bootstrap,
+            args.reports,
+            ["kbench", *(sys.argv[1:] if argv is None else argv)],
+        )
+        return 0
+    if args.command == "list":
+        _list_scenarios()
+        return 0
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _list_scenarios() -> None:
+    for scenario in SCENARIOS.values():
+        print(f"{scenario.name}: {scenario.question}")
+        print("  parameters:")
+        for name, meaning in scenario.parameters.items():
+            print(f"    {name}: {meaning}")
+        for profile, values in scenario.profiles.items():
+            rendered = ", ".join(f"{k}={v}" for k, v in values.items())
+            print(f"  profile {profile}: {rendered}")
+        print(
+            "  metrics: "
+            + ", ".join(f"{m.name} ({m.unit}, {m.better} is better)" for m in scenario.metrics)
+        )
+        print()
 
 
 def _broker_stats(address: str, parser: argparse.ArgumentParser) -> int:

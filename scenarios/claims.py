@@ -1,0 +1,140 @@
+"""The widely repeated claims about Kafka's speed that the suite gives a measured verdict on.
+
+Each has the figure people quote and where it comes from; a scenario's ClaimCheck names the
+contrast and threshold that decide it, and stats.judge writes the rule next to the verdict.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    id: str
+    claim: str
+    quoted: str
+    source: str
+    scenario: str  # the scenario that tests it, or "(later)" when none does yet
+
+
+CLAIMS: dict[str, Claim] = {
+    c.id: c
+    for c in (
+        Claim(
+            "seq-write",
+            "Appending sequentially is far faster than writing at random positions",
+            "600 MB/s linear vs ~100 KB/s random on 6-disk RAID-5 (over 6000x); "
+            "often restated as 12x",
+            "Apache Kafka documentation, design: Don't fear the filesystem; popular articles",
+            "disk-write-pattern",
+        ),
+        Claim(
+            "page-cache-write",
+            "Writes go to the page cache and are flushed later, so a broker write costs about a "
+            "memory copy",
+            "broker writes are basically memory writes",
+            "Kafka documentation, design; popular articles",
+            "disk-write-pattern",
+        ),
+        Claim(
+            "page-cache-read",
+            "Consumers that keep up read from the page cache, not the disk",
+            "a cache hit reads many times faster than a disk read",
+            "Kafka documentation, design",
+            "page-cache",
+        ),
+        Claim(
+            "zero-copy-time",
+            "sendfile (transferTo) cuts transfer time compared with read + write",
+            "about 65 % less time (1 GB: 18,399 ms -> 8,537 ms)",
+            "Efficient data transfer through zero copy, IBM developerWorks (cited by Kafka's docs)",
+            "zero-copy",
+        ),
+        Claim(
+            "zero-copy-cpu",
+            "Zero copy cuts the CPU spent serving consumers",
+            "CPU 60 % -> 20 % (-67 %)",
+            "popular articles",
+            "zero-copy",
+        ),
+        Claim(
+            "zero-copy-copies",
+            "The traditional path makes 4 copies and 2 system calls; sendfile removes the "
+            "user-space copies",
+            "4 copies -> 2",
+            "Kafka documentation, design: Efficiency",
+            "zero-copy",
+        ),
+        Claim(
+            "batching",
+            "Batching messages raises producer throughput by large factors",
+            "single producer 100k -> 500k msgs/s (5x)",
+            "popular articles; Kafka documentation",
+            "batch-compression",
+        ),
+        Claim(
+            "compression-tradeoff",
+            "Codecs trade ratio against CPU: gzip high/high, snappy medium/low, lz4 medium/lowest, "
+            "zstd highest/medium",
+            "qualitative ordering",
+            "popular articles; Kafka producer documentation",
+            "batch-compression",
+        ),
+        Claim(
+            "linger",
+            "A few ms of linger gives bigger batches and similar or lower latency under load",
+            "default linger.ms changed 0 -> 5 in Kafka 4.0",
+            "KIP-1030, Kafka 4.0 producer docs",
+            "batch-compression",
+        ),
+        Claim(
+            "sparse-index",
+            "An index entry every ~4 KiB keeps indexes tiny while lookups stay fast",
+            "log.index.interval.bytes = 4096",
+            "Kafka configuration reference",
+            "(later)",
+        ),
+        Claim(
+            "acks-cost",
+            "acks=all with replication costs throughput compared with acks=1",
+            "1 producer, 3 replicas: 786,980 vs 421,823 rec/s",
+            "J. Kreps, Benchmarking Apache Kafka: 2 Million Writes Per Second, 2014",
+            "(later)",
+        ),
+        Claim(
+            "single-producer",
+            "One producer, 100-byte records, no replication",
+            "821,557 rec/s (78.3 MB/s); one consumer 940,521 rec/s",
+            "Kreps 2014",
+            "batch-compression",
+        ),
+        Claim(
+            "e2e-latency",
+            "End-to-end latency stays in single-digit milliseconds",
+            "p50 2 ms, p99 3 ms, p99.9 14 ms",
+            "Kreps 2014",
+            "(later)",
+        ),
+        Claim(
+            "consumer-latency",
+            "Tuning the consumer (batch fetch, long poll) drops consume latency",
+            "100 ms -> 10 ms (10x)",
+            "popular articles",
+            "(later)",
+        ),
+        Claim(
+            "partitions",
+            "More partitions give more parallelism; very many partitions on one disk turn appends "
+            "into scattered writes",
+            "-",
+            "Kafka documentation; widely discussed",
+            "disk-write-pattern",
+        ),
+        Claim(
+            "node-peak",
+            "One well-equipped node handles ~20 million messages/s, ~600 MB/s",
+            "20M msgs/s, 600 MB/s; Confluent 2020: 605 MB/s peak",
+            "a widely read course on message queues; Confluent 2020 benchmark",
+            "(later)",
+        ),
+    )
+}

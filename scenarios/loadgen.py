@@ -1,0 +1,146 @@
+"""BatchProducer: the fast load generator. It sends prebuilt record batches over the Kafka
+protocol, so what a measurement sees is the broker, not a client library's batching.
+
+Frames are built once per partition (ProduceRequest v7, acks=1, one ~64 KiB batch of 100-byte
+records) and sent round robin over the partitions, a window of requests in flight on one
+connection; a request's latency runs from its send to its response. Works against any
+Kafka-protocol broker.
+"""
+
+import socket
+import struct
+import time
+from dataclasses import dataclass
+
+from hdrh.histogram import HdrHistogram
+from kafka.protocol.admin.topics import CreateTopicsRequest, CreateTopicsResponse
+from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
+
+from engine.records import SimpleRecord, build_batch
+
+_PRODUCE_VERSION = 7
+_CREATE_TOPICS_VERSION = 4
+_TOPIC_ALREADY_EXISTS = 36
+_SIZE = struct.Struct(">i")
+
+
+class LoadError(Exception):
+    pass
+
+
+@dataclass
+class ProduceStats:
+    bytes: int
+    requests: int
+    seconds: float
+    p50_latency_us: float
+    p99_latency_us: float
+
+
+class BatchProducer:
+    def __init__(self, bootstrap: str, *, record_size: int = 100, records_per_batch: int = 600):
+        host, _, port = bootstrap.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.batch = bytes(
+            build_batch([SimpleRecord(bytes(record_size))] * records_per_batch, timestamp=1)
+        )
+        self._correlation = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _frame(self, request) -> bytes:
+        self._correlation += 1
+        request.with_header(correlation_id=self._correlation, client_id="kbench-loadgen")
+        body = bytes(request.encode(header=True))
+        return _SIZE.pack(len(body)) + body
+
+    def _read_frame(self) -> bytes:
+        size = _SIZE.unpack(self._read_exactly(4))[0]
+        return self._read_exactly(size)
+
+    def _read_exactly(self, count: int) -> bytes:
+        chunks, remaining = [], count
+        while remaining:
+            chunk = self.sock.recv(min(remaining, 1 << 20))
+            if not chunk:
+                raise LoadError("the broker closed the connection")
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        return b"".join(chunks)
+
+    def create_topic(self, topic: str, partitions: int) -> None:
+        cls = CreateTopicsRequest[_CREATE_TOPICS_VERSION]
+        request = cls(
+            topics=[
+                cls.CreatableTopic(
+                    name=topic,
+                    num_partitions=partitions,
+                    replication_factor=1,
+                    assignments=[],
+                    configs=[],
+                )
+            ],
+            timeout_ms=30_000,
+            validate_only=False,
+        )
+        self.sock.sendall(self._frame(request))
+        response = CreateTopicsResponse.decode(
+            self._read_frame(), version=_CREATE_TOPICS_VERSION, header=True
+        )
+        error = response.topics[0].error_code
+        if error not in (0, _TOPIC_ALREADY_EXISTS):
+            raise LoadError(f"creating {topic}: error {error} {response.topics[0].error_message}")
+
+    def produce(
+        self, topic: str, partitions: int, total_bytes: int, window: int = 8
+    ) -> ProduceStats:
+        """Send about total_bytes of batches round robin over the topic's partitions."""
+        cls = ProduceRequest[_PRODUCE_VERSION]
+        frames = [
+            self._frame(
+                cls(
+                    transactional_id=None,
+                    acks=1,
+                    timeout_ms=30_000,
+                    topic_data=[
+                        cls.TopicProduceData(
+                            name=topic,
+                            partition_data=[
+                                cls.TopicProduceData.PartitionProduceData(
+                                    index=p, records=self.batch
+                                )
+                            ],
+                        )
+                    ],
+                )
+            )
+            for p in range(partitions)
+        ]
+        requests = max(total_bytes // len(self.batch), 1)
+        histogram = HdrHistogram(1, 60_000_000_000, 3)
+        sent_at: list[int] = []
+        started = time.perf_counter_ns()
+        sent = received = 0
+        while received < requests:
+            while sent < requests and sent - received < window:
+                sent_at.append(time.perf_counter_ns())
+                self.sock.sendall(frames[sent % partitions])
+                sent += 1
+            response = ProduceResponse.decode(
+                self._read_frame(), version=_PRODUCE_VERSION, header=True
+            )
+            histogram.record_value(max(time.perf_counter_ns() - sent_at[received], 1))
+            error = response.responses[0].partition_responses[0].error_code
+            if error:
+                raise LoadError(f"produce to {topic} failed with error {error}")
+            received += 1
+        seconds = (time.perf_counter_ns() - started) / 1e9
+        return ProduceStats(
+            bytes=requests * len(self.batch),
+            requests=requests,
+            seconds=seconds,
+            p50_latency_us=histogram.get_value_at_percentile(50) / 1000,
+            p99_latency_us=histogram.get_value_at_percentile(99) / 1000,
+        )

@@ -1,0 +1,196 @@
+"""The runner: warm-up, variants interleaved over rounds, every sample kept, then statistics.
+
+Round r runs the variants in their declared order when r is even and reversed when it is odd
+(A B B A A B ...), so slow drift of the machine (thermal, other tenants, page-cache growth) hits
+every variant alike. One warm-up measurement per variant comes first and is kept, marked, but
+left out of the statistics. Each measurement is wrapped in a ResourceMeter: CPU of the broker and
+of this process, context switches, disk bytes.
+"""
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scenarios.claims import CLAIMS
+from scenarios.resources import ResourceMeter
+from scenarios.scenario import RunContext, Scenario, Skip
+from scenarios.stats import Verdict, compare, judge, summarize
+
+REQUIRED_CONFIDENCE = 0.95  # below it (fewer than 6 rounds), no direction or verdict is claimed
+
+
+@dataclass
+class Sample:
+    variant: str
+    round: int  # -1 for the warm-up
+    values: dict[str, float]
+    resources: dict[str, Any]
+
+    @property
+    def warmup(self) -> bool:
+        return self.round < 0
+
+    def as_dict(self) -> dict:
+        return {
+            "variant": self.variant,
+            "round": self.round,
+            "warmup": self.warmup,
+            "values": self.values,
+            "resources": self.resources,
+        }
+
+
+@dataclass
+class ScenarioResult:
+    scenario: str
+    title: str
+    question: str
+    profile: str
+    params: dict[str, Any]
+    metrics: list[dict]
+    variants: list[dict]
+    skipped: str | None = None
+    notes: list[str] = field(default_factory=list)
+    samples: list[Sample] = field(default_factory=list)
+    summaries: dict[str, dict[str, dict]] = field(default_factory=dict)
+    contrasts: list[dict] = field(default_factory=list)
+    claims: list[dict] = field(default_factory=list)
+    duration_s: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.scenario,
+            "title": self.title,
+            "question": self.question,
+            "profile": self.profile,
+            "params": self.params,
+            "metrics": self.metrics,
+            "variants": self.variants,
+            "skipped": self.skipped,
+            "notes": self.notes,
+            "samples": [s.as_dict() for s in self.samples],
+            "summaries": self.summaries,
+            "contrasts": self.contrasts,
+            "claims": self.claims,
+            "duration_s": self.duration_s,
+        }
+
+
+def planned_measurements(scenario: Scenario, profile: str) -> int:
+    params = scenario.profiles[profile]
+    return (params["rounds"] + 1) * len(scenario.variants(params))
+
+
+def run_scenario(
+    scenario: Scenario,
+    ctx: RunContext,
+    profile: str,
+    advance: Callable[[int], None] = lambda _: None,
+) -> ScenarioResult:
+    """Run one scenario; `advance(n)` is told of every finished measurement (progress bars)."""
+    planned = planned_measurements(scenario, profile)
+    result = ScenarioResult(
+        scenario=scenario.name,
+        title=scenario.title,
+        question=scenario.question,
+        profile=profile,
+        params=dict(ctx.params),
+        metrics=[
+            {"name": m.name, "unit": m.unit, "better": m.better, "description": m.description}
+            for m in scenario.metrics
+        ],
+        variants=[],
+    )
+    started = time.monotonic()
+    try:
+        scenario.setup(ctx)
+    except Skip as skip:
+        result.skipped = str(skip)
+        advance(planned)
+        return result
+    params = result.params = dict(ctx.params)
+    result.notes = list(ctx.notes)
+    variants = scenario.variants(params)
+    result.variants = [{"name": v.name, "params": dict(v.params)} for v in variants]
+    roles = {"client": os.getpid()}
+    if ctx.broker_pid is not None:
+        roles["broker"] = ctx.broker_pid
+    try:
+        for round_number in range(-1, params["rounds"]):
+            order = variants if round_number % 2 == 0 else list(reversed(variants))
+            for variant in order:
+                with ResourceMeter(roles, path=ctx.work_dir) as meter:
+                    values = scenario.measure(ctx, variant)
+                result.samples.append(
+                    Sample(variant.name, round_number, values, meter.usage.as_dict())
+                )
+                advance(1)
+                planned -= 1
+    finally:
+        scenario.teardown(ctx)
+    advance(max(planned, 0))  # what setup narrowed away
+    result.duration_s = time.monotonic() - started
+    _analyse(scenario, result)
+    return result
+
+
+def _analyse(scenario: Scenario, result: ScenarioResult) -> None:
+    measured = [s for s in result.samples if not s.warmup]
+    for variant in result.variants:
+        name = variant["name"]
+        own = [s for s in measured if s.variant == name]
+        result.summaries[name] = {
+            metric.name: summarize([s.values[metric.name] for s in own]).as_dict()
+            for metric in scenario.metrics
+            if all(metric.name in s.values for s in own) and own
+        }
+    by_name = {}
+    for contrast in scenario.contrasts(result.params):
+        numerator = _by_round(measured, contrast.numerator, contrast.metric)
+        denominator = _by_round(measured, contrast.denominator, contrast.metric)
+        rounds = sorted(set(numerator) & set(denominator))
+        comparison = compare(
+            [numerator[r] for r in rounds], [denominator[r] for r in rounds], paired=True
+        )
+        by_name[contrast.name] = comparison
+        result.contrasts.append(
+            {
+                "name": contrast.name,
+                "label": contrast.label,
+                "metric": contrast.metric,
+                "numerator": contrast.numerator,
+                "denominator": contrast.denominator,
+                "comparison": comparison.as_dict(),
+                "direction": (
+                    comparison.direction(scenario.metric(contrast.metric).better)
+                    if comparison.confidence >= REQUIRED_CONFIDENCE
+                    else "inconclusive"
+                ),
+            }
+        )
+    for check in scenario.claim_checks(result.params):
+        claim = CLAIMS[check.claim]
+        contrast = next(c for c in result.contrasts if c["name"] == check.contrast)
+        verdict = judge(by_name[check.contrast], check.threshold, label=contrast["label"])
+        if by_name[check.contrast].confidence < REQUIRED_CONFIDENCE:
+            verdict = Verdict(
+                "inconclusive",
+                f"too few rounds for a 95% interval ({by_name[check.contrast].n}); " + verdict.rule,
+            )
+        result.claims.append(
+            {
+                "id": claim.id,
+                "claim": claim.claim,
+                "quoted": claim.quoted,
+                "source": claim.source,
+                "contrast": check.contrast,
+                "threshold": check.threshold,
+                **verdict.as_dict(),
+            }
+        )
+
+
+def _by_round(samples: list[Sample], variant: str, metric: str) -> dict[int, float]:
+    return {s.round: s.values[metric] for s in samples if s.variant == variant}

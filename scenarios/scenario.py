@@ -1,0 +1,99 @@
+"""What a scenario declares, and the context it runs in.
+
+A scenario answers one question by measuring variants of the same work (sequential vs random
+writes, sendfile vs read + send, ...). It declares its parameters, the profiles that set them
+(`quick`: about a minute on 2 cores; `full`: thorough; `smoke`: seconds, for tests, numbers
+meaningless), its metrics with their units and better-direction, the pairs of variants whose
+ratio is the answer, and the claims of claims.md those ratios decide. The runner does the rest:
+warm-up, interleaving, repeats, statistics, resources and results.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    unit: str
+    better: str  # "higher" or "lower"
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Contrast:
+    """numerator/denominator of one metric: a headline ratio of the scenario."""
+
+    name: str
+    metric: str
+    numerator: str  # variant names
+    denominator: str
+    label: str  # e.g. "sequential/random MB/s, buffered 4 KiB"
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimCheck:
+    """A claim of claims.md decided by a contrast: confirmed at or above threshold."""
+
+    claim: str  # the id in claims.md, e.g. "seq-write"
+    contrast: str  # a Contrast name
+    threshold: float
+
+
+@dataclass
+class RunContext:
+    """Where and against what a scenario runs."""
+
+    work_dir: str  # scratch space on the data directory's filesystem
+    params: dict[str, Any]
+    bootstrap: str | None = None  # a Kafka-protocol broker, when the run has one
+    broker_pid: int | None = None  # the engine's broker process, when kbench started it
+    engine: bool = True  # False with --bootstrap: the engine's own switches are unavailable
+    state: dict[str, Any] = field(default_factory=dict)  # whatever setup leaves for measure
+    notes: list[str] = field(default_factory=list)  # parts left out here, and why (printed)
+
+
+class Skip(Exception):
+    """Raised by setup when a scenario (or part) cannot run here; the reason is printed."""
+
+
+class Scenario(ABC):
+    name: ClassVar[str]
+    title: ClassVar[str]
+    question: ClassVar[str]
+    parameters: ClassVar[Mapping[str, str]]  # parameter -> what it means
+    profiles: ClassVar[Mapping[str, Mapping[str, Any]]]  # "smoke", "quick", "full"
+    metrics: ClassVar[tuple[Metric, ...]]
+
+    def metric(self, name: str) -> Metric:
+        return next(m for m in self.metrics if m.name == name)
+
+    @abstractmethod
+    def variants(self, params: Mapping[str, Any]) -> list[Variant]:
+        """The variants, in the order the first round runs them."""
+
+    @abstractmethod
+    def contrasts(self, params: Mapping[str, Any]) -> list[Contrast]: ...
+
+    def claim_checks(self, params: Mapping[str, Any]) -> list[ClaimCheck]:
+        return []
+
+    def setup(self, ctx: RunContext) -> None:  # noqa: B027 - optional hook
+        """Prepare data; raise Skip to say why this scenario cannot run here. Setup may narrow
+        ctx.params (e.g. drop O_DIRECT where refused), noting why in ctx.notes; variants and
+        contrasts are taken from the params as setup leaves them."""
+
+    @abstractmethod
+    def measure(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
+        """One sample of every metric for one variant."""
+
+    def teardown(self, ctx: RunContext) -> None:  # noqa: B027 - optional hook
+        pass

@@ -1,0 +1,80 @@
+"""`kbench run` and `kbench list` as a user runs them, on the smoke profile."""
+
+import re
+
+import jsonschema
+import pytest
+
+from scenarios import results
+from scenarios.registry import SCENARIOS
+
+
+def test_kbench_run_writes_a_valid_results_file(tmp_path, run_kbench):
+    completed = run_kbench("run", "--profile", "smoke", "--reports", str(tmp_path))
+    assert completed.returncode == 0, completed.stderr
+    path = re.search(r"results: (\S+\.json)", completed.stdout).group(1)
+    document = results.load(path)  # validates against the schema
+    assert document["target"]["kind"] == "engine"
+    assert [s["name"] for s in document["scenarios"]] == list(SCENARIOS)
+    assert document["environment"]["data_dir"]["fstype"]
+    for scenario in document["scenarios"]:
+        assert scenario["skipped"] is None, scenario["skipped"]
+        names = [v["name"] for v in scenario["variants"]]
+        rounds = scenario["params"]["rounds"]
+        for name in names:
+            own = [s for s in scenario["samples"] if s["variant"] == name]
+            assert [s["round"] for s in own] == [-1, *range(rounds)]
+            for sample in own:
+                assert all(v > 0 for v in sample["values"].values()), (name, sample["values"])
+        assert {c["numerator"] for c in scenario["contrasts"]} <= set(names)
+        for claim in scenario["claims"]:
+            assert claim["verdict"] in ("confirmed", "not reproduced", "inconclusive")
+    assert "claim seq-write:" in completed.stdout
+
+
+def test_disk_write_pattern_compares_every_mode_and_the_broker(tmp_path, run_kbench):
+    completed = run_kbench(
+        "run", "disk-write-pattern", "--profile", "smoke", "--reports", str(tmp_path)
+    )
+    assert completed.returncode == 0, completed.stderr
+    path = re.search(r"results: (\S+\.json)", completed.stdout).group(1)
+    [scenario] = results.load(path)["scenarios"]
+    variants = {v["name"] for v in scenario["variants"]}
+    assert {"sequential-buffered-4 KiB", "random-fsync-64 KiB", "broker-1-partition"} <= variants
+    assert "broker-8-partitions" in variants
+    broker_samples = [s for s in scenario["samples"] if s["variant"] == "broker-1-partition"]
+    assert all("broker" in s["resources"]["processes"] for s in broker_samples)
+
+
+def test_results_that_break_the_schema_are_refused():
+    document = results.new_run(
+        "quick", ["kbench"], {"kind": "engine", "bootstrap": None}, {"warnings": []}
+    )
+    results.validate(document)
+    document["profile"] = "fastest"
+    with pytest.raises(jsonschema.ValidationError):
+        results.validate(document)
+
+
+def test_kbench_list_shows_scenarios_parameters_and_profiles(run_kbench):
+    completed = run_kbench("list")
+    assert completed.returncode == 0
+    for scenario in SCENARIOS.values():
+        assert f"{scenario.name}: {scenario.question}" in completed.stdout
+        for parameter in scenario.parameters:
+            assert f"    {parameter}: " in completed.stdout
+    assert "profile quick:" in completed.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["run", "no-such-scenario"], "unknown scenario no-such-scenario; expected one of"),
+        (["run", "--profile", "fastest"], "invalid choice: 'fastest'"),
+        (["run", "--bootstrap", "nohost"], "expected HOST:PORT"),
+    ],
+)
+def test_wrong_run_arguments_say_what_was_expected(run_kbench, args, expected):
+    completed = run_kbench(*args)
+    assert completed.returncode == 2
+    assert expected in completed.stderr

@@ -1,0 +1,81 @@
+"""The runner: interleaved rounds, warm-ups kept but not counted, statistics and verdicts."""
+
+import os
+
+import pytest
+
+from scenarios.runner import run_scenario
+from scenarios.scenario import ClaimCheck, Contrast, Metric, RunContext, Scenario, Skip, Variant
+
+
+class Doubling(Scenario):
+    """A deterministic scenario: variant "fast" does twice the work per second of "slow"."""
+
+    name = "doubling"
+    title = "A known ratio"
+    question = "Does the runner recover a 2x ratio?"
+    parameters = {"rounds": "repeats"}
+    profiles = {"smoke": {"rounds": 7}}
+    metrics = (Metric("ops", "ops/s", "higher"),)
+
+    def __init__(self) -> None:
+        self.order: list[str] = []
+
+    def variants(self, params):
+        return [Variant("fast", {"scale": 2.0}), Variant("slow", {"scale": 1.0})]
+
+    def contrasts(self, params):
+        return [Contrast("fast-vs-slow", "ops", "fast", "slow", "fast/slow ops")]
+
+    def claim_checks(self, params):
+        return [ClaimCheck("batching", "fast-vs-slow", 1.5)]
+
+    def measure(self, ctx, variant):
+        self.order.append(variant.name)
+        round_noise = 1.0 + 0.01 * ((len(self.order) - 1) // 2)  # drift shared within a round
+        return {"ops": 100.0 * variant.params["scale"] * round_noise}
+
+
+def test_rounds_interleave_and_warmups_are_kept_but_not_counted(tmp_path):
+    scenario = Doubling()
+    ctx = RunContext(work_dir=str(tmp_path), params=dict(scenario.profiles["smoke"]))
+    advanced = []
+    result = run_scenario(scenario, ctx, "smoke", advanced.append)
+    # warm-up (round -1, reversed since odd), then A B, B A, A B ...
+    assert scenario.order[:6] == ["slow", "fast", "fast", "slow", "slow", "fast"]
+    assert sum(advanced) == 16
+    assert [s.round for s in result.samples if s.warmup] == [-1, -1]
+    assert len(result.samples) == 16
+    summary = result.summaries["fast"]["ops"]
+    assert summary["n"] == 7 and summary["ci_low"] <= summary["median"] <= summary["ci_high"]
+    [contrast] = result.contrasts
+    assert contrast["comparison"]["ratio"] == pytest.approx(2.0)
+    assert contrast["direction"] == "better"
+    [claim] = result.claims
+    assert (claim["id"], claim["verdict"]) == ("batching", "confirmed")
+    assert "1.5" in claim["rule"]
+    for sample in result.samples:
+        assert sample.resources["processes"]["client"]["user_s"] >= 0
+
+
+def test_too_few_rounds_claim_nothing(tmp_path):
+    scenario = Doubling()
+    ctx = RunContext(work_dir=str(tmp_path), params={"rounds": 3})
+    result = run_scenario(scenario, ctx, "smoke")
+    assert result.contrasts[0]["direction"] == "inconclusive"
+    assert result.claims[0]["verdict"] == "inconclusive"
+    assert "too few rounds" in result.claims[0]["rule"]
+
+
+class Refusing(Doubling):
+    def setup(self, ctx):
+        raise Skip("needs the engine's own switches")
+
+
+def test_a_skipped_scenario_says_why(tmp_path):
+    ctx = RunContext(work_dir=str(tmp_path), params={"rounds": 7})
+    advanced = []
+    result = run_scenario(Refusing(), ctx, "smoke", advanced.append)
+    assert result.skipped == "needs the engine's own switches"
+    assert result.samples == [] and sum(advanced) == 16
+    assert os.path.isdir(tmp_path)

@@ -114,9 +114,9 @@ def run_scenario(
     result.notes = list(ctx.notes)
     variants = scenario.variants(params)
     result.variants = [{"name": v.name, "params": dict(v.params)} for v in variants]
-    roles = {"client": os.getpid()}
+    roles = {"client": os.getpid(), **ctx.processes}
     if ctx.broker_pid is not None:
-        roles["broker"] = ctx.broker_pid
+        roles.setdefault("broker", ctx.broker_pid)
     try:
         for round_number in range(-1, params["rounds"]):
             order = variants if round_number % 2 == 0 else list(reversed(variants))

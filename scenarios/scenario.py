@@ -56,6 +56,9 @@ class RunContext:
     params: dict[str, Any]
     bootstrap: str | None = None  # a Kafka-protocol broker, when the run has one
     broker_pid: int | None = None  # the engine's broker process, when kbench started it
+    # processes whose CPU every sample records, by role; setup may add its own (e.g. brokers it
+    # starts); "client" (this process) and "broker" (broker_pid) are added by the runner
+    processes: dict[str, int] = field(default_factory=dict)
     engine: bool = True  # False with --bootstrap: the engine's own switches are unavailable
     state: dict[str, Any] = field(default_factory=dict)  # whatever setup leaves for measure
     notes: list[str] = field(default_factory=list)  # parts left out here, and why (printed)

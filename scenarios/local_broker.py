@@ -22,6 +22,10 @@ class LocalBroker:
         self.bootstrap = ""
 
     @property
+    def port(self) -> int:
+        return int(self.bootstrap.rsplit(":", 1)[1])
+
+    @property
     def pid(self) -> int | None:
         return None if self.process is None else self.process.pid
 
@@ -41,8 +45,8 @@ class LocalBroker:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Stop it (clean shutdown on SIGTERM) and return its exit status."""
-        if self.process is None:
-            return 0
+        if self.process is None or self.process.stdout.closed:
+            return 0 if self.process is None else self.process.returncode
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
@@ -54,7 +58,7 @@ class LocalBroker:
         return code
 
     def restart(self) -> "LocalBroker":
-        port = int(self.bootstrap.rsplit(":", 1)[1])
+        port = self.port
         self.stop()
         return self.start(port)
 

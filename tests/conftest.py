@@ -1,12 +1,12 @@
 import os
 import shutil
-import signal
 import subprocess
 import sys
 
 import pytest
 
 from engine.records import CompressionType, SimpleRecord, build_batch
+from scenarios.local_broker import LocalBroker
 
 _BESIDE_PYTHON = os.path.join(os.path.dirname(sys.executable), "kbench")
 KBENCH = _BESIDE_PYTHON if os.path.exists(_BESIDE_PYTHON) else shutil.which("kbench") or "kbench"
@@ -32,50 +32,23 @@ def make_batch(
     return build_batch(records, compression=compression)
 
 
-class BrokerProcess:
-    """`kbench broker` as a subprocess on a free loopback port, as a user runs it."""
+# Group joins complete at once and short sessions are allowed, so group tests run in seconds.
+TEST_BROKER_SETTINGS = {
+    "group.initial.rebalance.delay.ms": "0",
+    "group.min.session.timeout.ms": "500",
+}
 
-    def __init__(self, data_dir: str, *settings: str) -> None:
-        self.data_dir = data_dir
-        self.settings = settings
-        self.process: subprocess.Popen | None = None
-        self.bootstrap = ""
-        self.port = 0
 
-    def start(self) -> "BrokerProcess":
-        args = [KBENCH, "broker", "--data-dir", self.data_dir, "--listen", f"127.0.0.1:{self.port}"]
-        for setting in ("group.initial.rebalance.delay.ms=0", "group.min.session.timeout.ms=500"):
-            args += ["--set", setting]
-        for setting in self.settings:
-            args += ["--set", setting]
-        self.stderr = open(os.path.join(os.path.dirname(self.data_dir), "broker.log"), "ab")  # noqa: SIM115
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self.stderr, text=True)
-        line = self.process.stdout.readline()
-        assert line.startswith("kbench broker listening on "), f"broker did not start: {line!r}"
-        self.bootstrap = line.rsplit(" ", 1)[1].strip()
-        self.port = int(self.bootstrap.rsplit(":", 1)[1])
-        return self
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-        code = self.process.wait(timeout=30)
-        self.process.stdout.close()
-        self.stderr.close()
-        return code
-
-    def restart(self) -> "BrokerProcess":
-        self.stop()
-        return self.start()
+def broker_process(data_dir: str, **settings: str) -> LocalBroker:
+    """`kbench broker` as a subprocess on a free loopback port, as users and scenarios run it."""
+    return LocalBroker(data_dir, {**TEST_BROKER_SETTINGS, **settings})
 
 
 @pytest.fixture
 def broker(tmp_path):
-    running = BrokerProcess(str(tmp_path / "data")).start()
+    running = broker_process(str(tmp_path / "data")).start()
     yield running
-    if running.process.poll() is None:
-        running.stop()
+    running.stop()
 
 
 @pytest.fixture

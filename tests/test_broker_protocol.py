@@ -17,7 +17,7 @@ from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
 from engine.records import SimpleRecord, build_batch
-from tests.conftest import BrokerProcess
+from tests.conftest import broker_process
 
 
 def connect(broker) -> socket.socket:
@@ -292,7 +292,7 @@ def fetch_bytes(broker, topic: str) -> bytes:
 
 def test_fetch_responses_are_identical_with_zero_copy_on_and_off(tmp_path):
     data_dir = str(tmp_path / "data")
-    broker = BrokerProcess(data_dir, "num.partitions=2").start()
+    broker = broker_process(data_dir, **{"num.partitions": "2"}).start()
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap, batch_size=4096, linger_ms=2)
     for i in range(3_000):
         producer.send("payments", key=b"%d" % (i % 7), value=os.urandom(40) + b"%d" % i)
@@ -302,7 +302,7 @@ def test_fetch_responses_are_identical_with_zero_copy_on_and_off(tmp_path):
     stats_on = http_stats(broker)
     broker.stop()
 
-    copying = BrokerProcess(data_dir, "zero.copy.enable=false").start()
+    copying = broker_process(data_dir, **{"zero.copy.enable": "false"}).start()
     with_copies = fetch_bytes(copying, "payments")
     stats_off = http_stats(copying)
     copying.stop()
@@ -317,7 +317,7 @@ def test_fetch_responses_are_identical_with_zero_copy_on_and_off(tmp_path):
 
 def test_sigterm_shuts_down_cleanly(tmp_path, run_kbench):
     data_dir = str(tmp_path / "data")
-    broker = BrokerProcess(data_dir).start()
+    broker = broker_process(data_dir).start()
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
     producer.send("kept", b"value").get(timeout=10)
     producer.close()

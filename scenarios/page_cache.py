@@ -1,0 +1,552 @@
+"""page-cache: how much faster is reading a log the page cache holds than one it has evicted?
+
+Kafka leaves caching to the operating system: a consumer that keeps up reads what producers just
+wrote, still in the page cache, while one catching up on old data makes the disk work. Both
+halves measure the same bytes read twice, once resident and once evicted, so residency is the
+only difference:
+
+- file: a data file written once in setup, read start to end in `read_size` read calls. "hot":
+  read once right before the timed read, so every page is resident; "cold": its pages dropped
+  (fsync, then POSIX_FADV_DONTNEED) first. Residency is checked with mincore before the timed
+  read, 100 % and 0 % exactly, and a state that cannot be reached is an error, never a sample.
+- broker: a topic of one partition produced once in setup (prebuilt batches) to a broker this
+  scenario starts itself on its own data directory, so that it may evict that partition's files;
+  then consumed from offset 0 to the log end by a raw Fetch client, one request in flight,
+  `fetch_max_bytes` per request, fetch.max.wait.ms 0. "cold" is a consumer catching up on a log
+  evicted from memory; "hot" is a tailing consumer, whose data was just written and so is
+  resident. The hot state is rebuilt before each hot read by reading the segment files once, as
+  a producer's writes leave them: producing fresh data each round instead would grow the log by
+  `broker_bytes` a round, read different offsets than the cold variant, and put writeback of
+  the new data under the measurement.
+
+Disk bytes read are the storage-layer reads of the process doing the reading (this one for the
+file, the broker for Fetch), from /proc/<pid>/io; where a process's I/O is not counted, the
+block device's counters stand in (system-wide: other processes' reads are counted too).
+
+The broker part runs only with the engine (ctx.engine): under `kbench run --bootstrap` the user
+asked about their own cluster, whose files this scenario cannot evict, and a broker started here
+would measure something else.
+"""
+
+import os
+import shutil
+import socket
+import struct
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import psutil
+from hdrh.histogram import HdrHistogram
+from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
+
+from scenarios.loadgen import BatchProducer
+from scenarios.local_broker import LocalBroker
+from scenarios.resources import (
+    ResourceMeter,
+    block_device,
+    evict_from_page_cache,
+    page_cache_residency,
+)
+from scenarios.scenario import (
+    ClaimCheck,
+    Contrast,
+    Metric,
+    RunContext,
+    Scenario,
+    Skip,
+    Variant,
+)
+
+_MIB = 1 << 20
+_TOPIC = "kbench-page-cache"
+_RECORD_SIZE = 100
+_RECORDS_PER_BATCH = 600  # ~64 KiB batches, as loadgen's default
+# How long eviction keeps trying: POSIX_FADV_DONTNEED skips pages something still references.
+# Pages the broker sent with sendfile are referenced by the network buffers that carried them,
+# and the kernel may free those buffers seconds after the data was delivered (seen here: up to
+# ~10 s on loopback with no connection left open); in-flight readahead holds pages briefly too.
+_EVICTION_TIMEOUT_S = 30.0
+
+
+class PageCacheStateError(RuntimeError):
+    """The page cache could not be brought to the state a variant needs: no sample is taken."""
+
+
+def _size_label(size: int) -> str:
+    return f"{size // _MIB} MiB" if size >= _MIB else f"{size // 1024} KiB"
+
+
+class PageCache(Scenario):
+    name = "page-cache"
+    title = "Reading from the page cache vs from the disk"
+    question = (
+        "How much faster is reading a log that is resident in the page cache than one that was "
+        "evicted, here?"
+    )
+    parameters = {
+        "file_bytes": "size of the data file read start to end per file measurement",
+        "read_size": "bytes per read call on the file",
+        "broker_bytes": "bytes produced to the topic in setup, all fetched per broker "
+        "measurement (0: no broker part)",
+        "fetch_max_bytes": "fetch.max.bytes and max.partition.fetch.bytes of every Fetch "
+        "(fetch.max.wait.ms is 0)",
+        "rounds": "interleaved repeats of every variant",
+    }
+    profiles = {
+        "smoke": {
+            "file_bytes": 4 * _MIB,
+            "read_size": _MIB,
+            "broker_bytes": 2 * _MIB,
+            "fetch_max_bytes": _MIB,
+            "rounds": 2,
+        },
+        "quick": {
+            "file_bytes": 256 * _MIB,
+            "read_size": _MIB,
+            "broker_bytes": 128 * _MIB,
+            "fetch_max_bytes": _MIB,
+            "rounds": 40,
+        },
+        "full": {
+            "file_bytes": 1024 * _MIB,
+            "read_size": _MIB,
+            "broker_bytes": 512 * _MIB,
+            "fetch_max_bytes": _MIB,
+            "rounds": 25,
+        },
+    }
+    metrics = (
+        Metric(
+            "mb_per_s",
+            "MB/s",
+            "higher",
+            "bytes read from the file, or record bytes fetched from the broker, per second",
+        ),
+        Metric(
+            "p50_latency_us",
+            "µs",
+            "lower",
+            "median of one read call (file) or one Fetch round trip (broker)",
+        ),
+        Metric(
+            "p99_latency_us",
+            "µs",
+            "lower",
+            "99th percentile of one read call (file) or one Fetch round trip (broker)",
+        ),
+        Metric(
+            "disk_read_bytes",
+            "bytes",
+            "lower",
+            "bytes the reading process (the broker for Fetch) had the storage read during the "
+            "timed read; 0 when the page cache served it all",
+        ),
+        Metric(
+            "residency_pct",
+            "%",
+            "higher",
+            "share of the file's (or the partition's segments') pages in the page cache right "
+            "before the timed read: 100 for hot, 0 for cold",
+        ),
+    )
+
+    def variants(self, params: Mapping[str, Any]) -> list[Variant]:
+        variants = [
+            Variant("file-hot", {"part": "file", "state": "hot"}),
+            Variant("file-cold", {"part": "file", "state": "cold"}),
+        ]
+        if params["broker_bytes"]:
+            variants += [
+                Variant("broker-tailing-hot", {"part": "broker", "state": "hot"}),
+                Variant("broker-catching-up-cold", {"part": "broker", "state": "cold"}),
+            ]
+        return variants
+
+    def contrasts(self, params: Mapping[str, Any]) -> list[Contrast]:
+        contrasts = [
+            Contrast(
+                "hot-vs-cold-file",
+                "mb_per_s",
+                "file-hot",
+                "file-cold",
+                f"resident/evicted MB/s, file read in {_size_label(params['read_size'])} calls",
+            )
+        ]
+        if params["broker_bytes"]:
+            contrasts.append(
+                Contrast(
+                    "hot-vs-cold-broker",
+                    "mb_per_s",
+                    "broker-tailing-hot",
+                    "broker-catching-up-cold",
+                    "tailing (resident)/catching-up (evicted) consumer MB/s through the broker, "
+                    f"{_size_label(params['fetch_max_bytes'])} fetches",
+                )
+            )
+        return contrasts
+
+    def claim_checks(self, params: Mapping[str, Any]) -> list[ClaimCheck]:
+        # "Many times faster" has no number; at least 2x is the least that "many times" can mean,
+        # so that is the bar. Below it, reading from memory would not be what makes consumers
+        # fast. The claim is about the cache itself, so it is decided on the raw file; through
+        # the broker, protocol and Python costs dilute the gap, and that contrast is only
+        # recorded (the claim does not say how much of the gap a broker keeps).
+        return [ClaimCheck("page-cache-read", "hot-vs-cold-file", 2.0)]
+
+    # -- setup ----------------------------------------------------------------------------------
+    def setup(self, ctx: RunContext) -> None:
+        params = ctx.params
+        path = os.path.join(ctx.work_dir, "page-cache.data")
+        with open(path, "wb") as f:  # random bytes: nothing below the page cache can compress
+            for _ in range(0, params["file_bytes"], _MIB):
+                f.write(os.urandom(_MIB))
+            f.flush()
+            os.fsync(f.fileno())
+        ctx.state["path"] = path
+        ctx.state["reads"] = []  # (variant, bytes, records) of every measurement, for tests
+        try:
+            _bring_to_state([path], hot=False, timeout_s=1.0)
+        except PageCacheStateError:
+            os.unlink(path)
+            raise Skip(
+                "the page cache keeps this filesystem's files after POSIX_FADV_DONTNEED "
+                "(tmpfs or similar: the data lives in memory), so no read here can be cold"
+            ) from None
+        ctx.state["disk_source"] = self._disk_source(ctx)
+        ctx.state["broker"] = ctx.state["fetcher"] = None
+        if not params["broker_bytes"]:
+            return
+        if not ctx.engine:
+            params["broker_bytes"] = 0
+            ctx.notes.append(
+                "broker part left out: the run targets an external cluster (--bootstrap), whose "
+                "segment files this scenario cannot evict; it needs a broker of the engine on a "
+                "data directory of its own"
+            )
+            return
+        self._start_broker(ctx)
+
+    def _disk_source(self, ctx: RunContext) -> str | None:
+        try:
+            psutil.Process().io_counters()
+            return "process"
+        except (psutil.AccessDenied, AttributeError, NotImplementedError):
+            pass
+        if block_device(ctx.work_dir) is not None:
+            ctx.notes.append(
+                "per-process I/O is not counted here: disk bytes are the block device's "
+                "counters, every process included"
+            )
+            return "device"
+        ctx.notes.append("neither per-process nor device I/O counters here: no disk bytes")
+        return None
+
+    def _start_broker(self, ctx: RunContext) -> None:
+        root = os.path.join(ctx.work_dir, "page-cache-broker")
+        os.makedirs(root, exist_ok=True)
+        data_dir = os.path.join(root, "data")
+        broker = LocalBroker(data_dir).start()
+        ctx.state["broker"] = broker
+        try:
+            # The broker serving these fetches is this one, not the run's: meter it as "broker".
+            ctx.processes["broker"] = broker.pid
+            producer = BatchProducer(
+                broker.bootstrap, record_size=_RECORD_SIZE, records_per_batch=_RECORDS_PER_BATCH
+            )
+            try:
+                producer.create_topic(_TOPIC, 1)
+                stats = producer.produce(_TOPIC, 1, ctx.params["broker_bytes"])
+            finally:
+                producer.close()
+            # Kafka's layout: log.dirs/<topic>-<partition>/<base offset>.log (.index, ...)
+            partition_dir = os.path.join(data_dir, f"{_TOPIC}-0")
+            if not _segments(partition_dir):
+                raise RuntimeError(f"no segment files in {partition_dir} after producing")
+            ctx.state["partition_dir"] = partition_dir
+            ctx.state["produced"] = (stats.bytes, stats.requests * _RECORDS_PER_BATCH)
+        except BaseException:
+            self.teardown(ctx)
+            raise
+
+    def teardown(self, ctx: RunContext) -> None:
+        if ctx.state.get("fetcher") is not None:
+            ctx.state["fetcher"].close()
+            ctx.state["fetcher"] = None
+        broker = ctx.state.get("broker")
+        if broker is not None:
+            broker.stop()
+            ctx.state["broker"] = None
+            shutil.rmtree(broker.data_dir, ignore_errors=True)  # the log next to it stays
+        path = ctx.state.get("path")
+        if path and os.path.exists(path):
+            os.unlink(path)
+
+    # -- measure --------------------------------------------------------------------------------
+    def measure(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
+        hot = variant.params["state"] == "hot"
+        if variant.params["part"] == "file":
+            return self._measure_file(ctx, variant, hot)
+        return self._measure_broker(ctx, variant, hot)
+
+    def _measure_file(self, ctx: RunContext, variant: Variant, hot: bool) -> dict[str, float]:
+        path = ctx.state["path"]
+        block = ctx.params["read_size"]
+        if hot:
+            _read_file(path, block)
+        residency = _bring_to_state([path], hot)
+        with ResourceMeter({"client": os.getpid()}, path=ctx.work_dir, interval_s=None) as meter:
+            read = _read_file(path, block)
+        if read.bytes != ctx.params["file_bytes"]:
+            raise RuntimeError(f"read {read.bytes} bytes of {ctx.params['file_bytes']}")
+        ctx.state["reads"].append((variant.name, read.bytes, 0))
+        return self._values(ctx, read, residency, meter, "client")
+
+    def _measure_broker(self, ctx: RunContext, variant: Variant, hot: bool) -> dict[str, float]:
+        partition_dir = ctx.state["partition_dir"]
+        files = _files(partition_dir)
+        if hot:
+            for file_path in files:  # as just written: every page of the partition resident
+                _read_file(file_path, _MIB)
+        # An open connection can hold pages it carried (sent with sendfile) after the reader
+        # has them all, e.g. segments TCP keeps for retransmission, and no eviction drops a page
+        # in use; closing it lets them go. So every broker measurement, hot or cold alike, reads
+        # on a fresh connection opened once the page cache is as the variant needs it.
+        if ctx.state["fetcher"] is not None:
+            ctx.state["fetcher"].close()
+            ctx.state["fetcher"] = None
+        residency = _bring_to_state(files, hot, weigh=_segments(partition_dir))
+        broker = ctx.state["broker"]
+        fetcher = ctx.state["fetcher"] = FetchClient(broker.bootstrap)
+        with ResourceMeter({"broker": broker.pid}, path=ctx.work_dir, interval_s=None) as meter:
+            read = fetcher.consume(_TOPIC, 0, ctx.params["fetch_max_bytes"])
+        produced_bytes, produced_records = ctx.state["produced"]
+        if (read.bytes, read.records) != (produced_bytes, produced_records):
+            raise RuntimeError(
+                f"fetched {read.bytes} bytes, {read.records} records; produced {produced_bytes} "
+                f"bytes, {produced_records} records"
+            )
+        ctx.state["reads"].append((variant.name, read.bytes, read.records))
+        return self._values(ctx, read, residency, meter, "broker")
+
+    def _values(
+        self, ctx: RunContext, read: "Read", residency: float, meter: ResourceMeter, role: str
+    ) -> dict[str, float]:
+        values = {
+            "mb_per_s": read.bytes / read.seconds / 1e6,
+            "p50_latency_us": read.latency.get_value_at_percentile(50) / 1000,
+            "p99_latency_us": read.latency.get_value_at_percentile(99) / 1000,
+            "residency_pct": residency * 100.0,
+        }
+        source = ctx.state["disk_source"]
+        if source == "process":
+            values["disk_read_bytes"] = float(meter.usage.processes[role].read_bytes or 0)
+        elif source == "device" and meter.usage.disk_read_bytes is not None:
+            values["disk_read_bytes"] = float(meter.usage.disk_read_bytes)
+        return values
+
+
+# -- page-cache state ---------------------------------------------------------------------------
+
+
+def _files(directory: str) -> list[str]:
+    return sorted(
+        os.path.join(directory, name)
+        for name in os.listdir(directory)
+        if os.path.isfile(os.path.join(directory, name))
+    )
+
+
+def _segments(directory: str) -> list[str]:
+    return [p for p in _files(directory) if p.endswith(".log")] if os.path.isdir(directory) else []
+
+
+def _residency(paths: list[str]) -> float:
+    """Bytes-weighted share of the files' pages that are resident."""
+    sizes = [os.path.getsize(p) for p in paths]
+    total = sum(sizes)
+    if not total:
+        raise RuntimeError(f"nothing to read in {paths}")
+    return sum(page_cache_residency(p) * size for p, size in zip(paths, sizes, strict=True)) / total
+
+
+def _bring_to_state(
+    paths: list[str],
+    hot: bool,
+    weigh: list[str] | None = None,
+    timeout_s: float | None = None,
+) -> float:
+    """Check (hot) or make (cold) the files fully resident or fully evicted; the residency of
+    `weigh` (default: paths) then, which is exactly 1.0 or 0.0, or PageCacheStateError.
+    Eviction keeps trying for timeout_s (default _EVICTION_TIMEOUT_S)."""
+    weigh = paths if weigh is None else weigh
+    residency = _residency(weigh)
+    if hot:
+        if residency < 1.0:
+            raise PageCacheStateError(
+                f"only {residency:.1%} of {', '.join(weigh)} resident right after reading it: "
+                "too little free memory for a hot read"
+            )
+        return residency
+    deadline = time.monotonic() + (_EVICTION_TIMEOUT_S if timeout_s is None else timeout_s)
+    pause = 0.005
+    while True:
+        for path in paths:
+            evict_from_page_cache(path)
+        residency = _residency(weigh)
+        if residency == 0.0:
+            return residency
+        if time.monotonic() + pause > deadline:
+            break
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
+    raise PageCacheStateError(
+        f"{residency:.1%} of {', '.join(weigh)} still resident after eviction: a cold read "
+        "cannot be measured (is the file mapped or locked by some process, or held by network "
+        "buffers?)"
+    )
+
+
+# -- readers ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Read:
+    bytes: int
+    records: int  # 0 for a file
+    seconds: float
+    latency: HdrHistogram  # ns per read call or Fetch round trip
+
+
+def _histogram() -> HdrHistogram:
+    return HdrHistogram(1, 60_000_000_000, 3)
+
+
+def _read_file(path: str, block: int) -> Read:
+    """Read the file start to end in `block`-byte read calls into one reused buffer."""
+    buffer = bytearray(block)
+    latency = _histogram()
+    total = 0
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        started = time.perf_counter_ns()
+        while True:
+            before = time.perf_counter_ns()
+            count = os.readv(fd, [buffer])
+            if not count:
+                break
+            latency.record_value(max(time.perf_counter_ns() - before, 1))
+            total += count
+        seconds = (time.perf_counter_ns() - started) / 1e9
+    finally:
+        os.close(fd)
+    return Read(total, 0, seconds, latency)
+
+
+_FETCH_VERSION = 11  # the last non-flexible version: a fixed response layout
+_SIZE = struct.Struct(">i")
+_BATCH_PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
+_LAST_OFFSET_DELTA = struct.Struct(">i")  # at byte 23 of a batch
+_RECORD_COUNT = struct.Struct(">i")  # at byte 57
+_BATCH_HEADER = 61
+
+
+class FetchError(Exception):
+    pass
+
+
+class FetchClient:
+    """A consumer without a library: one Fetch in flight on one connection, fetch.max.wait.ms 0,
+    responses received into one reused buffer. Counts whole record batches only (a broker may end
+    a response with part of a batch, which the next fetch returns whole)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        host, _, port = bootstrap.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._buffer = bytearray(4 * _MIB)
+        self._correlation = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def _request(self, topic: str, offset: int, max_bytes: int) -> bytes:
+        cls = FetchRequest[_FETCH_VERSION]
+        request = cls(
+            replica_id=-1,
+            max_wait_ms=0,
+            min_bytes=1,
+            max_bytes=max_bytes,
+            isolation_level=0,
+            session_id=0,
+            session_epoch=-1,
+            topics=[
+                cls.FetchTopic(
+                    topic=topic,
+                    partitions=[
+                        cls.FetchTopic.FetchPartition(
+                            partition=0,
+                            current_leader_epoch=-1,
+                            fetch_offset=offset,
+                            log_start_offset=-1,
+                            partition_max_bytes=max_bytes,
+                        )
+                    ],
+                )
+            ],
+            forgotten_topics_data=[],
+            rack_id="",
+        )
+        self._correlation += 1
+        request.with_header(correlation_id=self._correlation, client_id="kbench-page-cache")
+        body = bytes(request.encode(header=True))
+        return _SIZE.pack(len(body)) + body
+
+    def _receive(self, count: int) -> memoryview:
+        if count > len(self._buffer):
+            self._buffer = bytearray(count)
+        view = memoryview(self._buffer)[:count]
+        received = 0
+        while received < count:
+            chunk = self.sock.recv_into(view[received:])
+            if not chunk:
+                raise FetchError("the broker closed the connection")
+            received += chunk
+        return view
+
+    def consume(self, topic: str, offset: int, max_bytes: int) -> Read:
+        """Fetch partition 0 from offset to the high watermark (as the first response gives it)."""
+        latency = _histogram()
+        total = records = 0
+        end: int | None = None
+        started = time.perf_counter_ns()
+        while end is None or offset < end:
+            before = time.perf_counter_ns()
+            self.sock.sendall(self._request(topic, offset, max_bytes))
+            size = _SIZE.unpack(self._receive(4))[0]
+            frame = self._receive(size)
+            latency.record_value(max(time.perf_counter_ns() - before, 1))
+            # response header v0: the correlation id, then the body
+            response = FetchResponse.decode(frame[4:], version=_FETCH_VERSION)
+            if response.error_code:
+                raise FetchError(f"fetch failed with error {response.error_code}")
+            partition = response.responses[0].partitions[0]
+            if partition.error_code:
+                raise FetchError(f"fetch of {topic}-0 failed with error {partition.error_code}")
+            end = partition.high_watermark if end is None else end
+            data = memoryview(partition.records or b"")
+            position = 0
+            while position + _BATCH_HEADER <= len(data):
+                base_offset, length = _BATCH_PREFIX.unpack_from(data, position)
+                if position + 12 + length > len(data):
+                    break  # a partial batch at the end of the response
+                last_delta = _LAST_OFFSET_DELTA.unpack_from(data, position + 23)[0]
+                records += _RECORD_COUNT.unpack_from(data, position + 57)[0]
+                offset = base_offset + last_delta + 1
+                position += 12 + length
+            if not position and offset < end:
+                raise FetchError(f"no whole batch at offset {offset} of {topic}-0 (end {end})")
+            total += position
+        seconds = (time.perf_counter_ns() - started) / 1e9
+        return Read(total, records, seconds, latency)

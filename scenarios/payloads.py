@@ -1,0 +1,84 @@
+"""Record values for producer benchmarks: the same sizes, three degrees of redundancy.
+
+- random: uniformly random bytes, which no codec can shrink;
+- json: JSON-like event text (one object per record with the same field names, varying
+  identifiers, numbers and words), which compresses the way application events do;
+- repetitive: a log line repeated to fill the value, behind a short sequence number, which any
+  codec shrinks many times over.
+
+Every value is `low`..`high` bytes long (uniformly drawn) and every pool is seeded, so a run
+reproduces its bytes. Producers cycle through a pool; a pool holds `count` values, by default
+enough (~3 MB at 200 bytes) that a batch of up to 1 MiB never holds the same random value twice
+(otherwise a codec would find the repeats and "compress" random data).
+"""
+
+import json
+import random
+
+PAYLOADS = ("random", "json", "repetitive")
+DEFAULT_COUNT = 16384
+
+_ACTIONS = ("view", "click", "add_to_cart", "remove_from_cart", "checkout", "search", "login")
+_COUNTRIES = ("DE", "US", "FR", "IN", "BR", "JP", "GB", "NL", "SE", "KE", "AU", "CA")
+_PLANS = ("free", "basic", "pro", "enterprise")
+_WORDS = (  # noqa: SIM905 - a sentence of words reads better than a column of them
+    "order shipped delayed customer payment refund warehouse inventory discount coupon cart "
+    "session browser mobile android ios desktop checkout address billing invoice priority "
+    "standard express return exchange review rating support ticket resolved pending"
+).split()
+_LOG_LINE = b"INFO [request-handler-3] kafka.server.ReplicaManager - append ok status=200; "
+
+
+def values(
+    payload: str, count: int = DEFAULT_COUNT, low: int = 100, high: int = 300
+) -> list[bytes]:
+    """`count` values of the named payload kind, each low..high bytes long."""
+    if not 0 < low <= high:
+        raise ValueError(f"need 0 < low <= high, got {low}..{high}")
+    rng = random.Random(f"{payload}:{count}:{low}:{high}")
+    lengths = [rng.randint(low, high) for _ in range(count)]
+    if payload == "random":
+        return [rng.randbytes(n) for n in lengths]
+    if payload == "json":
+        return [_json_value(rng, i, n) for i, n in enumerate(lengths)]
+    if payload == "repetitive":
+        return [_repetitive_value(i, n) for i, n in enumerate(lengths)]
+    raise ValueError(f"unknown payload {payload!r}; choose from {', '.join(PAYLOADS)}")
+
+
+def _json_value(rng: random.Random, index: int, length: int) -> bytes:
+    """A JSON object of exactly `length` bytes: the same field names in every record with
+    varying values, as many fields as fit, then a note of words (and spaces) to fill."""
+    fields = [
+        ("id", f"{rng.getrandbits(64):016x}"),
+        ("ts", 1_700_000_000_000 + index * 37 + rng.randrange(1000)),
+        ("action", rng.choice(_ACTIONS)),
+        ("user", rng.randrange(1_000_000)),
+        ("country", rng.choice(_COUNTRIES)),
+        ("plan", rng.choice(_PLANS)),
+        ("amount", round(rng.uniform(0, 500), 2)),
+        ("items", rng.randrange(1, 20)),
+    ]
+    event: dict = {}
+    for key, value in fields:
+        event[key] = value
+        if len(_dumps(event)) + len(',"note":""') > length:
+            del event[key]
+            break
+    room = length - len(_dumps(event)) - len(',"note":""')
+    if room > 0:
+        words: list[str] = []
+        while len(" ".join(words)) < room:
+            words.append(rng.choice(_WORDS))
+        event["note"] = " ".join(words)[:room]
+    return _dumps(event).ljust(length)
+
+
+def _dumps(event: dict) -> bytes:
+    return json.dumps(event, separators=(",", ":")).encode()
+
+
+def _repetitive_value(index: int, length: int) -> bytes:
+    head = b"%08d " % index
+    body = _LOG_LINE * (length // len(_LOG_LINE) + 1)
+    return (head + body)[:length]

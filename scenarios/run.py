@@ -78,6 +78,11 @@ def print_summary(document: dict, out: TextIO) -> None:
         if scenario["skipped"]:
             print(f"  skipped: {scenario['skipped']}", file=out)
             continue
+        if scenario["error"]:
+            print(
+                f"  FAILED after {len(scenario['samples'])} samples: {scenario['error']}", file=out
+            )
+            continue
         for note in scenario["notes"]:
             print(f"  note: {note}", file=out)
         for contrast in scenario["contrasts"]:

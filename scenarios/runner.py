@@ -52,6 +52,7 @@ class ScenarioResult:
     metrics: list[dict]
     variants: list[dict]
     skipped: str | None = None
+    error: str | None = None  # why measuring stopped part way (samples so far are kept)
     notes: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
     summaries: dict[str, dict[str, dict]] = field(default_factory=dict)
@@ -69,6 +70,7 @@ class ScenarioResult:
             "metrics": self.metrics,
             "variants": self.variants,
             "skipped": self.skipped,
+            "error": self.error,
             "notes": self.notes,
             "samples": [s.as_dict() for s in self.samples],
             "summaries": self.summaries,
@@ -118,22 +120,33 @@ def run_scenario(
     if ctx.broker_pid is not None:
         roles.setdefault("broker", ctx.broker_pid)
     try:
-        for round_number in range(-1, params["rounds"]):
-            order = variants if round_number % 2 == 0 else list(reversed(variants))
-            for variant in order:
-                with ResourceMeter(roles, path=ctx.work_dir) as meter:
-                    values = scenario.measure(ctx, variant)
-                result.samples.append(
-                    Sample(variant.name, round_number, values, meter.usage.as_dict())
-                )
-                advance(1)
-                planned -= 1
+        _measure_rounds(scenario, ctx, variants, roles, result, advance)
+    except Exception as exc:  # one scenario failing must not lose the others' results
+        result.error = f"{type(exc).__name__}: {exc}"
     finally:
         scenario.teardown(ctx)
-    advance(max(planned, 0))  # what setup narrowed away
+    advance(max(planned - len(result.samples), 0))  # what setup narrowed away, or an error left
     result.duration_s = time.monotonic() - started
-    _analyse(scenario, result)
+    if result.error is None:
+        _analyse(scenario, result)
     return result
+
+
+def _measure_rounds(
+    scenario: Scenario,
+    ctx: RunContext,
+    variants: list,
+    roles: dict[str, int],
+    result: ScenarioResult,
+    advance: Callable[[int], None],
+) -> None:
+    for round_number in range(-1, ctx.params["rounds"]):
+        order = variants if round_number % 2 == 0 else list(reversed(variants))
+        for variant in order:
+            with ResourceMeter(roles, path=ctx.work_dir) as meter:
+                values = scenario.measure(ctx, variant)
+            result.samples.append(Sample(variant.name, round_number, values, meter.usage.as_dict()))
+            advance(1)
 
 
 def _analyse(scenario: Scenario, result: ScenarioResult) -> None:

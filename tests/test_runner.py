@@ -79,3 +79,19 @@ def test_a_skipped_scenario_says_why(tmp_path):
     assert result.skipped == "needs the engine's own switches"
     assert result.samples == [] and sum(advanced) == 16
     assert os.path.isdir(tmp_path)
+
+
+class Failing(Doubling):
+    def measure(self, ctx, variant):
+        if len(self.order) == 5:
+            raise OSError("disk went away")
+        return super().measure(ctx, variant)
+
+
+def test_a_failing_scenario_keeps_its_samples_and_says_why(tmp_path):
+    ctx = RunContext(work_dir=str(tmp_path), params={"rounds": 7})
+    advanced = []
+    result = run_scenario(Failing(), ctx, "smoke", advanced.append)
+    assert result.error == "OSError: disk went away"
+    assert len(result.samples) == 5 and result.contrasts == []
+    assert sum(advanced) == 16  # the progress bar still reaches its end

@@ -63,14 +63,21 @@ def test_smoke_run_reads_hot_from_memory_and_cold_from_disk(tmp_path, run_broker
         for metric in ("mb_per_s", "p50_latency_us", "p99_latency_us"):
             assert math.isfinite(values[metric]) and values[metric] > 0, (sample.variant, values)
         hot = sample.variant.endswith("-hot")
-        # right after eviction nothing is resident; right after a read, everything is
-        assert values["residency_pct"] == (100.0 if hot else 0.0), (sample.variant, values)
+        # right after a read everything is resident; right after eviction nothing is (a broker's
+        # segment may keep up to 5 % held by socket buffers of sendfile, recorded as such)
+        if hot:
+            assert values["residency_pct"] == 100.0, (sample.variant, values)
+        elif sample.variant.startswith("file"):
+            assert values["residency_pct"] == 0.0, (sample.variant, values)
+        else:
+            assert values["residency_pct"] <= 5.0, (sample.variant, values)
         if per_process_io:
             if hot:  # the page cache served every byte
                 assert values["disk_read_bytes"] == 0, (sample.variant, values)
-            else:  # every byte came from the disk
+            else:  # what was not resident came from the disk
                 read = file_bytes if sample.variant.startswith("file") else broker_bytes
-                assert values["disk_read_bytes"] >= read, (sample.variant, values)
+                expected = read * (1 - values["residency_pct"] / 100)
+                assert values["disk_read_bytes"] >= expected * 0.99, (sample.variant, values)
         if sample.variant in BROKER_VARIANTS:  # the scenario's own broker did the work
             assert sample.resources["processes"]["broker"]["user_s"] >= 0
     for name in FILE_VARIANTS | BROKER_VARIANTS:

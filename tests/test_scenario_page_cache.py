@@ -53,6 +53,7 @@ def test_smoke_run_reads_hot_from_memory_and_cold_from_disk(tmp_path, run_broker
     result = run_scenario(S, ctx, "smoke")
 
     assert result.skipped is None
+    assert result.error is None, result.error
     assert {v["name"] for v in result.variants} == FILE_VARIANTS | BROKER_VARIANTS
     rounds = ctx.params["rounds"]
     file_bytes = ctx.params["file_bytes"]
@@ -74,10 +75,10 @@ def test_smoke_run_reads_hot_from_memory_and_cold_from_disk(tmp_path, run_broker
         if per_process_io:
             if hot:  # the page cache served every byte
                 assert values["disk_read_bytes"] == 0, (sample.variant, values)
-            else:  # what was not resident came from the disk
-                read = file_bytes if sample.variant.startswith("file") else broker_bytes
-                expected = read * (1 - values["residency_pct"] / 100)
-                assert values["disk_read_bytes"] >= expected * 0.99, (sample.variant, values)
+            elif sample.variant.startswith("file"):  # every byte came from the disk
+                assert values["disk_read_bytes"] >= file_bytes, (sample.variant, values)
+            else:  # the broker's reads: readahead may be charged to kernel threads, not to it
+                assert values["disk_read_bytes"] > 0, (sample.variant, values)
         if sample.variant in BROKER_VARIANTS:  # the scenario's own broker did the work
             assert sample.resources["processes"]["broker"]["user_s"] >= 0
     for name in FILE_VARIANTS | BROKER_VARIANTS:

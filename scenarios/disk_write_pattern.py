@@ -68,7 +68,7 @@ class DiskWritePattern(Scenario):
             "direct_bytes": 32 * _MIB,
             "broker_bytes": 128 * _MIB,
             "partitions": 64,
-            "rounds": 8,
+            "rounds": 9,
             "modes": ["buffered", "fsync", "direct"],
         },
         "full": {

@@ -110,7 +110,7 @@ class ZeroCopy(Scenario):
             "fetch_sizes": [65536, _MIB, 4 * _MIB],
             "caches": ["hot", "cold"],
             "headline_fetch_size": _MIB,
-            "rounds": 8,
+            "rounds": 9,
         },
         "full": {
             "raw_bytes": 1024 * _MIB,

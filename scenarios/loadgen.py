@@ -3,8 +3,12 @@ protocol, so what a measurement sees is the broker, not a client library's batch
 
 Frames are built once per partition (ProduceRequest v7, acks=1, one ~64 KiB batch of 100-byte
 records) and sent round robin over the partitions, a window of requests in flight on one
-connection; a request's latency runs from its send to its response. Works against any
-Kafka-protocol broker.
+connection. Works against any Kafka-protocol broker.
+
+Unlimited, it sends as fast as the window allows and a request's latency runs from its send.
+With a rate (an open-loop run), request i is due at start + i/rate and its latency runs from
+that intended time, so a stall of the broker shows in every request it held up, not only in the
+one that was in flight (coordinated omission, as wrk2 and HdrHistogram's docs describe it).
 """
 
 import socket
@@ -26,6 +30,21 @@ _SIZE = struct.Struct(">i")
 
 class LoadError(Exception):
     pass
+
+
+@dataclass(frozen=True, slots=True)
+class OpenLoopSchedule:
+    """When request i is due in an open-loop run at rate_per_s, and its latency measured from
+    then, not from when it could actually be sent."""
+
+    start_ns: int
+    rate_per_s: float
+
+    def due_ns(self, i: int) -> int:
+        return self.start_ns + round(i * 1e9 / self.rate_per_s)
+
+    def latency_ns(self, i: int, completed_ns: int) -> int:
+        return completed_ns - self.due_ns(i)
 
 
 @dataclass
@@ -94,9 +113,15 @@ class BatchProducer:
             raise LoadError(f"creating {topic}: error {error} {response.topics[0].error_message}")
 
     def produce(
-        self, topic: str, partitions: int, total_bytes: int, window: int = 8
+        self,
+        topic: str,
+        partitions: int,
+        total_bytes: int,
+        window: int = 8,
+        rate_per_s: float | None = None,
     ) -> ProduceStats:
-        """Send about total_bytes of batches round robin over the topic's partitions."""
+        """Send about total_bytes of batches round robin over the topic's partitions, as fast as
+        the window allows, or at rate_per_s requests per second (open loop, see above)."""
         cls = ProduceRequest[_PRODUCE_VERSION]
         frames = [
             self._frame(
@@ -122,16 +147,28 @@ class BatchProducer:
         histogram = HdrHistogram(1, 60_000_000_000, 3)
         sent_at: list[int] = []
         started = time.perf_counter_ns()
+        schedule = None if rate_per_s is None else OpenLoopSchedule(started, rate_per_s)
         sent = received = 0
         while received < requests:
             while sent < requests and sent - received < window:
+                if schedule is not None:
+                    wait_ns = schedule.due_ns(sent) - time.perf_counter_ns()
+                    if wait_ns > 0 and sent > received:
+                        break  # read the response in flight before the next one is due
+                    if wait_ns > 0:
+                        time.sleep(wait_ns / 1e9)
                 sent_at.append(time.perf_counter_ns())
                 self.sock.sendall(frames[sent % partitions])
                 sent += 1
             response = ProduceResponse.decode(
                 self._read_frame(), version=_PRODUCE_VERSION, header=True
             )
-            histogram.record_value(max(time.perf_counter_ns() - sent_at[received], 1))
+            now = time.perf_counter_ns()
+            if schedule is None:
+                latency = now - sent_at[received]
+            else:
+                latency = schedule.latency_ns(received, now)
+            histogram.record_value(max(latency, 1))
             error = response.responses[0].partition_responses[0].error_code
             if error:
                 raise LoadError(f"produce to {topic} failed with error {error}")

@@ -30,8 +30,6 @@ would measure something else.
 
 import os
 import shutil
-import socket
-import struct
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -39,8 +37,8 @@ from typing import Any
 
 import psutil
 from hdrh.histogram import HdrHistogram
-from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
 
+from scenarios.fetch_client import FetchClient
 from scenarios.loadgen import BatchProducer
 from scenarios.local_broker import LocalBroker
 from scenarios.resources import (
@@ -326,7 +324,8 @@ class PageCache(Scenario):
         broker = ctx.state["broker"]
         fetcher = ctx.state["fetcher"] = FetchClient(broker.bootstrap)
         with ResourceMeter({"broker": broker.pid}, path=ctx.work_dir, interval_s=None) as meter:
-            read = fetcher.consume(_TOPIC, 0, ctx.params["fetch_max_bytes"])
+            fetched = fetcher.read_all(_TOPIC, 0, ctx.params["fetch_max_bytes"])
+        read = Read(fetched.batch_bytes, fetched.records, fetched.seconds, fetched.latency)
         produced_bytes, produced_records = ctx.state["produced"]
         if (read.bytes, read.records) != (produced_bytes, produced_records):
             raise RuntimeError(
@@ -449,111 +448,3 @@ def _read_file(path: str, block: int) -> Read:
     finally:
         os.close(fd)
     return Read(total, 0, seconds, latency)
-
-
-_FETCH_VERSION = 11  # the last non-flexible version: a fixed response layout
-_SIZE = struct.Struct(">i")
-_BATCH_PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
-_LAST_OFFSET_DELTA = struct.Struct(">i")  # at byte 23 of a batch
-_RECORD_COUNT = struct.Struct(">i")  # at byte 57
-_BATCH_HEADER = 61
-
-
-class FetchError(Exception):
-    pass
-
-
-class FetchClient:
-    """A consumer without a library: one Fetch in flight on one connection, fetch.max.wait.ms 0,
-    responses received into one reused buffer. Counts whole record batches only (a broker may end
-    a response with part of a batch, which the next fetch returns whole)."""
-
-    def __init__(self, bootstrap: str) -> None:
-        host, _, port = bootstrap.rpartition(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=60)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._buffer = bytearray(4 * _MIB)
-        self._correlation = 0
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def _request(self, topic: str, offset: int, max_bytes: int) -> bytes:
-        cls = FetchRequest[_FETCH_VERSION]
-        request = cls(
-            replica_id=-1,
-            max_wait_ms=0,
-            min_bytes=1,
-            max_bytes=max_bytes,
-            isolation_level=0,
-            session_id=0,
-            session_epoch=-1,
-            topics=[
-                cls.FetchTopic(
-                    topic=topic,
-                    partitions=[
-                        cls.FetchTopic.FetchPartition(
-                            partition=0,
-                            current_leader_epoch=-1,
-                            fetch_offset=offset,
-                            log_start_offset=-1,
-                            partition_max_bytes=max_bytes,
-                        )
-                    ],
-                )
-            ],
-            forgotten_topics_data=[],
-            rack_id="",
-        )
-        self._correlation += 1
-        request.with_header(correlation_id=self._correlation, client_id="kbench-page-cache")
-        body = bytes(request.encode(header=True))
-        return _SIZE.pack(len(body)) + body
-
-    def _receive(self, count: int) -> memoryview:
-        if count > len(self._buffer):
-            self._buffer = bytearray(count)
-        view = memoryview(self._buffer)[:count]
-        received = 0
-        while received < count:
-            chunk = self.sock.recv_into(view[received:])
-            if not chunk:
-                raise FetchError("the broker closed the connection")
-            received += chunk
-        return view
-
-    def consume(self, topic: str, offset: int, max_bytes: int) -> Read:
-        """Fetch partition 0 from offset to the high watermark (as the first response gives it)."""
-        latency = _histogram()
-        total = records = 0
-        end: int | None = None
-        started = time.perf_counter_ns()
-        while end is None or offset < end:
-            before = time.perf_counter_ns()
-            self.sock.sendall(self._request(topic, offset, max_bytes))
-            size = _SIZE.unpack(self._receive(4))[0]
-            frame = self._receive(size)
-            latency.record_value(max(time.perf_counter_ns() - before, 1))
-            # response header v0: the correlation id, then the body
-            response = FetchResponse.decode(frame[4:], version=_FETCH_VERSION)
-            if response.error_code:
-                raise FetchError(f"fetch failed with error {response.error_code}")
-            partition = response.responses[0].partitions[0]
-            if partition.error_code:
-                raise FetchError(f"fetch of {topic}-0 failed with error {partition.error_code}")
-            end = partition.high_watermark if end is None else end
-            data = memoryview(partition.records or b"")
-            position = 0
-            while position + _BATCH_HEADER <= len(data):
-                base_offset, length = _BATCH_PREFIX.unpack_from(data, position)
-                if position + 12 + length > len(data):
-                    break  # a partial batch at the end of the response
-                last_delta = _LAST_OFFSET_DELTA.unpack_from(data, position + 23)[0]
-                records += _RECORD_COUNT.unpack_from(data, position + 57)[0]
-                offset = base_offset + last_delta + 1
-                position += 12 + length
-            if not position and offset < end:
-                raise FetchError(f"no whole batch at offset {offset} of {topic}-0 (end {end})")
-            total += position
-        seconds = (time.perf_counter_ns() - started) / 1e9
-        return Read(total, records, seconds, latency)

@@ -48,11 +48,9 @@ import sys
 import time
 import urllib.request
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
-
+from scenarios.fetch_client import FetchClient, FetchedLog
 from scenarios.loadgen import BatchProducer
 from scenarios.local_broker import LocalBroker
 from scenarios.resources import (
@@ -65,11 +63,7 @@ from scenarios.scenario import ClaimCheck, Contrast, Metric, RunContext, Scenari
 _MIB = 1 << 20
 _GB = 1e9
 _TOPIC = "kbench-zero-copy"
-_FETCH_VERSION = 11  # the newest non-flexible Fetch: plain int32 lengths, response header v0
-_SIZE = struct.Struct(">i")
 _LENGTH = struct.Struct(">q")
-_BATCH_HEAD = struct.Struct(">qi")  # baseOffset, batchLength (bytes after this field)
-_LAST_OFFSET_DELTA = struct.Struct(">i")  # at byte 23 of a batch
 _SOCKET_TIMEOUT = struct.pack("ll", 120, 0)  # SO_RCVTIMEO/SO_SNDTIMEO: fail, never hang
 _BROKERS = {"sendfile": "true", "copy": "false"}  # path -> zero.copy.enable
 
@@ -417,7 +411,7 @@ class ZeroCopy(Scenario):
         with ResourceMeter({"broker": broker.pid}, interval_s=None) as meter:
             cpu_before = _cpu_seconds(broker.pid)
             started = time.perf_counter_ns()
-            fetched = client.read_all(_TOPIC, 0, size, digest)
+            fetched = client.read_all(_TOPIC, 0, size, digest=digest)
             elapsed = (time.perf_counter_ns() - started) / 1e9
             cpu_after = _cpu_seconds(broker.pid)
         after = broker_stats(broker.bootstrap)
@@ -562,115 +556,3 @@ def drain() -> None:
                     return
                 remaining -= got
             conn.sendall(_LENGTH.pack(total))
-
-
-# --- a raw Fetch client ------------------------------------------------------------------------
-
-
-class FetchError(Exception):
-    pass
-
-
-@dataclass
-class FetchedLog:
-    bytes: int  # record bytes the responses carried
-    batch_bytes: int  # of those, in whole record batches
-    batches: int
-    requests: int
-    next_offset: int  # after the last batch
-    high_watermark: int
-
-
-class FetchClient:
-    """Reads a partition with raw Fetch requests (v11), one at a time as a consumer does, so
-    what a measurement sees is the broker serving them, not a client library's prefetching."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.sock = _connect(bootstrap)
-        self._correlation = 0
-
-    def close(self) -> None:
-        self.sock.close()
-
-    def fetch(self, topic: str, partition: int, offset: int, max_bytes: int) -> tuple[int, bytes]:
-        """One Fetch: (high watermark, the records bytes)."""
-        cls = FetchRequest[_FETCH_VERSION]
-        request = cls(
-            replica_id=-1,
-            max_wait_ms=500,  # only waits at the end of the log, which read_all never asks for
-            min_bytes=1,
-            max_bytes=max_bytes,
-            isolation_level=0,
-            session_id=0,
-            session_epoch=-1,
-            topics=[
-                cls.FetchTopic(
-                    topic=topic,
-                    partitions=[
-                        cls.FetchTopic.FetchPartition(
-                            partition=partition,
-                            current_leader_epoch=-1,
-                            fetch_offset=offset,
-                            last_fetched_epoch=-1,
-                            log_start_offset=-1,
-                            partition_max_bytes=max_bytes,
-                        )
-                    ],
-                )
-            ],
-            forgotten_topics_data=[],
-            rack_id="",
-        )
-        self._correlation += 1
-        request.with_header(correlation_id=self._correlation, client_id="kbench-zero-copy")
-        body = bytes(request.encode(header=True))
-        self.sock.sendall(_SIZE.pack(len(body)) + body)
-        (size,) = _SIZE.unpack(_recv_exactly(self.sock, _SIZE.size))
-        frame = memoryview(_recv_exactly(self.sock, size))
-        (correlation,) = _SIZE.unpack_from(frame)  # response header v0: the correlation id
-        if correlation != self._correlation:
-            raise FetchError(f"response {correlation} to request {self._correlation}")
-        response = FetchResponse.decode(frame[_SIZE.size :], version=_FETCH_VERSION)
-        if response.error_code:
-            raise FetchError(f"fetch failed with error {response.error_code}")
-        data = response.responses[0].partitions[0]
-        if data.error_code:
-            raise FetchError(f"fetch of {topic}-{partition} failed with error {data.error_code}")
-        return data.high_watermark, data.records or b""
-
-    def read_all(
-        self,
-        topic: str,
-        partition: int,
-        max_bytes: int,
-        digest: "hashlib._Hash | None" = None,
-    ) -> FetchedLog:
-        """Fetch from offset 0 to the high watermark, max_bytes per request; digest, if given,
-        takes the bytes of every whole record batch in order."""
-        offset = batch_bytes = received = batches = requests = 0
-        high_watermark = None
-        while high_watermark is None or offset < high_watermark:
-            high_watermark, records = self.fetch(topic, partition, offset, max_bytes)
-            requests += 1
-            received += len(records)
-            view = memoryview(records)
-            position = 0
-            while position + _BATCH_HEAD.size <= len(view):
-                base_offset, length = _BATCH_HEAD.unpack_from(view, position)
-                end = position + _BATCH_HEAD.size + length
-                if end > len(view):
-                    break  # a partial batch at the end of the response
-                (last_offset_delta,) = _LAST_OFFSET_DELTA.unpack_from(view, position + 23)
-                offset = base_offset + last_offset_delta + 1
-                position = end
-                batches += 1
-            if position == 0:
-                if offset >= high_watermark:
-                    break
-                raise FetchError(
-                    f"no whole batch at offset {offset} (high watermark {high_watermark})"
-                )
-            if digest is not None:
-                digest.update(view[:position])
-            batch_bytes += position
-        return FetchedLog(received, batch_bytes, batches, requests, offset, high_watermark or 0)

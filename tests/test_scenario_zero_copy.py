@@ -10,11 +10,12 @@ import os
 
 import pytest
 
+from scenarios.fetch_client import FetchClient
 from scenarios.loadgen import BatchProducer
 from scenarios.local_broker import LocalBroker
 from scenarios.runner import run_scenario
 from scenarios.scenario import RunContext
-from scenarios.zero_copy import FetchClient, ZeroCopy, broker_stats
+from scenarios.zero_copy import ZeroCopy, broker_stats
 
 S = ZeroCopy()
 

@@ -1,0 +1,162 @@
+"""FetchClient: a consumer without a library, for measuring what a broker does when it serves.
+
+Raw Fetch requests (v11), one in flight on one connection as a consumer's fetch loop sends them,
+responses received into one reused buffer; no prefetching, no decoding of records. A broker may
+end a response with part of a batch (Kafka does; kbench's engine never does), which is counted
+when the next fetch returns it whole. Works against any Kafka-protocol broker.
+"""
+
+import socket
+import struct
+import time
+from dataclasses import dataclass, field
+
+from hdrh.histogram import HdrHistogram
+from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
+
+_FETCH_VERSION = 11
+_SIZE = struct.Struct(">i")
+_BATCH_PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
+_INT32 = struct.Struct(">i")
+_LAST_OFFSET_DELTA_AT = 23
+_RECORD_COUNT_AT = 57
+_HEADER_SIZE = 61
+
+
+class FetchError(Exception):
+    pass
+
+
+@dataclass
+class FetchedLog:
+    bytes: int  # record bytes the responses carried
+    batch_bytes: int  # of those, in whole record batches
+    batches: int
+    records: int
+    requests: int
+    next_offset: int  # after the last whole batch
+    high_watermark: int
+    seconds: float
+    latency: HdrHistogram = field(repr=False)  # ns per Fetch round trip
+
+
+class FetchClient:
+    def __init__(self, bootstrap: str, client_id: str = "kbench-fetch") -> None:
+        host, _, port = bootstrap.rpartition(":")
+        self.sock = socket.create_connection((host, int(port)), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.client_id = client_id
+        self._buffer = bytearray(1 << 20)
+        self._correlation = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> "FetchClient":
+        return self
+
+    def __exit__(self, *_) -> None:
+        self.close()
+
+    def fetch(
+        self, topic: str, partition: int, offset: int, max_bytes: int, max_wait_ms: int = 0
+    ) -> tuple[int, memoryview]:
+        """One Fetch: (high watermark, the records bytes, valid until the next fetch)."""
+        cls = FetchRequest[_FETCH_VERSION]
+        request = cls(
+            replica_id=-1,
+            max_wait_ms=max_wait_ms,
+            min_bytes=1,
+            max_bytes=max_bytes,
+            isolation_level=0,
+            session_id=0,
+            session_epoch=-1,
+            topics=[
+                cls.FetchTopic(
+                    topic=topic,
+                    partitions=[
+                        cls.FetchTopic.FetchPartition(
+                            partition=partition,
+                            current_leader_epoch=-1,
+                            fetch_offset=offset,
+                            log_start_offset=-1,
+                            partition_max_bytes=max_bytes,
+                        )
+                    ],
+                )
+            ],
+            forgotten_topics_data=[],
+            rack_id="",
+        )
+        self._correlation += 1
+        request.with_header(correlation_id=self._correlation, client_id=self.client_id)
+        body = bytes(request.encode(header=True))
+        self.sock.sendall(_SIZE.pack(len(body)) + body)
+        (size,) = _SIZE.unpack(self._receive(_SIZE.size))
+        frame = self._receive(size)
+        (correlation,) = _INT32.unpack_from(frame)  # response header v0: the correlation id
+        if correlation != self._correlation:
+            raise FetchError(f"response {correlation} to request {self._correlation}")
+        response = FetchResponse.decode(frame[_INT32.size :], version=_FETCH_VERSION)
+        if response.error_code:
+            raise FetchError(f"fetch failed with error {response.error_code}")
+        data = response.responses[0].partitions[0]
+        if data.error_code:
+            raise FetchError(f"fetch of {topic}-{partition} failed with error {data.error_code}")
+        return data.high_watermark, memoryview(data.records or b"")
+
+    def _receive(self, count: int) -> memoryview:
+        if count > len(self._buffer):
+            self._buffer = bytearray(count)
+        view = memoryview(self._buffer)[:count]
+        received = 0
+        while received < count:
+            chunk = self.sock.recv_into(view[received:])
+            if not chunk:
+                raise FetchError("the broker closed the connection")
+            received += chunk
+        return view
+
+    def read_all(
+        self,
+        topic: str,
+        partition: int,
+        max_bytes: int,
+        offset: int = 0,
+        digest=None,
+    ) -> FetchedLog:
+        """Fetch from offset to the high watermark the first response gives, max_bytes per
+        request; digest (a hashlib object), if given, takes every whole batch's bytes in order."""
+        latency = HdrHistogram(1, 60_000_000_000, 3)
+        received = batch_bytes = batches = records = requests = 0
+        end: int | None = None
+        started = time.perf_counter_ns()
+        while end is None or offset < end:
+            before = time.perf_counter_ns()
+            high_watermark, view = self.fetch(topic, partition, offset, max_bytes)
+            latency.record_value(max(time.perf_counter_ns() - before, 1))
+            end = high_watermark if end is None else end
+            requests += 1
+            received += len(view)
+            position = 0
+            while position + _HEADER_SIZE <= len(view):
+                base_offset, length = _BATCH_PREFIX.unpack_from(view, position)
+                batch_end = position + _BATCH_PREFIX.size + length
+                if batch_end > len(view):
+                    break  # a partial batch at the end of the response
+                last_delta = _INT32.unpack_from(view, position + _LAST_OFFSET_DELTA_AT)[0]
+                records += _INT32.unpack_from(view, position + _RECORD_COUNT_AT)[0]
+                offset = base_offset + last_delta + 1
+                position = batch_end
+                batches += 1
+            if position == 0:
+                if offset >= end:
+                    break
+                raise FetchError(f"no whole batch at offset {offset} of {topic}-{partition}")
+            if digest is not None:
+                digest.update(view[:position])
+            batch_bytes += position
+        seconds = (time.perf_counter_ns() - started) / 1e9
+        return FetchedLog(
+            received, batch_bytes, batches, records, requests, offset, end or 0, seconds, latency
+        )

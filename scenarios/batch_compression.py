@@ -1,17 +1,24 @@
 """batch-compression: what do batching and compression buy a real producer?
 
-A real client, confluent-kafka's Producer (librdkafka), batches and compresses by itself; its
-knobs are the subject: batch.size x linger.ms x compression.type, over three payloads (random
-bytes, JSON-like text, a repeated log line; see scenarios/payloads.py). Each measurement:
+Real clients batch and compress by themselves; their knobs are the subject: batch.size x
+linger.ms x compression.type, over three payloads (random bytes, JSON-like text, a repeated log
+line; see scenarios/payloads.py), with two clients: confluent-kafka's Producer (librdkafka, C
+threads; the default, whose variants carry no client in their names) and kafka-python's
+KafkaProducer (pure Python: records appended and batches built in Python, compressed by the
+codec libraries' C code, sent by one Python thread; variants named "kafka-python-..."), so that
+the same batching can be seen in two implementations. Each measurement:
 
-1. creates a fresh one-partition topic and a fresh producer with the variant's settings, and
-   sends one warm-up record (connection, metadata) that is left out of everything below;
-2. produces `records` values of 100-300 bytes as fast as the client takes them, one delivery
-   callback per record, then flush(): records/s and MB/s of values (before compression) over
-   that interval; the process's CPU time over it (this process is the client: librdkafka's
-   threads compress and send, Python calls produce() and runs the callbacks) per MB of values;
-   the latency of every record from its produce() call to its delivery report (librdkafka's
-   own clock, Message.latency()) into an HdrHistogram;
+1. creates a fresh one-partition topic and a fresh producer of the variant's client with the
+   variant's settings, and sends one warm-up record (connection, metadata) that is left out of
+   everything below;
+2. produces `records` values of 100-300 bytes (a client may have its own count, see `clients`)
+   as fast as the client takes them, one delivery callback per record, then flush(): records/s
+   and MB/s of values (before compression) over that interval; the process's CPU time over it
+   (this process is the client: librdkafka's threads or kafka-python's sender thread compress
+   and send, Python calls produce()/send() and runs the callbacks) per MB of values; the latency
+   of every record from its produce()/send() call to its delivery report into an HdrHistogram
+   (confluent-kafka: librdkafka's own clock, Message.latency(); kafka-python: perf_counter() at
+   send() to the future's callback, run on the sender thread);
 3. fetches the topic back raw (Fetch v11 from the partition leader, no decompression) and sums
    the sizes of the record batches stored, headers included: the bytes on the broker's disk.
    MB/s after compression is that over the same interval, the compression ratio is value bytes /
@@ -30,18 +37,36 @@ What the figures mean:
   most of the client's CPU when nothing is compressed. It bounds records/s below about a
   million and is part of every CPU-s/MB figure, so codec differences in CPU appear diluted:
   they are librdkafka's codecs on top of a (minimal) Python application's own work.
-- Knobs not named stay at librdkafka's defaults (acks=all, no idempotence, one connection).
+- Knobs not named stay at the clients' defaults, but for three set alike in both: acks=all
+  (librdkafka's default; kafka-python's too), no idempotence (librdkafka's default; kafka-python
+  3 enables it by default, so it is switched off) and a request size that a full batch always
+  fits (librdkafka's batch.num.messages and message.max.bytes, kafka-python's max_request_size).
+  The topics have one replica, so acks=all waits for the leader's append only, as acks=1 would.
+- kafka-python 3 has no buffer.memory: its queue is unbounded, so send() never blocks and every
+  record waits in memory when the sender falls behind; its latency percentiles are latency at
+  saturation too, more so than librdkafka's (whose queue stops at 100,000 records). It does
+  everything for a record in Python (send(), the record's bytes, its future and callback) on
+  the one interpreter whose lock its sender thread shares, so its records/s is bounded an
+  order of magnitude below librdkafka's: the client-vs-client contrasts show how much. Where a
+  profile gives kafka-python fewer records (quick: 20,000 against 50,000), records/s is still
+  a rate over the whole loop; what differs is the tail (the last batch's linger and round trip)
+  spread over fewer records, a few per cent against ratios near 10, and the latency
+  percentiles, which grow with `records` at saturation and do not compare across clients there.
 
 The full grid is large (5 sizes x 5 lingers x 5 codecs x 3 payloads); a profile lists sweeps,
-each the cross product of its own lists, and runs their union. The quick profile takes one
-factor at a time around JSON-like text, 64 KiB, linger.ms 5.
+each the cross product of its own lists (the client among them), and runs their union. The
+quick profile takes one factor at a time around JSON-like text, 64 KiB, linger.ms 5, and runs
+kafka-python at the two ends of the batch.size sweep only (it is about 10x slower per record).
 
 Works against any Kafka-protocol broker (kbench's engine or `--bootstrap`): it needs only
-CreateTopics, DeleteTopics, Produce, Metadata and Fetch. The claim "single-producer" (821,557
-records/s, Kreps 2014) is deliberately not checked here: that was a Java client on other
-hardware with 100-byte values and no delivery callbacks; records/s here is reported as is.
+CreateTopics, DeleteTopics, Produce, Metadata and Fetch (topics are created, deleted and looked
+up with confluent-kafka's AdminClient, so the scenario needs confluent-kafka for either client).
+The claim "single-producer" (821,557 records/s, Kreps 2014) is deliberately not checked here:
+that was a Java client on other hardware with 100-byte values and no delivery callbacks;
+records/s here is reported as is.
 """
 
+import contextlib
 import gc
 import itertools
 import os
@@ -49,8 +74,9 @@ import socket
 import struct
 import time
 from collections import Counter
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 from hdrh.histogram import HdrHistogram
 from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
@@ -70,33 +96,71 @@ from scenarios.scenario import (
 _KIB = 1024
 _MIB = 1 << 20
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
+CONFLUENT = "confluent-kafka"  # the default client: its variants' names carry no client
+KAFKA_PYTHON = "kafka-python"
+_ACKS = "all"  # both clients alike: librdkafka's default, and kafka-python's
 
-# where the contrasts are taken: the other knobs held at these values
+# where the contrasts are taken: the other knobs held at these values (the client's batching
+# is taken for every client, the rest for the default client)
 _BATCHING_AT = {"payload": "json", "compression.type": "lz4", "linger.ms": 5}
-_LINGER_AT = {"payload": "json", "compression.type": "none", "batch.size": 64 * _KIB}
-_CODECS_AT = {"payload": "json", "batch.size": 64 * _KIB, "linger.ms": 5}
-_PAYLOADS_AT = {"compression.type": "zstd", "batch.size": 64 * _KIB, "linger.ms": 5}
+_LINGER_AT = {
+    "client": CONFLUENT,
+    "payload": "json",
+    "compression.type": "none",
+    "batch.size": 64 * _KIB,
+}
+_CODECS_AT = {"client": CONFLUENT, "payload": "json", "batch.size": 64 * _KIB, "linger.ms": 5}
+_PAYLOADS_AT = {
+    "client": CONFLUENT,
+    "compression.type": "zstd",
+    "batch.size": 64 * _KIB,
+    "linger.ms": 5,
+}
+_PAYLOAD_LABELS = {"json": "JSON-like", "random": "random bytes", "repetitive": "repetitive"}
 
 
 def _size_label(size: int) -> str:
     return f"{size // _MIB} MiB" if size >= _MIB else f"{size // _KIB} KiB"
 
 
-def _variant_name(payload: str, codec: str, batch_size: int, linger_ms: int) -> str:
-    return f"{payload}-{codec}-{_size_label(batch_size).replace(' ', '')}-linger{linger_ms}"
+def _variant_name(
+    payload: str, codec: str, batch_size: int, linger_ms: int, client: str = CONFLUENT
+) -> str:
+    prefix = "" if client == CONFLUENT else f"{client}-"
+    size = _size_label(batch_size).replace(" ", "")
+    return f"{prefix}{payload}-{codec}-{size}-linger{linger_ms}"
+
+
+def _clients(params: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
+    """The clients the profile runs, each with its own settings (confluent-kafka alone when
+    the profile names none)."""
+    return params.get("clients", {CONFLUENT: {}})
+
+
+def _records(params: Mapping[str, Any], client: str) -> int:
+    return _clients(params)[client].get("records", params["records"])
 
 
 def _grid(params: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The union of the profile's sweeps, in order, each combination once."""
+    """The union of the profile's sweeps, in order, each combination once; a sweep's clients
+    that the profile does not run (or setup left out) are left out."""
+    clients = _clients(params)
     combos: dict[str, dict[str, Any]] = {}
     for sweep in params["sweeps"]:
-        for payload, codec, size, linger in itertools.product(
-            sweep["payload"], sweep["compression.type"], sweep["batch.size"], sweep["linger.ms"]
+        for client, payload, codec, size, linger in itertools.product(
+            sweep.get("client", [CONFLUENT]),
+            sweep["payload"],
+            sweep["compression.type"],
+            sweep["batch.size"],
+            sweep["linger.ms"],
         ):
-            name = _variant_name(payload, codec, size, linger)
+            if client not in clients:
+                continue
+            name = _variant_name(payload, codec, size, linger, client)
             combos.setdefault(
                 name,
                 {
+                    "client": client,
                     "payload": payload,
                     "compression.type": codec,
                     "batch.size": size,
@@ -111,10 +175,16 @@ def _matching(params: Mapping[str, Any], fixed: Mapping[str, Any]) -> list[dict[
 
 
 def _sweep(
-    name: str, payload: list[str], codecs: list[str], sizes: list[int], lingers: list[int]
+    name: str,
+    payload: list[str],
+    codecs: list[str],
+    sizes: list[int],
+    lingers: list[int],
+    clients: Sequence[str] = (CONFLUENT,),
 ) -> dict[str, Any]:
     return {
         "name": name,
+        "client": list(clients),
         "payload": payload,
         "compression.type": codecs,
         "batch.size": sizes,
@@ -126,14 +196,17 @@ class BatchCompression(Scenario):
     name = "batch-compression"
     title = "Producer batching and compression"
     question = (
-        "What do batch.size, linger.ms and compression.type buy a real producer (librdkafka): "
-        "throughput, bytes on disk, CPU and latency?"
+        "What do batch.size, linger.ms and compression.type buy a real producer (librdkafka, "
+        "and kafka-python for comparison): throughput, bytes on disk, CPU and latency?"
     )
     parameters = {
         "records": "records produced per measurement (values of value_bytes, one partition)",
         "value_bytes": "[low, high]: value sizes, drawn uniformly per record",
-        "sweeps": "lists of payloads, compression.type, batch.size (bytes) and linger.ms (ms); "
-        "each sweep runs the cross product of its lists, the profile the union of its sweeps",
+        "sweeps": "lists of clients, payloads, compression.type, batch.size (bytes) and linger.ms "
+        "(ms); each sweep runs the cross product of its lists, the profile the union of its sweeps",
+        "clients": "the clients run (confluent-kafka, kafka-python), each with the settings it "
+        "has of its own: records (kafka-python is ~10x slower per record); a sweep's clients not "
+        "named here are not run",
         "rounds": "interleaved repeats of every variant",
     }
     profiles = {
@@ -145,7 +218,24 @@ class BatchCompression(Scenario):
                 _sweep("linger.ms", ["json"], ["none"], [64 * _KIB], [0, 5]),
                 _sweep("codecs", ["json"], list(CODECS), [64 * _KIB], [5]),
                 _sweep("payloads", ["random", "repetitive"], ["zstd", "lz4"], [64 * _KIB], [5]),
+                _sweep(
+                    "kafka-python batch.size",
+                    ["json"],
+                    ["lz4"],
+                    [_KIB, 64 * _KIB],
+                    [5],
+                    clients=[KAFKA_PYTHON],
+                ),
+                _sweep(
+                    "kafka-python payloads",
+                    ["random", "repetitive"],
+                    ["zstd"],
+                    [64 * _KIB],
+                    [5],
+                    clients=[KAFKA_PYTHON],
+                ),
             ],
+            "clients": {CONFLUENT: {}, KAFKA_PYTHON: {}},
             "rounds": 2,
         },
         "quick": {
@@ -156,7 +246,18 @@ class BatchCompression(Scenario):
                 _sweep("codecs", ["json"], list(CODECS), [64 * _KIB], [5]),
                 _sweep("linger.ms", ["json"], ["none"], [64 * _KIB], [0, 5, 50]),
                 _sweep("payloads", ["random", "repetitive"], ["zstd"], [64 * _KIB], [5]),
+                _sweep(
+                    "kafka-python batch.size",
+                    ["json"],
+                    ["lz4"],
+                    [_KIB, _MIB],
+                    [5],
+                    clients=[KAFKA_PYTHON],
+                ),
             ],
+            # kafka-python takes ~2.3 s for 20,000 records at 1 KiB batches: fewer records keep
+            # the profile near a minute; records/s is a rate, so the clients still compare
+            "clients": {CONFLUENT: {}, KAFKA_PYTHON: {"records": 20_000}},
             "rounds": 9,  # 9, not 6-8: the median's 95 % interval drops the extreme rounds
         },
         "full": {
@@ -177,7 +278,16 @@ class BatchCompression(Scenario):
                     [16 * _KIB, 64 * _KIB, _MIB],
                     [0, 1, 5, 20, 50],
                 ),
+                _sweep(
+                    "kafka-python batch.size",
+                    ["json"],
+                    ["lz4"],
+                    [_KIB, 16 * _KIB, 64 * _KIB, 256 * _KIB, _MIB],
+                    [5],
+                    clients=[KAFKA_PYTHON],
+                ),
             ],
+            "clients": {CONFLUENT: {}, KAFKA_PYTHON: {}},
             "rounds": 7,
         },
     }
@@ -202,13 +312,20 @@ class BatchCompression(Scenario):
             "cpu_s_per_mb",
             "CPU-s/MB",
             "lower",
-            "CPU seconds of the client process (librdkafka threads and the Python loop with its "
-            "callbacks) per MB of values",
+            "CPU seconds of the client process (librdkafka's threads or kafka-python's sender "
+            "thread, and the Python loop with its callbacks) per MB of values",
         ),
         Metric("records_per_batch", "records", "higher", "mean records per stored batch"),
-        Metric("p50_latency_us", "µs", "lower", "median produce() to delivery report"),
-        Metric("p99_latency_us", "µs", "lower", "99th percentile produce() to delivery report"),
-        Metric("p999_latency_us", "µs", "lower", "99.9th percentile produce() to delivery report"),
+        Metric("p50_latency_us", "µs", "lower", "median produce()/send() to delivery report"),
+        Metric(
+            "p99_latency_us", "µs", "lower", "99th percentile produce()/send() to delivery report"
+        ),
+        Metric(
+            "p999_latency_us",
+            "µs",
+            "lower",
+            "99.9th percentile produce()/send() to delivery report",
+        ),
     )
 
     def variants(self, params: Mapping[str, Any]) -> list[Variant]:
@@ -225,9 +342,9 @@ class BatchCompression(Scenario):
                 contrasts.append(Contrast(name, metric, numerator, denominator, label))
 
         # batching: the largest batch.size against the smallest, codec and linger held
-        sizes = sorted({c["batch.size"] for c in _matching(params, _BATCHING_AT)})
+        at = _BATCHING_AT
+        sizes = sorted({c["batch.size"] for c in _matching(params, {**at, "client": CONFLUENT})})
         if len(sizes) >= 2:
-            at = _BATCHING_AT
             big, small = (
                 _variant_name(at["payload"], at["compression.type"], s, at["linger.ms"])
                 for s in (sizes[-1], sizes[0])
@@ -341,6 +458,43 @@ class BatchCompression(Scenario):
                         name["random"],
                         f"compression ratio, {kind}/random payload ({held})",
                     )
+
+        # the other clients: the same batching effect, then the default client against each at
+        # the same settings
+        at = _BATCHING_AT
+        for client in (c for c in _clients(params) if c != CONFLUENT):
+            sizes = sorted({c["batch.size"] for c in _matching(params, {**at, "client": client})})
+            if len(sizes) >= 2:
+                big, small = (
+                    _variant_name(at["payload"], at["compression.type"], s, at["linger.ms"], client)
+                    for s in (sizes[-1], sizes[0])
+                )
+                add(
+                    f"{client}-batching",
+                    "records_per_s",
+                    big,
+                    small,
+                    f"records/s, {client}, batch.size {_size_label(sizes[-1])}/"
+                    f"{_size_label(sizes[0])} ({at['compression.type']}, linger.ms "
+                    f"{at['linger.ms']}, JSON-like)",
+                )
+            for combo in _matching(params, {"client": client}):
+                settings = (
+                    combo["payload"],
+                    combo["compression.type"],
+                    combo["batch.size"],
+                    combo["linger.ms"],
+                )
+                ours = _variant_name(*settings)
+                add(
+                    f"{CONFLUENT}-vs-{combo['name']}",
+                    "records_per_s",
+                    ours,
+                    combo["name"],
+                    f"records/s, {CONFLUENT}/{client} ({combo['compression.type']}, batch.size "
+                    f"{_size_label(combo['batch.size'])}, linger.ms {combo['linger.ms']}, "
+                    f"{_PAYLOAD_LABELS[combo['payload']]})",
+                )
         return contrasts
 
     def claim_checks(self, params: Mapping[str, Any]) -> list[ClaimCheck]:
@@ -370,7 +524,21 @@ class BatchCompression(Scenario):
         try:
             from confluent_kafka.admin import AdminClient
         except ImportError as error:  # a dev dependency, not a core one
-            raise Skip(f"needs confluent-kafka (the real client measured): {error}") from error
+            raise Skip(
+                "needs confluent-kafka (the default client, and the admin client for either): "
+                f"{error}"
+            ) from error
+        ctx.params.setdefault("clients", {CONFLUENT: {}})
+        unknown = set(_clients(ctx.params)) - set(DRIVERS)
+        if unknown:
+            raise ValueError(f"unknown clients {sorted(unknown)}; choose from {sorted(DRIVERS)}")
+        for client in list(_clients(ctx.params)):
+            reason = DRIVERS[client].unavailable()
+            if reason is not None:
+                del ctx.params["clients"][client]
+                ctx.notes.append(f"{client} variants left out: {reason}")
+        if not _grid(ctx.params):
+            raise Skip("no variant left to run: " + "; ".join(ctx.notes))
         low, high = ctx.params["value_bytes"]
         largest = max(c["batch.size"] for c in _grid(ctx.params))
         # enough values that the largest batch never repeats one (see payloads.py)
@@ -399,102 +567,272 @@ class BatchCompression(Scenario):
 
     # -- measure --------------------------------------------------------------------------------
     def measure(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
-        from confluent_kafka import Producer
-
         ctx.state["topics"] += 1
         topic = f"kbench-bc-{os.getpid()}-{ctx.state['topics']}-{variant.name}"
         _create_topic(ctx, topic)
         try:
-            return self._produce_and_read_back(ctx, variant, topic, Producer)
+            return self._produce_and_read_back(ctx, variant, topic)
         finally:
             _delete_topic(ctx, topic)
 
     def _produce_and_read_back(
-        self, ctx: RunContext, variant: Variant, topic: str, producer_class: type
+        self, ctx: RunContext, variant: Variant, topic: str
     ) -> dict[str, float]:
-        count = ctx.params["records"]
+        client = variant.params["client"]
+        count = _records(ctx.params, client)
         pool = ctx.state["values"][variant.params["payload"]]
-        latencies: list[float] = []  # seconds, one per delivered record that has one
-        errors: list[str] = []
-        delivered = [0]
-
-        def on_delivery(error, message) -> None:
-            if error is not None:
-                errors.append(str(error))
-                return
-            delivered[0] += 1
-            latency = message.latency()  # librdkafka's clock: produce() to this report
-            if latency is not None:
-                latencies.append(latency)
-
-        batch_size = variant.params["batch.size"]
-        producer = producer_class(
-            {
-                "bootstrap.servers": ctx.bootstrap,
-                "batch.size": batch_size,
-                "linger.ms": variant.params["linger.ms"],
-                "compression.type": variant.params["compression.type"],
-                # librdkafka also caps a batch at 10,000 records and message.max.bytes
-                # (1,000,000); lifted so that batch.size alone decides, as in Kafka's client
-                "batch.num.messages": 1_000_000,
-                "message.max.bytes": max(1_000_000, batch_size),
-                "on_delivery": on_delivery,
-            }
+        values = list(itertools.islice(itertools.cycle(pool), count))
+        driver = DRIVERS[client](
+            ctx.bootstrap,
+            batch_size=variant.params["batch.size"],
+            linger_ms=variant.params["linger.ms"],
+            codec=variant.params["compression.type"],
         )
         try:
-            producer.produce(topic, pool[0])  # warm-up: connection, metadata; offset 0
-            if producer.flush(30) or errors:
-                raise RuntimeError(f"{variant.name}: warm-up record not delivered {errors}")
-            latencies.clear()
-            delivered[0] = 0
-            values = list(itertools.islice(itertools.cycle(pool), count))
-            produce, poll = producer.produce, producer.poll
-            gc.disable()  # as timeit does: no collector pauses inside the timed loop
-            cpu_before = time.process_time()  # all threads of this process, librdkafka's too
-            started = time.perf_counter()
-            for value in values:
-                while True:
-                    try:
-                        produce(topic, value)
-                        break
-                    except BufferError:  # the client's queue is full: serve it, then retry
-                        poll(0.005)
-                poll(0)  # serve delivery reports as they come
-            left = producer.flush(120)
-            elapsed = time.perf_counter() - started
-            cpu = time.process_time() - cpu_before
+            driver.warm_up(topic, pool[0])  # connection, metadata; offset 0
+            run = driver.produce(topic, values)
         finally:
-            gc.enable()
-            del producer
+            driver.close()
         value_bytes = sum(map(len, values))
         stored_bytes, batches, stored_records = _stored(ctx, topic, first_offset=1, records=count)
         ctx.state["deliveries"].append(
             {
                 "variant": variant.name,
+                "client": client,
                 "produced": count,
-                "delivered": delivered[0],
-                "errors": len(errors),
+                "delivered": run.delivered,
+                "errors": len(run.errors),
                 "stored": stored_records,
                 "batches": batches,
             }
         )
-        if left or errors or delivered[0] != count or stored_records != count or not latencies:
+        if (
+            run.left
+            or run.errors
+            or run.delivered != count
+            or stored_records != count
+            or not run.latencies_s
+        ):
             raise RuntimeError(
-                f"{variant.name}: {count} produced, {delivered[0]} delivered, {left} left in "
-                f"the queue, {len(errors)} errors ({errors[:3]}), {stored_records} stored"
+                f"{variant.name}: {count} produced, {run.delivered} delivered, {run.left} left "
+                f"in the queue, {len(run.errors)} errors ({run.errors[:3]}), "
+                f"{stored_records} stored"
             )
-        histogram = _histogram_us(latencies)
+        histogram = _histogram_us(run.latencies_s)
         return {
-            "records_per_s": count / elapsed,
-            "mb_per_s": value_bytes / elapsed / 1e6,
-            "stored_mb_per_s": stored_bytes / elapsed / 1e6,
+            "records_per_s": count / run.seconds,
+            "mb_per_s": value_bytes / run.seconds / 1e6,
+            "stored_mb_per_s": stored_bytes / run.seconds / 1e6,
             "compression_ratio": value_bytes / stored_bytes,
-            "cpu_s_per_mb": max(cpu, 1e-6) / (value_bytes / 1e6),
+            "cpu_s_per_mb": max(run.cpu_s, 1e-6) / (value_bytes / 1e6),
             "records_per_batch": stored_records / batches,
             "p50_latency_us": float(histogram.get_value_at_percentile(50)),
             "p99_latency_us": float(histogram.get_value_at_percentile(99)),
             "p999_latency_us": float(histogram.get_value_at_percentile(99.9)),
         }
+
+
+# -- the clients --------------------------------------------------------------------------------
+@dataclass
+class ProduceRun:
+    """What one timed produce loop did."""
+
+    seconds: float  # first produce()/send() to the end of flush()
+    cpu_s: float  # CPU time of this process (every thread) over the same interval
+    delivered: int
+    left: int  # records neither delivered nor failed when flush() gave up
+    errors: list[str] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)  # produce()/send() to its report
+
+
+class ProducerDriver:
+    """One real client's producer with a variant's batch.size, linger.ms and compression.type.
+
+    warm_up() sends one record and waits for it; produce() times sending `values` as fast as the
+    client takes them, one delivery callback per record, and flush(); close() ends the client.
+    A subclass sends (_send_all) and flushes (_flush); delivery callbacks append to
+    self.latencies and self.errors (list.append is atomic, so a callback may run on the
+    client's own thread)."""
+
+    client: ClassVar[str]
+    flush_timeout_s = 120
+
+    def __init__(self, bootstrap: str, batch_size: int, linger_ms: int, codec: str) -> None:
+        self.latencies: list[float] = []  # seconds, one per delivered record that has one
+        self.errors: list[str] = []
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        """Why the client cannot run here, or None."""
+        return None
+
+    def warm_up(self, topic: str, value: bytes) -> None:
+        raise NotImplementedError
+
+    def _send_all(self, topic: str, values: list[bytes]) -> None:
+        raise NotImplementedError
+
+    def _flush(self) -> int:
+        """Flush; the records still pending afterwards."""
+        raise NotImplementedError
+
+    def _delivered(self) -> int:
+        return len(self.latencies)
+
+    def close(self) -> None:
+        pass
+
+    def produce(self, topic: str, values: list[bytes]) -> ProduceRun:
+        self.latencies.clear()
+        self.errors.clear()
+        gc.disable()  # as timeit does: no collector pauses inside the timed loop
+        try:
+            cpu_before = time.process_time()  # all threads of this process, the client's too
+            started = time.perf_counter()
+            self._send_all(topic, values)
+            left = self._flush()
+            seconds = time.perf_counter() - started
+            cpu_s = time.process_time() - cpu_before
+        finally:
+            gc.enable()
+        return ProduceRun(
+            seconds, cpu_s, self._delivered(), left, list(self.errors), list(self.latencies)
+        )
+
+
+class ConfluentKafkaDriver(ProducerDriver):
+    """confluent-kafka's Producer: librdkafka batches, compresses and sends on its own threads;
+    delivery reports are served by poll() in this thread, latency is librdkafka's own clock."""
+
+    client = CONFLUENT
+
+    def __init__(self, bootstrap: str, batch_size: int, linger_ms: int, codec: str) -> None:
+        from confluent_kafka import Producer
+
+        super().__init__(bootstrap, batch_size, linger_ms, codec)
+        self.delivered = 0
+        self.producer = Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "batch.size": batch_size,
+                "linger.ms": linger_ms,
+                "compression.type": codec,
+                "acks": _ACKS,  # its default
+                # librdkafka also caps a batch at 10,000 records and message.max.bytes
+                # (1,000,000); lifted so that batch.size alone decides, as in Kafka's client
+                "batch.num.messages": 1_000_000,
+                "message.max.bytes": max(1_000_000, batch_size),
+                "on_delivery": self._on_delivery,
+            }
+        )
+
+    def _on_delivery(self, error, message) -> None:
+        if error is not None:
+            self.errors.append(str(error))
+            return
+        self.delivered += 1
+        latency = message.latency()  # librdkafka's clock: produce() to this report
+        if latency is not None:
+            self.latencies.append(latency)
+
+    def _delivered(self) -> int:
+        return self.delivered
+
+    def warm_up(self, topic: str, value: bytes) -> None:
+        self.producer.produce(topic, value)
+        if self.producer.flush(30) or self.errors:
+            raise RuntimeError(f"{self.client}: warm-up record not delivered {self.errors}")
+
+    def produce(self, topic: str, values: list[bytes]) -> ProduceRun:
+        self.delivered = 0
+        return super().produce(topic, values)
+
+    def _send_all(self, topic: str, values: list[bytes]) -> None:
+        produce, poll = self.producer.produce, self.producer.poll
+        for value in values:
+            while True:
+                try:
+                    produce(topic, value)
+                    break
+                except BufferError:  # the client's queue is full: serve it, then retry
+                    poll(0.005)
+            poll(0)  # serve delivery reports as they come
+
+    def _flush(self) -> int:
+        return self.producer.flush(self.flush_timeout_s)
+
+    def close(self) -> None:
+        del self.producer  # its threads end with it
+
+
+class KafkaPythonDriver(ProducerDriver):
+    """kafka-python's KafkaProducer: send() appends the record to a batch in Python and returns
+    a future; one sender thread builds, compresses and sends the batches and completes the
+    futures, running their callbacks. Latency is perf_counter() from just before send() to the
+    callback."""
+
+    client = KAFKA_PYTHON
+
+    def __init__(self, bootstrap: str, batch_size: int, linger_ms: int, codec: str) -> None:
+        from kafka import KafkaProducer
+
+        super().__init__(bootstrap, batch_size, linger_ms, codec)
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap,
+            client_id="kbench-batch-compression",
+            batch_size=batch_size,
+            linger_ms=linger_ms,
+            compression_type=None if codec == "none" else codec,
+            acks=_ACKS,
+            enable_idempotence=False,  # on by default in kafka-python 3; off in librdkafka
+            # a request holds at least one full batch (default 1 MiB); kafka-python 3 has no
+            # buffer_memory: its queue is unbounded
+            max_request_size=max(_MIB, 2 * batch_size),
+        )
+        self.sent = 0
+
+    @classmethod
+    def unavailable(cls) -> str | None:
+        try:
+            from kafka import KafkaProducer
+        except ImportError as error:
+            return f"kafka-python cannot be imported: {error}"
+        if "enable_idempotence" not in KafkaProducer.DEFAULT_CONFIG:
+            return "kafka-python is older than 3.0 (no enable_idempotence)"
+        return None
+
+    def warm_up(self, topic: str, value: bytes) -> None:
+        self.producer.send(topic, value).get(timeout=30)
+
+    def _send_all(self, topic: str, values: list[bytes]) -> None:
+        send, clock = self.producer.send, time.perf_counter
+        latencies, errors = self.latencies, self.errors
+
+        def delivered(sent: float, _metadata) -> None:
+            latencies.append(clock() - sent)
+
+        def failed(error: Exception) -> None:
+            errors.append(repr(error))
+
+        for value in values:
+            sent = clock()
+            send(topic, value).add_callback(delivered, sent).add_errback(failed)
+        self.sent = len(values)
+
+    def _flush(self) -> int:
+        from kafka.errors import KafkaTimeoutError
+
+        with contextlib.suppress(KafkaTimeoutError):  # what is left is counted below
+            self.producer.flush(self.flush_timeout_s)
+        return self.sent - len(self.latencies) - len(self.errors)
+
+    def close(self) -> None:
+        self.producer.close(timeout=30)
+
+
+DRIVERS: dict[str, type[ProducerDriver]] = {
+    driver.client: driver for driver in (ConfluentKafkaDriver, KafkaPythonDriver)
+}
 
 
 def _histogram_us(latencies_s: list[float]) -> HdrHistogram:

@@ -70,8 +70,6 @@ import contextlib
 import gc
 import itertools
 import os
-import socket
-import struct
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -79,10 +77,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from hdrh.histogram import HdrHistogram
-from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
 
 from engine.records import HEADER_SIZE, RecordBatch, read_batch_prefix
 from scenarios import payloads
+from scenarios.fetch_client import FetchClient
 from scenarios.scenario import (
     ClaimCheck,
     Contrast,
@@ -866,8 +864,6 @@ def _delete_topic(ctx: RunContext, topic: str, timeout_s: float = 60) -> None:
 
 
 # -- reading back what was stored ---------------------------------------------------------------
-_FETCH_VERSION = 11  # record batch v2 and zstd need >= 10; v13+ names topics by id
-_SIZE = struct.Struct(">i")
 _FETCH_MAX_BYTES = 64 * _MIB
 
 
@@ -875,96 +871,26 @@ def _stored(ctx: RunContext, topic: str, first_offset: int, records: int) -> tup
     """(bytes, batches, records) of the record batches stored in partition 0 of topic holding
     offsets first_offset .. first_offset + records - 1, read raw from the partition leader."""
     metadata = ctx.state["admin"].list_topics(topic, timeout=30)
-    leader = metadata.topics[topic].partitions[0].leader
-    broker = metadata.brokers[leader]
-    with FetchClient(broker.host, broker.port) as client:
-        end = first_offset + records
-        offset, total, batches, stored = first_offset, 0, 0, 0
-        deadline = time.monotonic() + 60
+    leader = metadata.brokers[metadata.topics[topic].partitions[0].leader]
+    end = first_offset + records
+    offset, total, batches, stored = first_offset, 0, 0, 0
+    deadline = time.monotonic() + 60
+    with FetchClient(f"{leader.host}:{leader.port}", "kbench-batch-compression") as client:
         while offset < end:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{topic}: only offsets up to {offset} could be fetched")
-            for batch in client.fetch(topic, 0, offset):
+            _, data = client.fetch(topic, 0, offset, _FETCH_MAX_BYTES, max_wait_ms=100)
+            position = 0
+            while position + HEADER_SIZE <= len(data):
+                _, size = read_batch_prefix(data, position)
+                if position + size > len(data):
+                    break  # cut short at the response's end: the next fetch returns it whole
+                batch = RecordBatch(data, position)
+                position += size
                 if batch.last_offset < first_offset:  # the warm-up record's batch
                     continue
-                total += batch.size_in_bytes
+                total += size
                 batches += 1
                 stored += batch.record_count
                 offset = batch.next_offset
     return total, batches, stored
-
-
-class FetchClient:
-    """Raw Fetch requests on one connection: whole record batches as the broker stores them."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.sock = socket.create_connection((host, port), timeout=60)
-        self._correlation = 0
-
-    def __enter__(self) -> "FetchClient":
-        return self
-
-    def __exit__(self, *_) -> None:
-        self.sock.close()
-
-    def fetch(self, topic: str, partition: int, offset: int) -> list[RecordBatch]:
-        """The whole batches from the one holding `offset` on, as much as one response holds;
-        a batch cut short at the response's end is left out."""
-        cls = FetchRequest[_FETCH_VERSION]
-        request = cls(
-            replica_id=-1,
-            max_wait_ms=100,
-            min_bytes=1,
-            max_bytes=_FETCH_MAX_BYTES,
-            isolation_level=0,
-            session_id=0,
-            session_epoch=-1,
-            topics=[
-                cls.FetchTopic(
-                    topic=topic,
-                    partitions=[
-                        cls.FetchTopic.FetchPartition(
-                            partition=partition,
-                            current_leader_epoch=-1,
-                            fetch_offset=offset,
-                            log_start_offset=-1,
-                            partition_max_bytes=_FETCH_MAX_BYTES,
-                        )
-                    ],
-                )
-            ],
-            forgotten_topics_data=[],
-            rack_id="",
-        )
-        self._correlation += 1
-        request.with_header(correlation_id=self._correlation, client_id="kbench-batch-compression")
-        body = bytes(request.encode(header=True))
-        self.sock.sendall(_SIZE.pack(len(body)) + body)
-        (size,) = _SIZE.unpack(self._read_exactly(4))
-        response = FetchResponse.decode(
-            self._read_exactly(size), version=_FETCH_VERSION, header=True
-        )
-        if response.error_code:
-            raise RuntimeError(f"fetch {topic}: error {response.error_code}")
-        part = response.responses[0].partitions[0]
-        if part.error_code:
-            raise RuntimeError(f"fetch {topic}[{partition}] at {offset}: error {part.error_code}")
-        data = memoryview(part.records or b"")
-        batches, position = [], 0
-        while position + HEADER_SIZE <= len(data):
-            _, length = read_batch_prefix(data, position)
-            if position + length > len(data):
-                break
-            batches.append(RecordBatch(data, position))
-            position += length
-        return batches
-
-    def _read_exactly(self, count: int) -> bytes:
-        buffer = bytearray(count)
-        view, received = memoryview(buffer), 0
-        while received < count:
-            n = self.sock.recv_into(view[received:])
-            if not n:
-                raise RuntimeError("the broker closed the connection")
-            received += n
-        return bytes(buffer)

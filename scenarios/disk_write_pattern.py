@@ -167,6 +167,7 @@ class DiskWritePattern(Scenario):
             f.flush()
             os.fsync(f.fileno())
         ctx.state["path"] = path
+        ctx.watched.append(path)
         if "direct" in params["modes"] and not _direct_io_supported(path):
             params["modes"] = [m for m in params["modes"] if m != "direct"]
             ctx.notes.append("O_DIRECT refused by this filesystem: direct variants left out")

@@ -204,6 +204,7 @@ class PageCache(Scenario):
             f.flush()
             os.fsync(f.fileno())
         ctx.state["path"] = path
+        ctx.watched.append(path)
         ctx.state["reads"] = []  # (variant, bytes, records) of every measurement, for tests
         try:
             _bring_to_state([path], hot=False, timeout_s=1.0)
@@ -264,6 +265,7 @@ class PageCache(Scenario):
             if not _segments(partition_dir):
                 raise RuntimeError(f"no segment files in {partition_dir} after producing")
             ctx.state["partition_dir"] = partition_dir
+            ctx.watched.append(partition_dir)
             ctx.state["produced"] = (stats.bytes, stats.requests * _RECORDS_PER_BATCH)
         except BaseException:
             self.teardown(ctx)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scenarios.claims import CLAIMS
-from scenarios.resources import ResourceMeter
+from scenarios.resources import ResourceMeter, directory_residency
 from scenarios.scenario import RunContext, Scenario, Skip
 from scenarios.stats import Verdict, compare, judge, summarize
 
@@ -143,10 +143,22 @@ def _measure_rounds(
     for round_number in range(-1, ctx.params["rounds"]):
         order = variants if round_number % 2 == 0 else list(reversed(variants))
         for variant in order:
+            before = _residency(ctx.watched)
             with ResourceMeter(roles, path=ctx.work_dir) as meter:
                 values = scenario.measure(ctx, variant)
-            result.samples.append(Sample(variant.name, round_number, values, meter.usage.as_dict()))
+            resources = meter.usage.as_dict()
+            if ctx.watched:
+                after = _residency(ctx.watched)
+                resources["page_cache_residency"] = {
+                    path: {"before": before[path], "after": after[path]} for path in ctx.watched
+                }
+            result.samples.append(Sample(variant.name, round_number, values, resources))
             advance(1)
+
+
+def _residency(paths: list[str]) -> dict[str, float | None]:
+    """Fraction of each watched file or directory in the page cache (None once it is gone)."""
+    return {p: directory_residency(p) if os.path.exists(p) else None for p in paths}
 
 
 def _analyse(scenario: Scenario, result: ScenarioResult) -> None:

@@ -62,6 +62,8 @@ class RunContext:
     engine: bool = True  # False with --bootstrap: the engine's own switches are unavailable
     state: dict[str, Any] = field(default_factory=dict)  # whatever setup leaves for measure
     notes: list[str] = field(default_factory=list)  # parts left out here, and why (printed)
+    # files or directories whose page-cache residency every sample records before and after
+    watched: list[str] = field(default_factory=list)
 
 
 class Skip(Exception):

@@ -263,6 +263,7 @@ class ZeroCopy(Scenario):
             f.flush()
             os.fsync(f.fileno())  # no writeback left to disturb the measurements
         ctx.state["raw_path"] = path
+        ctx.watched.append(path)
         ctx.state["raw_fd"] = os.open(path, os.O_RDONLY)
         if not _make_resident([path]):
             ctx.notes.append("the raw file did not stay whole in the page cache: not all hot")

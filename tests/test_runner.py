@@ -95,3 +95,20 @@ def test_a_failing_scenario_keeps_its_samples_and_says_why(tmp_path):
     assert result.error == "OSError: disk went away"
     assert len(result.samples) == 5 and result.contrasts == []
     assert sum(advanced) == 16  # the progress bar still reaches its end
+
+
+class Watching(Doubling):
+    def setup(self, ctx):
+        path = os.path.join(ctx.work_dir, "watched.data")
+        with open(path, "wb") as f:
+            f.write(os.urandom(1 << 20))
+        ctx.watched.append(path)
+
+
+def test_watched_files_have_their_residency_recorded(tmp_path):
+    ctx = RunContext(work_dir=str(tmp_path), params={"rounds": 7})
+    result = run_scenario(Watching(), ctx, "smoke")
+    for sample in result.samples:
+        [(path, residency)] = sample.resources["page_cache_residency"].items()
+        assert path.endswith("watched.data")
+        assert 0.0 <= residency["before"] <= 1.0 and 0.0 <= residency["after"] <= 1.0

@@ -73,8 +73,9 @@ def test_smoke_run_reads_hot_from_memory_and_cold_from_disk(tmp_path, run_broker
         else:
             assert values["residency_pct"] <= 5.0, (sample.variant, values)
         if per_process_io:
-            if hot:  # the page cache served every byte
-                assert values["disk_read_bytes"] == 0, (sample.variant, values)
+            if hot:  # the page cache served the read (a stray page may be re-read under load)
+                read = file_bytes if sample.variant.startswith("file") else broker_bytes
+                assert values["disk_read_bytes"] <= read // 100, (sample.variant, values)
             elif sample.variant.startswith("file"):  # every byte came from the disk
                 assert values["disk_read_bytes"] >= file_bytes, (sample.variant, values)
             else:  # the broker's reads: readahead may be charged to kernel threads, not to it

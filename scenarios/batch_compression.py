@@ -71,6 +71,7 @@ import gc
 import itertools
 import os
 import time
+from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -643,7 +644,7 @@ class ProduceRun:
     latencies_s: list[float] = field(default_factory=list)  # produce()/send() to its report
 
 
-class ProducerDriver:
+class ProducerDriver(ABC):
     """One real client's producer with a variant's batch.size, linger.ms and compression.type.
 
     warm_up() sends one record and waits for it; produce() times sending `values` as fast as the
@@ -664,20 +665,20 @@ class ProducerDriver:
         """Why the client cannot run here, or None."""
         return None
 
-    def warm_up(self, topic: str, value: bytes) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def warm_up(self, topic: str, value: bytes) -> None: ...
 
-    def _send_all(self, topic: str, values: list[bytes]) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def _send_all(self, topic: str, values: list[bytes]) -> None: ...
 
+    @abstractmethod
     def _flush(self) -> int:
         """Flush; the records still pending afterwards."""
-        raise NotImplementedError
 
     def _delivered(self) -> int:
         return len(self.latencies)
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: a client with nothing to close
         pass
 
     def produce(self, topic: str, values: list[bytes]) -> ProduceRun:

@@ -5,9 +5,13 @@ import json
 import sys
 import urllib.request
 
+import jsonschema
+
 from engine.broker.config import kafka_config, parse_listener, parse_properties
 from engine.server.broker import run_broker
 from engine.tools.dump_log import dump_log
+from scenarios import results
+from scenarios.compare import compare_runs, print_changes
 from scenarios.registry import SCENARIOS
 from scenarios.run import run as run_scenarios
 
@@ -99,12 +103,27 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         help="where the results file goes (default: ./reports)",
     )
     listing = commands.add_parser("list", help="show the scenarios, their parameters and profiles")
+    comparing = commands.add_parser(
+        "compare",
+        help="compare two results files metric by metric; exit 1 when B regressed",
+        description="Every metric both runs share: medians, the ratio B/A with its 95 %% "
+        "interval, and whether B regressed beyond --threshold (exit 1 if so).",
+    )
+    comparing.add_argument("baseline", metavar="A.json", help="the results file to compare against")
+    comparing.add_argument("candidate", metavar="B.json", help="the results file being judged")
+    comparing.add_argument(
+        "--threshold",
+        type=float,
+        default=0.10,
+        help="a change smaller than this fraction is not a regression (default 0.10)",
+    )
     return parser, {
         "dump-log": dump,
         "broker": broker,
         "broker-stats": stats,
         "run": run,
         "list": listing,
+        "compare": comparing,
     }
 
 
@@ -149,8 +168,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "list":
         _list_scenarios()
         return 0
+    if args.command == "compare":
+        return _compare(args, commands["compare"])
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if not 0 <= args.threshold < 1:
+        parser.error(f"--threshold must be a fraction in [0, 1), e.g. 0.1; got {args.threshold}")
+    try:
+        baseline, candidate = results.load(args.baseline), results.load(args.candidate)
+    except (OSError, ValueError, jsonschema.ValidationError) as exc:
+        parser.error(str(exc).splitlines()[0])
+    changes = compare_runs(baseline, candidate, args.threshold)
+    print_changes(changes, args.threshold, sys.stdout)
+    return 1 if any(c.verdict == "regressed" for c in changes) else 0
 
 
 def _list_scenarios() -> None:

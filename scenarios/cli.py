@@ -1,7 +1,9 @@
 """The `kbench` command line."""
 
 import argparse
+import glob
 import json
+import os
 import sys
 import urllib.request
 
@@ -103,6 +105,21 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         help="where the results file goes (default: ./reports)",
     )
     listing = commands.add_parser("list", help="show the scenarios, their parameters and profiles")
+    reporting = commands.add_parser(
+        "report",
+        help="write self-contained HTML reports (charts, claims ledger, history) from results",
+        description="One HTML page per results file, and a history page when given several.",
+    )
+    reporting.add_argument(
+        "results", nargs="*", metavar="RESULTS.json", help="default: every reports/*.json"
+    )
+    reporting.add_argument(
+        "-o",
+        "--output",
+        metavar="DIR",
+        default="reports",
+        help="where the HTML goes (default: ./reports)",
+    )
     comparing = commands.add_parser(
         "compare",
         help="compare two results files metric by metric; exit 1 when B regressed",
@@ -124,6 +141,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "run": run,
         "list": listing,
         "compare": comparing,
+        "report": reporting,
     }
 
 
@@ -170,8 +188,24 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "compare":
         return _compare(args, commands["compare"])
+    if args.command == "report":
+        return _report(args, commands["report"])
     parser.error(f"unknown command {args.command}")
     return 2
+
+
+def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from scenarios.report import ReportError, write_report  # matplotlib: only when reporting
+
+    paths = args.results or sorted(glob.glob(os.path.join("reports", "*.json")))
+    if not paths:
+        parser.error("no results files given and none in ./reports; run `kbench run` first")
+    try:
+        for written in write_report(paths, args.output):
+            print(written)
+    except ReportError as exc:
+        parser.error(str(exc))
+    return 0
 
 
 def _compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

@@ -69,6 +69,9 @@ def run(
     path = results.write(document, reports_dir)
     print_summary(document, out)
     print(f"\nresults: {path}", file=out)
+    from scenarios.report import write_report  # matplotlib is imported only here
+
+    print(f"report: {write_report([path], reports_dir)[0]}", file=out)
     return path
 
 

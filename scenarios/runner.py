@@ -203,6 +203,7 @@ def _analyse(scenario: Scenario, result: ScenarioResult) -> None:
             verdict = Verdict(
                 "inconclusive",
                 f"too few rounds for a 95% interval ({by_name[check.contrast].n}); " + verdict.rule,
+                "inconclusive: too few rounds",
             )
         result.claims.append(
             {
@@ -212,6 +213,7 @@ def _analyse(scenario: Scenario, result: ScenarioResult) -> None:
                 "source": claim.source,
                 "contrast": check.contrast,
                 "threshold": check.threshold,
+                "part": check.part,
                 **verdict.as_dict(),
             }
         )

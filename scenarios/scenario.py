@@ -41,11 +41,25 @@ class Contrast:
 
 @dataclass(frozen=True, slots=True)
 class ClaimCheck:
-    """A claim of claims.md decided by a contrast: confirmed at or above threshold."""
+    """A claim of claims.md decided by a contrast: confirmed at or above threshold.
+
+    A claim that states several things (an ordering of codecs, say) gets one check per thing,
+    each naming in `part` what it tests; the claim holds when every part does."""
 
     claim: str  # the id in claims.md, e.g. "seq-write"
     contrast: str  # a Contrast name
     threshold: float
+    part: str = ""  # e.g. "lz4 has the lowest CPU: gzip/lz4 CPU-s/MB >= 1"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicWrite:
+    """What a scenario will produce to a cluster: announced before a run writes to one that is
+    not kbench's own (--bootstrap)."""
+
+    topic: str  # the name without the run's prefix, as passed to RunContext.topic()
+    partitions: int
+    bytes: int
 
 
 @dataclass
@@ -64,6 +78,13 @@ class RunContext:
     notes: list[str] = field(default_factory=list)  # parts left out here, and why (printed)
     # files or directories whose page-cache residency every sample records before and after
     watched: list[str] = field(default_factory=list)
+    # every topic a scenario creates starts with this run-specific prefix, so that the run can
+    # find and delete them all when the scenario ends, fails or is interrupted
+    topic_prefix: str = "kbench-"
+
+    def topic(self, name: str) -> str:
+        """The name to create a topic under: the run's prefix + `name`."""
+        return f"{self.topic_prefix}{name}"
 
 
 class Skip(Exception):
@@ -89,6 +110,12 @@ class Scenario(ABC):
     def contrasts(self, params: Mapping[str, Any]) -> list[Contrast]: ...
 
     def claim_checks(self, params: Mapping[str, Any]) -> list[ClaimCheck]:
+        return []
+
+    def cluster_writes(self, params: Mapping[str, Any]) -> list[TopicWrite]:
+        """The topics this scenario creates on the run's cluster (ctx.bootstrap) with these
+        params, and about how many bytes it produces to each over the whole run (warm-ups
+        included); announced before a run writes to an external cluster."""
         return []
 
     def setup(self, ctx: RunContext) -> None:  # noqa: B027 - optional hook

@@ -19,7 +19,9 @@ by those outliers, so everything here is distribution-free:
   result file reproduces. Its coverage is nominal and only approximate for small samples.
 
 A verdict compares an interval with a claim's threshold: confirmed when the whole interval lies at
-or above it, not reproduced when it lies wholly below, inconclusive when it straddles it.
+or above it, not reproduced when it lies wholly below, inconclusive when it straddles it. An
+interval that contains 1 cannot even tell which variant is better, so it is "inconclusive about
+the direction", never "not reproduced", even when it lies below the threshold.
 """
 
 import math
@@ -77,6 +79,12 @@ class Comparison:
 class Verdict:
     verdict: str  # "confirmed", "not reproduced" or "inconclusive"
     rule: str  # the rule in words, with the threshold and the measured interval
+    wording: str = ""  # the verdict as a reader should see it, e.g. "inconclusive about the
+    # direction" (defaults to `verdict`)
+
+    def __post_init__(self) -> None:
+        if not self.wording:
+            object.__setattr__(self, "wording", self.verdict)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -158,19 +166,28 @@ def compare(
 
 
 def judge(comparison: Comparison | Summary, threshold: float, *, label: str) -> Verdict:
-    """Confirmed if the whole interval lies at or above `threshold`, not reproduced if it lies
-    wholly below, inconclusive if it straddles it. `label` names the measured quantity."""
+    """Confirmed if the whole interval lies at or above `threshold`; inconclusive about the
+    direction if it contains 1; not reproduced if it lies wholly below the threshold (and off 1);
+    inconclusive if it straddles the threshold. `label` names the measured quantity."""
     level = _percent(comparison.confidence)
     limit = f"{threshold:g}"
     rule = (
         f"confirmed if the {level}% interval of {label} lies at or above {limit}; "
-        f"not reproduced if it lies below {limit}; measured {format_interval(comparison)}"
+        f"not reproduced if it lies below {limit} and excludes 1; "
+        f"measured {format_interval(comparison)}"
     )
-    if comparison.ci_low >= threshold:
+    low, high = comparison.ci_low, comparison.ci_high
+    if low >= threshold:
         return Verdict("confirmed", rule)
-    if comparison.ci_high < threshold:
-        return Verdict("not reproduced", rule)
-    return Verdict("inconclusive", rule)
+    if low <= 1.0 <= high:
+        return Verdict(
+            "inconclusive", rule, "inconclusive about the direction (interval includes 1)"
+        )
+    if high < threshold:
+        if high < 1.0:
+            return Verdict("not reproduced", rule, "not reproduced: the opposite holds here")
+        return Verdict("not reproduced", rule, f"not reproduced: a real effect, below {limit}x")
+    return Verdict("inconclusive", rule, f"inconclusive: the interval straddles {limit}")
 
 
 def format_interval(

@@ -7,6 +7,10 @@ On raw files, for each block size and three modes:
 Sequential writes go to increasing offsets, random ones to the same offsets shuffled, both in a
 file written once beforehand, so neither pays for allocating blocks. Through the broker, the
 same bytes are produced (prebuilt batches, acks=1) to 1 partition, then round robin to 64.
+
+The claim seq-write ("sequential is 12x random") is about the disk, so it is decided on the
+writes that reach the device (O_DIRECT 4 KiB, or fsync per 4 KiB write where O_DIRECT is
+refused); buffered writes decide page-cache-write against fsync per write.
 """
 
 import mmap
@@ -26,6 +30,7 @@ from scenarios.scenario import (
     RunContext,
     Scenario,
     Skip,
+    TopicWrite,
     Variant,
 )
 
@@ -115,7 +120,8 @@ class DiskWritePattern(Scenario):
                 "mb_per_s",
                 f"sequential-{mode}-{_size_label(size)}",
                 f"random-{mode}-{_size_label(size)}",
-                f"sequential/random MB/s, {mode} {_size_label(size)}",
+                f"sequential/random MB/s, {mode} {_size_label(size)}"
+                + (" (the page cache absorbs the order)" if mode == "buffered" else ""),
             )
             for mode in params["modes"]
             for size in params["block_sizes"]
@@ -144,11 +150,27 @@ class DiskWritePattern(Scenario):
 
     def claim_checks(self, params: Mapping[str, Any]) -> list[ClaimCheck]:
         small = _size_label(params["block_sizes"][0])
-        return [
-            # the popular restatement: 12x (the original 6000x was a 2007 RAID-5 of HDDs)
-            ClaimCheck("seq-write", f"seq-vs-random-buffered-{small}", 12.0),
+        checks = [
             # "basically memory writes": orders of magnitude over forcing each write to disk
             ClaimCheck("page-cache-write", f"buffered-vs-fsync-{small}", 10.0),
+        ]
+        # seq-write is about the disk, so it is decided on writes that reach the device:
+        # O_DIRECT where the filesystem allows it, else an fsync after every write. Buffered
+        # writes, which the page cache absorbs in any order, stay a contrast of their own.
+        # The threshold is the popular restatement, 12x (the original 6000x was a 2007 RAID-5
+        # of disks with heads).
+        device_mode = next((m for m in ("direct", "fsync") if m in params["modes"]), None)
+        if device_mode is not None:
+            checks.insert(0, ClaimCheck("seq-write", f"seq-vs-random-{device_mode}-{small}", 12.0))
+        return checks
+
+    def cluster_writes(self, params: Mapping[str, Any]) -> list[TopicWrite]:
+        if not params["broker_bytes"]:
+            return []
+        per_topic = params["broker_bytes"] * (params["rounds"] + 1)  # the warm-up too
+        return [
+            TopicWrite(_topic(partitions), partitions, per_topic)
+            for partitions in (1, params["partitions"])
         ]
 
     # -- setup ----------------------------------------------------------------------------------
@@ -177,8 +199,8 @@ class DiskWritePattern(Scenario):
                 raise Skip("no broker to produce to")
             ctx.state["producer"] = BatchProducer(ctx.bootstrap)
             for variant in self.variants(params)[-2:]:
-                topic = f"kbench-dwp-{variant.params['partitions']}"
-                ctx.state["producer"].create_topic(topic, variant.params["partitions"])
+                partitions = variant.params["partitions"]
+                ctx.state["producer"].create_topic(ctx.topic(_topic(partitions)), partitions)
 
     def teardown(self, ctx: RunContext) -> None:
         if ctx.state.get("producer") is not None:
@@ -209,12 +231,17 @@ class DiskWritePattern(Scenario):
 
     def _measure_broker(self, ctx: RunContext, partitions: int) -> dict[str, float]:
         producer: BatchProducer = ctx.state["producer"]
-        stats = producer.produce(f"kbench-dwp-{partitions}", partitions, ctx.params["broker_bytes"])
+        topic = ctx.topic(_topic(partitions))
+        stats = producer.produce(topic, partitions, ctx.params["broker_bytes"])
         return {
             "mb_per_s": stats.bytes / stats.seconds / 1e6,
             "iops": stats.requests / stats.seconds,
             "p99_write_us": stats.p99_latency_us,
         }
+
+
+def _topic(partitions: int) -> str:
+    return f"dwp-{partitions}"
 
 
 def _direct_io_supported(path: str) -> bool:

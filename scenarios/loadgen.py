@@ -11,21 +11,19 @@ that intended time, so a stall of the broker shows in every request it held up, 
 one that was in flight (coordinated omission, as wrk2 and HdrHistogram's docs describe it).
 """
 
-import socket
-import struct
 import time
 from dataclasses import dataclass
 
 from hdrh.histogram import HdrHistogram
+from kafka.errors import TopicAlreadyExistsError, for_code
 from kafka.protocol.admin.topics import CreateTopicsRequest, CreateTopicsResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
 from engine.records import SimpleRecord, build_batch
+from scenarios.cluster import KafkaConnection
 
 _PRODUCE_VERSION = 7
 _CREATE_TOPICS_VERSION = 4
-_TOPIC_ALREADY_EXISTS = 36
-_SIZE = struct.Struct(">i")
 
 
 class LoadError(Exception):
@@ -58,36 +56,14 @@ class ProduceStats:
 
 class BatchProducer:
     def __init__(self, bootstrap: str, *, record_size: int = 100, records_per_batch: int = 600):
-        host, _, port = bootstrap.rpartition(":")
-        self.sock = socket.create_connection((host, int(port)), timeout=60)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.connection = KafkaConnection(bootstrap, timeout_s=60, client_id="kbench-loadgen")
+        self.sock = self.connection.sock
         self.batch = bytes(
             build_batch([SimpleRecord(bytes(record_size))] * records_per_batch, timestamp=1)
         )
-        self._correlation = 0
 
     def close(self) -> None:
-        self.sock.close()
-
-    def _frame(self, request) -> bytes:
-        self._correlation += 1
-        request.with_header(correlation_id=self._correlation, client_id="kbench-loadgen")
-        body = bytes(request.encode(header=True))
-        return _SIZE.pack(len(body)) + body
-
-    def _read_frame(self) -> bytes:
-        size = _SIZE.unpack(self._read_exactly(4))[0]
-        return self._read_exactly(size)
-
-    def _read_exactly(self, count: int) -> bytes:
-        chunks, remaining = [], count
-        while remaining:
-            chunk = self.sock.recv(min(remaining, 1 << 20))
-            if not chunk:
-                raise LoadError("the broker closed the connection")
-            chunks.append(chunk)
-            remaining -= len(chunk)
-        return b"".join(chunks)
+        self.connection.close()
 
     def create_topic(self, topic: str, partitions: int) -> None:
         cls = CreateTopicsRequest[_CREATE_TOPICS_VERSION]
@@ -104,13 +80,12 @@ class BatchProducer:
             timeout_ms=30_000,
             validate_only=False,
         )
-        self.sock.sendall(self._frame(request))
-        response = CreateTopicsResponse.decode(
-            self._read_frame(), version=_CREATE_TOPICS_VERSION, header=True
-        )
+        response = self.connection.request(request, CreateTopicsResponse)
         error = response.topics[0].error_code
-        if error not in (0, _TOPIC_ALREADY_EXISTS):
-            raise LoadError(f"creating {topic}: error {error} {response.topics[0].error_message}")
+        if error not in (0, TopicAlreadyExistsError.errno):
+            raise LoadError(
+                f"creating {topic}: {for_code(error).__name__} {response.topics[0].error_message}"
+            )
 
     def produce(
         self,
@@ -124,7 +99,7 @@ class BatchProducer:
         the window allows, or at rate_per_s requests per second (open loop, see above)."""
         cls = ProduceRequest[_PRODUCE_VERSION]
         frames = [
-            self._frame(
+            self.connection.frame(
                 cls(
                     transactional_id=None,
                     acks=1,
@@ -161,7 +136,7 @@ class BatchProducer:
                 self.sock.sendall(frames[sent % partitions])
                 sent += 1
             response = ProduceResponse.decode(
-                self._read_frame(), version=_PRODUCE_VERSION, header=True
+                self.connection.read_frame(), version=_PRODUCE_VERSION, header=True
             )
             now = time.perf_counter_ns()
             if schedule is None:
@@ -171,7 +146,7 @@ class BatchProducer:
             histogram.record_value(max(latency, 1))
             error = response.responses[0].partition_responses[0].error_code
             if error:
-                raise LoadError(f"produce to {topic} failed with error {error}")
+                raise LoadError(f"produce to {topic} failed: {for_code(error).__name__}")
             received += 1
         seconds = (time.perf_counter_ns() - started) / 1e9
         return ProduceStats(

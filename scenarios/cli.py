@@ -5,17 +5,21 @@ import glob
 import json
 import os
 import sys
+import tempfile
+import traceback
 import urllib.request
-
-import jsonschema
+from typing import NoReturn
 
 from engine.broker.config import kafka_config, parse_listener, parse_properties
 from engine.server.broker import run_broker
 from engine.tools.dump_log import dump_log
 from scenarios import results
-from scenarios.compare import compare_runs, print_changes
+from scenarios.compare import compare_runs, differences, print_changes, unshared
 from scenarios.registry import SCENARIOS
+from scenarios.run import RunError, RunInterrupted
 from scenarios.run import run as run_scenarios
+
+INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -104,6 +108,12 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         default="reports",
         help="where the results file goes (default: ./reports)",
     )
+    run.add_argument(
+        "--keep-topics",
+        action="store_true",
+        help="keep the topics the scenarios create (default: each is deleted when its scenario "
+        "ends, however it ends)",
+    )
     listing = commands.add_parser("list", help="show the scenarios, their parameters and profiles")
     reporting = commands.add_parser(
         "report",
@@ -123,8 +133,9 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     comparing = commands.add_parser(
         "compare",
         help="compare two results files metric by metric; exit 1 when B regressed",
-        description="Every metric both runs share: medians, the ratio B/A with its 95 %% "
-        "interval, and whether B regressed beyond --threshold (exit 1 if so).",
+        description="Every metric both runs share: medians, the ratio B/A with its 95 % "
+        "interval, and whether B regressed beyond --threshold (exit 1 if so). Differences "
+        "between the runs in profile, parameters, machine or kbench version are warned about.",
     )
     comparing.add_argument("baseline", metavar="A.json", help="the results file to compare against")
     comparing.add_argument("candidate", metavar="B.json", help="the results file being judged")
@@ -133,6 +144,12 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         type=float,
         default=0.10,
         help="a change smaller than this fraction is not a regression (default 0.10)",
+    )
+    comparing.add_argument(
+        "--strict",
+        action="store_true",
+        help="refuse (exit 2) to compare runs that differ in profile, parameters, machine or "
+        "kbench version",
     )
     return parser, {
         "dump-log": dump,
@@ -146,6 +163,27 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The console script: every failure a user can cause ends in one line on stderr."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("kbench: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:  # `kbench ... | head`
+        sys.stderr.close()
+        return 0
+    except Exception as exc:  # a bug of kbench's: one line, and the traceback on request
+        if os.environ.get("KBENCH_DEBUG"):
+            traceback.print_exc()
+        print(
+            f"kbench: internal error: {type(exc).__name__}: {exc} "
+            "(KBENCH_DEBUG=1 shows the traceback)",
+            file=sys.stderr,
+        )
+        return 1
+
+
+def _main(argv: list[str] | None) -> int:
     parser, commands = _build_parser()
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # let the subcommand's own usage say what it expects
@@ -155,34 +193,12 @@ def main(argv: list[str] | None = None) -> int:
             return dump_log(args.path, records=args.records, index=args.index, verify=args.verify)
         except ValueError as exc:
             parser.exit(2, f"kbench dump-log: error: {exc}\n")
-        except BrokenPipeError:  # `kbench dump-log ... | head`
-            sys.stderr.close()
-            return 0
     if args.command == "broker":
         return _broker(args, commands["broker"])
     if args.command == "broker-stats":
         return _broker_stats(args.address, commands["broker-stats"])
     if args.command == "run":
-        unknown_names = [n for n in args.scenarios if n not in SCENARIOS]
-        if unknown_names:
-            commands["run"].error(
-                f"unknown scenario {', '.join(unknown_names)}; "
-                f"expected one of {', '.join(SCENARIOS)}"
-            )
-        if args.bootstrap:
-            try:
-                parse_listener(args.bootstrap)
-            except ValueError as exc:
-                commands["run"].error(f"--bootstrap: {exc}")
-        run_scenarios(
-            args.scenarios,
-            args.profile,
-            args.data_dir,
-            args.bootstrap,
-            args.reports,
-            ["kbench", *(sys.argv[1:] if argv is None else argv)],
-        )
-        return 0
+        return _run(args, commands["run"], argv)
     if args.command == "list":
         _list_scenarios()
         return 0
@@ -194,17 +210,82 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
+def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """What the user gave cannot be used: one line, status 2. (Argument syntax errors keep
+    argparse's usage line.)"""
+    parser.exit(2, f"{parser.prog}: error: {message}\n")
+
+
+def usable_directory(path: str, option: str) -> str:
+    """The absolute path of a directory that exists (made if need be) and takes new files;
+    ValueError naming `option` and the reason otherwise. Tried with a real file, since
+    permission bits say nothing to root and a read-only mount shows only on writing."""
+    path = os.path.abspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {path}: not a directory")
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: cannot create it: {exc.strerror}") from None
+    try:
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ValueError(f"{option} {path}: cannot write there: {exc.strerror}") from None
+    return path
+
+
+def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    unknown_names = [n for n in args.scenarios if n not in SCENARIOS]
+    if unknown_names:
+        parser.error(
+            f"unknown scenario {', '.join(unknown_names)}; expected one of {', '.join(SCENARIOS)}"
+        )
+    try:
+        if args.bootstrap:
+            try:
+                parse_listener(args.bootstrap)
+            except ValueError as exc:
+                raise ValueError(f"--bootstrap: {exc}") from None
+        reports = usable_directory(args.reports, "--reports")
+        data_dir = usable_directory(args.data_dir, "--data-dir") if args.data_dir else None
+    except ValueError as exc:
+        _fail(parser, str(exc))
+    try:
+        run_scenarios(
+            args.scenarios,
+            args.profile,
+            data_dir,
+            args.bootstrap,
+            reports,
+            ["kbench", *(sys.argv[1:] if argv is None else argv)],
+            keep_topics=args.keep_topics,
+        )
+    except RunError as exc:
+        _fail(parser, str(exc))
+    except RunInterrupted as stop:
+        where = (
+            f"what was measured is in {stop.path}"
+            if stop.path
+            else "no scenario had started measuring"
+        )
+        print(f"kbench run: interrupted; {where}", file=sys.stderr)
+        return INTERRUPTED
+    return 0
+
+
 def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from scenarios.report import ReportError, write_report  # matplotlib: only when reporting
 
     paths = args.results or sorted(glob.glob(os.path.join("reports", "*.json")))
     if not paths:
-        parser.error("no results files given and none in ./reports; run `kbench run` first")
+        _fail(parser, "no results files given and none in ./reports; run `kbench run` first")
     try:
-        for written in write_report(paths, args.output):
+        output = usable_directory(args.output, "--output")
+        for written in write_report(paths, output):
             print(written)
-    except ReportError as exc:
-        parser.error(str(exc))
+    except (ReportError, ValueError) as exc:
+        _fail(parser, str(exc))
     return 0
 
 
@@ -213,8 +294,15 @@ def _compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"--threshold must be a fraction in [0, 1), e.g. 0.1; got {args.threshold}")
     try:
         baseline, candidate = results.load(args.baseline), results.load(args.candidate)
-    except (OSError, ValueError, jsonschema.ValidationError) as exc:
-        parser.error(str(exc).splitlines()[0])
+    except results.ResultsError as exc:
+        _fail(parser, str(exc))
+    unlike = differences(baseline, candidate)
+    if unlike and args.strict:
+        _fail(parser, "the runs differ in " + "; ".join(unlike))
+    for line in unlike:
+        print(f"warning: the runs differ in {line}", file=sys.stderr)
+    for line in unshared(baseline, candidate):
+        print(f"not compared: {line}", file=sys.stderr)
     changes = compare_runs(baseline, candidate, args.threshold)
     print_changes(changes, args.threshold, sys.stdout)
     return 1 if any(c.verdict == "regressed" for c in changes) else 0
@@ -263,6 +351,9 @@ def _broker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             properties[key.strip()] = value.strip()
         if args.data_dir:
             properties["log.dirs"] = args.data_dir
+        for directory in properties.get("log.dirs", properties.get("log.dir", "")).split(","):
+            if directory.strip():
+                usable_directory(directory.strip(), "--data-dir" if args.data_dir else "log.dirs")
         if args.listen:
             parse_listener(args.listen)
             properties["listeners"] = args.listen
@@ -270,9 +361,9 @@ def _broker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             parser.error("--data-dir DIR is required (or log.dirs in --config)")
         config = kafka_config(properties)
     except OSError as exc:
-        parser.error(f"--config {args.config}: {exc.strerror}")
+        _fail(parser, f"--config {args.config}: {exc.strerror}")
     except ValueError as exc:
-        parser.error(str(exc))
+        _fail(parser, str(exc))
     return run_broker(config)
 
 

@@ -6,6 +6,12 @@ not interleaved), and a verdict. A metric regressed when the whole interval lies
 threshold on the worse side (below 1 - threshold when higher is better, above 1 + threshold when
 lower is better); improved likewise on the better side; otherwise it is within the noise or the
 threshold. The exit status gates a change: 1 when anything regressed.
+
+Before the figures: how the two runs differ in what should be held equal (profile, target,
+machine, filesystem, kbench's version, each scenario's parameters), since a ratio between unlike
+runs measures the difference as much as the change, and what only one run has (scenarios,
+variants, metrics), which no ratio covers. The git commit is not among them: comparing commits
+is the point.
 """
 
 import statistics
@@ -85,6 +91,65 @@ def compare_runs(a: dict, b: dict, threshold: float) -> list[MetricChange]:
                 )
             )
     return changes
+
+
+def _machine(document: dict) -> dict[str, object]:
+    environment = document["environment"]
+    cpu = environment.get("cpu", {})
+    return {
+        "profile": document["profile"],
+        "target": document["target"]["kind"],
+        "host": environment.get("hostname"),
+        "CPU": cpu.get("model"),
+        "logical cores": cpu.get("logical_cores"),
+        "memory": environment.get("memory", {}).get("total_bytes"),
+        "kernel": environment.get("os", {}).get("kernel"),
+        "data directory filesystem": environment.get("data_dir", {}).get("fstype"),
+        "kbench version": environment.get("packages", {}).get("kbench"),
+        "Python": environment.get("python", {}).get("version"),
+    }
+
+
+def differences(a: dict, b: dict) -> list[str]:
+    """What two runs differ in that a comparison assumes equal, one line each."""
+    found = [
+        f"{what}: {before} vs {after}"
+        for (what, before), after in zip(_machine(a).items(), _machine(b).values(), strict=True)
+        if before != after
+    ]
+    scenarios_b = {s["name"]: s for s in b["scenarios"]}
+    for scenario in a["scenarios"]:
+        other = scenarios_b.get(scenario["name"])
+        if other is None:
+            continue
+        for key in sorted(scenario["params"].keys() | other["params"].keys()):
+            before, after = scenario["params"].get(key), other["params"].get(key)
+            if before != after:
+                found.append(f"{scenario['name']} parameter {key}: {before} vs {after}")
+    return found
+
+
+def unshared(a: dict, b: dict) -> list[str]:
+    """Scenarios, variants and metrics that only one of the two runs has, one line each."""
+    found = []
+    scenarios_a = {s["name"]: s for s in a["scenarios"]}
+    scenarios_b = {s["name"]: s for s in b["scenarios"]}
+    for name in scenarios_a.keys() - scenarios_b.keys():
+        found.append(f"scenario {name}: only in A")
+    for name in scenarios_b.keys() - scenarios_a.keys():
+        found.append(f"scenario {name}: only in B")
+    for name in sorted(scenarios_a.keys() & scenarios_b.keys()):
+        keys_a, keys_b = _samples(scenarios_a[name]).keys(), _samples(scenarios_b[name]).keys()
+        for side, mine, theirs in (("A", keys_a, keys_b), ("B", keys_b, keys_a)):
+            their_variants = {variant for variant, _ in theirs}
+            for variant, metric in sorted(mine - theirs):
+                if variant not in their_variants:
+                    line = f"{name} variant {variant}: only in {side}"
+                else:
+                    line = f"{name} {variant} {metric}: only in {side}"
+                if line not in found:
+                    found.append(line)
+    return found
 
 
 def print_changes(changes: list[MetricChange], threshold: float, out: TextIO) -> None:

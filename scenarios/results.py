@@ -54,15 +54,36 @@ def write(document: dict, directory: str) -> str:
     return path
 
 
+class ResultsError(ValueError):
+    """A results file that cannot be read: missing, not JSON, not a kbench results file, another
+    schema version, or not conforming to the schema. The message is one line naming the file."""
+
+
 def load(path: str) -> dict:
-    with open(path, encoding="utf-8") as f:
-        document = json.load(f)
-    if document.get("schema") != "kbench-results":
-        raise ValueError(f"{path} is not a kbench results file")
+    """The run in `path`, validated; ResultsError says why it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            document = json.load(f)
+    except FileNotFoundError:
+        raise ResultsError(f"{path}: no such results file") from None
+    except IsADirectoryError:
+        raise ResultsError(f"{path}: a directory, not a results file") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ResultsError(f"{path} is not a kbench results file: not JSON") from None
+    except OSError as e:
+        raise ResultsError(f"{path}: {e.strerror or e}") from None
+    if not isinstance(document, dict) or document.get("schema") != "kbench-results":
+        raise ResultsError(f"{path} is not a kbench results file")
     if document.get("schema_version") != SCHEMA_VERSION:
-        raise ValueError(
+        raise ResultsError(
             f"{path} has results schema version {document.get('schema_version')}, "
             f"this kbench reads version {SCHEMA_VERSION}"
         )
-    validate(document)
+    try:
+        validate(document)
+    except jsonschema.ValidationError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise ResultsError(
+            f"{path} does not conform to the kbench results schema at {where}: {e.message}"
+        ) from None
     return document

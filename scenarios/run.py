@@ -6,17 +6,33 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Sequence
 from typing import TextIO
 
 from tqdm import tqdm
 
 from scenarios import results
+from scenarios.claims import overall_verdict
+from scenarios.cluster import ClusterError, delete_topics, probe
 from scenarios.environment import capture_environment
 from scenarios.local_broker import LocalBroker
 from scenarios.registry import SCENARIOS
-from scenarios.runner import planned_measurements, run_scenario
-from scenarios.scenario import RunContext
+from scenarios.runner import Interrupted, planned_measurements, run_scenario
+from scenarios.scenario import RunContext, Scenario
 from scenarios.stats import Comparison, format_interval
+
+
+class RunError(Exception):
+    """The run cannot start or go on; the message is one line for the user."""
+
+
+class RunInterrupted(Exception):
+    """Ctrl-C: `path` is the results file holding what was measured before it (None if nothing
+    was)."""
+
+    def __init__(self, path: str | None) -> None:
+        super().__init__(path)
+        self.path = path
 
 
 def run(
@@ -27,24 +43,39 @@ def run(
     reports_dir: str,
     argv: list[str],
     out: TextIO = sys.stdout,
+    *,
+    keep_topics: bool = False,
 ) -> str:
-    """Run the named scenarios (all when empty); returns the results file's path."""
+    """Run the named scenarios (all when empty); returns the results file's path.
+
+    The results file is rewritten as each scenario finishes, so a failure or Ctrl-C later keeps
+    what was measured. Every topic a scenario creates carries the run's prefix and is deleted
+    when the scenario ends, however it ends, unless keep_topics."""
     scenarios = [SCENARIOS[name] for name in names] if names else list(SCENARIOS.values())
+    if bootstrap is not None:  # once, before anything is measured
+        try:
+            probe(bootstrap)
+        except ClusterError as exc:
+            raise RunError(f"--bootstrap: {exc}") from None
     temporary = data_dir is None
     data_dir = tempfile.mkdtemp(prefix="kbench-") if temporary else os.path.abspath(data_dir)
-    os.makedirs(data_dir, exist_ok=True)
     environment = capture_environment(data_dir)
     for warning in environment["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     broker = None
+    path = None
     try:
         if bootstrap is None:
-            broker = LocalBroker(os.path.join(data_dir, "broker")).start()
-        target = {
-            "kind": "external" if broker is None else "engine",
-            "bootstrap": bootstrap or broker.bootstrap,
-        }
+            try:
+                broker = LocalBroker(os.path.join(data_dir, "broker")).start()
+            except RuntimeError as exc:
+                raise RunError(str(exc)) from None
+        target_bootstrap = bootstrap or broker.bootstrap
+        target = {"kind": "external" if broker is None else "engine", "bootstrap": target_bootstrap}
         document = results.new_run(profile, argv, target, environment)
+        prefix = f"kbench-{document['run_id']}-"
+        if broker is None:
+            _announce(scenarios, profile, prefix, target_bootstrap, keep_topics, out)
         total = sum(planned_measurements(s, profile) for s in scenarios)
         with tqdm(total=total, unit="measurement", file=sys.stderr, dynamic_ncols=True) as bar:
             for scenario in scenarios:
@@ -54,25 +85,71 @@ def run(
                 ctx = RunContext(
                     work_dir=work_dir,
                     params=copy.deepcopy(dict(scenario.profiles[profile])),
-                    bootstrap=target["bootstrap"],
+                    bootstrap=target_bootstrap,
                     broker_pid=None if broker is None else broker.pid,
                     engine=broker is not None,
+                    topic_prefix=prefix,
                 )
-                result = run_scenario(scenario, ctx, profile, bar.update)
+                try:
+                    result = run_scenario(scenario, ctx, profile, bar.update)
+                except Interrupted as interrupted:
+                    document["scenarios"].append(interrupted.result.as_dict())
+                    path = results.write(document, reports_dir)
+                    raise
+                finally:
+                    if not keep_topics:
+                        _delete_topics(target_bootstrap, prefix)
+                    shutil.rmtree(work_dir, ignore_errors=True)
                 document["scenarios"].append(result.as_dict())
-                shutil.rmtree(work_dir, ignore_errors=True)
+                path = results.write(document, reports_dir)
+    except KeyboardInterrupt:  # Interrupted included
+        raise RunInterrupted(path) from None
     finally:
         if broker is not None:
             broker.stop()
         if temporary:
             shutil.rmtree(data_dir, ignore_errors=True)
-    path = results.write(document, reports_dir)
     print_summary(document, out)
     print(f"\nresults: {path}", file=out)
     from scenarios.report import write_report  # matplotlib is imported only here
 
     print(f"report: {write_report([path], reports_dir)[0]}", file=out)
     return path
+
+
+def _announce(
+    scenarios: Sequence[Scenario],
+    profile: str,
+    prefix: str,
+    bootstrap: str,
+    keep_topics: bool,
+    out: TextIO,
+) -> None:
+    """Say what the run will write to a cluster that is not kbench's own, before it does."""
+    writes = [w for s in scenarios for w in s.cluster_writes(s.profiles[profile])]
+    if not writes:
+        print(f"nothing will be written to {bootstrap}", file=out)
+        return
+    total = sum(w.bytes for w in writes)
+    print(f"this run will produce about {total / 1e6:,.0f} MB to {bootstrap}, to topics:", file=out)
+    for write in writes:
+        print(
+            f"  {prefix}{write.topic}: {write.partitions} partition"
+            f"{'s' if write.partitions != 1 else ''}, about {write.bytes / 1e6:,.0f} MB",
+            file=out,
+        )
+    if keep_topics:
+        print("they are kept afterwards (--keep-topics)", file=out)
+    else:
+        print("each is deleted when its scenario ends (--keep-topics keeps them)", file=out)
+    out.flush()
+
+
+def _delete_topics(bootstrap: str, prefix: str) -> None:
+    try:
+        delete_topics(bootstrap, prefix)
+    except ClusterError as exc:  # the results still count; the user must know what is left
+        print(f"warning: topics {prefix}* may be left on {bootstrap}: {exc}", file=sys.stderr)
 
 
 def print_summary(document: dict, out: TextIO) -> None:
@@ -96,5 +173,16 @@ def print_summary(document: dict, out: TextIO) -> None:
                 )
             )
             print(f"  {contrast['label']}: {interval} [{contrast['direction']}]", file=out)
-        for claim in scenario["claims"]:
-            print(f"  claim {claim['id']}: {claim['verdict'].upper()} ({claim['rule']})", file=out)
+        by_claim: dict[str, list[dict]] = {}
+        for check in scenario["claims"]:
+            by_claim.setdefault(check["id"], []).append(check)
+        for claim_id, checks in by_claim.items():
+            _, wording = overall_verdict(checks)
+            if len(checks) == 1:
+                print(f"  claim {claim_id}: {wording.upper()} ({checks[0]['rule']})", file=out)
+                continue
+            print(f"  claim {claim_id}: {wording.upper()}", file=out)
+            for check in checks:
+                part = check.get("part") or check["contrast"]
+                wording = check.get("wording") or check["verdict"]
+                print(f"    {part}: {wording} ({check['rule']})", file=out)

@@ -80,6 +80,15 @@ class ScenarioResult:
         }
 
 
+class Interrupted(Exception):
+    """Ctrl-C while a scenario measured: `result` holds the samples taken before it, with the
+    interruption as its error (the scenario was torn down)."""
+
+    def __init__(self, result: ScenarioResult) -> None:
+        super().__init__(result.error)
+        self.result = result
+
+
 def planned_measurements(scenario: Scenario, profile: str) -> int:
     params = scenario.profiles[profile]
     return (params["rounds"] + 1) * len(scenario.variants(params))
@@ -112,6 +121,13 @@ def run_scenario(
         result.skipped = str(skip)
         advance(planned)
         return result
+    except Exception as exc:  # setup tears down what it made; the run goes on without it
+        result.error = f"setup failed: {type(exc).__name__}: {exc}"
+        advance(planned)
+        return result
+    except KeyboardInterrupt:
+        result.error = "interrupted (Ctrl-C) during setup"
+        raise Interrupted(result) from None
     params = result.params = dict(ctx.params)
     result.notes = list(ctx.notes)
     variants = scenario.variants(params)
@@ -119,12 +135,19 @@ def run_scenario(
     roles = {"client": os.getpid(), **ctx.processes}
     if ctx.broker_pid is not None:
         roles.setdefault("broker", ctx.broker_pid)
+    interrupted = False
     try:
         _measure_rounds(scenario, ctx, variants, roles, result, advance)
     except Exception as exc:  # one scenario failing must not lose the others' results
         result.error = f"{type(exc).__name__}: {exc}"
+    except KeyboardInterrupt:
+        interrupted = True
+        result.error = f"interrupted (Ctrl-C) after {len(result.samples)} samples"
     finally:
         scenario.teardown(ctx)
+    if interrupted:
+        result.duration_s = time.monotonic() - started
+        raise Interrupted(result)
     advance(max(planned - len(result.samples), 0))  # what setup narrowed away, or an error left
     result.duration_s = time.monotonic() - started
     if result.error is None:

@@ -1,63 +1,113 @@
-"""Errors raised by the engine, each carrying the Kafka protocol error code it maps to.
+"""Kafka's protocol error codes, and the errors raised by the engine, each carrying its code.
 
 The codes are Kafka's (org.apache.kafka.common.protocol.Errors), so the protocol layer answers a
-client with the same code Apache Kafka would send for the same fault.
+client with the same code Apache Kafka would send for the same fault. They are taken from
+kafka-python's `kafka.errors` rather than typed here, so no module carries a number of its own;
+the names are those of Kafka's Errors enum (kafka-python's `message` differs for a few, e.g.
+MESSAGE_SIZE_TOO_LARGE for MESSAGE_TOO_LARGE).
 """
+
+from typing import Final
+
+from kafka import errors as _kafka
+
+NONE: Final[int] = _kafka.NoError.errno
+UNKNOWN_SERVER_ERROR: Final[int] = _kafka.UnknownError.errno
+OFFSET_OUT_OF_RANGE: Final[int] = _kafka.OffsetOutOfRangeError.errno
+CORRUPT_MESSAGE: Final[int] = _kafka.CorruptRecordError.errno
+UNKNOWN_TOPIC_OR_PARTITION: Final[int] = _kafka.UnknownTopicOrPartitionError.errno
+LEADER_NOT_AVAILABLE: Final[int] = _kafka.LeaderNotAvailableError.errno
+MESSAGE_TOO_LARGE: Final[int] = _kafka.MessageSizeTooLargeError.errno
+OFFSET_METADATA_TOO_LARGE: Final[int] = _kafka.OffsetMetadataTooLargeError.errno
+COORDINATOR_NOT_AVAILABLE: Final[int] = _kafka.CoordinatorNotAvailableError.errno
+NOT_COORDINATOR: Final[int] = _kafka.NotCoordinatorError.errno
+INVALID_TOPIC_EXCEPTION: Final[int] = _kafka.InvalidTopicError.errno
+RECORD_LIST_TOO_LARGE: Final[int] = _kafka.RecordListTooLargeError.errno
+NOT_ENOUGH_REPLICAS: Final[int] = _kafka.NotEnoughReplicasError.errno
+INVALID_REQUIRED_ACKS: Final[int] = _kafka.InvalidRequiredAcksError.errno
+ILLEGAL_GENERATION: Final[int] = _kafka.IllegalGenerationError.errno
+INCONSISTENT_GROUP_PROTOCOL: Final[int] = _kafka.InconsistentGroupProtocolError.errno
+INVALID_GROUP_ID: Final[int] = _kafka.InvalidGroupIdError.errno
+UNKNOWN_MEMBER_ID: Final[int] = _kafka.UnknownMemberIdError.errno
+INVALID_SESSION_TIMEOUT: Final[int] = _kafka.InvalidSessionTimeoutError.errno
+REBALANCE_IN_PROGRESS: Final[int] = _kafka.RebalanceInProgressError.errno
+INVALID_COMMIT_OFFSET_SIZE: Final[int] = _kafka.InvalidCommitOffsetSizeError.errno
+UNSUPPORTED_VERSION: Final[int] = _kafka.UnsupportedVersionError.errno
+TOPIC_ALREADY_EXISTS: Final[int] = _kafka.TopicAlreadyExistsError.errno
+INVALID_PARTITIONS: Final[int] = _kafka.InvalidPartitionsError.errno
+INVALID_REPLICATION_FACTOR: Final[int] = _kafka.InvalidReplicationFactorError.errno
+INVALID_CONFIG: Final[int] = _kafka.InvalidConfigurationError.errno
+INVALID_REQUEST: Final[int] = _kafka.InvalidRequestError.errno
+UNSUPPORTED_FOR_MESSAGE_FORMAT: Final[int] = _kafka.UnsupportedForMessageFormatError.errno
+OUT_OF_ORDER_SEQUENCE_NUMBER: Final[int] = _kafka.OutOfOrderSequenceNumberError.errno
+INVALID_PRODUCER_EPOCH: Final[int] = _kafka.InvalidProducerEpochError.errno
+TRANSACTIONAL_ID_AUTHORIZATION_FAILED: Final[int] = (
+    _kafka.TransactionalIdAuthorizationFailedError.errno
+)
+KAFKA_STORAGE_ERROR: Final[int] = _kafka.KafkaStorageError.errno
+NON_EMPTY_GROUP: Final[int] = _kafka.NonEmptyGroupError.errno
+GROUP_ID_NOT_FOUND: Final[int] = _kafka.GroupIdNotFoundError.errno
+FENCED_LEADER_EPOCH: Final[int] = _kafka.FencedLeaderEpochError.errno
+UNKNOWN_LEADER_EPOCH: Final[int] = _kafka.UnknownLeaderEpochError.errno
+MEMBER_ID_REQUIRED: Final[int] = _kafka.MemberIdRequiredError.errno
+GROUP_MAX_SIZE_REACHED: Final[int] = _kafka.GroupMaxSizeReachedError.errno
+FENCED_INSTANCE_ID: Final[int] = _kafka.FencedInstanceIdError.errno
+INVALID_RECORD: Final[int] = _kafka.InvalidRecordError.errno
 
 
 class KafkaError(Exception):
     """Base of every engine error; `error_code` is the wire code a client receives."""
 
-    error_code = -1  # UNKNOWN_SERVER_ERROR
+    error_code = UNKNOWN_SERVER_ERROR
 
 
 class OffsetOutOfRangeError(KafkaError):
-    error_code = 1
+    error_code = OFFSET_OUT_OF_RANGE
 
 
 class CorruptRecordError(KafkaError):
     """A batch fails its CRC, is truncated, or its header contradicts itself (CORRUPT_MESSAGE)."""
 
-    error_code = 2
+    error_code = CORRUPT_MESSAGE
 
 
 class RecordTooLargeError(KafkaError):
     """A batch is larger than max.message.bytes (MESSAGE_TOO_LARGE)."""
 
-    error_code = 10
+    error_code = MESSAGE_TOO_LARGE
 
 
 class RecordListTooLargeError(KafkaError):
     """One append's batches exceed segment.bytes (RECORD_LIST_TOO_LARGE)."""
 
-    error_code = 18
+    error_code = RECORD_LIST_TOO_LARGE
 
 
 class UnsupportedForMessageFormatError(KafkaError):
     """A magic 0 or 1 message set: only record batch v2 is stored."""
 
-    error_code = 43
+    error_code = UNSUPPORTED_FOR_MESSAGE_FORMAT
 
 
 class OutOfOrderSequenceError(KafkaError):
     """An idempotent producer's batch does not follow its previous one (a gap)."""
 
-    error_code = 45
+    error_code = OUT_OF_ORDER_SEQUENCE_NUMBER
 
 
 class InvalidProducerEpochError(KafkaError):
     """A batch from an older epoch of a producer id than the log has seen (fenced)."""
 
-    error_code = 47
+    error_code = INVALID_PRODUCER_EPOCH
 
 
 class KafkaStorageError(KafkaError):
     """A disk operation failed (KAFKA_STORAGE_ERROR); the log was left consistent."""
 
-    error_code = 56
+    error_code = KAFKA_STORAGE_ERROR
 
 
 class InvalidRecordError(KafkaError):
     """A well-formed batch the log refuses (INVALID_RECORD), e.g. count and offsets disagree."""
 
-    error_code = 87
+    error_code = INVALID_RECORD

@@ -16,6 +16,7 @@ from kafka.protocol.metadata.api_versions import ApiVersionsRequest, ApiVersions
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
+from engine.errors import CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, UNSUPPORTED_VERSION
 from engine.records import SimpleRecord, build_batch
 from tests.conftest import broker_process
 
@@ -129,7 +130,7 @@ def test_an_unknown_api_key_gets_unsupported_version_then_close(broker):
     with connect(broker) as sock:
         sock.sendall(struct.pack(">ihhih", 10, 999, 0, 31, -1))  # api key 999, null client id
         response = read_frame(sock)
-        assert struct.unpack(">ih", response) == (31, 35)
+        assert struct.unpack(">ih", response) == (31, UNSUPPORTED_VERSION)
         assert closed_by_peer(sock)
 
 
@@ -142,7 +143,7 @@ def test_api_versions_of_an_unknown_version_is_answered_as_v0(broker):
     sock.sendall(data)
     response = ApiVersionsResponse.decode(read_frame(sock), version=0, header=True)
     assert response.header.correlation_id == 12
-    assert response.error_code == 35
+    assert response.error_code == UNSUPPORTED_VERSION
     ranges = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
     assert ranges[18] == (0, 3) and ranges[1] == (4, 12) and ranges[0] == (3, 9)
     sock.close()
@@ -250,8 +251,8 @@ def test_a_corrupt_or_oversized_batch_is_refused_and_nothing_is_appended(broker)
     with connect(broker) as sock:
         assert produce_raw(sock, "guarded", good, 1).base_offset == 1
         refused = produce_raw(sock, "guarded", good + bytes(corrupt), 2)
-        assert refused.error_code == 2  # CORRUPT_MESSAGE, and the good batch before it too
-        assert produce_raw(sock, "guarded", huge, 3).error_code == 10  # MESSAGE_TOO_LARGE
+        assert refused.error_code == CORRUPT_MESSAGE  # and the good batch before it too
+        assert produce_raw(sock, "guarded", huge, 3).error_code == MESSAGE_TOO_LARGE
         assert produce_raw(sock, "guarded", good, 4).base_offset == 2  # nothing was appended
 
 

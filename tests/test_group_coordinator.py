@@ -11,6 +11,14 @@ from collections.abc import Iterator
 import pytest
 
 from engine.broker.group_coordinator import (
+    CommittedOffset,
+    GroupConfig,
+    GroupCoordinator,
+    JoinGroupResult,
+    LeaveGroupResult,
+    SyncGroupResult,
+)
+from engine.errors import (
     FENCED_INSTANCE_ID,
     GROUP_ID_NOT_FOUND,
     GROUP_MAX_SIZE_REACHED,
@@ -25,12 +33,6 @@ from engine.broker.group_coordinator import (
     OFFSET_METADATA_TOO_LARGE,
     REBALANCE_IN_PROGRESS,
     UNKNOWN_MEMBER_ID,
-    CommittedOffset,
-    GroupConfig,
-    GroupCoordinator,
-    JoinGroupResult,
-    LeaveGroupResult,
-    SyncGroupResult,
 )
 
 SESSION_MS = 10_000

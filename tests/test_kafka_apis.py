@@ -6,6 +6,14 @@ from kafka.protocol.api_message import ApiMessage
 
 from engine.broker.config import KafkaConfig
 from engine.broker.kafka_apis import KafkaApis
+from engine.common import TopicPartition
+from engine.errors import (
+    GROUP_ID_NOT_FOUND,
+    MEMBER_ID_REQUIRED,
+    NONE,
+    UNKNOWN_MEMBER_ID,
+    UNSUPPORTED_VERSION,
+)
 from engine.protocol.apis import APIS, ApiKeys
 from engine.protocol.codec import decode_request
 from engine.records import SimpleRecord, build_batch
@@ -162,30 +170,41 @@ CASES = [
 
 @pytest.mark.parametrize(("api", "version"), CASES, ids=[f"{a.name}-v{v}" for a, v in CASES])
 def test_every_api_version_round_trips(apis, api, version):
-    request = request_for(api, version)
+    response = exchange(apis, api, version, request_for(api, version))
+    assert response.header.correlation_id == 4242
+    errors = _error_codes(response)
+    assert errors <= ALLOWED_ERRORS.get(api, {NONE}), (api.name, version, errors)
+
+
+def exchange(apis: KafkaApis, api: ApiKeys, version: int, request: ApiMessage) -> ApiMessage:
+    """Encode the request as a client would, handle it, and decode its one response."""
     request.with_header(correlation_id=4242, client_id="tests")
     header, decoded = decode_request(bytes(request.encode(header=True)))
     answers = []
     apis.handle(header, decoded, answers.append)
     apis.tick()
-    assert len(answers) == 1
-    parts = answers[0]
+    [parts] = answers
     frame = b"".join(p if isinstance(p, bytes) else p.read() for p in parts)
-    response = APIS[api][1].decode(frame, version=version, header=True, framed=True)
-    assert response.header.correlation_id == 4242
-    errors = _error_codes(response)
-    assert errors <= ALLOWED_ERRORS.get(api, {0}), (api.name, version, errors)
+    return APIS[api][1].decode(frame, version=version, header=True, framed=True)
 
 
 # The requests above are plausible, not all acceptable: the group requests name a member the
 # group has not seen, and offsets are committed for a partition that was never produced to.
 ALLOWED_ERRORS = {
-    ApiKeys.JOIN_GROUP: {0, 79},  # MEMBER_ID_REQUIRED from v4
-    ApiKeys.SYNC_GROUP: {25},  # UNKNOWN_MEMBER_ID
-    ApiKeys.HEARTBEAT: {25},
-    ApiKeys.LEAVE_GROUP: {25, 0},
-    ApiKeys.DESCRIBE_GROUPS: {0, 69},
+    ApiKeys.JOIN_GROUP: {NONE, MEMBER_ID_REQUIRED},  # MEMBER_ID_REQUIRED from v4
+    ApiKeys.SYNC_GROUP: {UNKNOWN_MEMBER_ID},
+    ApiKeys.HEARTBEAT: {UNKNOWN_MEMBER_ID},
+    ApiKeys.LEAVE_GROUP: {UNKNOWN_MEMBER_ID, NONE},
+    ApiKeys.DESCRIBE_GROUPS: {NONE, GROUP_ID_NOT_FOUND},
 }
+
+
+def test_a_transactional_produce_is_refused_and_appends_nothing(apis):
+    request = request_for(ApiKeys.PRODUCE, 9)
+    request.transactional_id = "txn"
+    response = exchange(apis, ApiKeys.PRODUCE, 9, request)
+    assert _error_codes(response) == {UNSUPPORTED_VERSION}
+    assert apis.topics.partition(TopicPartition("events", 1)).log.log_end_offset == 0
 
 
 def _error_codes(message) -> set[int]:

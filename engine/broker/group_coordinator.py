@@ -54,27 +54,27 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
-from engine.errors import KafkaError, KafkaStorageError
-
-# Kafka error codes (org.apache.kafka.common.protocol.Errors).
-NONE = 0
-MESSAGE_TOO_LARGE = 10
-OFFSET_METADATA_TOO_LARGE = 12
-COORDINATOR_NOT_AVAILABLE = 15
-NOT_COORDINATOR = 16
-RECORD_LIST_TOO_LARGE = 18
-ILLEGAL_GENERATION = 22
-INCONSISTENT_GROUP_PROTOCOL = 23
-INVALID_GROUP_ID = 24
-UNKNOWN_MEMBER_ID = 25
-INVALID_SESSION_TIMEOUT = 26
-REBALANCE_IN_PROGRESS = 27
-INVALID_COMMIT_OFFSET_SIZE = 28
-NON_EMPTY_GROUP = 68
-GROUP_ID_NOT_FOUND = 69
-MEMBER_ID_REQUIRED = 79
-GROUP_MAX_SIZE_REACHED = 81
-FENCED_INSTANCE_ID = 82
+from engine.errors import (
+    FENCED_INSTANCE_ID,
+    GROUP_ID_NOT_FOUND,
+    GROUP_MAX_SIZE_REACHED,
+    ILLEGAL_GENERATION,
+    INCONSISTENT_GROUP_PROTOCOL,
+    INVALID_COMMIT_OFFSET_SIZE,
+    INVALID_GROUP_ID,
+    INVALID_SESSION_TIMEOUT,
+    MEMBER_ID_REQUIRED,
+    MESSAGE_TOO_LARGE,
+    NON_EMPTY_GROUP,
+    NONE,
+    NOT_COORDINATOR,
+    OFFSET_METADATA_TOO_LARGE,
+    REBALANCE_IN_PROGRESS,
+    RECORD_LIST_TOO_LARGE,
+    UNKNOWN_MEMBER_ID,
+    KafkaError,
+    KafkaStorageError,
+)
 
 NO_MEMBER_ID = ""  # JoinGroupRequest.UNKNOWN_MEMBER_ID: a member that has no id yet
 NO_GENERATION = -1
@@ -391,15 +391,16 @@ class GroupMetadata:
         ]
 
     def summary(self) -> DescribedGroup:
-        stable = self.state is GroupState.STABLE and self.protocol_name is not None
+        # metadata and assignments are described only in Stable, with the chosen protocol
+        protocol = self.protocol_name if self.state is GroupState.STABLE else None
         members = [
             DescribedGroupMember(
                 member_id=m.member_id,
                 group_instance_id=m.group_instance_id,
                 client_id=m.client_id,
                 client_host=m.client_host,
-                member_metadata=m.metadata(self.protocol_name) if stable else b"",
-                member_assignment=m.assignment if stable else b"",
+                member_metadata=m.metadata(protocol) if protocol is not None else b"",
+                member_assignment=m.assignment if protocol is not None else b"",
             )
             for m in self.members.values()
         ]
@@ -408,7 +409,7 @@ class GroupMetadata:
             group_id=self.group_id,
             state=self.state.value,
             protocol_type=self.protocol_type or "",
-            protocol=self.protocol_name if stable else NO_PROTOCOL,
+            protocol=protocol if protocol is not None else NO_PROTOCOL,
             members=members,
         )
 

@@ -9,7 +9,7 @@ which `respond(None)` says.
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from kafka.protocol.api_header import RequestHeader
@@ -20,26 +20,35 @@ from engine.broker.group_coordinator import (
     CommittedOffset,
     GroupConfig,
     GroupCoordinator,
+    JoinGroupResult,
+    SyncGroupResult,
 )
 from engine.broker.offset_store import LogOffsetStore
+from engine.broker.partition import Partition
 from engine.broker.producer_ids import ProducerIdManager
 from engine.broker.replica_manager import (
     FetchParams,
     FetchPartition,
     FetchPartitionData,
+    ProduceResult,
     ReplicaManager,
 )
-from engine.broker.topics import (
-    INVALID_REQUEST,
-    TopicAdminError,
-    TopicManager,
-)
+from engine.broker.topics import Topic, TopicAdminError, TopicManager
 from engine.common import TopicPartition
+from engine.errors import (
+    INVALID_REQUEST,
+    LEADER_NOT_AVAILABLE,
+    NONE,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    UNSUPPORTED_VERSION,
+)
 from engine.protocol.apis import APIS, ApiKeys
-from engine.protocol.codec import UNSUPPORTED_VERSION, encode_response, supported
+from engine.protocol.codec import encode_response, supported
 from engine.protocol.fetch_response import (
     FetchPartitionResponse,
     FetchTopicResponse,
+    RecordsSlice,
     encode_fetch_response,
 )
 from engine.storage import FetchIsolation, LogManager
@@ -47,16 +56,9 @@ from engine.storage.log import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
-Respond = Callable[[list | None], None]
-
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-LEADER_NOT_AVAILABLE = 5
-COORDINATOR_NOT_AVAILABLE = 15
-INVALID_TOPIC_EXCEPTION = 17
-TRANSACTIONAL_ID_AUTHORIZATION_FAILED = 53
-INVALID_REQUEST_ERROR = INVALID_REQUEST
-UNSUPPORTED_FOR_TRANSACTIONS = 35
+# a response frame as parts (bytes, and Fetch's record slices, sent as they are), or None: no reply
+Parts = list[bytes | RecordsSlice]
+Respond = Callable[[Parts | None], None]
 
 EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
@@ -125,6 +127,7 @@ class KafkaApis:
         if "__consumer_offsets" not in self.topics.topics:
             self.topics.create_topic("__consumer_offsets", 1, 1, {"segment.bytes": str(100 << 20)})
         offsets_partition = self.topics.partition(TopicPartition("__consumer_offsets", 0))
+        assert offsets_partition is not None  # loaded or created just above
         self.group_coordinator = GroupCoordinator(
             GroupConfig(
                 group_min_session_timeout_ms=config.group_min_session_timeout_ms,
@@ -165,7 +168,7 @@ class KafkaApis:
         api = ApiKeys(header.request_api_key)
         started = time.perf_counter()
 
-        def timed(parts: list | None) -> None:
+        def timed(parts: Parts | None) -> None:
             self.stats.record(api.name, (time.perf_counter() - started) * 1000)
             respond(parts)
 
@@ -200,11 +203,13 @@ class KafkaApis:
         respond([encode_response(header.correlation_id, response)])
 
     @staticmethod
-    def _response_class(header: RequestHeader):
+    def _response_class(header: RequestHeader) -> type[ApiMessage]:
         return APIS[ApiKeys(header.request_api_key)][1][header.request_api_version]
 
     # -- ApiVersions ----------------------------------------------------------------------------
-    def handle_api_versions(self, header, request, respond) -> None:
+    def handle_api_versions(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         version = header.request_api_version
         error = NONE
         if not supported(ApiKeys.API_VERSIONS, version):
@@ -219,7 +224,7 @@ class KafkaApis:
         )
 
     # -- Metadata -------------------------------------------------------------------------------
-    def handle_metadata(self, header, request, respond) -> None:
+    def handle_metadata(self, header: RequestHeader, request: ApiMessage, respond: Respond) -> None:
         version = header.request_api_version
         response_class = self._response_class(header)
         if request.topics is None or (version == 0 and not request.topics):
@@ -283,16 +288,16 @@ class KafkaApis:
         )
 
     # -- Produce --------------------------------------------------------------------------------
-    def handle_produce(self, header, request, respond) -> None:
+    def handle_produce(self, header: RequestHeader, request: ApiMessage, respond: Respond) -> None:
         if request.transactional_id is not None:
-            results = {
+            refused = {
                 TopicPartition(t.name, p.index): None
                 for t in request.topic_data
                 for p in t.partition_data
             }
-            self._produce_response(
-                header, request, respond, results, error=UNSUPPORTED_FOR_TRANSACTIONS
-            )
+            # no transactions here (InitProducerId refuses a transactional id): a transactional
+            # produce is answered as a request this broker does not support
+            self._produce_response(header, respond, refused, error=UNSUPPORTED_VERSION)
             return
         entries = {
             TopicPartition(t.name, p.index): p.records
@@ -303,9 +308,15 @@ class KafkaApis:
         if request.acks == 0:
             respond(None)
             return
-        self._produce_response(header, request, respond, results)
+        self._produce_response(header, respond, results)
 
-    def _produce_response(self, header, request, respond, results, error: int = NONE) -> None:
+    def _produce_response(
+        self,
+        header: RequestHeader,
+        respond: Respond,
+        results: Mapping[TopicPartition, ProduceResult | None],
+        error: int = NONE,
+    ) -> None:
         response_class = self._response_class(header)
         topic_class = response_class.TopicProduceResponse
         partition_class = topic_class.PartitionProduceResponse
@@ -337,7 +348,7 @@ class KafkaApis:
         )
 
     # -- Fetch ----------------------------------------------------------------------------------
-    def handle_fetch(self, header, request, respond) -> None:
+    def handle_fetch(self, header: RequestHeader, request: ApiMessage, respond: Respond) -> None:
         version = header.request_api_version
         params = FetchParams(
             max_wait_ms=request.max_wait_ms,
@@ -384,7 +395,9 @@ class KafkaApis:
         self.replica_manager.fetch_messages(params, partitions, complete)
 
     # -- ListOffsets ----------------------------------------------------------------------------
-    def handle_list_offsets(self, header, request, respond) -> None:
+    def handle_list_offsets(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         topic_class = response_class.ListOffsetsTopicResponse
         partition_class = topic_class.ListOffsetsPartitionResponse
@@ -417,7 +430,7 @@ class KafkaApis:
         self._reply(header, respond, response_class(throttle_time_ms=0, topics=topics))
 
     @staticmethod
-    def _offset_for(partition, timestamp: int) -> tuple[int, int]:
+    def _offset_for(partition: Partition, timestamp: int) -> tuple[int, int]:
         log = partition.log
         if timestamp == EARLIEST_TIMESTAMP:
             return -1, log.log_start_offset
@@ -440,7 +453,9 @@ class KafkaApis:
         return found
 
     # -- topic admin ----------------------------------------------------------------------------
-    def handle_create_topics(self, header, request, respond) -> None:
+    def handle_create_topics(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         results = []
         for t in request.topics:
@@ -474,7 +489,9 @@ class KafkaApis:
             )
         self._reply(header, respond, response_class(throttle_time_ms=0, topics=results))
 
-    def handle_delete_topics(self, header, request, respond) -> None:
+    def handle_delete_topics(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         if header.request_api_version >= 6:
             names = [t.name for t in request.topics]
@@ -494,7 +511,9 @@ class KafkaApis:
             )
         self._reply(header, respond, response_class(throttle_time_ms=0, responses=results))
 
-    def handle_create_partitions(self, header, request, respond) -> None:
+    def handle_create_partitions(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         results = []
         for t in request.topics:
@@ -512,7 +531,9 @@ class KafkaApis:
             )
         self._reply(header, respond, response_class(throttle_time_ms=0, results=results))
 
-    def handle_describe_configs(self, header, request, respond) -> None:
+    def handle_describe_configs(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         result_class = response_class.DescribeConfigsResult
         entry_class = result_class.DescribeConfigsResourceResult
@@ -555,7 +576,7 @@ class KafkaApis:
             )
         self._reply(header, respond, response_class(throttle_time_ms=0, results=results))
 
-    def _topic_configs(self, topic) -> list[tuple[str, str, int]]:
+    def _topic_configs(self, topic: Topic) -> list[tuple[str, str, int]]:
         effective = self.topics.log_config(topic.name)
         entries = []
         for name in sorted(TOPIC_CONFIG_FIELDS):
@@ -577,7 +598,9 @@ class KafkaApis:
         ]
 
     # -- producers ------------------------------------------------------------------------------
-    def handle_init_producer_id(self, header, request, respond) -> None:
+    def handle_init_producer_id(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         if request.transactional_id is not None:
             response = response_class(
@@ -596,7 +619,9 @@ class KafkaApis:
         self._reply(header, respond, response)
 
     # -- groups ---------------------------------------------------------------------------------
-    def handle_find_coordinator(self, header, request, respond) -> None:
+    def handle_find_coordinator(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         c = self.config
         if header.request_api_version >= 4:
@@ -623,11 +648,13 @@ class KafkaApis:
             )
         self._reply(header, respond, response)
 
-    def handle_join_group(self, header, request, respond) -> None:
+    def handle_join_group(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         version = header.request_api_version
 
-        def complete(result) -> None:
+        def complete(result: JoinGroupResult) -> None:
             self._reply(
                 header,
                 respond,
@@ -668,11 +695,13 @@ class KafkaApis:
             respond=complete,
         )
 
-    def handle_sync_group(self, header, request, respond) -> None:
+    def handle_sync_group(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         version = header.request_api_version
 
-        def complete(result) -> None:
+        def complete(result: SyncGroupResult) -> None:
             self._reply(
                 header,
                 respond,
@@ -696,7 +725,9 @@ class KafkaApis:
             respond=complete,
         )
 
-    def handle_heartbeat(self, header, request, respond) -> None:
+    def handle_heartbeat(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         error = self.group_coordinator.heartbeat(
             group_id=request.group_id,
             generation_id=request.generation_id,
@@ -708,7 +739,9 @@ class KafkaApis:
         response_class = self._response_class(header)
         self._reply(header, respond, response_class(throttle_time_ms=0, error_code=error))
 
-    def handle_leave_group(self, header, request, respond) -> None:
+    def handle_leave_group(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         if header.request_api_version >= 3:
             members = [(m.member_id, m.group_instance_id) for m in request.members]
@@ -733,7 +766,9 @@ class KafkaApis:
             ),
         )
 
-    def handle_offset_commit(self, header, request, respond) -> None:
+    def handle_offset_commit(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         version = header.request_api_version
         now = self._time_ms()
@@ -773,7 +808,9 @@ class KafkaApis:
             ),
         )
 
-    def handle_offset_fetch(self, header, request, respond) -> None:
+    def handle_offset_fetch(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         # v8+ batches groups; before, one group at the top level of both request and response
         batched = header.request_api_version >= 8
@@ -787,7 +824,7 @@ class KafkaApis:
             partition_class = topic_class.OffsetFetchResponsePartition
             requested = [(request.group_id, request.topics)]
 
-        def committed_topics(group_id: str, topics) -> list:
+        def committed_topics(group_id: str, topics: list[ApiMessage] | None) -> list[ApiMessage]:
             wanted = None
             if topics is not None:
                 wanted = [(t.name, index) for t in topics for index in t.partition_indexes]
@@ -818,7 +855,9 @@ class KafkaApis:
             )
         self._reply(header, respond, response)
 
-    def handle_describe_groups(self, header, request, respond) -> None:
+    def handle_describe_groups(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         group_class = response_class.DescribedGroup
         member_class = group_class.DescribedGroupMember
@@ -852,7 +891,9 @@ class KafkaApis:
             ),
         )
 
-    def handle_list_groups(self, header, request, respond) -> None:
+    def handle_list_groups(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
         response_class = self._response_class(header)
         states = request.states_filter if header.request_api_version >= 4 else None
         groups = self.group_coordinator.list_groups(states or None)

@@ -8,12 +8,12 @@ is kept in the shape replication needs (leader, epoch, replicas, ISR) so followe
 from dataclasses import dataclass, field
 
 from engine.common import TopicPartition
-from engine.errors import KafkaError
+from engine.errors import NOT_ENOUGH_REPLICAS, KafkaError
 from engine.storage import Log, LogAppendInfo
 
 
 class NotEnoughReplicasError(KafkaError):
-    error_code = 19
+    error_code = NOT_ENOUGH_REPLICAS
 
 
 @dataclass(eq=False)

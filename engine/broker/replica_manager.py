@@ -13,17 +13,16 @@ from dataclasses import dataclass, field
 from engine.broker.partition import Partition
 from engine.broker.topics import TopicManager
 from engine.common import TopicPartition
-from engine.errors import KafkaError
+from engine.errors import (
+    FENCED_LEADER_EPOCH,
+    INVALID_REQUIRED_ACKS,
+    INVALID_TOPIC_EXCEPTION,
+    NONE,
+    UNKNOWN_LEADER_EPOCH,
+    UNKNOWN_TOPIC_OR_PARTITION,
+    KafkaError,
+)
 from engine.storage import FetchIsolation, FileSlice
-
-NONE = 0
-OFFSET_OUT_OF_RANGE = 1
-UNKNOWN_TOPIC_OR_PARTITION = 3
-INVALID_TOPIC_EXCEPTION = 17
-INVALID_REQUIRED_ACKS = 21
-FENCED_LEADER_EPOCH = 74
-UNKNOWN_LEADER_EPOCH = 75
-UNKNOWN_SERVER_ERROR = -1
 
 
 @dataclass(slots=True)
@@ -104,7 +103,9 @@ class ReplicaManager:
                 self._wake(tp)
         return results
 
-    def _append(self, tp: TopicPartition, records, required_acks: int) -> ProduceResult:
+    def _append(
+        self, tp: TopicPartition, records: bytes | memoryview | None, required_acks: int
+    ) -> ProduceResult:
         partition = self.topics.partition(tp)
         if partition is None:
             return ProduceResult(UNKNOWN_TOPIC_OR_PARTITION, error_message=f"{tp} does not exist")
@@ -188,7 +189,9 @@ class ReplicaManager:
             if sum(r.size for r in results) >= delayed.params.min_bytes:
                 self._complete(delayed, results)
 
-    def _complete(self, delayed: DelayedFetch, results: list[FetchPartitionData] | None = None):
+    def _complete(
+        self, delayed: DelayedFetch, results: list[FetchPartitionData] | None = None
+    ) -> None:
         if delayed.done:
             return
         delayed.done = True

@@ -12,12 +12,22 @@ import base64
 import json
 import os
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from engine.broker.config import KafkaConfig
 from engine.broker.partition import Partition
 from engine.common import TopicPartition
-from engine.storage import LogConfig, LogManager
+from engine.errors import (
+    INVALID_CONFIG,
+    INVALID_PARTITIONS,
+    INVALID_REPLICATION_FACTOR,
+    INVALID_REQUEST,
+    INVALID_TOPIC_EXCEPTION,
+    TOPIC_ALREADY_EXISTS,
+    UNKNOWN_TOPIC_OR_PARTITION,
+)
+from engine.storage import Log, LogConfig, LogManager
 from engine.storage.config import TOPIC_CONFIG_NAMES
 from engine.storage.log_manager import validate_topic_name
 
@@ -25,16 +35,6 @@ META_PROPERTIES = "meta.properties"
 PARTITION_METADATA = "partition.metadata"
 TOPIC_CONFIGS = "topic-configs.json"
 INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
-
-# Kafka error codes of topic admin
-NONE = 0
-UNKNOWN_TOPIC_OR_PARTITION = 3
-INVALID_TOPIC_EXCEPTION = 17
-TOPIC_ALREADY_EXISTS = 36
-INVALID_PARTITIONS = 37
-INVALID_REPLICATION_FACTOR = 38
-INVALID_CONFIG = 40
-INVALID_REQUEST = 42
 
 
 class TopicAdminError(Exception):
@@ -120,7 +120,7 @@ class TopicManager:
         except (OSError, KeyError, ValueError):
             return None
 
-    def _partition(self, tp: TopicPartition, log) -> Partition:
+    def _partition(self, tp: TopicPartition, log: Log) -> Partition:
         return Partition(
             tp, log, leader_id=self.node_id, replicas=[self.node_id], isr=[self.node_id]
         )
@@ -178,7 +178,7 @@ class TopicManager:
         self._add_partitions(topic, range(num_partitions), log_config)
         return topic
 
-    def _add_partitions(self, topic: Topic, indexes, log_config: LogConfig) -> None:
+    def _add_partitions(self, topic: Topic, indexes: Iterable[int], log_config: LogConfig) -> None:
         for index in indexes:
             tp = TopicPartition(topic.name, index)
             log = self.log_manager.get_or_create_log(tp, log_config)

@@ -20,7 +20,6 @@ from kafka.protocol.api_message import ApiMessage
 from engine.protocol.apis import APIS, ApiKeys
 from engine.protocol.produce_request import decode_produce_request
 
-UNSUPPORTED_VERSION = 35
 _KEY_VERSION = struct.Struct(">hh")
 _ERROR_FRAME = struct.Struct(">iih")  # size, correlation id, error code
 

@@ -29,6 +29,7 @@ with an empty tagged-field section, an unsigned varint count 0:
 """
 
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -61,7 +62,7 @@ class FetchPartitionResponse:
     high_watermark: int
     last_stable_offset: int
     log_start_offset: int
-    records: list[RecordsSlice]  # empty: zero-length records
+    records: Sequence[RecordsSlice]  # empty: zero-length records
     aborted_transactions: list[tuple[int, int]] | None = None  # (producer_id, first_offset)
     preferred_read_replica: int = -1
 
@@ -93,6 +94,7 @@ def encode_fetch_response(
     parts: list[bytes | bytearray | RecordsSlice] = []
     frame_size = -_INT32.size  # the size prefix does not count itself
     out = bytearray(_INT32.size)  # the size prefix, packed once the frame is complete
+    first = out  # parts[0], once the frame is complete
     out += _INT32.pack(correlation_id)
     if flexible:
         out.append(_NO_TAGGED_FIELDS)
@@ -141,8 +143,8 @@ def encode_fetch_response(
     if out:
         parts.append(out)
         frame_size += len(out)
-    _INT32.pack_into(parts[0], 0, frame_size)
-    return [bytes(part) if type(part) is bytearray else part for part in parts]
+    _INT32.pack_into(first, 0, frame_size)
+    return [bytes(part) if isinstance(part, bytearray) else part for part in parts]
 
 
 def _write_length(out: bytearray, length: int | None, flexible: bool) -> None:

@@ -105,7 +105,7 @@ def compress(codec: CompressionType, data: bytes) -> bytes:
     return _COMPRESS[codec](data)
 
 
-def decompress(codec: int, data: bytes) -> bytes:
+def decompress(codec: int, data: bytes | bytearray | memoryview) -> bytes:
     """Inflate a batch's records section; a codec failure is a corrupt batch."""
     try:
         codec = CompressionType(codec)

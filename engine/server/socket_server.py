@@ -25,8 +25,8 @@ import time
 from dataclasses import dataclass, field
 
 from engine.broker.kafka_apis import KafkaApis
+from engine.errors import UNSUPPORTED_VERSION
 from engine.protocol.codec import (
-    UNSUPPORTED_VERSION,
     InvalidRequestError,
     UnsupportedVersionError,
     decode_request,
@@ -136,9 +136,11 @@ class SocketServer:
 
     # -- accept and read ------------------------------------------------------------------------
     def _accept(self) -> None:
+        listener = self.listener
+        assert listener is not None  # only the listener's selector key (data None) calls this
         while True:
             try:
-                sock, address = self.listener.accept()
+                sock, address = listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # e.g. EMFILE: keep serving the connections we have
@@ -317,7 +319,7 @@ class SocketServer:
                     outbound.popleft()
                     conn.slice_sent = 0
                 continue
-            gather = []
+            gather: list[bytes | bytearray | memoryview] = []
             for part in outbound:
                 if isinstance(part, FileSlice) or len(gather) == _MAX_GATHER:
                     break

@@ -49,7 +49,9 @@ class LogConfig:
             )
 
     @classmethod
-    def from_properties(cls, properties: Mapping[str, str | int], base: "LogConfig | None" = None):
+    def from_properties(
+        cls, properties: Mapping[str, str | int], base: "LogConfig | None" = None
+    ) -> "LogConfig":
         """A config from Kafka property names; names that are not log settings are ignored."""
         values = {f.name: getattr(base or cls(), f.name) for f in fields(cls)}
         # Coarser units first, so log.retention.ms beats .minutes beats .hours, as in Kafka.

@@ -284,7 +284,7 @@ class Log:
             in_request[producer_id] = (batch.producer_epoch, batch.last_sequence)
         return None
 
-    def _update_producer_state(self, batches) -> None:
+    def _update_producer_state(self, batches: list[RecordBatch]) -> None:
         state = self.producer_state
         for batch in batches:
             if batch.producer_id >= 0:

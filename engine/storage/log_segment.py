@@ -13,6 +13,7 @@ appends would have built them, and truncates the file at the first invalid batch
 
 import os
 from collections.abc import Iterator
+from typing import TypeVar
 
 from engine.errors import CorruptRecordError, UnsupportedForMessageFormatError
 from engine.records.batch import LOG_OVERHEAD, MAGIC, RecordBatch
@@ -28,6 +29,7 @@ INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
 DELETED_SUFFIX = ".deleted"
 _MAX_RELATIVE_OFFSET = 0x7FFFFFFF
+_Index = TypeVar("_Index", OffsetIndex, TimeIndex)
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
@@ -70,7 +72,9 @@ class LogSegment:
     def _path(self, suffix: str) -> str:
         return os.path.join(self.directory, segment_file_name(self.base_offset, suffix))
 
-    def _open_index(self, cls, suffix: str, max_index_size: int):
+    def _open_index(
+        self, cls: type[_Index], suffix: str, max_index_size: int
+    ) -> tuple[_Index, bool]:
         path = self._path(suffix)
         existed = os.path.exists(path)
         try:
@@ -97,6 +101,7 @@ class LogSegment:
         """The offset after the last batch in this segment (its base offset when empty)."""
         if self._next_offset is None and not self.tail_is_sound():
             raise CorruptRecordError(f"{self.log.path} ends in a partial or corrupt batch")
+        assert self._next_offset is not None  # tail_is_sound() learned it
         return self._next_offset
 
     def tail_is_sound(self) -> bool:

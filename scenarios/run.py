@@ -102,7 +102,7 @@ def run(
                     shutil.rmtree(work_dir, ignore_errors=True)
                 document["scenarios"].append(result.as_dict())
                 path = results.write(document, reports_dir)
-    except KeyboardInterrupt:  # Interrupted included
+    except (KeyboardInterrupt, Interrupted):
         raise RunInterrupted(path) from None
     finally:
         if broker is not None:
@@ -177,12 +177,13 @@ def print_summary(document: dict, out: TextIO) -> None:
         for check in scenario["claims"]:
             by_claim.setdefault(check["id"], []).append(check)
         for claim_id, checks in by_claim.items():
-            _, wording = overall_verdict(checks)
+            verdict, wording = overall_verdict(checks)
+            wording = wording.replace(verdict, verdict.upper(), 1)
             if len(checks) == 1:
-                print(f"  claim {claim_id}: {wording.upper()} ({checks[0]['rule']})", file=out)
+                print(f"  claim {claim_id}: {wording}; {checks[0]['rule']}", file=out)
                 continue
-            print(f"  claim {claim_id}: {wording.upper()}", file=out)
+            print(f"  claim {claim_id}: {wording}", file=out)
             for check in checks:
                 part = check.get("part") or check["contrast"]
                 wording = check.get("wording") or check["verdict"]
-                print(f"    {part}: {wording} ({check['rule']})", file=out)
+                print(f"    {part}: {wording}; {check['rule']}", file=out)

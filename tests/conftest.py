@@ -1,13 +1,18 @@
+import importlib.metadata
 import os
 import shutil
 import subprocess
 import sys
+import tomllib
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from engine.records import CompressionType, SimpleRecord, build_batch
 from scenarios.local_broker import LocalBroker
 
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BESIDE_PYTHON = os.path.join(os.path.dirname(sys.executable), "kbench")
 KBENCH = _BESIDE_PYTHON if os.path.exists(_BESIDE_PYTHON) else shutil.which("kbench") or "kbench"
 
@@ -51,17 +56,48 @@ def broker(tmp_path):
     running.stop()
 
 
+def dev_only_modules() -> list[str]:
+    """Top-level modules of the packages that only the dev extras install."""
+    with open(os.path.join(_ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+
+    def names(requirements: list[str]) -> set[str]:
+        return {canonicalize_name(Requirement(r).name) for r in requirements}
+
+    dev = names(project["optional-dependencies"]["dev"]) - names(project["dependencies"])
+    return sorted(
+        module
+        for module, distributions in importlib.metadata.packages_distributions().items()
+        if any(canonicalize_name(d) in dev for d in distributions)
+    )
+
+
+def plain_install_env() -> dict[str, str]:
+    """An environment in which the dev extras cannot be imported (tests/plain_install)."""
+    return {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [os.path.join(_ROOT, "tests", "plain_install"), os.environ.get("PYTHONPATH", "")]
+        ),
+        "KBENCH_BLOCK_MODULES": ",".join(dev_only_modules()),
+    }
+
+
 @pytest.fixture
 def run_kbench():
-    """Run the installed `kbench` console script as a user would."""
+    """Run the installed `kbench` console script as a user would; env=plain_install_env()
+    runs it as after an install without the dev extras."""
 
-    def run(*args: str) -> subprocess.CompletedProcess:
+    def run(
+        *args: str, env: dict[str, str] | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess:
         return subprocess.run(
             [KBENCH, *args],
             capture_output=True,
             text=True,
-            timeout=120,
-            cwd=os.path.dirname(os.path.dirname(__file__)),
+            timeout=timeout,
+            cwd=_ROOT,
+            env=env,
         )
 
     return run

@@ -6,11 +6,16 @@ import jsonschema
 import pytest
 
 from scenarios import results
+from scenarios.cluster import probe
 from scenarios.registry import SCENARIOS
+from tests.conftest import plain_install_env
 
 
 def test_kbench_run_writes_a_valid_results_file(tmp_path, run_kbench):
-    completed = run_kbench("run", "--profile", "smoke", "--reports", str(tmp_path))
+    # as after `pip install .`: the main job must be complete without the dev extras
+    completed = run_kbench(
+        "run", "--profile", "smoke", "--reports", str(tmp_path), env=plain_install_env()
+    )
     assert completed.returncode == 0, completed.stderr
     path = re.search(r"results: (\S+\.json)", completed.stdout).group(1)
     document = results.load(path)  # validates against the schema
@@ -45,6 +50,40 @@ def test_disk_write_pattern_compares_every_mode_and_the_broker(tmp_path, run_kbe
     assert "broker-8-partitions" in variants
     broker_samples = [s for s in scenario["samples"] if s["variant"] == "broker-1-partition"]
     assert all("broker" in s["resources"]["processes"] for s in broker_samples)
+
+
+def test_every_scenario_against_a_separate_broker_leaves_no_topic(tmp_path, broker, run_kbench):
+    completed = run_kbench(
+        "run", "--profile", "smoke", "--bootstrap", broker.bootstrap, "--reports", str(tmp_path)
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "this run will produce about" in completed.stdout
+    document = results.load(re.search(r"results: (\S+\.json)", completed.stdout).group(1))
+    prefix = f"kbench-{document['run_id']}-"
+    announced = re.findall(rf"^  ({prefix}\S+): ", completed.stdout, re.MULTILINE)
+    assert f"{prefix}dwp-1" in announced
+    assert all(s["error"] is None for s in document["scenarios"])
+    assert document["target"]["kind"] == "external"
+    assert not [t for t in probe(broker.bootstrap).topics if t.startswith("kbench-")]
+
+
+def test_keep_topics_keeps_the_runs_topics(tmp_path, broker, run_kbench):
+    completed = run_kbench(
+        "run",
+        "disk-write-pattern",
+        "--profile",
+        "smoke",
+        "--bootstrap",
+        broker.bootstrap,
+        "--reports",
+        str(tmp_path),
+        "--keep-topics",
+    )
+    assert completed.returncode == 0, completed.stderr
+    document = results.load(re.search(r"results: (\S+\.json)", completed.stdout).group(1))
+    prefix = f"kbench-{document['run_id']}-"
+    kept = {t: n for t, n in probe(broker.bootstrap).topics.items() if t.startswith("kbench-")}
+    assert kept == {f"{prefix}dwp-1": 1, f"{prefix}dwp-8": 8}
 
 
 def test_results_that_break_the_schema_are_refused():

@@ -141,9 +141,10 @@ def test_ctrl_c_keeps_what_was_measured_and_says_where(tmp_path, broker):
     line saying where the samples taken so far are; the file holds them, and the topics the
     scenario had created are gone."""
     reports = tmp_path / "reports"
+    command = [KBENCH, "run", "disk-write-pattern", "--profile", "quick"]
+    command += ["--reports", str(reports), "--bootstrap", broker.bootstrap]
     process = subprocess.Popen(
-        [KBENCH, "run", "disk-write-pattern", "--profile", "quick"]
-        + ["--reports", str(reports), "--bootstrap", broker.bootstrap],  # noqa: RUF005
+        command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,

@@ -77,3 +77,54 @@ def test_a_file_that_is_not_results_is_refused(tmp_path, run_kbench):
     stray.write_text('{"hello": 1}')
     completed = run_kbench("compare", str(stray), str(stray))
     assert completed.returncode == 2 and "not a kbench results file" in completed.stderr
+
+
+def _edited(path: str, tmp_path, name: str, edit) -> str:
+    with open(path) as f:
+        document = json.load(f)
+    edit(document)
+    changed = tmp_path / f"{name}.json"
+    changed.write_text(json.dumps(document))
+    return str(changed)
+
+
+def test_unlike_runs_are_named_and_strict_refuses_them(smoke_results, tmp_path, run_kbench):
+    def unlike(document: dict) -> None:
+        document["environment"]["cpu"]["model"] = "Another CPU"
+        document["environment"]["packages"]["kbench"] = "9.9.9"
+        document["scenarios"][0]["params"]["rounds"] += 1
+
+    other = _edited(smoke_results, tmp_path, "unlike", unlike)
+    completed = run_kbench("compare", smoke_results, other)
+    assert completed.returncode == 0, completed.stderr
+    warnings = [line for line in completed.stderr.splitlines() if line.startswith("warning:")]
+    assert any("CPU: " in w and "vs Another CPU" in w for w in warnings), warnings
+    assert any("kbench version: " in w and "vs 9.9.9" in w for w in warnings), warnings
+    assert any("disk-write-pattern parameter rounds: 2 vs 3" in w for w in warnings), warnings
+    strict = run_kbench("compare", smoke_results, other, "--strict")
+    assert strict.returncode == 2
+    [line] = strict.stderr.strip().splitlines()
+    assert line.startswith("kbench compare: error: the runs differ in ") and "9.9.9" in line
+    same = run_kbench("compare", smoke_results, smoke_results, "--strict")
+    assert same.returncode == 0 and "warning" not in same.stderr
+
+
+def test_what_only_one_run_has_is_listed(smoke_results, tmp_path, run_kbench):
+    gone = "random-fsync-4 KiB"
+
+    def fewer(document: dict) -> None:
+        scenario = document["scenarios"][0]
+        scenario["samples"] = [s for s in scenario["samples"] if s["variant"] != gone]
+        for sample in scenario["samples"]:
+            if sample["variant"] == "sequential-buffered-4 KiB":
+                sample["values"]["new_metric"] = 1.0
+
+    other = _edited(smoke_results, tmp_path, "fewer", fewer)
+    completed = run_kbench("compare", smoke_results, other)
+    assert completed.returncode == 0, completed.stderr
+    listed = [line for line in completed.stderr.splitlines() if line.startswith("not compared:")]
+    assert f"not compared: disk-write-pattern variant {gone}: only in A" in listed
+    assert (
+        "not compared: disk-write-pattern sequential-buffered-4 KiB new_metric: only in B" in listed
+    )
+    assert f"disk-write-pattern {gone} " not in completed.stdout

@@ -167,8 +167,9 @@ def compare(
 
 def judge(comparison: Comparison | Summary, threshold: float, *, label: str) -> Verdict:
     """Confirmed if the whole interval lies at or above `threshold`; inconclusive about the
-    direction if it contains 1; not reproduced if it lies wholly below the threshold (and off 1);
-    inconclusive if it straddles the threshold. `label` names the measured quantity."""
+    direction if it is a ratio's and contains 1; not reproduced if it lies wholly below the
+    threshold (and off 1); inconclusive if it straddles the threshold. `label` names the
+    measured quantity."""
     level = _percent(comparison.confidence)
     limit = f"{threshold:g}"
     rule = (
@@ -179,7 +180,7 @@ def judge(comparison: Comparison | Summary, threshold: float, *, label: str) -> 
     low, high = comparison.ci_low, comparison.ci_high
     if low >= threshold:
         return Verdict("confirmed", rule)
-    if low <= 1.0 <= high:
+    if isinstance(comparison, Comparison) and low <= 1.0 <= high:  # a ratio's direction
         return Verdict(
             "inconclusive", rule, "inconclusive about the direction (interval includes 1)"
         )

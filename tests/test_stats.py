@@ -6,6 +6,7 @@ import statistics
 
 import pytest
 
+from scenarios.claims import overall_verdict
 from scenarios.stats import Comparison, Summary, compare, format_interval, judge, summarize
 
 
@@ -157,23 +158,28 @@ def interval(low: float, high: float) -> Comparison:
 
 
 @pytest.mark.parametrize(
-    ("low", "high", "verdict"),
+    ("low", "high", "verdict", "wording"),
     [
-        (2.1, 2.6, "confirmed"),
-        (2.0, 2.6, "confirmed"),  # at the threshold counts
-        (1.2, 1.9, "not reproduced"),
-        (1.8, 2.2, "inconclusive"),
-        (1.5, 2.0, "inconclusive"),
+        (2.1, 2.6, "confirmed", "confirmed"),
+        (2.0, 2.6, "confirmed", "confirmed"),  # at the threshold counts
+        (1.2, 1.9, "not reproduced", "not reproduced: a real effect, below 2x"),
+        (0.5, 0.9, "not reproduced", "not reproduced: the opposite holds here"),
+        (1.8, 2.2, "inconclusive", "inconclusive: the interval straddles 2"),
+        (1.5, 2.0, "inconclusive", "inconclusive: the interval straddles 2"),
+        # below the threshold, but it cannot even tell which variant is better
+        (0.78, 1.9, "inconclusive", "inconclusive about the direction (interval includes 1)"),
+        (0.9, 2.4, "inconclusive", "inconclusive about the direction (interval includes 1)"),
     ],
 )
-def test_judge_against_a_threshold(low, high, verdict):
+def test_judge_against_a_threshold(low, high, verdict, wording):
     result = judge(interval(low, high), 2.0, label="sequential/random MB/s")
     assert result.verdict == verdict
+    assert result.wording == wording
     assert result.rule.startswith(
         "confirmed if the 97.8% interval of sequential/random MB/s lies at or above 2; "
-        "not reproduced if it lies below 2; measured "
+        "not reproduced if it lies below 2 and excludes 1; measured "
     )
-    assert result.as_dict() == {"verdict": verdict, "rule": result.rule}
+    assert result.as_dict() == {"verdict": verdict, "rule": result.rule, "wording": wording}
 
 
 def test_judge_a_summary():
@@ -181,6 +187,28 @@ def test_judge_a_summary():
     assert judge(summary, 300.0, label="sequential MB/s").verdict == "confirmed"
     assert judge(summary, 500.0, label="sequential MB/s").verdict == "not reproduced"
     assert judge(summary, 400.0, label="sequential MB/s").verdict == "inconclusive"
+    # an absolute quantity has no direction: an interval around 1 MB/s is only below 300
+    slow = Summary(median=1.0, ci_low=0.5, ci_high=2.0, n=9, confidence=0.9609375)
+    assert judge(slow, 300.0, label="sequential MB/s").verdict == "not reproduced"
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "expected"),
+    [
+        (["confirmed"], ("confirmed", "confirmed")),
+        (["confirmed", "confirmed"], ("confirmed", "confirmed: 2 of 2 parts hold")),
+        (
+            ["confirmed", "not reproduced", "inconclusive"],
+            ("not reproduced", "not reproduced: 1 of 3 parts hold"),
+        ),
+        (
+            ["confirmed", "inconclusive"],
+            ("inconclusive", "inconclusive: 1 of 2 parts hold, the rest undecided"),
+        ),
+    ],
+)
+def test_a_claim_in_several_parts_holds_when_every_part_does(verdicts, expected):
+    assert overall_verdict([{"verdict": v} for v in verdicts]) == expected
 
 
 def test_format_interval():

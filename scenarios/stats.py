@@ -174,7 +174,8 @@ def judge(comparison: Comparison | Summary, threshold: float, *, label: str) -> 
     limit = f"{threshold:g}"
     rule = (
         f"confirmed if the {level}% interval of {label} lies at or above {limit}; "
-        f"not reproduced if it lies below {limit} and excludes 1; "
+        f"not reproduced if it lies below {limit}"
+        f"{' and excludes 1' if isinstance(comparison, Comparison) else ''}; "
         f"measured {format_interval(comparison)}"
     )
     low, high = comparison.ci_low, comparison.ci_high

@@ -26,8 +26,10 @@ class LocalBroker:
         return int(self.bootstrap.rsplit(":", 1)[1])
 
     @property
-    def pid(self) -> int | None:
-        return None if self.process is None else self.process.pid
+    def pid(self) -> int:
+        if self.process is None:
+            raise RuntimeError("the broker has not been started")
+        return self.process.pid
 
     def start(self, port: int = 0) -> "LocalBroker":
         args = [sys.executable, "-m", "scenarios.cli", "broker", "--data-dir", self.data_dir]
@@ -36,6 +38,7 @@ class LocalBroker:
             args += ["--set", f"{key}={value}"]
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
+        assert self.process.stdout is not None  # stdout=PIPE
         line = self.process.stdout.readline()
         if not line.startswith("kbench broker listening on "):
             self.process.wait(timeout=10)
@@ -45,8 +48,11 @@ class LocalBroker:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Stop it (clean shutdown on SIGTERM) and return its exit status."""
-        if self.process is None or self.process.stdout.closed:
-            return 0 if self.process is None else self.process.returncode
+        if self.process is None:
+            return 0
+        assert self.process.stdout is not None  # stdout=PIPE
+        if self.process.stdout.closed:
+            return self.process.returncode
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:

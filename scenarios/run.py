@@ -58,8 +58,8 @@ def run(
         except ClusterError as exc:
             raise RunError(f"--bootstrap: {exc}") from None
     temporary = data_dir is None
-    data_dir = tempfile.mkdtemp(prefix="kbench-") if temporary else os.path.abspath(data_dir)
-    environment = capture_environment(data_dir)
+    root = tempfile.mkdtemp(prefix="kbench-") if data_dir is None else os.path.abspath(data_dir)
+    environment = capture_environment(root)
     for warning in environment["warnings"]:
         print(f"warning: {warning}", file=sys.stderr)
     broker = None
@@ -67,10 +67,12 @@ def run(
     try:
         if bootstrap is None:
             try:
-                broker = LocalBroker(os.path.join(data_dir, "broker")).start()
+                broker = LocalBroker(os.path.join(root, "broker")).start()
             except RuntimeError as exc:
                 raise RunError(str(exc)) from None
-        target_bootstrap = bootstrap or broker.bootstrap
+            target_bootstrap = broker.bootstrap
+        else:
+            target_bootstrap = bootstrap
         target = {"kind": "external" if broker is None else "engine", "bootstrap": target_bootstrap}
         document = results.new_run(profile, argv, target, environment)
         prefix = f"kbench-{document['run_id']}-"
@@ -80,7 +82,7 @@ def run(
         with tqdm(total=total, unit="measurement", file=sys.stderr, dynamic_ncols=True) as bar:
             for scenario in scenarios:
                 bar.set_description(scenario.name)
-                work_dir = os.path.join(data_dir, scenario.name)
+                work_dir = os.path.join(root, scenario.name)
                 os.makedirs(work_dir, exist_ok=True)
                 ctx = RunContext(
                     work_dir=work_dir,
@@ -108,7 +110,8 @@ def run(
         if broker is not None:
             broker.stop()
         if temporary:
-            shutil.rmtree(data_dir, ignore_errors=True)
+            shutil.rmtree(root, ignore_errors=True)
+    assert path is not None  # written after every scenario, and there is at least one
     print_summary(document, out)
     print(f"\nresults: {path}", file=out)
     from scenarios.report import write_report  # matplotlib is imported only here

@@ -220,8 +220,8 @@ def _analyse(scenario: Scenario, result: ScenarioResult) -> None:
         )
     for check in scenario.claim_checks(result.params):
         claim = CLAIMS[check.claim]
-        contrast = next(c for c in result.contrasts if c["name"] == check.contrast)
-        verdict = judge(by_name[check.contrast], check.threshold, label=contrast["label"])
+        label = next(c["label"] for c in result.contrasts if c["name"] == check.contrast)
+        verdict = judge(by_name[check.contrast], check.threshold, label=label)
         if by_name[check.contrast].confidence < REQUIRED_CONFIDENCE:
             verdict = Verdict(
                 "inconclusive",

@@ -1,11 +1,14 @@
 """`kbench report`: results files (docs/results.md) as self-contained HTML pages.
 
-One page per run: a summary of every scenario (its question, headline contrasts with their
-intervals, notes, skips and errors), the machine it ran on with its warnings, a ledger of every
-claim in scenarios.claims.CLAIMS with the verdict this run gives it (or "not yet measured"), and
-the charts of each scenario (scenarios/report_charts.py). Given several runs, a history page adds
-one trend per headline contrast and per claim across the runs, in order of their start, each
-point labelled with its git commit and time.
+One page per run: first the claims at a glance (each claim the run measured, once, with its
+overall verdict and a row per part: measured interval against threshold, as a chart and a
+table), then a summary of every scenario (its question, headline contrasts with their intervals
+and which variant is better, notes, skips and errors), a ledger of every claim in
+scenarios.claims.CLAIMS with the verdict this run gives it (or "not yet measured"), the machine
+it ran on with its warnings, and the charts of each scenario (scenarios/report_charts.py).
+Given several runs, a history page adds each headline ratio's run-to-run spread and one trend
+per headline contrast and per claim across the runs, in order of their start, each point
+labelled with its git commit and time.
 
 Pages hold their charts as inline base64 PNGs and a little inline CSS: no scripts, no external
 URLs, so a page can be mailed or attached to a CI run as one file.
@@ -14,27 +17,33 @@ URLs, so a page can be mailed or attached to a CI run as one file.
 import base64
 import datetime
 import html
-import json
 import os
 from collections.abc import Iterable, Sequence
-
-import jsonschema
+from typing import Any
 
 from scenarios import results
-from scenarios.claims import CLAIMS
+from scenarios.claims import CLAIMS, overall_verdict
 from scenarios.report_charts import (
-    DIRECTION_COLOURS,
+    OUTCOME_CAPTION,
+    OUTCOME_COLOURS,
     VERDICT_COLOURS,
     Chart,
     claims_chart,
+    contrast_outcomes,
     scenario_charts,
     size_label,
     trend_chart,
+    winner,
 )
 from scenarios.stats import Comparison, format_interval
 
 HISTORY_PAGE = "kbench-history.html"
 NOT_MEASURED = "not yet measured"
+_OUTCOME_WORDS = {
+    "favoured": "favoured variant better",
+    "against": "other variant better",
+    "inconclusive": "cannot tell",
+}
 
 
 class ReportError(ValueError):
@@ -43,20 +52,11 @@ class ReportError(ValueError):
 
 
 def load_run(path: str) -> dict:
-    """scenarios.results.load, with every way it can fail turned into a ReportError."""
+    """scenarios.results.load, its ResultsError turned into a ReportError."""
     try:
         return results.load(path)
-    except FileNotFoundError as e:
-        raise ReportError(f"{path}: no such results file") from e
-    except json.JSONDecodeError as e:
-        raise ReportError(f"{path} is not a kbench results file: not JSON ({e})") from e
-    except jsonschema.ValidationError as e:
-        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
-        raise ReportError(
-            f"{path} does not conform to the kbench results schema at {where}: {e.message}"
-        ) from e
-    except (ValueError, OSError) as e:
-        raise ReportError(str(e) if path in str(e) else f"{path}: {e}") from e
+    except results.ResultsError as e:
+        raise ReportError(str(e)) from e
 
 
 def write_report(result_paths: list[str], out_dir: str) -> list[str]:
@@ -144,8 +144,10 @@ def claims_ledger(document: dict) -> list[dict]:
     """One entry per claim in CLAIMS (and any other claim the run judged), in CLAIMS order:
     `id`, `claim`, `quoted`, `source`, `scenario`, and `measurements`, a list of the run's
     verdicts on it (each the results' claim entry plus `measured`, the interval in words, and
-    `label`, the contrast's label); when that list is empty, `status` says why it is not yet
-    measured."""
+    `label`, the contrast's label, `part`, what the check tests (its part, else the contrast's
+    label), and `wording`, its verdict as a reader should see it); `verdict` and `wording`, the
+    claim's overall verdict (scenarios.claims.overall_verdict) or NOT_MEASURED and `status`,
+    which says why it is not yet measured."""
     scenarios = {s["name"]: s for s in document["scenarios"]}
     judged: dict[str, list[dict]] = {}
     for scenario in document["scenarios"]:
@@ -157,6 +159,8 @@ def claims_ledger(document: dict) -> list[dict]:
                     **claim,
                     "scenario": scenario["name"],
                     "label": contrast["label"] if contrast else claim["contrast"],
+                    "part": claim.get("part") or (contrast["label"] if contrast else ""),
+                    "wording": claim.get("wording") or claim["verdict"],
                     "measured": format_interval(comparison(contrast)) if contrast else "-",
                     "comparison": contrast["comparison"] if contrast else None,
                 }
@@ -166,7 +170,7 @@ def claims_ledger(document: dict) -> list[dict]:
     for claim_id in ids:
         known = CLAIMS.get(claim_id)
         first = judged.get(claim_id, [{}])[0]
-        entry = {
+        entry: dict[str, Any] = {
             "id": claim_id,
             "claim": known.claim if known else first.get("claim", ""),
             "quoted": known.quoted if known else first.get("quoted", ""),
@@ -175,8 +179,11 @@ def claims_ledger(document: dict) -> list[dict]:
             "measurements": judged.get(claim_id, []),
             "status": None,
         }
-        if not entry["measurements"]:
+        if entry["measurements"]:
+            entry["verdict"], entry["wording"] = overall_verdict(entry["measurements"])
+        else:
             entry["status"] = _not_measured(entry["scenario"], scenarios)
+            entry["verdict"], entry["wording"] = NOT_MEASURED, entry["status"]
         ledger.append(entry)
     return ledger
 
@@ -217,14 +224,14 @@ td.num { text-align: right; white-space: nowrap; font-variant-numeric: tabular-n
 .warn { background: #fff4e5; border: 1px solid #f0a020; }
 .bad { background: #fdecea; border: 1px solid #d93025; }
 .info { background: #eef4fd; border: 1px solid #8ab4f8; }
-.verdict { font-weight: 600; white-space: nowrap; border-radius: 4px; padding: 1px 6px; }
+.verdict { font-weight: 600; border-radius: 4px; padding: 1px 6px; display: inline-block; }
 .v-confirmed { background: #e6f4ea; color: #1e6b34; }
 .v-not-reproduced { background: #fdecea; color: #a50e0e; }
 .v-inconclusive { background: #fff4e5; color: #8a5300; }
 .v-not-measured { background: #f1f3f4; color: #5f6368; }
-.d-better { color: #1e6b34; font-weight: 600; }
-.d-worse { color: #a50e0e; font-weight: 600; }
-.d-inconclusive { color: #5f6368; }
+.o-favoured { color: #1e6b34; font-weight: 600; }
+.o-against { color: #a50e0e; font-weight: 600; }
+.o-inconclusive { color: #5f6368; }
 .rule { color: #555; font-size: 0.9em; }
 figure { margin: 14px 0 22px; }
 figure img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -273,9 +280,17 @@ def _figure(chart: Chart, **data: str) -> str:
     )
 
 
-def _verdict(verdict: str) -> str:
+def _verdict(verdict: str, wording: str = "") -> str:
+    """A verdict badge, coloured by the verdict, reading as its wording."""
     css = "v-not-measured" if verdict == NOT_MEASURED else "v-" + verdict.replace(" ", "-")
-    return f'<span class="verdict {css}">{_e(verdict)}</span>'
+    return (
+        f'<span class="verdict {css}" data-verdict="{_e(verdict)}">{_e(wording or verdict)}</span>'
+    )
+
+
+def _spanning(cells: Sequence[str], rows: int) -> list[str]:
+    """Cells that span `rows` rows of a table."""
+    return [c.replace("<td", f'<td rowspan="{rows}"', 1) for c in cells] if rows > 1 else [*cells]
 
 
 def _table(header: Sequence[str] | None, rows: Iterable[Sequence[str]], css: str = "") -> str:
@@ -302,7 +317,8 @@ def run_page(document: dict, *, history: str | None = None) -> str:
     body = [f"<h1>{_e(title)}</h1>", _run_meta(document)]
     body += _warnings(document)
     links = [
-        ('<a href="#summary">Summary</a>'),
+        ('<a href="#glance">Claims at a glance</a>'),
+        ('<a href="#summary">Scenarios</a>'),
         ('<a href="#claims">Claims ledger</a>'),
         ('<a href="#environment">Environment</a>'),
     ]
@@ -312,8 +328,10 @@ def run_page(document: dict, *, history: str | None = None) -> str:
     if history:
         links.append(f'<a href="{_e(history)}">History of all runs</a>')
     body.append("<nav>" + " ".join(links) + "</nav>")
+    ledger = claims_ledger(document)
+    body += _glance(ledger)
     body += _summary(document)
-    body += _ledger(document)
+    body += _ledger(ledger)
     body += _environment(document)
     for scenario in document["scenarios"]:
         body += _charts(scenario)
@@ -383,7 +401,7 @@ def _warnings(document: dict) -> list[str]:
 
 
 def _summary(document: dict) -> list[str]:
-    out = ['<section id="summary">', "<h2>Summary</h2>"]
+    out = ['<section id="summary">', "<h2>Scenarios</h2>"]
     if not document["scenarios"]:
         out.append("<p>This run holds no scenarios.</p>")
     for scenario in document["scenarios"]:
@@ -416,26 +434,33 @@ def _summary(document: dict) -> list[str]:
             out.append(f'<p><strong>Notes</strong></p><ul class="notes">{items}</ul>')
         if scenario["contrasts"]:
             metrics = {m["name"]: m for m in scenario["metrics"]}
+            outcomes = contrast_outcomes(scenario)
             rows = []
             for contrast in scenario["contrasts"]:
                 metric = metrics.get(contrast["metric"], {})
-                direction = contrast["direction"]
+                outcome = outcomes[contrast["name"]]
+                better = {
+                    "favoured": f"{winner(contrast)}, as favoured",
+                    "against": f"{winner(contrast)}, against the favoured",
+                    "inconclusive": "cannot tell",
+                }[outcome]
                 rows.append(
                     [
                         _td(contrast["label"]),
                         _td(format_interval(comparison(contrast)), "num"),
-                        f'<td class="d-{_e(direction)}">{_e(direction)}</td>',
+                        _td(better, f"o-{outcome}"),
                         _td(f"{contrast['metric']}, {metric.get('better', '?')} is better"),
                         _td(f"{contrast['numerator']} / {contrast['denominator']}"),
                     ]
                 )
             out.append(
                 _table(
-                    ["headline contrast", "ratio (interval)", "numerator is", "metric", "variants"],
+                    ["headline contrast", "ratio (interval)", "better here", "metric", "variants"],
                     rows,
                     "contrasts",
                 )
             )
+            out.append(f'<p class="rule">{_e(OUTCOME_CAPTION)}</p>')
         elif not scenario["skipped"]:
             out.append("<p>No headline contrasts.</p>")
         out.append("</article>")
@@ -443,80 +468,97 @@ def _summary(document: dict) -> list[str]:
     return out
 
 
-def _ledger(document: dict) -> list[str]:
-    ledger = claims_ledger(document)
+def _glance(ledger: list[dict]) -> list[str]:
+    """Every claim this run measured, once, with its overall verdict and a row per check: the
+    claims chart and a table of part, interval, threshold and wording."""
+    out = [
+        '<section id="glance">',
+        "<h2>Claims at a glance</h2>",
+    ]
+    measured = [e for e in ledger if e["measurements"]]
+    if not measured:
+        out.append("<p>This run gives no claim a verdict; the ledger below says why.</p>")
+    rows = []
+    chart_rows = []
+    for entry in measured:
+        checks = entry["measurements"]
+        claim_cells = _spanning(
+            [
+                f'<td><a href="#claim-{_anchor(entry["id"])}">{_e(entry["id"])}</a></td>',
+                f"<td>{_verdict(entry['verdict'], entry['wording'])}</td>",
+            ],
+            len(checks),
+        )
+        for i, m in enumerate(checks):
+            rows.append(
+                [
+                    *(claim_cells if i == 0 else []),
+                    _td(m["part"]),
+                    _td(m["measured"], "num"),
+                    _td(f"{m['threshold']:g}", "num"),
+                    f"<td>{_verdict(m['verdict'], m['wording'])}</td>",
+                ]
+            )
+            if m["comparison"]:
+                part = f" (part {i + 1} of {len(checks)})" if len(checks) > 1 else ""
+                chart_rows.append(
+                    {
+                        **m["comparison"],
+                        "label": f"{entry['id']}{part}\n{m['part']}",
+                        "threshold": m["threshold"],
+                        "verdict": m["verdict"],
+                        "wording": m["wording"],
+                    }
+                )
+    chart = claims_chart(chart_rows)
+    if chart:
+        out.append(_figure(chart, scenario="claims"))
+    if rows:
+        header = ["claim", "verdict", "part", "measured", "threshold", "part's verdict"]
+        out.append(_table(header, rows, "glance"))
+    out.append("</section>")
+    return out
+
+
+def _ledger(ledger: list[dict]) -> list[str]:
     out = [
         '<section id="claims">',
         "<h2>Claims ledger</h2>",
         "<p>Every claim the suite tracks, with the figure people quote and where it comes from. "
         "A claim is <em>confirmed</em> when the whole interval of its measured ratio lies at or "
         "above its threshold, <em>not reproduced</em> when it lies below, and "
-        "<em>inconclusive</em> when it straddles it.</p>",
+        "<em>inconclusive</em> when it straddles it. A claim that states several things is "
+        "judged part by part, and holds when every part does.</p>",
     ]
     rows = []
-    chart_rows = []
     for entry in ledger:
-        claim_cells = [
-            f'<td><strong id="claim-{_anchor(entry["id"])}">{_e(entry["id"])}</strong><br>'
-            f"{_e(entry['claim'])}</td>",
-            _td(entry["quoted"]),
-            _td(entry["source"]),
-            _td(entry["scenario"]),
-        ]
         measurements = entry["measurements"]
-        if not measurements:
-            rows.append(
-                [
-                    *claim_cells,
-                    "<td>-</td>",
-                    "<td>-</td>",
-                    f"<td>{_verdict(NOT_MEASURED)}</td>",
-                    f'<td class="rule">{_e(entry["status"])}</td>',
-                ]
-            )
-            continue
-        span = len(measurements)
-        if span > 1:
-            claim_cells = [c.replace("<td>", f'<td rowspan="{span}">', 1) for c in claim_cells]
-        for i, m in enumerate(measurements):
-            cells = claim_cells if i == 0 else []
-            rows.append(
-                [
-                    *cells,
-                    f'<td>{_e(m["measured"])}<br><span class="rule">{_e(m["label"])}</span></td>',
-                    _td(f"{m['threshold']:g}", "num"),
-                    f"<td>{_verdict(m['verdict'])}</td>",
-                    f'<td class="rule">{_e(m["rule"])}</td>',
-                ]
-            )
-            if m["comparison"]:
-                chart_rows.append(
-                    {
-                        **m["comparison"],
-                        "label": f"{entry['id']}: {m['label']}",
-                        "threshold": m["threshold"],
-                        "verdict": m["verdict"],
-                    }
-                )
-    out.append(
-        _table(
+        claim_cells = _spanning(
             [
-                "claim",
-                "quoted figure",
-                "source",
-                "tested by",
-                "measured",
-                "threshold",
-                "verdict",
-                "rule",
+                f'<td><strong id="claim-{_anchor(entry["id"])}">{_e(entry["id"])}</strong><br>'
+                f"{_e(entry['claim'])}</td>",
+                _td(entry["quoted"]),
+                _td(entry["source"]),
+                _td(entry["scenario"]),
+                f"<td>{_verdict(entry['verdict'], entry['wording'] if measurements else '')}</td>",
             ],
-            rows,
-            "ledger",
+            len(measurements),
         )
-    )
-    chart = claims_chart(chart_rows)
-    if chart:
-        out.append(_figure(chart, scenario="claims"))
+        if not measurements:
+            rows.append([*claim_cells, "<td>-</td>", "<td>-</td>", _td(entry["status"], "rule")])
+        for i, m in enumerate(measurements):
+            rows.append(
+                [
+                    *(claim_cells if i == 0 else []),
+                    f'<td data-part="{_e(m["part"])}">{_e(m["part"])}<br>'
+                    f'<span class="rule">{_e(m["measured"])}</span></td>',
+                    _td(f"{m['threshold']:g}", "num"),
+                    f"<td>{_verdict(m['verdict'], m['wording'])}<br>"
+                    f'<span class="rule">{_e(m["rule"])}</span></td>',
+                ]
+            )
+    header = ["claim", "quoted figure", "source", "tested by", "verdict", "part, measured"]
+    out.append(_table([*header, "threshold", "part's verdict and rule"], rows, "ledger"))
     out.append("</section>")
     return out
 
@@ -647,13 +689,13 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
             "runs",
         )
     )
-    for what, key in (
+    for what, get in (
         ("profile", lambda d: d["profile"]),
         ("host", lambda d: d["environment"].get("hostname", "-")),
         ("CPU", lambda d: (d["environment"].get("cpu") or {}).get("model", "-")),
         ("data filesystem", lambda d: (d["environment"].get("data_dir") or {}).get("fstype", "-")),
     ):
-        values = sorted({str(key(d)) for d in runs})
+        values = sorted({str(get(d)) for d in runs})
         if len(values) > 1:
             body.append(
                 f'<p class="banner warn">These runs differ in {_e(what)} '
@@ -663,15 +705,18 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
         '<nav><a href="#trends">Headline contrasts</a> <a href="#claim-trends">Claims</a></nav>'
     )
 
-    # scenario -> contrast name -> [(run index, contrast)], in order of first appearance
-    contrasts: dict[str, dict[str, list[tuple[int, dict]]]] = {}
+    # scenario -> contrast name -> [(run index, contrast, outcome)], in order of first appearance
+    contrasts: dict[str, dict[str, list[tuple[int, dict, str]]]] = {}
     claims: dict[tuple[str, str, str], list[tuple[int, dict, dict]]] = {}
     for i, document in enumerate(runs):
         for scenario in document["scenarios"]:
             by_name = {c["name"]: c for c in scenario["contrasts"]}
+            outcomes = contrast_outcomes(scenario)
             mine = contrasts.setdefault(scenario["name"], {})
             for contrast in scenario["contrasts"]:
-                mine.setdefault(contrast["name"], []).append((i, contrast))
+                mine.setdefault(contrast["name"], []).append(
+                    (i, contrast, outcomes[contrast["name"]])
+                )
             for claim in scenario["claims"]:
                 contrast = by_name.get(claim["contrast"])
                 if contrast:
@@ -680,24 +725,39 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
 
     body.append('<section id="trends"><h2>Headline contrasts across runs</h2>')
     body.append(
-        "<p>Each point is one run's ratio with its interval (green: the numerator better, red: "
-        "worse, grey: inconclusive), labelled with the run's commit and start time (UTC).</p>"
+        "<p>Each point is one run's ratio with its interval, labelled with the run's commit and "
+        "start time (UTC); the band spans the lowest to the highest ratio across the runs. "
+        f"{_e(OUTCOME_CAPTION)}</p>"
     )
+    spread_rows = [
+        [
+            _td(scenario_name),
+            _td(series[-1][1]["label"]),
+            _td(len(series), "num"),
+            *_spread_cells([c["comparison"]["ratio"] for _, c, _ in series]),
+        ]
+        for scenario_name, by_contrast in contrasts.items()
+        for series in by_contrast.values()
+    ]
+    if spread_rows:
+        header = ["scenario", "headline contrast", "runs", "lowest", "highest", "highest/lowest"]
+        body.append("<h3>Run-to-run spread of each headline ratio</h3>")
+        body.append(_table(header, spread_rows, "spread"))
     for scenario_name, by_contrast in contrasts.items():
         if not by_contrast:
             continue
         body.append(f'<h3>{_e(scenario_name)}</h3><div class="trends">')
         for name, series in by_contrast.items():
             label = series[-1][1]["label"]
-            points = [{**c["comparison"], "run": i, "direction": c["direction"]} for i, c in series]
+            points = [{**c["comparison"], "run": i, "outcome": o} for i, c, o in series]
             chart = trend_chart(
                 f"{scenario_name}: {label}",
                 points,
                 labels,
-                ylabel="ratio",
-                colour=lambda p: DIRECTION_COLOURS[p["direction"]],
+                ylabel="ratio (x)",
+                colour=lambda p: OUTCOME_COLOURS[p["outcome"]],
             )
-            caption = _trend_caption(runs, [(i, c, c["direction"]) for i, c in series])
+            caption = _trend_caption(runs, [(i, c, _OUTCOME_WORDS[o]) for i, c, o in series])
             body.append(
                 _figure(Chart(chart.title, chart.png, caption), contrast=f"{scenario_name}/{name}")
             )
@@ -709,23 +769,24 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
     body.append('<section id="claim-trends"><h2>Claims across runs</h2>')
     body += [
         "<p>Each claim's measured ratio per run, against its threshold (dashed); colour is the "
-        "run's verdict (green: confirmed, red: not reproduced, amber: inconclusive).</p>",
+        "run's verdict (green: confirmed, red: not reproduced, amber: inconclusive); the band "
+        "spans the lowest to the highest ratio across the runs.</p>",
         '<div class="trends">',
     ]
-    for (claim_id, scenario_name, contrast_name), series in claims.items():
-        label = series[-1][2]["label"]
+    for (claim_id, scenario_name, contrast_name), checks in claims.items():
+        label = checks[-1][1].get("part") or checks[-1][2]["label"]
         points = [
-            {**c["comparison"], "run": i, "verdict": claim["verdict"]} for i, claim, c in series
+            {**c["comparison"], "run": i, "verdict": claim["verdict"]} for i, claim, c in checks
         ]
         chart = trend_chart(
             f"claim {claim_id}: {label}",
             points,
             labels,
-            ylabel="measured ratio",
+            ylabel="measured ratio (x)",
             colour=lambda p: VERDICT_COLOURS.get(p["verdict"], "#757575"),
-            threshold=series[-1][1]["threshold"],
+            threshold=checks[-1][1]["threshold"],
         )
-        caption = _trend_caption(runs, [(i, c, claim["verdict"]) for i, claim, c in series])
+        caption = _trend_caption(runs, [(i, c, claim["verdict"]) for i, claim, c in checks])
         body.append(
             _figure(
                 Chart(chart.title, chart.png, caption),
@@ -740,11 +801,23 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
     return _page(title, body)
 
 
+def _spread_cells(ratios: Sequence[float]) -> list[str]:
+    low, high = min(ratios), max(ratios)
+    relative = f"{high / low:.3g}" if low > 0 else "-"
+    return [_td(f"{low:.3g}x", "num"), _td(f"{high:.3g}x", "num"), _td(relative, "num")]
+
+
 def _trend_caption(runs: Sequence[dict], series: Sequence[tuple[int, dict, str]]) -> str:
-    """The points of a trend in words: run, commit, time, interval and verdict or direction;
-    with each point's label when the contrast's label changed across runs (other parameters)."""
+    """The points of a trend in words: the run-to-run range of the ratios, then each run,
+    commit, time, interval and verdict or outcome; with each point's label when the contrast's
+    label changed across runs (other parameters)."""
     relabelled = len({c["label"] for _, c, _ in series}) > 1
-    return "; ".join(
+    ratios = [c["comparison"]["ratio"] for _, c, _ in series]
+    low, high = min(ratios), max(ratios)
+    spread = f"run-to-run range {low:.3g}x-{high:.3g}x" + (
+        f" (highest/lowest {high / low:.3g}) over {len(ratios)} runs. " if low > 0 else ". "
+    )
+    return spread + "; ".join(
         f"#{i + 1} {commit(runs[i])} {_when(runs[i])}: {format_interval(comparison(c))} {outcome}"
         + (f" [{c['label']}]" if relabelled else "")
         for i, c, outcome in series

@@ -8,7 +8,13 @@ the data it needs is not in the run (a skipped scenario, a sweep the profile did
 Intervals are drawn as they are stored: a median with its order-statistic interval
 (`ci_low`-`ci_high`), a ratio with its interval. Axes go logarithmic when the values span
 widely (two decades for bars, 20x for sweeps, any ratio axis around 1), the usual way to show
-e.g. buffered and fsync writes on one chart; log tick labels stay plain numbers.
+e.g. buffered and fsync writes on one chart; log axes are labelled in plain numbers at 1-2-5
+steps or finer, enough to read a value off and never so many that the labels collide.
+
+Layout is matplotlib's constrained layout, with legends outside the data; `_render` checks that
+every text lies inside the figure (`overflow`) and widens the image when one would not. Colours
+carry meaning: a contrast is green when the variant it favours wins (`outcome`), a claim by its
+verdict.
 """
 
 import io
@@ -17,12 +23,22 @@ import re
 import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from matplotlib import rc_context
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import (
+    FixedLocator,
+    FuncFormatter,
+    MaxNLocator,
+    NullLocator,
+)
+from matplotlib.transforms import Bbox
 
-_STYLE = {
+_STYLE: dict[Any, Any] = {
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -31,8 +47,8 @@ _STYLE = {
     "grid.alpha": 0.3,
     "axes.spines.top": False,
     "axes.spines.right": False,
-    "savefig.dpi": 96,
 }
+_DPI = 96
 _PALETTE = (
     "#1f77b4",
     "#ff7f0e",
@@ -45,7 +61,10 @@ _PALETTE = (
     "#bcbd22",
     "#17becf",
 )
-DIRECTION_COLOURS = {"better": "#2e7d32", "worse": "#c62828", "inconclusive": "#757575"}
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X")  # 7 markers against 10 colours: 70 distinct
+# A contrast's outcome (see `outcome`): the variant it favours wins, the other one does, or
+# the run cannot tell.
+OUTCOME_COLOURS = {"favoured": "#2e7d32", "against": "#c62828", "inconclusive": "#757575"}
 VERDICT_COLOURS = {
     "confirmed": "#2e7d32",
     "not reproduced": "#c62828",
@@ -67,19 +86,50 @@ class Chart:
 
 
 def style(i: int) -> dict:
-    """Line colour, style and marker of the i-th series: ten colours, then the same colours
-    dashed and with other markers, so up to 30 series stay apart."""
+    """Line colour, style and marker of the i-th series: no two of the first 70 look alike (ten
+    colours against seven markers), and from the eleventh on lines are dashed, then dotted."""
     return {
         "color": _PALETTE[i % len(_PALETTE)],
         "linestyle": ("-", "--", ":")[(i // len(_PALETTE)) % 3],
-        "marker": ("o", "s", "^")[(i // len(_PALETTE)) % 3],
+        "marker": _MARKERS[i % len(_MARKERS)],
     }
 
 
-def _plain(axis) -> None:
-    """Log-axis tick labels as plain numbers (0.5, 2, 10), minor ticks labelled at 2 and 5."""
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-    axis.set_minor_formatter(FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else ""))
+# Tick values on a log axis, per decade, coarsest first.
+_MANTISSAS = ((1,), (1, 3), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 8))
+
+
+def log_ticks(lo: float, hi: float, most: int = 8) -> list[float]:
+    """Tick values for a log axis from lo to hi: the coarsest 1-2-5-like steps that give at
+    least four ticks, never more than `most` (every n-th decade over very wide ranges); even
+    steps over a range too narrow for three."""
+    decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+    ticks: list[float] = []
+    for mantissas in _MANTISSAS:
+        inside = [m * 10.0**e for e in decades for m in mantissas if lo <= m * 10.0**e <= hi]
+        if len(inside) > most:
+            break
+        ticks = inside
+        if len(inside) >= 4:
+            break
+    if not ticks:
+        powers = [10.0**e for e in decades if lo <= 10.0**e <= hi]
+        return powers[:: math.ceil(len(powers) / most)]
+    if len(ticks) < 3:
+        return [t for t in MaxNLocator(4).tick_values(lo, hi) if lo <= t <= hi]
+    return ticks
+
+
+def _log_scale(ax, which: str = "x") -> None:
+    """A log axis over the data already drawn, its limits fixed, labelled at log_ticks in
+    plain numbers (0.5, 2, 10k), with no minor ticks."""
+    getattr(ax, f"set_{which}scale")("log")
+    axis = getattr(ax, f"{which}axis")
+    lo, hi = sorted(getattr(ax, f"get_{which}lim")())
+    getattr(ax, f"set_{which}lim")(lo, hi)
+    axis.set_major_locator(FixedLocator(log_ticks(lo, hi)))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: short(v) if v >= 1000 else f"{v:.4g}"))
+    axis.set_minor_locator(NullLocator())  # unlabelled ticks cost drawing time, tell little
 
 
 def param(params: dict, names: Sequence[str]):
@@ -109,14 +159,31 @@ def short(x: float) -> str:
     return f"{x:.3g}"
 
 
+def overflow(fig: Figure) -> Bbox | None:
+    """The bounding box of everything a drawn figure shows, in inches, when some of it lies
+    outside the figure (text that its image would cut off); None when all of it fits."""
+    assert isinstance(fig.canvas, FigureCanvasAgg), "made by _figure"
+    box = fig.get_tightbbox(fig.canvas.get_renderer())
+    inside = fig.bbox_inches.padded(0.01)
+    fits = inside.x0 <= box.x0 and inside.y0 <= box.y0 and box.x1 <= inside.x1
+    return None if fits and box.y1 <= inside.y1 else box
+
+
 def _render(fig: Figure) -> bytes:
+    """The figure as PNG bytes. The layout keeps every text inside the figure; should some still
+    fall outside (say, a very long variant name), the image is widened to hold it."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
+    if overflow(fig):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", bbox_inches="tight", pad_inches=0.05)
     return buffer.getvalue()
 
 
 def _figure(width: float, height: float) -> Figure:
-    return Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def _wide(values: Sequence[float]) -> bool:
@@ -187,7 +254,6 @@ def variant_bars(scenario: dict, metric: dict) -> Chart | None:
             ecolor="#222222",
             capsize=3,
             height=0.7,
-            log=log,
         )
         ax.set_yticks(y, [v["name"] for v in variants])
         ax.invert_yaxis()
@@ -203,18 +269,26 @@ def variant_bars(scenario: dict, metric: dict) -> Chart | None:
         better = "higher" if metric["better"] == "higher" else "lower"
         scale = " (log scale)" if log else ""
         ax.set_xlabel(f"{metric_label(metric)}{scale}, median, {_level(rows)}; {better} is better")
+        ax.margins(x=0.12)
         if log:
-            _plain(ax.xaxis)
+            _log_scale(ax, "x")
         else:
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: short(v)))
-        ax.margins(x=0.12)
         if key:
-            for g in groups:
-                ax.bar(0, 0, color=colour_of[g], label=g, width=0)
-            ax.legend(title=key, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+            handles = [Patch(color=colour_of[g], label=g) for g in groups]
+            ax.legend(
+                handles=handles,
+                title=key,
+                loc="upper left",
+                bbox_to_anchor=(1.01, 1.0),
+                frameon=False,
+            )
         ax.set_title(title)
         caption = metric.get("description", "")
         return Chart(title, _render(fig), caption)
+
+
+THRESHOLD_MARKER: dict[str, Any] = {"marker": "D", "markerfacecolor": "white", "color": "#6a1b9a"}
 
 
 def forest(
@@ -223,14 +297,17 @@ def forest(
     *,
     xlabel: str,
     colour: Callable[[dict], str],
+    legend: dict[str, str],
     thresholds: Callable[[dict], Sequence[float]] = lambda r: (),
+    note: Callable[[dict], str] | None = None,
 ) -> bytes:
     """Ratios with their intervals, one row each (label, ratio, ci_low, ci_high): a forest plot
-    on a log axis around 1, with claim thresholds as red diamonds."""
+    on a log axis around 1, with claim thresholds as hollow diamonds and, given `note`, a note
+    in the row's colour right of the plot. `legend` maps each colour's meaning to the colour."""
     with rc_context(_STYLE):
-        fig = _figure(10, max(2.4, 1.0 + 0.42 * len(rows)))
+        fig = _figure(10, max(2.6, 1.3 + 0.42 * len(rows)))
         ax = fig.add_subplot()
-        values = []
+        values = [1.0]
         for y, row in enumerate(rows):
             ax.errorbar(
                 [row["ratio"]],
@@ -250,18 +327,82 @@ def forest(
                 fontsize=7,
             )
             for t in thresholds(row):
-                ax.plot([t], [y], marker="D", color="#c62828", markersize=5, linestyle="none")
+                ax.plot([t], [y], markersize=6, linestyle="none", **THRESHOLD_MARKER)
                 values.append(t)
+            if note:
+                ax.annotate(
+                    textwrap.fill(note(row), 34),
+                    (1.01, y),
+                    xycoords=("axes fraction", "data"),
+                    va="center",
+                    fontsize=7.5,
+                    color=colour(row),
+                )
             values += [row["ci_low"], row["ci_high"], row["ratio"]]
         ax.axvline(1.0, color="#333333", linewidth=0.8)
-        if all(v > 0 for v in values):
-            ax.set_xscale("log")
-            _plain(ax.xaxis)
-        ax.set_yticks(range(len(rows)), [textwrap.fill(r["label"], 70) for r in rows], fontsize=7.5)
+        labels = [
+            "\n".join(textwrap.fill(line, 70) for line in r["label"].split("\n")) for r in rows
+        ]
+        ax.set_yticks(range(len(rows)), labels, fontsize=7.5)
         ax.set_ylim(len(rows) - 0.5, -0.7)
         ax.set_xlabel(xlabel)
         ax.set_title(title)
+        if all(v > 0 for v in values):
+            ax.set_xlim(min(values) / 1.25, max(values) * 1.25)
+            _log_scale(ax, "x")
+        handles = [
+            Line2D([], [], marker="o", color=c, linestyle="none", label=meaning)
+            for meaning, c in legend.items()
+        ]
+        if any(thresholds(r) for r in rows):
+            handles.append(Line2D([], [], linestyle="none", label="threshold", **THRESHOLD_MARKER))
+        fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
         return _render(fig)
+
+
+def outcome(contrast: dict, better: str, threshold: float | None = None) -> str:
+    """How a contrast came out, for its colour: "favoured" when the variant it favours is the
+    better one, "against" when the other one is, "inconclusive" when its direction is.
+
+    A contrast favours the variant that a claim testing it says wins (its ratio at or above a
+    threshold of 1 or more, below one under 1); without a claim, the variant a ratio above 1
+    makes the better one, since contrasts are written technique over baseline (sendfile/copy
+    MB/s, copy/sendfile CPU). `better` is the metric's better direction."""
+    if contrast["direction"] == "inconclusive":
+        return "inconclusive"
+    numerator_favoured = (better == "higher") == (threshold is None or threshold >= 1)
+    return "favoured" if (contrast["direction"] == "better") == numerator_favoured else "against"
+
+
+def winner(contrast: dict) -> str | None:
+    """The variant the contrast finds better, None when its direction is inconclusive."""
+    return {"better": contrast["numerator"], "worse": contrast["denominator"]}.get(
+        contrast["direction"]
+    )
+
+
+def contrast_outcomes(scenario: dict) -> dict[str, str]:
+    """`outcome` of each of a scenario's contrasts, by name (the first claim on it decides)."""
+    better = {m["name"]: m["better"] for m in scenario["metrics"]}
+    thresholds: dict[str, float] = {}
+    for claim in scenario["claims"]:
+        thresholds.setdefault(claim["contrast"], claim["threshold"])
+    return {
+        c["name"]: outcome(c, better.get(c["metric"], "higher"), thresholds.get(c["name"]))
+        for c in scenario["contrasts"]
+    }
+
+
+OUTCOME_LEGEND = {
+    "the favoured variant is better": OUTCOME_COLOURS["favoured"],
+    "the other variant is better": OUTCOME_COLOURS["against"],
+    "cannot tell": OUTCOME_COLOURS["inconclusive"],
+}
+OUTCOME_CAPTION = (
+    "A contrast favours the variant its claim says wins or, without a claim, the one a ratio "
+    "above 1 makes better (contrasts are written technique over baseline). Green: that variant "
+    "is better here; red: the other one is; grey: the run cannot tell."
+)
 
 
 def contrasts_title(scenario: dict) -> str:
@@ -275,23 +416,22 @@ def contrasts_chart(scenario: dict) -> Chart | None:
     thresholds: dict[str, list[float]] = {}
     for claim in scenario["claims"]:
         thresholds.setdefault(claim["contrast"], []).append(claim["threshold"])
-    rows = [
-        {**c["comparison"], "label": c["label"], "name": c["name"], "direction": c["direction"]}
-        for c in contrasts
-    ]
+    outcomes = contrast_outcomes(scenario)
+    rows = [{**c["comparison"], "label": c["label"], "name": c["name"]} for c in contrasts]
     title = contrasts_title(scenario)
     png = forest(
         title,
         rows,
-        xlabel=f"ratio numerator/denominator, median of per-round ratios, {_level(rows)}",
-        colour=lambda r: DIRECTION_COLOURS[r["direction"]],
+        xlabel=f"ratio numerator/denominator (x), median of per-round ratios, {_level(rows)}",
+        colour=lambda r: OUTCOME_COLOURS[outcomes[r["name"]]],
+        legend=OUTCOME_LEGEND,
         thresholds=lambda r: thresholds.get(r["name"], ()),
     )
     return Chart(
         title,
         png,
-        "Each headline ratio with its interval; 1 means no difference. Green: the numerator is "
-        "better, red: worse, grey: inconclusive; red diamond: the threshold of a claim it tests.",
+        "Each headline ratio with its interval; 1 means no difference; diamond: the threshold "
+        "of a claim it tests. " + OUTCOME_CAPTION,
     )
 
 
@@ -327,14 +467,19 @@ def _nines(p: float) -> float:
 
 
 def percentile_chart(
-    scenario: dict, family: str, members: list[tuple[float, dict]]
+    scenario: dict,
+    family: str,
+    members: list[tuple[float, dict]],
+    panel_by: str | None = None,
 ) -> Chart | None:
     """Each variant's latency percentiles on a percentile axis spaced as -log10(1 - p), so
     p50, p99 and p99.9 are evenly apart, with each median's interval, on a log latency axis.
     Variants are dodged sideways a little so their intervals do not hide each other (more so
-    when a single percentile is measured)."""
+    when a single percentile is measured). With `panel_by`, small multiples: one panel per
+    value of that parameter (e.g. per write mode), sharing the latency axis, and one for the
+    variants without it."""
     summaries = scenario["summaries"]
-    lines = []
+    panels: dict[str, list] = {}
     for variant in scenario["variants"]:
         points = [
             (p, summaries[variant["name"]][m["name"]])
@@ -342,43 +487,54 @@ def percentile_chart(
             if m["name"] in summaries.get(variant["name"], {})
         ]
         if points:
-            lines.append((variant["name"], points))
-    if not lines:
+            value = variant["params"].get(panel_by) if panel_by else None
+            where = f"{panel_by} {value}" if value is not None else "other variants"
+            panels.setdefault(where if panel_by else "", []).append((variant["name"], points))
+    if not panels:
         return None
     unit = members[0][1]["unit"]
     title = percentiles_title(scenario, family)
-    all_rows = [r for _, pts in lines for _, r in pts]
+    all_rows = [r for lines in panels.values() for _, pts in lines for _, r in pts]
     spread = 0.6 if len(members) == 1 else 0.12
+    shown = sorted({50.0, 99.0, 99.9} | {p for p, _ in members})
     with rc_context(_STYLE):
-        fig = _figure(10, 4.8)
-        ax = fig.add_subplot()
-        for i, (name, points) in enumerate(lines):
-            offset = spread * ((i + 0.5) / len(lines) - 0.5) if len(lines) > 1 else 0.0
-            rows = [r for _, r in points]
-            look = style(i)
-            ax.errorbar(
-                [_nines(p) + offset for p, _ in points],
-                [r["median"] for r in rows],
-                yerr=_errors(rows),
-                label=name,
-                markersize=4,
-                capsize=2,
-                color=look["color"],
-                marker=look["marker"],
-                linestyle=look["linestyle"] if len(points) > 1 else "none",
-            )
+        fig = _figure(10, 4.8) if not panel_by else _figure(3.3 * len(panels), 5.2)
+        axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
+        for ax, (where, lines) in zip(axes, panels.items(), strict=True):
+            for i, (name, points) in enumerate(lines):
+                offset = spread * ((i + 0.5) / len(lines) - 0.5) if len(lines) > 1 else 0.0
+                rows = [r for _, r in points]
+                look = style(i)
+                ax.errorbar(
+                    [_nines(p) + offset for p, _ in points],
+                    [r["median"] for r in rows],
+                    yerr=_errors(rows),
+                    label=name,
+                    markersize=5,
+                    capsize=2,
+                    color=look["color"],
+                    marker=look["marker"],
+                    linestyle=look["linestyle"] if len(points) > 1 else "none",
+                )
+            ax.set_xticks([_nines(t) for t in shown], [f"p{t:g}" for t in shown])
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.set_xlim(_nines(shown[0]) - 0.4, _nines(shown[-1]) + 0.4)
+            ax.set_xlabel("percentile (p, spaced as -log10(1 - p))")
+            if panel_by:
+                ax.set_title(where, fontsize=9)
+                ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), frameon=False)
+            else:
+                ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        axes[0].set_ylabel(f"{family} ({unit}), median, {_level(all_rows)}")
         if all(r["ci_low"] > 0 for r in all_rows):
-            ax.set_yscale("log")
-            _plain(ax.yaxis)
-        shown = sorted({50.0, 99.0, 99.9} | {p for p, _ in members})
-        ax.set_xticks([_nines(t) for t in shown], [f"p{t:g}" for t in shown])
-        ax.xaxis.set_minor_locator(NullLocator())
-        ax.set_xlim(_nines(shown[0]) - 0.4, _nines(shown[-1]) + 0.4)
-        ax.set_xlabel("percentile (axis spaced as -log10(1 - p))")
-        ax.set_ylabel(f"{family} ({unit}), median, {_level(all_rows)}")
-        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        ax.set_title(title)
+            _log_scale(axes[0], "y")
+        if panel_by:
+            fig.suptitle(title, fontsize=10)
+        else:
+            axes[0].set_title(title)
         caption = "Measured: " + ", ".join(m["name"] for _, m in members)
+        if panel_by:
+            caption += f"; one panel per {panel_by}, all on one latency axis"
         return Chart(title, _render(fig), caption)
 
 
@@ -421,6 +577,7 @@ def sweep_chart(
     x_names: Sequence[str],
     metric_names: Sequence[str],
     *,
+    xlabel: str,
     x_is_bytes: bool,
     panel_by: str | None = None,
 ) -> Chart | None:
@@ -429,7 +586,8 @@ def sweep_chart(
 
     Panels are the metrics, or with `panel_by` the values of that parameter (e.g. one panel
     per write mode) for the first metric. Variants without the x parameter (e.g. the broker
-    part of a scenario) are left out. A line keeps its colour across panels."""
+    part of a scenario) are left out. A line keeps its colour and marker across panels, and
+    one legend right of the panels names them."""
     summaries = scenario["summaries"]
     metrics = {m["name"]: m for m in scenario["metrics"]}
     metric_names = [m for m in metric_names if m in metrics]
@@ -452,11 +610,10 @@ def sweep_chart(
     label_keys = _varying([others[k] for k in series], exclude)
     lines = list(dict.fromkeys(_group_label(others[k], label_keys) for k in series))
     look = {label: style(i) for i, label in enumerate(lines)}
+    panels: list[tuple[str, str | None]] = [(m, None) for m in metric_names]
     if panel_by:
         values = dict.fromkeys(str(others[k].get(panel_by)) for k in series)
         panels = [(metric_names[0], value) for value in values]
-    else:
-        panels = [(m, None) for m in metric_names]
     with rc_context(_STYLE):
         fig = _figure(min(4.2 * len(panels), 13), 3.8)
         # panels of one metric share the y axis, so e.g. buffered and fsync writes compare
@@ -464,7 +621,8 @@ def sweep_chart(
         level_rows = []
         panel_ys = []
         for ax, (metric_name, panel_value) in zip(axes, panels, strict=True):
-            ys, xs = [], []
+            ys: list[float] = []
+            xs: list[float] = []
             panel_ys.append(ys)
             for key, points in series.items():
                 if panel_by and str(others[key].get(panel_by)) != panel_value:
@@ -494,18 +652,27 @@ def sweep_chart(
                 _set_x(ax, xs, x_is_bytes)
             metric = metrics[metric_name]
             ax.set_ylabel(metric_label(metric))
-            ax.set_xlabel(x_names[0])
+            ax.set_xlabel(xlabel)
             if panel_by:
                 ax.set_title(f"{panel_by} {panel_value}", fontsize=9)
             else:
                 ax.set_title(f"{metric_name} ({metric['better']} is better)", fontsize=9)
-            ax.legend(frameon=False, fontsize=7, title=", ".join(label_keys), title_fontsize=7)
         if panel_by:
             panel_ys = [[y for ys in panel_ys for y in ys]]
         for ax, ys in zip(axes, panel_ys, strict=False):
             if ys and min(ys) > 0 and max(ys) / min(ys) > 20:
-                ax.set_yscale("log")
-                _plain(ax.yaxis)
+                _log_scale(ax, "y")
+            else:
+                ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: short(v)))
+        handles = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
+        fig.legend(
+            handles=list(handles.values()),
+            loc="outside right upper",
+            frameon=False,
+            fontsize=7,
+            title=", ".join(label_keys),
+            title_fontsize=7,
+        )
         fig.suptitle(title, fontsize=10)
         caption = (
             f"Medians with their {_level(level_rows)}; each line holds the other parameters fixed."
@@ -567,13 +734,14 @@ def codec_scatter(scenario: dict) -> Chart | None:
                     textcoords="offset points",
                     fontsize=8,
                 )
-        if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
-            ax.set_xscale("log")
-            _plain(ax.xaxis)
         ax.axhline(1.0, color="#999999", linewidth=0.8, linestyle=":")
-        ax.set_xlabel("client CPU-s per MB of values (lower is better)")
-        ax.set_ylabel("compression ratio, values / stored bytes (higher is better)")
-        ax.legend(frameon=False, title=", ".join(label_keys), loc="best")
+        if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
+            _log_scale(ax, "x")
+        ax.set_xlabel("client CPU (CPU-s per MB of values), lower is better")
+        ax.set_ylabel("compression ratio (x, values / stored bytes), higher is better")
+        ax.legend(
+            frameon=False, title=", ".join(label_keys), loc="upper left", bbox_to_anchor=(1.01, 1)
+        )
         ax.set_title(title)
         caption = "One point per codec; bars are the medians' intervals on both axes."
         return Chart(title, _render(fig), caption)
@@ -590,6 +758,7 @@ def scenario_charts(scenario: dict) -> list[Chart]:
                 f"{name}: throughput and latency vs batch.size",
                 BATCH_SIZE,
                 ["records_per_s", "mb_per_s", "p99_latency_us"],
+                xlabel="batch.size (bytes)",
                 x_is_bytes=True,
             )
         )
@@ -599,6 +768,7 @@ def scenario_charts(scenario: dict) -> list[Chart]:
                 f"{name}: throughput and latency vs linger.ms",
                 LINGER,
                 ["records_per_s", "records_per_batch", "p99_latency_us"],
+                xlabel="linger.ms (ms)",
                 x_is_bytes=False,
             )
         )
@@ -610,6 +780,7 @@ def scenario_charts(scenario: dict) -> list[Chart]:
                 f"{name}: MB/s vs block size",
                 ("block",),
                 ["mb_per_s"],
+                xlabel="block size (bytes)",
                 x_is_bytes=True,
                 panel_by="mode",
             )
@@ -621,33 +792,40 @@ def scenario_charts(scenario: dict) -> list[Chart]:
                 f"{name}: MB/s and CPU vs fetch size",
                 ("size",),
                 ["mb_per_s", "cpu_s_per_gb"],
+                xlabel="fetch size (bytes)",
                 x_is_bytes=True,
             )
         )
+    # many variants in modes far apart (disk-write-pattern): one panel per mode
+    modes = any("mode" in v["params"] for v in scenario["variants"])
     for family, members in percentile_families(scenario).items():
-        charts.append(percentile_chart(scenario, family, members))
+        charts.append(percentile_chart(scenario, family, members, "mode" if modes else None))
     for metric in scenario["metrics"]:
         charts.append(variant_bars(scenario, metric))
     return [c for c in charts if c is not None]
 
 
 def claims_chart(rows: Sequence[dict]) -> Chart | None:
-    """Each measured claim: its ratio and interval, its threshold, coloured by verdict."""
+    """Each check of a measured claim (label, ratio, ci_low, ci_high, threshold, verdict,
+    wording): its ratio and interval against its threshold, coloured by verdict, the verdict's
+    wording beside it."""
     if not rows:
         return None
     title = "Claims: measured ratio against the claimed threshold"
     png = forest(
         title,
         rows,
-        xlabel="measured ratio with its interval",
+        xlabel=f"measured ratio (x), {_level(rows)}",
         colour=lambda r: VERDICT_COLOURS.get(r["verdict"], "#757575"),
+        legend={v: VERDICT_COLOURS[v] for v in VERDICT_COLOURS},
         thresholds=lambda r: (r["threshold"],),
+        note=lambda r: r["wording"],
     )
     return Chart(
         title,
         png,
-        "Red diamond: the threshold the claim needs. Green: confirmed, red: not reproduced, "
-        "amber: inconclusive.",
+        "Each claim (each part of a claim in several parts) with its measured ratio and interval; "
+        "diamond: the threshold it needs, line: 1, no difference.",
     )
 
 
@@ -661,12 +839,19 @@ def trend_chart(
     threshold: float | None = None,
 ) -> Chart:
     """A ratio across runs: points (index into run_labels, ratio, ci_low, ci_high) joined in run
-    order, x ticks labelled with each run's commit and time, a line at 1 and at a threshold."""
+    order, x ticks labelled with each run's commit and time, a line at 1 and at a threshold,
+    and a band over the run-to-run range of the ratios (their lowest to highest)."""
+    width = max(5.5, min(1.1 * len(run_labels) + 3, 12))
     with rc_context(_STYLE):
-        fig = _figure(max(5.5, min(1.1 * len(run_labels) + 3, 12)), 2.9)
+        fig = _figure(width, 3.1)
         ax = fig.add_subplot()
         xs = [p["run"] for p in points]
-        ax.plot(xs, [p["ratio"] for p in points], color="#90a4ae", linewidth=1, zorder=1)
+        ratios = [p["ratio"] for p in points]
+        if len(points) > 1:
+            ax.axhspan(
+                min(ratios), max(ratios), color="#90a4ae", alpha=0.18, label="run-to-run range"
+            )
+        ax.plot(xs, ratios, color="#90a4ae", linewidth=1, zorder=1)
         for p in points:
             ax.errorbar(
                 [p["run"]],
@@ -689,14 +874,22 @@ def trend_chart(
         ax.axhline(1.0, color="#333333", linewidth=0.8)
         values = [p["ci_low"] for p in points] + [p["ci_high"] for p in points] + [1.0]
         if threshold is not None:
-            ax.axhline(threshold, color="#c62828", linewidth=1, linestyle="--", label="threshold")
+            ax.axhline(
+                threshold,
+                color=THRESHOLD_MARKER["color"],
+                linewidth=1,
+                linestyle="--",
+                label=f"threshold {threshold:g}x",
+            )
             values.append(threshold)
-            ax.legend(frameon=False, loc="best")
-        if all(v > 0 for v in values) and max(values) / min(values) > 10:
-            ax.set_yscale("log")
-            _plain(ax.yaxis)
         ax.set_xticks(range(len(run_labels)), run_labels, fontsize=7)
         ax.set_xlim(-0.5, len(run_labels) - 0.5)
+        ax.set_xlabel("run (#, commit, start UTC)")
         ax.set_ylabel(ylabel)
-        ax.set_title(textwrap.fill(title, 110), fontsize=9)
+        if all(v > 0 for v in values) and max(values) / min(values) > 10:
+            _log_scale(ax, "y")
+        if ax.get_legend_handles_labels()[0]:
+            fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=7)
+        # about 0.55 em per character: wrap the title to the figure's width
+        ax.set_title(textwrap.fill(title, int(width * 72 / (9 * 0.55)) - 4), fontsize=9)
         return Chart(title, _render(fig))

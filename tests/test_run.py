@@ -1,5 +1,6 @@
 """`kbench run` and `kbench list` as a user runs them, on the smoke profile."""
 
+import os
 import re
 
 import jsonschema
@@ -36,6 +37,10 @@ def test_kbench_run_writes_a_valid_results_file(tmp_path, run_kbench):
         for claim in scenario["claims"]:
             assert claim["verdict"] in ("confirmed", "not reproduced", "inconclusive")
     assert "claim seq-write:" in completed.stdout
+    report = re.search(r"^report: (\S+\.html)$", completed.stdout, re.MULTILINE).group(1)
+    assert os.path.dirname(report) == str(tmp_path)
+    with open(report, encoding="utf-8") as f:
+        assert document["run_id"] in f.read()
 
 
 def test_disk_write_pattern_compares_every_mode_and_the_broker(tmp_path, run_kbench):

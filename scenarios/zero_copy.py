@@ -13,8 +13,8 @@ Two parts, each sendfile against read + send over the same bytes:
   (1 partition, produced once with BatchProducer). A raw Fetch client reads the whole topic from
   offset 0, one request at a time as a consumer does, with partition_max_bytes = max_bytes =
   the fetch size, with the log hot in the page cache or evicted from it (cold) first. The
-  broker's CPU and context switches are read around the fetch loop only. The broker's own
-  counters (GET /stats: bytes_sendfile, bytes_copied) must show every fetched byte took the
+  broker's CPU and context switches are read around the sample's fetch loops only. The broker's
+  own counters (GET /stats: bytes_sendfile, bytes_copied) must show every fetched byte took the
   variant's path, and every variant must return the same record batches (a digest of the
   bytes of each variant's first fetch loop), or the measurement stops with an error.
 
@@ -29,6 +29,29 @@ samples from a thread of this same process; the runner still records the whole p
 the sending thread's (RUSAGE_THREAD) plus the receiver's (a ResourceMeter on it): when the
 receiver keeps up, the sender can finish without ever blocking, so its own count alone is
 sometimes 0, while the broker blocks between any two fetches. A GB is 10^9 bytes.
+
+Each sample repeats its transfer (the raw file, or the whole topic) until sample_seconds of
+transfer have passed, and its figures cover every repeat. One pass over the quick profile's
+128 MiB topic keeps the broker busy for only 40-80 ms of CPU, and on a small virtual machine the
+CPU time of identical work moves by tens of percent from one such window to the next (host
+contention, interrupts charged to whichever task runs, the collector): two identical sendfile
+brokers measured alternately, one pass per sample, differed by 0.74x-1.45x over 9 rounds, and
+three quick runs of one pass per sample gave the claim-deciding copy/sendfile CPU ratio as
+2.15x, 2.26x and 1.05x (issue 8). Windows of half a second or more bring identical brokers
+within a few percent. Neither the page cache (the logs stayed whole in it; every sample records
+their residency before and after) nor schedstat's resolution (when a window closes the broker is
+asleep, its run time final to the nanosecond) was the cause, and the warm-up's slow first loop
+(page faults of a new broker) is already left out of the statistics.
+
+Cold samples evict the log before every pass; the eviction runs in this process while the broker
+sits idle, so its CPU window is unaffected, and only the passes count towards the time.
+
+On a 2-core machine any other busy process (a test run, a build) takes the core that one side of
+the transfer needs, and a sample then measures the contention: raw sendfile fell from ~4 GB/s to
+under 2 GB/s beside one. So every sample also counts the CPU that processes other than the
+scenario's own (and the kernel's threads) used while it ran, from /proc/stat; above a tenth of a
+CPU, the sample is measured again, after waiting up to 5 s for the other work to end, at most
+`retries` times (the last attempt is kept).
 
 The broker part needs the engine's zero.copy.enable switch: against an external cluster
 (ctx.engine False) it is left out, with a note, and the raw part runs alone.
@@ -87,6 +110,10 @@ class ZeroCopy(Scenario):
         "fetch_sizes": "bytes per chunk (raw) and per Fetch (partition_max_bytes = max_bytes)",
         "caches": "hot (log in the page cache) and/or cold (evicted before each fetch loop)",
         "headline_fetch_size": "the fetch size whose ratios decide the claims",
+        "sample_seconds": "each sample repeats its transfer until this many seconds of transfer "
+        "have passed (0: once), so its CPU window outlasts short bursts of noise",
+        "retries": "times a sample is measured again when other processes used more than a "
+        "tenth of a CPU while it ran (0: never)",
         "rounds": "interleaved repeats of every variant",
     }
     profiles = {
@@ -96,6 +123,8 @@ class ZeroCopy(Scenario):
             "fetch_sizes": [65536, _MIB],
             "caches": ["hot", "cold"],
             "headline_fetch_size": _MIB,
+            "sample_seconds": 0,
+            "retries": 0,
             "rounds": 2,
         },
         "quick": {
@@ -104,7 +133,9 @@ class ZeroCopy(Scenario):
             "fetch_sizes": [65536, _MIB, 4 * _MIB],
             "caches": ["hot", "cold"],
             "headline_fetch_size": _MIB,
-            "rounds": 9,
+            "sample_seconds": 0.6,
+            "retries": 2,
+            "rounds": 11,
         },
         "full": {
             "raw_bytes": 1024 * _MIB,
@@ -112,7 +143,9 @@ class ZeroCopy(Scenario):
             "fetch_sizes": [65536, 262144, _MIB, 4 * _MIB],
             "caches": ["hot", "cold"],
             "headline_fetch_size": _MIB,
-            "rounds": 9,
+            "sample_seconds": 1.5,
+            "retries": 2,
+            "rounds": 11,
         },
     }
     metrics = (
@@ -214,9 +247,10 @@ class ZeroCopy(Scenario):
             return []
         checks = []
         if params["raw_bytes"]:
-            # "65 % less time" is 1/0.35 = 2.86x the speed (the article's own 1 GB figures,
-            # 18,399 ms -> 8,537 ms, are 2.16x); the raw part is the article's experiment
-            checks.append(ClaimCheck("zero-copy-time", f"time-raw-{_size_token(size)}", 2.86))
+            # the article's own measured pair, 1 GB: 18,399 ms -> 8,537 ms, is 2.16x the speed;
+            # its headline "about 65 % less" (1/0.35 = 2.86x) is not reached by its own table,
+            # so the pair is the threshold. The raw part is the article's experiment.
+            checks.append(ClaimCheck("zero-copy-time", f"time-raw-{_size_token(size)}", 2.16))
         if params["broker_bytes"] and "hot" in params["caches"]:
             # CPU 60 % -> 20 % while serving consumers: a third of the CPU per byte
             checks.append(ClaimCheck("zero-copy-cpu", f"cpu-broker-{_size_token(size)}-hot", 3.0))
@@ -274,6 +308,7 @@ class ZeroCopy(Scenario):
             text=True,
         )
         ctx.state["receiver"] = receiver
+        assert receiver.stdout is not None  # stdout=PIPE
         port = receiver.stdout.readline().strip()
         if not port.isdigit():
             raise RuntimeError(f"the receiver did not start: {port!r}")
@@ -302,6 +337,8 @@ class ZeroCopy(Scenario):
                 finally:
                     os.close(fd)
             ctx.state["logs"][path] = logs
+            # every sample records how much of the log the page cache held before and after it
+            ctx.watched.append(os.path.join(broker.data_dir, f"{_TOPIC}-0"))
             ctx.state["clients"][path] = FetchClient(broker.bootstrap)
             ctx.state["path_bytes"][path] = {"bytes_sendfile": 0, "bytes_copied": 0}
         sizes = {
@@ -348,9 +385,21 @@ class ZeroCopy(Scenario):
 
     # -- measure --------------------------------------------------------------------------------
     def measure(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
-        if variant.params["part"] == "raw":
-            return self._measure_raw(ctx, variant.params["path"], variant.params["size"])
-        return self._measure_broker(ctx, variant)
+        ours = {os.getpid(), *ctx.processes.values()}
+        if ctx.broker_pid is not None:
+            ours.add(ctx.broker_pid)
+        for attempt in range(1 + int(ctx.params.get("retries", 0))):
+            if attempt:  # disturbed: let the other work finish (a few seconds at most), again
+                _wait_for_quiet(ours)
+            load = ForeignLoad(ours)
+            if variant.params["part"] == "raw":
+                values = self._measure_raw(ctx, variant.params["path"], variant.params["size"])
+            else:
+                values = self._measure_broker(ctx, variant)
+            if load.share() <= _FOREIGN_LIMIT:
+                break
+        ctx.state["retried"] = ctx.state.get("retried", 0) + attempt
+        return values
 
     def _measure_raw(self, ctx: RunContext, path: str, size: int) -> dict[str, float]:
         sock: socket.socket = ctx.state["raw_socket"]
@@ -358,32 +407,20 @@ class ZeroCopy(Scenario):
         total: int = ctx.params["raw_bytes"]
         buffer = memoryview(ctx.state["raw_buffer"])[:size]
         _make_resident([ctx.state["raw_path"]])
+        passes = 0
         with ResourceMeter({"receiver": ctx.state["receiver"].pid}, interval_s=None) as meter:
             # the sending thread's own counters (see the module's docstring)
             cpu_before = time.thread_time_ns()
             usage_before = resource.getrusage(resource.RUSAGE_THREAD)
-            started = time.perf_counter_ns()
-            sock.sendall(_LENGTH.pack(total))
-            for offset in range(0, total, size):
-                count = min(size, total - offset)
-                if path == "sendfile":
-                    while count:
-                        sent = os.sendfile(sock.fileno(), fd, offset, count)
-                        if sent == 0:
-                            raise RuntimeError("sendfile sent nothing: the raw file is shorter")
-                        offset += sent
-                        count -= sent
-                else:
-                    read = os.preadv(fd, [buffer[:count]], offset)
-                    if read != count:
-                        raise RuntimeError("short read: the raw file is shorter")
-                    sock.sendall(buffer[:count])
-            (acknowledged,) = _LENGTH.unpack(_recv_exactly(sock, _LENGTH.size))
-            elapsed = (time.perf_counter_ns() - started) / 1e9
+            started = _clock()
+            while True:
+                _send_file(sock, fd, buffer, path, total, size)
+                passes += 1
+                elapsed = (_clock() - started) / 1e9
+                if elapsed >= _sample_seconds(ctx):
+                    break
             cpu_s = (time.thread_time_ns() - cpu_before) / 1e9
             usage = resource.getrusage(resource.RUSAGE_THREAD)
-        if acknowledged != total:
-            raise RuntimeError(f"the receiver got {acknowledged} bytes of {total}")
         receiver = meter.usage.processes["receiver"]
         switches = (
             usage.ru_nvcsw
@@ -393,27 +430,37 @@ class ZeroCopy(Scenario):
             + receiver.voluntary_switches
             + receiver.involuntary_switches
         )
-        return _metrics(total, elapsed, cpu_s, switches)
+        return _metrics(passes * total, elapsed, cpu_s, switches)
 
     def _measure_broker(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
         path, size, cache = (variant.params[k] for k in ("path", "size", "cache"))
         broker: LocalBroker = ctx.state["brokers"][path]
         client: FetchClient = ctx.state["clients"][path]
         logs = ctx.state["logs"][path]
-        if cache == "cold":
-            for log in logs:
-                evict_from_page_cache(log)
-            ctx.state["cold_residency"].append(max(page_cache_residency(log) for log in logs))
-        else:
+        if cache == "hot":
             _make_resident(logs)
-        first = variant.name not in ctx.state["digests"]
-        digest = hashlib.blake2b(digest_size=16) if first else None
+        # the first fetch loop of each variant is digested: every variant must fetch the same bytes
+        digest = None if variant.name in ctx.state["digests"] else hashlib.blake2b(digest_size=16)
+        first_loop = digest
+        fetched_bytes = 0
+        elapsed = 0.0
         before = broker_stats(broker.bootstrap)
         with ResourceMeter({"broker": broker.pid}, interval_s=None) as meter:
             cpu_before = _cpu_seconds(broker.pid)
-            started = time.perf_counter_ns()
-            fetched = client.read_all(_TOPIC, 0, size, digest=digest)
-            elapsed = (time.perf_counter_ns() - started) / 1e9
+            while True:
+                if cache == "cold":  # this process evicts while the broker sits idle
+                    for log in logs:
+                        evict_from_page_cache(log)
+                    residency = max(page_cache_residency(log) for log in logs)
+                    ctx.state["cold_residency"].append(residency)
+                started = _clock()
+                fetched = client.read_all(_TOPIC, 0, size, digest=digest)
+                elapsed += (_clock() - started) / 1e9
+                self._check_pass(ctx, variant, fetched)
+                fetched_bytes += fetched.bytes
+                digest = None
+                if elapsed >= _sample_seconds(ctx):
+                    break
             cpu_after = _cpu_seconds(broker.pid)
         after = broker_stats(broker.bootstrap)
         usage = meter.usage.processes["broker"]
@@ -421,30 +468,34 @@ class ZeroCopy(Scenario):
             cpu_s = cpu_after - cpu_before
         else:  # no schedstat here: clock ticks
             cpu_s = usage.user_s + usage.system_s
-        self._check(ctx, variant, fetched, before, after, digest)
+        self._check_paths(ctx, variant, fetched_bytes, before, after)
+        if first_loop is not None:
+            ctx.state["digests"][variant.name] = first_loop.hexdigest()
+            if len(set(ctx.state["digests"].values())) != 1:
+                raise RuntimeError(f"the variants fetched different bytes: {ctx.state['digests']}")
         return _metrics(
-            fetched.bytes,
+            fetched_bytes,
             elapsed,
             cpu_s,
             usage.voluntary_switches + usage.involuntary_switches,
         )
 
     @staticmethod
-    def _check(
-        ctx: RunContext,
-        variant: Variant,
-        fetched: "FetchedLog",
-        before: dict,
-        after: dict,
-        digest: "hashlib._Hash | None",
-    ) -> None:
-        """Stop the run when a fetch loop did not do what its variant says it measures."""
-        path = variant.params["path"]
+    def _check_pass(ctx: RunContext, variant: Variant, fetched: "FetchedLog") -> None:
+        """Stop the run when a fetch loop did not read the whole log."""
         if fetched.batch_bytes != ctx.state["log_bytes"]:
             raise RuntimeError(
                 f"{variant.name}: fetched {fetched.batch_bytes} bytes of record batches, "
                 f"the log holds {ctx.state['log_bytes']}"
             )
+
+    @staticmethod
+    def _check_paths(
+        ctx: RunContext, variant: Variant, fetched_bytes: int, before: dict, after: dict
+    ) -> None:
+        """Stop the run when the broker's counters do not show every byte of the sample taking
+        the variant's path (sendfile or copy)."""
+        path = variant.params["path"]
         moved = {key: after[key] - before[key] for key in ("bytes_sendfile", "bytes_copied")}
         for key, count in moved.items():
             ctx.state["path_bytes"][path][key] += count
@@ -453,15 +504,108 @@ class ZeroCopy(Scenario):
             if path == "sendfile"
             else ("bytes_copied", "bytes_sendfile")
         )
-        if moved[own] != fetched.bytes or moved[other] != 0:
+        if moved[own] != fetched_bytes or moved[other] != 0:
             raise RuntimeError(
                 f"{variant.name}: the broker's counters do not show the {path} path "
-                f"for the {fetched.bytes} bytes fetched: {moved}"
+                f"for the {fetched_bytes} bytes fetched: {moved}"
             )
-        if digest is not None:
-            ctx.state["digests"][variant.name] = digest.hexdigest()
-            if len(set(ctx.state["digests"].values())) != 1:
-                raise RuntimeError(f"the variants fetched different bytes: {ctx.state['digests']}")
+
+
+_clock = time.perf_counter_ns  # times the passes of a sample (tests replace it)
+_FOREIGN_LIMIT = 0.1  # CPUs that other processes may use while a sample runs, undisturbed
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+class ForeignLoad:
+    """The CPU that processes other than `ours` (and the kernel's own threads) use from now on:
+    the machine's busy time (/proc/stat) less our processes' and the kernel threads' CPU time.
+    On a 2-core machine a test or build running beside a sample takes the core the sample's
+    other side needs, so the sample measures the contention instead of the variant."""
+
+    def __init__(self, ours: set[int]) -> None:
+        self.ours = ours
+        self.started = time.monotonic()
+        self.before = _busy_ticks(), _ticks_of(ours)
+
+    def share(self) -> float:
+        """CPUs' worth of others' work since this began (0.5: half a CPU); 0 where Linux's
+        /proc is missing."""
+        busy, mine = _busy_ticks(), _ticks_of(self.ours)
+        if busy is None or self.before[0] is None:
+            return 0.0
+        foreign = busy - self.before[0] - (mine - self.before[1])
+        return max(foreign, 0) / _TICK / max(time.monotonic() - self.started, 1e-3)
+
+
+def _busy_ticks() -> int | None:
+    """Clock ticks all CPUs spent on anything but idling and waiting for I/O (steal left out)."""
+    try:
+        with open("/proc/stat") as f:
+            fields = [int(x) for x in f.readline().split()[1:8]]
+    except (OSError, ValueError):
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq = fields
+    return user + nice + system + irq + softirq
+
+
+def _ticks_of(ours: set[int]) -> int:
+    """User + system clock ticks of our processes (all their threads) and of the kernel's
+    threads (children of kthreadd, pid 2), which work for everyone (writeback, softirqs)."""
+    total = 0
+    try:
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:  # gone
+            continue
+        if pid in ours or pid == 2 or fields[1] == "2":  # fields[1]: the parent's pid
+            total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def _wait_for_quiet(ours: set[int], patience_s: float = 5.0) -> None:
+    """Wait until others use under _FOREIGN_LIMIT of a CPU for half a second, or patience_s."""
+    deadline = time.monotonic() + patience_s
+    while time.monotonic() < deadline:
+        load = ForeignLoad(ours)
+        time.sleep(0.5)
+        if load.share() <= _FOREIGN_LIMIT:
+            return
+
+
+def _sample_seconds(ctx: RunContext) -> float:
+    """How long a sample goes on repeating its transfer; 0 (one pass) where a caller's parameters
+    predate the setting."""
+    return float(ctx.params.get("sample_seconds", 0))
+
+
+def _send_file(
+    sock: socket.socket, fd: int, buffer: memoryview, path: str, total: int, size: int
+) -> None:
+    """One raw transfer: the length, then the file in chunks of `size` by `path` ("sendfile" or
+    "copy"), then wait for the receiver to acknowledge every byte."""
+    sock.sendall(_LENGTH.pack(total))
+    for offset in range(0, total, size):
+        count = min(size, total - offset)
+        if path == "sendfile":
+            while count:
+                sent = os.sendfile(sock.fileno(), fd, offset, count)
+                if sent == 0:
+                    raise RuntimeError("sendfile sent nothing: the raw file is shorter")
+                offset += sent
+                count -= sent
+        else:
+            read = os.preadv(fd, [buffer[:count]], offset)
+            if read != count:
+                raise RuntimeError("short read: the raw file is shorter")
+            sock.sendall(buffer[:count])
+    (acknowledged,) = _LENGTH.unpack(_recv_exactly(sock, _LENGTH.size))
+    if acknowledged != total:
+        raise RuntimeError(f"the receiver got {acknowledged} bytes of {total}")
 
 
 def _metrics(count: int, elapsed: float, cpu_s: float, switches: int) -> dict[str, float]:

@@ -22,6 +22,12 @@ from scenarios.zero_copy import ForeignLoad, ZeroCopy, broker_stats
 
 S = ZeroCopy()
 
+_RECORD = {"foreign_cpu", "attempts"}
+
+
+def _metrics(sample) -> list[tuple[str, float]]:
+    return [(k, v) for k, v in sample.values.items() if k not in _RECORD]
+
 
 @pytest.fixture
 def broker(tmp_path):
@@ -54,8 +60,10 @@ def test_smoke_run_sendfile_and_copy_serve_identical_bytes_by_their_own_paths(tm
     rounds = S.profiles["smoke"]["rounds"]
     assert len(result.samples) == (rounds + 1) * len(expected)
     for sample in result.samples:  # every metric measured, positive and finite
-        assert set(sample.values) == {"mb_per_s", "cpu_s_per_gb", "switches_per_gb"}
-        assert all(v > 0 and math.isfinite(v) for v in sample.values.values()), sample
+        # the metrics, and on record beside them what else ran and how often it was measured
+        assert set(sample.values) == {"mb_per_s", "cpu_s_per_gb", "switches_per_gb"} | _RECORD
+        assert sample.values["attempts"] == 1 and sample.values["foreign_cpu"] >= 0
+        assert all(v > 0 and math.isfinite(v) for k, v in _metrics(sample)), sample
         for role in ("client", "broker", "broker-sendfile", "broker-copy", "receiver"):
             assert role in sample.resources["processes"]
 
@@ -100,9 +108,7 @@ def test_without_the_engine_the_broker_part_is_left_out_with_a_note(tmp_path, br
     assert result.variants and all(v["name"].startswith("raw-") for v in result.variants)
     assert not any(role.startswith("broker-") for role in ctx.processes)
     assert [c["id"] for c in result.claims] == ["zero-copy-time"]
-    assert all(
-        v > 0 and math.isfinite(v) for sample in result.samples for v in sample.values.values()
-    )
+    assert all(v > 0 and math.isfinite(v) for sample in result.samples for _, v in _metrics(sample))
 
 
 def test_a_fetch_loop_that_takes_the_wrong_path_stops_the_run(tmp_path, broker):

@@ -220,13 +220,21 @@ def _analyse(scenario: Scenario, result: ScenarioResult) -> None:
         )
     for check in scenario.claim_checks(result.params):
         claim = CLAIMS[check.claim]
-        label = next(c["label"] for c in result.contrasts if c["name"] == check.contrast)
-        verdict = judge(by_name[check.contrast], check.threshold, label=label)
+        entry = next(c for c in result.contrasts if c["name"] == check.contrast)
+        verdict = judge(by_name[check.contrast], check.threshold, label=entry["label"])
+        pair = (entry["numerator"], entry["denominator"])
+        reason = scenario.undecided(
+            check, {v: [s.values for s in measured if s.variant == v] for v in pair}
+        )
         if by_name[check.contrast].confidence < REQUIRED_CONFIDENCE:
             verdict = Verdict(
                 "inconclusive",
                 f"too few rounds for a 95% interval ({by_name[check.contrast].n}); " + verdict.rule,
                 "inconclusive: too few rounds",
+            )
+        elif reason is not None:
+            verdict = Verdict(
+                "inconclusive", f"not decided: {reason}; " + verdict.rule, f"inconclusive: {reason}"
             )
         result.claims.append(
             {

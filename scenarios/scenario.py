@@ -9,7 +9,7 @@ warm-up, interleaving, repeats, statistics, resources and results.
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -111,6 +111,14 @@ class Scenario(ABC):
 
     def claim_checks(self, params: Mapping[str, Any]) -> list[ClaimCheck]:
         return []
+
+    def undecided(
+        self, check: ClaimCheck, samples: Mapping[str, Sequence[Mapping[str, float]]]
+    ) -> str | None:
+        """Why `check` must not be decided from these measured samples (the values of its
+        contrast's two variants, by variant), or None. E.g. a latency measured at saturation
+        decides no latency claim."""
+        return None
 
     def cluster_writes(self, params: Mapping[str, Any]) -> list[TopicWrite]:
         """The topics this scenario creates on the run's cluster (ctx.bootstrap) with these

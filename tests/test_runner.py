@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from scenarios.runner import run_scenario
+from scenarios.runner import Interrupted, run_scenario
 from scenarios.scenario import ClaimCheck, Contrast, Metric, RunContext, Scenario, Skip, Variant
 
 
@@ -152,3 +152,56 @@ def test_watched_files_have_their_residency_recorded(tmp_path):
         assert path.endswith("watched.data")
         # written just before and never evicted: all of it is in the page cache
         assert residency == {"before": 1.0, "after": 1.0}
+
+
+class Saturating(Doubling):
+    """ "slow" reports, beside its metric, that it delivered less than it was offered."""
+
+    def measure(self, ctx, variant):
+        return {**super().measure(ctx, variant), "achieved": 0.5 if variant.name == "slow" else 1}
+
+    def undecided(self, check, samples):
+        short = sum(v["achieved"] < 0.95 for v in samples["slow"])
+        return f"saturated: {short} of {len(samples['slow'])} samples of slow" if short else None
+
+
+def test_a_scenario_can_keep_a_claim_from_being_decided_by_its_samples(tmp_path):
+    ctx = RunContext(work_dir=str(tmp_path), params={"rounds": 7})
+    result = run_scenario(Saturating(), ctx, "smoke")
+    [claim] = result.claims
+    assert result.contrasts[0]["comparison"]["ratio"] == pytest.approx(2.0)  # clear, yet:
+    assert claim["verdict"] == "inconclusive"
+    assert claim["wording"] == "inconclusive: saturated: 7 of 7 samples of slow"
+    assert claim["rule"].startswith("not decided: saturated: 7 of 7 samples of slow; confirmed if")
+
+
+class Interrupting(Doubling):
+    def measure(self, ctx, variant):
+        if len(self.order) == 3:
+            raise KeyboardInterrupt
+        return super().measure(ctx, variant)
+
+
+def test_ctrl_c_hands_back_the_samples_taken_and_tears_down(tmp_path):
+    scenario = Interrupting()
+    torn_down = []
+    scenario.teardown = lambda ctx: torn_down.append(ctx)  # type: ignore[method-assign]
+    ctx = RunContext(work_dir=str(tmp_path), params={"rounds": 7})
+    with pytest.raises(Interrupted) as caught:
+        run_scenario(scenario, ctx, "smoke")
+    assert len(caught.value.result.samples) == 3
+    assert caught.value.result.error == "interrupted (Ctrl-C) after 3 samples"
+    assert torn_down == [ctx]
+
+
+class BrokenSetup(Doubling):
+    def setup(self, ctx):
+        raise ConnectionRefusedError("no broker")
+
+
+def test_a_setup_that_fails_is_an_error_of_that_scenario_only(tmp_path):
+    ctx = RunContext(work_dir=str(tmp_path), params={"rounds": 7})
+    advanced = []
+    result = run_scenario(BrokenSetup(), ctx, "smoke", advanced.append)
+    assert result.error == "setup failed: ConnectionRefusedError: no broker"
+    assert result.samples == [] and sum(advanced) == 16

@@ -1067,15 +1067,18 @@ class ConfluentKafkaDriver(ProducerDriver):
         return super().produce(topic, values, rate)
 
     def _send_all(self, topic: str, values: list[bytes]) -> None:
-        produce, poll = self.producer.produce, self.producer.poll
+        produce, poll = self._produce, self.producer.poll
         for value in values:
-            while True:
-                try:
-                    produce(topic, value)
-                    break
-                except BufferError:  # the client's queue is full: serve it, then retry
-                    poll(0.005)
+            produce(topic, value, 0.005)
             poll(0)  # serve delivery reports as they come
+
+    def _produce(self, topic: str, value: bytes, wait_s: float) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value)
+                return
+            except BufferError:  # the client's queue is full: serve it, then retry
+                self.producer.poll(wait_s)
 
     def _send_all_at(self, topic: str, values: list[bytes], schedule: OpenLoopSchedule) -> None:
         """Record i is due at schedule.due_ns(i): wait for it serving delivery reports (poll()
@@ -1083,7 +1086,7 @@ class ConfluentKafkaDriver(ProducerDriver):
         comes late (the loop fell behind, or the queue was full) carries its lag into its
         latency, so a stall shows in every record it held up (coordinated omission)."""
         produce, poll, clock, sleep = (
-            self.producer.produce,
+            self._produce,
             self.producer.poll,
             time.perf_counter_ns,
             time.sleep,
@@ -1097,12 +1100,7 @@ class ConfluentKafkaDriver(ProducerDriver):
                 poll((wait - 1_000_000) / 1e9)
             if wait > 0:
                 sleep(wait / 1e9)
-            while True:
-                try:
-                    produce(topic, value)
-                    break
-                except BufferError:  # the client's queue is full: serve it, then retry
-                    poll(0.001)
+            produce(topic, value, 0.001)
             lags[i] = (clock() - due) / 1e9  # before any report of it: poll() serves those
             poll(0)
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from engine.storage.config import PROPERTY_NAMES, LogConfig
 
+_INT_MAX = (1 << 31) - 1
+
 
 @dataclass(frozen=True)
 class KafkaConfig:
@@ -29,6 +31,15 @@ class KafkaConfig:
     log_retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
     log_flush_scheduler_interval_ms: int = 1_000  # how often flush.ms is looked at
     log_flush_offset_checkpoint_interval_ms: int = 60_000
+    connections_max_idle_ms: int = 600_000  # connections.max.idle.ms
+    max_connections: int = _INT_MAX  # max.connections
+    max_connections_per_ip: int = _INT_MAX  # max.connections.per.ip
+    # queued.max.request.bytes: bytes of requests read but not yet answered, across all
+    # connections, before reading stops (Kafka: -1, bounded by queued.max.requests instead)
+    queued_max_request_bytes: int = -1
+    # max.broker.partitions (KIP-578's name): partitions this broker may hold; requests that
+    # would exceed it are refused
+    max_broker_partitions: int = 10_000
     log: LogConfig = field(default_factory=LogConfig)
     unknown: tuple[str, ...] = ()  # properties that are not broker settings, reported at start
 
@@ -50,6 +61,11 @@ _INT_SETTINGS = {
     "log.retention.check.interval.ms": "log_retention_check_interval_ms",
     "log.flush.scheduler.interval.ms": "log_flush_scheduler_interval_ms",
     "log.flush.offset.checkpoint.interval.ms": "log_flush_offset_checkpoint_interval_ms",
+    "connections.max.idle.ms": "connections_max_idle_ms",
+    "max.connections": "max_connections",
+    "max.connections.per.ip": "max_connections_per_ip",
+    "queued.max.request.bytes": "queued_max_request_bytes",
+    "max.broker.partitions": "max_broker_partitions",
 }
 _BOOL_SETTINGS = {
     "auto.create.topics.enable": "auto_create_topics_enable",

@@ -44,10 +44,16 @@ _HEADER_DECODERS = {
     )
     for flexible in (False, True)
 }
-_body_decoders: dict[tuple[int, int], tuple[bool, Callable[..., Any]]] = {}
+# A field check: attribute name, whether null is allowed, the checks of its struct (or of each
+# element of its struct array), and whether it is an array.
+_NullCheck = tuple[str, bool, tuple["_NullCheck", ...], bool]
+_NEVER_NULL = frozenset({"int8", "int16", "int32", "int64", "uint16", "float64", "bool", "uuid"})
+_body_decoders: dict[tuple[int, int], tuple[bool, Callable[..., Any], tuple[_NullCheck, ...]]] = {}
 
 
-def _body_decoder(api_key: int, api_version: int) -> tuple[bool, Callable[..., Any]]:
+def _body_decoder(
+    api_key: int, api_version: int
+) -> tuple[bool, Callable[..., Any], tuple[_NullCheck, ...]]:
     try:
         return _body_decoders[api_key, api_version]
     except KeyError:
@@ -57,8 +63,46 @@ def _body_decoder(api_key: int, api_version: int) -> tuple[bool, Callable[..., A
     decoder = request_class._struct.compiled_decode_from(
         api_version, compact=flexible, tagged=flexible, data_class=request_class
     )
-    _body_decoders[api_key, api_version] = flexible, decoder
-    return flexible, decoder
+    checks = _null_checks(request_class._struct._fields, api_version)
+    _body_decoders[api_key, api_version] = flexible, decoder, checks
+    return flexible, decoder, checks
+
+
+def _null_checks(fields: Any, version: int) -> tuple[_NullCheck, ...]:
+    """What may be null in a request of this version, from the schema's nullableVersions.
+
+    kafka-python's decoders read a null (length -1) for any array, string or struct; Kafka's
+    refuse one the schema does not allow ("non-nullable field ... was serialized as null"),
+    which fails the request's parse and closes the connection. Tagged fields are left out: an
+    absent one takes its default."""
+    checks = []
+    for field in fields or ():
+        if (
+            not field.for_version_q(version)
+            or field.tagged_field_q(version)
+            or field.type_str in _NEVER_NULL
+        ):
+            continue
+        nested = _null_checks(getattr(field, "_fields", None), version)
+        checks.append((field.name, field.nullable_for_version_q(version), nested, field.is_array()))
+    return tuple(checks)
+
+
+def _null_field(body: Any, checks: tuple[_NullCheck, ...], path: str = "") -> str | None:
+    """The first field that is null where the schema does not allow it, as a path."""
+    for name, nullable, nested, is_array in checks:
+        value = getattr(body, name)
+        if value is None:
+            if nullable:
+                continue
+            return path + name
+        if not nested:
+            continue
+        for item in value if is_array else (value,):
+            found = _null_field(item, nested, f"{path}{name}{'[]' if is_array else ''}.")
+            if found is not None:
+                return found
+    return None
 
 
 def supported(api_key: int, api_version: int) -> bool:
@@ -82,9 +126,10 @@ def decode_request(frame: memoryview | bytes) -> tuple[RequestHeader, Any]:
         if api_key == ApiKeys.API_VERSIONS and api_version >= 0:
             return _decode_unknown_api_versions(view)
         raise UnsupportedVersionError(api_key, api_version, struct.unpack_from(">i", view, 4)[0])
-    flexible, decode_body = _body_decoder(api_key, api_version)
+    flexible, decode_body, null_checks = _body_decoder(api_key, api_version)
     if api_key == ApiKeys.PRODUCE:  # records stay views of the frame (produce_request.py)
         decode_body = partial(decode_produce_request, version=api_version)
+        null_checks = ()  # its decoder refuses nulls itself
     try:
         header, position = _HEADER_DECODERS[flexible](view, 0)
         body, end = decode_body(view, position)
@@ -95,6 +140,12 @@ def decode_request(frame: memoryview | bytes) -> tuple[RequestHeader, Any]:
     if end != len(view):
         raise InvalidRequestError(
             f"{ApiKeys(api_key).name} v{api_version} body ends at {end} of a {len(view)}-byte frame"
+        )
+    null = _null_field(body, null_checks)
+    if null is not None:
+        raise InvalidRequestError(
+            f"{ApiKeys(api_key).name} v{api_version}: non-nullable field {null} was serialized "
+            "as null"
         )
     return header, body
 

@@ -96,6 +96,12 @@ class _Reader:
             self.take(self.uvarint())
 
 
+def _array_length(length: int, name: str) -> int:
+    if length < 0:  # as Kafka's generated reader: these arrays are not nullable
+        raise ProduceDecodeError(f"non-nullable field {name} was serialized as null")
+    return length
+
+
 def decode_produce_request(
     view: memoryview, position: int, version: int
 ) -> tuple[ProduceRequestData, int]:
@@ -106,12 +112,12 @@ def decode_produce_request(
         transactional_id = reader.string(flexible)
         acks, timeout_ms = reader.unpack(_ACKS_TIMEOUT)
         topics = []
-        for _ in range(reader.length(flexible, wide=True)):
+        for _ in range(_array_length(reader.length(flexible, wide=True), "topic_data")):
             name = reader.string(flexible)
             if name is None:
                 raise ProduceDecodeError("null topic name")
             partitions = []
-            for _ in range(reader.length(flexible, wide=True)):
+            for _ in range(_array_length(reader.length(flexible, wide=True), "partition_data")):
                 (index,) = reader.unpack(_INT32)
                 size = reader.length(flexible, wide=True)
                 records = None if size < 0 else reader.take(size)

@@ -1,76 +1,177 @@
-"""KafkaConfig: the broker's settings under Kafka's property names, with Kafka's defaults.
+"""KafkaConfig: the broker's settings under Kafka's property names, with Kafka's defaults and rules.
 
 Sources, later ones winning: defaults, a server.properties file, `--set key=value` overrides.
 The log.* settings become the default LogConfig of every topic; topics may override them with
-topic-level names (segment.bytes, retention.ms, ...).
+topic-level names (segment.bytes, retention.ms, ...). Each setting is declared once, as a field
+made by `setting()` (see engine/storage/config.py): a value outside what Kafka allows, or a
+misspelt name, is refused at start with a one-line ValueError; names of Kafka settings this
+broker does not have are kept in `unknown`, for a warning.
 """
 
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from engine.storage.config import PROPERTY_NAMES, LogConfig
+from engine.storage.config import (
+    INT_MAX,
+    LONG_MAX,
+    LogConfig,
+    NonEmpty,
+    Range,
+    check_settings,
+    property_names,
+    read_settings,
+    setting,
+)
 
-_INT_MAX = (1 << 31) - 1
+_LOOPBACK = "127.0.0.1"
+
+
+def parse_listener(value: str, default_host: str | None = None) -> tuple[str, int]:
+    """HOST:PORT, or a Kafka listener such as PLAINTEXT://HOST:PORT; an empty host (Kafka's
+    PLAINTEXT://:9092) is `default_host` when one is given."""
+    address = value.split("://", 1)[-1]
+    host, _, port = address.rpartition(":")
+    host = host or (default_host or "")
+    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"listener {value!r}: expected HOST:PORT, e.g. 127.0.0.1:9092")
+    return host.strip("[]"), int(port)
+
+
+def _listener(value: str) -> tuple[str, int]:
+    # The first of Kafka's listeners; an empty host, which Kafka binds to every interface and
+    # advertises under the canonical host name, serves loopback here, as kbench's default.
+    try:
+        return parse_listener(value.split(",")[0].strip(), default_host=_LOOPBACK)
+    except ValueError:
+        raise ValueError(
+            f"listeners must be HOST:PORT or NAME://HOST:PORT (PLAINTEXT://:9092), got {value!r}"
+        ) from None
+
+
+_LISTENERS = ("listeners", "listen")  # listen: kbench's shorthand
+_LOG_DIRS = ("log.dirs", "log.dir")
 
 
 @dataclass(frozen=True)
 class KafkaConfig:
-    node_id: int = 0  # node.id (broker.id)
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 9092
-    log_dir: str = "/tmp/kbench-logs"  # log.dirs: one directory
-    auto_create_topics_enable: bool = True  # auto.create.topics.enable
-    num_partitions: int = 1  # num.partitions
-    default_replication_factor: int = 1  # default.replication.factor
-    socket_request_max_bytes: int = 104_857_600  # socket.request.max.bytes
-    zero_copy_enable: bool = True  # zero.copy.enable: os.sendfile, or read + send
-    group_min_session_timeout_ms: int = 6_000
-    group_max_session_timeout_ms: int = 1_800_000
-    group_initial_rebalance_delay_ms: int = 3_000
-    min_insync_replicas: int = 1  # min.insync.replicas
-    log_retention_check_interval_ms: int = 300_000  # log.retention.check.interval.ms
-    log_flush_scheduler_interval_ms: int = 1_000  # how often flush.ms is looked at
-    log_flush_offset_checkpoint_interval_ms: int = 60_000
-    connections_max_idle_ms: int = 600_000  # connections.max.idle.ms
-    max_connections: int = _INT_MAX  # max.connections
-    max_connections_per_ip: int = _INT_MAX  # max.connections.per.ip
-    # queued.max.request.bytes: bytes of requests read but not yet answered, across all
-    # connections, before reading stops (Kafka: -1, bounded by queued.max.requests instead)
-    queued_max_request_bytes: int = -1
+    node_id: int = setting(0, Range(0, INT_MAX), "node.id", "broker.id")  # KRaft: required, >= 0
+    listen_host: str = setting(_LOOPBACK, None, *_LISTENERS, parse=lambda v: _listener(v)[0])
+    listen_port: int = setting(9092, Range(0, 65535), *_LISTENERS, parse=lambda v: _listener(v)[1])
+    # log.dirs: one directory, the first listed
+    log_dir: str = setting(
+        "/tmp/kbench-logs",
+        NonEmpty("a directory"),
+        *_LOG_DIRS,
+        parse=lambda v: v.split(",")[0].strip(),
+    )
+    auto_create_topics_enable: bool = setting(True, None, "auto.create.topics.enable")
+    num_partitions: int = setting(1, Range(1, INT_MAX), "num.partitions")
+    # Kafka checks no range here, but its controller refuses topics of replication factor < 1
+    default_replication_factor: int = setting(1, Range(1, INT_MAX), "default.replication.factor")
+    socket_request_max_bytes: int = setting(
+        104_857_600, Range(1, INT_MAX), "socket.request.max.bytes"
+    )
+    zero_copy_enable: bool = setting(True, None, "zero.copy.enable")  # os.sendfile, or read+send
+    # Kafka checks no range on the classic group timeouts; negative ones mean nothing
+    group_min_session_timeout_ms: int = setting(
+        6_000, Range(0, INT_MAX), "group.min.session.timeout.ms"
+    )
+    group_max_session_timeout_ms: int = setting(
+        1_800_000, Range(0, INT_MAX), "group.max.session.timeout.ms"
+    )
+    group_initial_rebalance_delay_ms: int = setting(
+        3_000, Range(0, INT_MAX), "group.initial.rebalance.delay.ms"
+    )
+    min_insync_replicas: int = setting(1, Range(1, INT_MAX), "min.insync.replicas")
+    log_retention_check_interval_ms: int = setting(
+        300_000, Range(1, LONG_MAX), "log.retention.check.interval.ms"
+    )
+    # How often flush.ms is looked at. Kafka checks no range (<= 0: its flusher runs once);
+    # kbench's loop would flush on every turn, or never.
+    log_flush_scheduler_interval_ms: int = setting(
+        1_000, Range(1, LONG_MAX), "log.flush.scheduler.interval.ms"
+    )
+    log_flush_offset_checkpoint_interval_ms: int = setting(
+        60_000, Range(0, INT_MAX), "log.flush.offset.checkpoint.interval.ms"
+    )
+    # Kafka: any negative value keeps idle connections open; kbench keeps to -1
+    connections_max_idle_ms: int = setting(
+        600_000, Range(1, LONG_MAX, "never close"), "connections.max.idle.ms"
+    )
+    # Kafka allows 0 for both, meaningful only with per-listener or per-IP overrides, which
+    # kbench does not have: 0 would refuse every client.
+    max_connections: int = setting(INT_MAX, Range(1, INT_MAX), "max.connections")
+    max_connections_per_ip: int = setting(INT_MAX, Range(1, INT_MAX), "max.connections.per.ip")
+    # Bytes of requests read but not yet answered, across all connections, before reading
+    # stops. -1: unbounded (Kafka: any value <= 0). A bound must hold the largest request, as
+    # Kafka requires (see __post_init__).
+    queued_max_request_bytes: int = setting(
+        -1, Range(1, LONG_MAX, "unbounded"), "queued.max.request.bytes"
+    )
     # max.broker.partitions (KIP-578's name): partitions this broker may hold; requests that
     # would exceed it are refused
-    max_broker_partitions: int = 10_000
+    max_broker_partitions: int = setting(10_000, Range(1, INT_MAX), "max.broker.partitions")
     log: LogConfig = field(default_factory=LogConfig)
     unknown: tuple[str, ...] = ()  # properties that are not broker settings, reported at start
+
+    def __post_init__(self) -> None:
+        check_settings(self)
+        # Settings that only make sense together.
+        if self.group_max_session_timeout_ms < self.group_min_session_timeout_ms:
+            raise ValueError(
+                "group.max.session.timeout.ms must be at least group.min.session.timeout.ms "
+                f"({self.group_min_session_timeout_ms}), got {self.group_max_session_timeout_ms}"
+            )
+        if self.queued_max_request_bytes != -1 and (
+            self.queued_max_request_bytes < self.socket_request_max_bytes
+        ):
+            raise ValueError(
+                "queued.max.request.bytes must be -1 (unbounded) or at least "
+                f"socket.request.max.bytes ({self.socket_request_max_bytes}), "
+                f"got {self.queued_max_request_bytes}"
+            )
+        # Stricter than Kafka, which starts and then fails every acks=all produce to a topic of
+        # the default replication factor with NOT_ENOUGH_REPLICAS.
+        if self.min_insync_replicas > self.default_replication_factor:
+            raise ValueError(
+                "min.insync.replicas must be at most default.replication.factor "
+                f"({self.default_replication_factor}), got {self.min_insync_replicas}"
+            )
 
     @property
     def listener(self) -> str:
         return f"{self.listen_host}:{self.listen_port}"
 
 
-_INT_SETTINGS = {
-    "node.id": "node_id",
-    "broker.id": "node_id",
-    "num.partitions": "num_partitions",
-    "default.replication.factor": "default_replication_factor",
-    "socket.request.max.bytes": "socket_request_max_bytes",
-    "group.min.session.timeout.ms": "group_min_session_timeout_ms",
-    "group.max.session.timeout.ms": "group_max_session_timeout_ms",
-    "group.initial.rebalance.delay.ms": "group_initial_rebalance_delay_ms",
-    "min.insync.replicas": "min_insync_replicas",
-    "log.retention.check.interval.ms": "log_retention_check_interval_ms",
-    "log.flush.scheduler.interval.ms": "log_flush_scheduler_interval_ms",
-    "log.flush.offset.checkpoint.interval.ms": "log_flush_offset_checkpoint_interval_ms",
-    "connections.max.idle.ms": "connections_max_idle_ms",
-    "max.connections": "max_connections",
-    "max.connections.per.ip": "max_connections_per_ip",
-    "queued.max.request.bytes": "queued_max_request_bytes",
-    "max.broker.partitions": "max_broker_partitions",
-}
-_BOOL_SETTINGS = {
-    "auto.create.topics.enable": "auto_create_topics_enable",
-    "zero.copy.enable": "zero_copy_enable",
-}
+# Every name kbench reads; a name close to one of these is taken for a typo of it.
+KNOWN_SETTINGS = tuple(
+    sorted(property_names(KafkaConfig).keys() | property_names(LogConfig).keys())
+)
+# difflib ratio: a one-letter slip in a name of 7 letters (node.di) scores 0.857
+_TYPO_CUTOFF = 0.85
+# Kafka's own broker and topic settings (from its ConfigDefs, up to 4.x) that score 0.84 or
+# more against a kbench name: settings kbench does not have, to warn about, not typos.
+_KAFKA_LOOKALIKES = frozenset(
+    {
+        "group.consumer.max.session.timeout.ms",
+        "group.consumer.min.session.timeout.ms",
+        "group.consumer.session.timeout.ms",
+        "group.share.max.session.timeout.ms",
+        "group.share.min.session.timeout.ms",
+        "group.share.session.timeout.ms",
+        "group.streams.max.session.timeout.ms",
+        "group.streams.min.session.timeout.ms",
+        "group.streams.session.timeout.ms",
+        "local.retention.bytes",
+        "local.retention.ms",
+        "log.flush.start.offset.checkpoint.interval.ms",
+        "log.local.retention.bytes",
+        "log.local.retention.ms",
+        "offsets.retention.check.interval.ms",
+        "queued.max.requests",
+    }
+)
 
 
 def parse_properties(text: str) -> dict[str, str]:
@@ -87,37 +188,22 @@ def parse_properties(text: str) -> dict[str, str]:
     return properties
 
 
-def parse_listener(value: str) -> tuple[str, int]:
-    """HOST:PORT, or a Kafka listener such as PLAINTEXT://HOST:PORT."""
-    address = value.split("://", 1)[-1]
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise ValueError(f"listener {value!r}: expected HOST:PORT, e.g. 127.0.0.1:9092")
-    return host.strip("[]"), int(port)
-
-
 def kafka_config(properties: Mapping[str, str]) -> KafkaConfig:
-    """A KafkaConfig from Kafka property names; raises ValueError naming a bad value."""
-    values: dict[str, object] = {}
+    """A KafkaConfig from Kafka property names; ValueError (one line) naming a misspelt name or
+    a bad value and what is allowed."""
     unknown = []
-    for key, raw in properties.items():
-        if key in _INT_SETTINGS:
-            try:
-                values[_INT_SETTINGS[key]] = int(raw)
-            except ValueError:
-                raise ValueError(f"{key} must be an integer, got {raw!r}") from None
-        elif key in _BOOL_SETTINGS:
-            if raw.lower() not in ("true", "false"):
-                raise ValueError(f"{key} must be true or false, got {raw!r}")
-            values[_BOOL_SETTINGS[key]] = raw.lower() == "true"
-        elif key in ("listeners", "listen"):
-            values["listen_host"], values["listen_port"] = parse_listener(raw.split(",")[0])
-        elif key in ("log.dirs", "log.dir"):
-            values["log_dir"] = raw.split(",")[0]
-        elif key not in PROPERTY_NAMES:
-            unknown.append(key)
-    log_config = LogConfig.from_properties(properties)
-    config = KafkaConfig(log=log_config, unknown=tuple(unknown), **values)  # type: ignore[arg-type]
-    if config.num_partitions < 1:
-        raise ValueError(f"num.partitions must be at least 1, got {config.num_partitions}")
-    return config
+    for key in properties:
+        if key in KNOWN_SETTINGS:
+            continue
+        close = difflib.get_close_matches(key, KNOWN_SETTINGS, n=1, cutoff=_TYPO_CUTOFF)
+        if close and key not in _KAFKA_LOOKALIKES:
+            raise ValueError(f"unknown setting {key}: did you mean {close[0]}?")
+        unknown.append(key)
+    node_id, broker_id = properties.get("node.id"), properties.get("broker.id")
+    if node_id is not None and broker_id is not None and node_id.strip() != broker_id.strip():
+        raise ValueError(f"node.id and broker.id must be equal, got {node_id} and {broker_id}")
+    return KafkaConfig(
+        log=LogConfig.from_properties(properties),
+        unknown=tuple(unknown),
+        **read_settings(KafkaConfig, properties),
+    )

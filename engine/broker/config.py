@@ -112,6 +112,10 @@ class KafkaConfig:
     # max.broker.partitions (KIP-578's name): partitions this broker may hold; requests that
     # would exceed it are refused
     max_broker_partitions: int = setting(10_000, Range(1, INT_MAX), "max.broker.partitions")
+    # kbench's own: whether DescribeConfigs shows log.dirs. Off, the value goes out as Kafka
+    # sends a sensitive one (null, is_sensitive): clients here are never authenticated, and an
+    # absolute path tells them about the host.
+    describe_configs_paths_enable: bool = setting(False, None, "describe.configs.paths.enable")
     log: LogConfig = field(default_factory=LogConfig)
     unknown: tuple[str, ...] = ()  # properties that are not broker settings, reported at start
 

@@ -69,6 +69,8 @@ RESOURCE_BROKER = 4
 CONFIG_SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG
 CONFIG_SOURCE_STATIC_BROKER = 4
 CONFIG_SOURCE_DEFAULT = 5
+# broker settings that name host paths: sent as sensitive unless describe.configs.paths.enable
+_PATH_CONFIGS = ("log.dirs",)
 
 
 @dataclass
@@ -537,6 +539,7 @@ class KafkaApis:
         response_class = self._response_class(header)
         result_class = response_class.DescribeConfigsResult
         entry_class = result_class.DescribeConfigsResourceResult
+        hidden = () if self.config.describe_configs_paths_enable else _PATH_CONFIGS
         results = []
         for resource in request.resources:
             error, message, entries = NONE, None, []
@@ -560,11 +563,11 @@ class KafkaApis:
                     configs=[
                         entry_class(
                             name=name,
-                            value=value,
+                            value=None if name in hidden else value,
                             read_only=resource.resource_type == RESOURCE_BROKER,
                             config_source=source,
                             is_default=source == CONFIG_SOURCE_DEFAULT,
-                            is_sensitive=False,
+                            is_sensitive=name in hidden,
                             synonyms=[],
                             config_type=0,
                             documentation=None,

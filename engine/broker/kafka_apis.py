@@ -52,6 +52,7 @@ from engine.protocol.fetch_response import (
     encode_fetch_response,
 )
 from engine.storage import FetchIsolation, LogManager
+from engine.storage.config import TOPIC_CONFIG_FIELDS
 from engine.storage.log import wall_clock_ms
 
 log = logging.getLogger(__name__)
@@ -914,18 +915,3 @@ class KafkaApis:
                 ],
             ),
         )
-
-
-TOPIC_CONFIG_FIELDS = {
-    "segment.bytes": "segment_bytes",
-    "segment.ms": "segment_ms",
-    "segment.index.bytes": "segment_index_bytes",
-    "index.interval.bytes": "index_interval_bytes",
-    "retention.bytes": "retention_bytes",
-    "retention.ms": "retention_ms",
-    "flush.messages": "flush_messages",
-    "flush.ms": "flush_ms",
-    "file.delete.delay.ms": "file_delete_delay_ms",
-    "max.message.bytes": "max_message_bytes",
-    "message.timestamp.type": "message_timestamp_type",
-}

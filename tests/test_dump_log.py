@@ -1,8 +1,11 @@
 """`kbench dump-log`, run as a user runs it."""
 
 import os
+import struct
 
-from engine.records import CompressionType
+import pytest
+
+from engine.records import CompressionType, RecordBatch
 from engine.storage import Log, LogConfig
 from tests.conftest import make_batch
 
@@ -97,3 +100,60 @@ def test_an_unknown_option_prints_the_usage(run_kbench):
     result = run_kbench("dump-log", "--bogus", "x")
     assert result.returncode == 2
     assert "usage: kbench dump-log" in result.stderr
+
+
+def write_control_log(directory: str, key: bytes, value: bytes) -> None:
+    from engine.records import SimpleRecord, build_batch
+
+    log = Log(directory, LogConfig())
+    log.append_as_leader(make_batch(3))
+    marker = build_batch(
+        [SimpleRecord(value, key=key)],
+        producer_id=7,
+        producer_epoch=0,
+        is_transactional=True,
+        is_control=True,
+    )
+    log.append_as_leader(marker)
+    log.close()
+
+
+def test_verify_passes_a_commit_marker(tmp_path, run_kbench):
+    directory = str(tmp_path / "events-0")
+    write_control_log(directory, struct.pack(">hh", 0, 1), struct.pack(">hi", 0, 3))
+    result = run_kbench("dump-log", directory, "--verify")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "isControl: true" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "said"),
+    [
+        (struct.pack(">hh", 0, 7), struct.pack(">hi", 0, 3), "control record type 7"),
+        (struct.pack(">hh", 1, 1), struct.pack(">hi", 0, 3), "control record key version 1"),
+        (b"ab", struct.pack(">hi", 0, 3), "control record key of 2 bytes"),
+        (struct.pack(">hh", 0, 0), b"", "end transaction marker of 0 bytes"),
+    ],
+)
+def test_verify_flags_a_control_batch_that_is_not_a_transaction_marker(
+    tmp_path, run_kbench, key, value, said
+):
+    directory = str(tmp_path / "events-0")
+    write_control_log(directory, key, value)
+    result = run_kbench("dump-log", directory, "--verify")
+    assert result.returncode == 1
+    assert "offset 3 position" in result.stderr and said in result.stderr
+
+
+def test_verify_flags_records_that_do_not_parse(tmp_path, run_kbench):
+    directory = str(tmp_path / "events-0")
+    log = Log(directory, LogConfig())
+    garbage = bytearray(make_batch(3)[:61]) + b"not records" * 10
+    garbage[8:12] = (len(garbage) - 12).to_bytes(4, "big")
+    RecordBatch(memoryview(garbage)).update_crc()  # CRC-valid garbage, as brokers stored it
+    log.append_as_leader(make_batch(2))  # before issue 9
+    log.append_as_leader(garbage)
+    log.close()
+    result = run_kbench("dump-log", directory, "--verify")
+    assert result.returncode == 1
+    assert "offset 2 position" in result.stderr and "record headers" in result.stderr

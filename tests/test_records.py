@@ -220,3 +220,100 @@ def test_concatenated_streams_decode_and_truncated_ones_fail(codec):
     assert decompress(codec, once + once) == payload * 2
     with pytest.raises(CorruptRecordError):
         decompress(codec, once[:-3])
+
+
+# -- validating a client's records (engine.records.validator) ------------------------------------
+def _walk_one_by_one(data: bytes, count: int) -> None:
+    """The reference: every record parsed on its own, no runs."""
+    from engine.errors import InvalidRecordError
+    from engine.records.validator import _record_end
+
+    pos = 0
+    try:
+        for index in range(count):
+            pos = _record_end(data, pos, len(data), index)
+    except IndexError:
+        raise InvalidRecordError("premature EOF") from None
+    if pos != len(data):
+        raise InvalidRecordError("records still remaining")
+
+
+def _verdict(check, data: bytes, count: int) -> bool:
+    from engine.errors import InvalidRecordError
+
+    try:
+        check(data, count)
+    except InvalidRecordError:
+        return False
+    return True
+
+
+_value_sizes = st.sampled_from([0, 1, 63, 64, 100, 200])
+_records = st.lists(
+    st.tuples(
+        _value_sizes,
+        st.sampled_from([None, b"k", b"key-0123"]),
+        st.sampled_from([0, 1, 70, 9_000]),  # timestamp deltas of 1, 1, 2 and 3 bytes
+        st.sampled_from([(), (("h", b"v"),)]),
+    ),
+    min_size=1,
+    max_size=150,
+)
+
+
+@given(
+    _records,
+    st.integers(min_value=1, max_value=40),
+    st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=3),
+)
+def test_runs_of_same_shaped_records_decide_as_a_walk_record_by_record(spec, repeat, flips):
+    """Batches of repeated shapes take the column-wise path; with bytes flipped anywhere, it
+    must accept and refuse exactly what parsing every record accepts and refuses."""
+    from engine.records.validator import validate_records
+
+    records = [
+        SimpleRecord(bytes(size), key=key, headers=headers, timestamp=1_000 + delta)
+        for size, key, delta, headers in spec
+    ] * repeat
+    records = records[:5_000]
+    data = bytearray(build_batch(records, timestamp=1_000)[HEADER_SIZE:])
+    assert _verdict(validate_records, bytes(data), len(records))
+    for position, value in flips:
+        data[position % len(data)] = value
+    expected = _verdict(_walk_one_by_one, bytes(data), len(records))
+    assert _verdict(validate_records, bytes(data), len(records)) == expected
+    for count in (len(records) - 1, len(records) + 1):
+        if count > 0:
+            assert _verdict(validate_records, bytes(data), count) == _verdict(
+                _walk_one_by_one, bytes(data), count
+            )
+
+
+def test_records_kafka_python_builds_validate():
+    from engine.records.validator import validate_records
+
+    builder = DefaultRecordBatchBuilder(
+        magic=2,
+        compression_type=0,
+        is_transactional=False,
+        producer_id=-1,
+        producer_epoch=-1,
+        base_sequence=-1,
+        batch_size=1 << 20,
+    )
+    for i in range(300):
+        builder.append(i, timestamp=1_000 + i // 7, key=None, value=b"v" * (i % 3 + 90), headers=[])
+    data = bytes(builder.build())
+    validate_records(data[HEADER_SIZE:], 300)
+
+
+def test_a_control_record_is_checked_as_kafka_reads_it():
+    from engine.records.validator import control_record_problem
+
+    assert control_record_problem(struct.pack(">hh", 0, 1), struct.pack(">hi", 0, 5)) is None
+    assert control_record_problem(struct.pack(">hh", 0, 0), struct.pack(">hi", 0, 5)) is None
+    assert "type 7" in control_record_problem(struct.pack(">hh", 0, 7), struct.pack(">hi", 0, 5))
+    assert "version 3" in control_record_problem(struct.pack(">hh", 3, 1), b"\0" * 6)
+    assert "key of -1 bytes" in control_record_problem(None, b"\0" * 6)
+    assert "marker of 2 bytes" in control_record_problem(struct.pack(">hh", 0, 1), b"\0\0")
+    assert "version -1" in control_record_problem(struct.pack(">hh", 0, 1), b"\xff\xff\0\0\0\0")

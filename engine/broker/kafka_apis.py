@@ -51,6 +51,7 @@ from engine.protocol.fetch_response import (
     RecordsSlice,
     encode_fetch_response,
 )
+from engine.records.validator import first_batch_is_transactional
 from engine.storage import FetchIsolation, LogManager
 from engine.storage.config import TOPIC_CONFIG_FIELDS
 from engine.storage.log import wall_clock_ms
@@ -307,6 +308,13 @@ class KafkaApis:
             for t in request.topic_data
             for p in t.partition_data
         }
+        if any(first_batch_is_transactional(r) for r in entries.values()):
+            # Kafka (RequestUtils.hasTransactionalRecords): transactional batches without a
+            # transactional id fail the whole request, before any partition is looked at
+            self._produce_response(
+                header, respond, dict.fromkeys(entries), error=TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+            )
+            return
         results = self.replica_manager.append_records(request.acks, entries)
         if request.acks == 0:
             respond(None)
@@ -325,8 +333,14 @@ class KafkaApis:
         partition_class = topic_class.PartitionProduceResponse
         by_topic: dict[str, list] = {}
         for tp, result in results.items():
-            if result is None:
-                partition = partition_class(index=tp.partition, error_code=error)
+            if result is None:  # as Kafka's ProduceRequest.getErrorResponse: offsets -1
+                partition = partition_class(
+                    index=tp.partition,
+                    error_code=error,
+                    base_offset=-1,
+                    log_append_time_ms=-1,
+                    log_start_offset=-1,
+                )
             else:
                 partition = partition_class(
                     index=tp.partition,

@@ -10,10 +10,11 @@ import sys
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from engine.errors import KafkaError
+from engine.errors import InvalidRecordError, KafkaError
 from engine.records.batch import RecordBatch
-from engine.records.compression import CompressionType
+from engine.records.compression import CompressionType, decompress
 from engine.records.record import decode_records
+from engine.records.validator import control_record_problem, validate_records
 from engine.storage.file_records import read_batches
 from engine.storage.log_segment import (
     INDEX_SUFFIX,
@@ -66,6 +67,8 @@ class DumpLog:
                     self._print_batch(batch, position)
                     try:
                         validate_stored_batch(batch, position, expected)
+                        if self.verify:
+                            _verify_records(batch)
                     except KafkaError as exc:
                         self.problem(
                             f"{path}: offset {batch.base_offset} position {position}: {exc}"
@@ -169,6 +172,24 @@ class DumpLog:
                     f"{path}: offset {offset}: index timestamp {timestamp}, "
                     f"log max timestamp {max_timestamp} mismatch"
                 )
+
+
+def _verify_records(batch: RecordBatch) -> None:
+    """Raise unless every record of the batch parses (inflated first) and, in a control batch,
+    its one record is a transaction marker (ControlRecordType, EndTransactionMarker).
+
+    Offset deltas may have gaps in a stored batch (compaction), so they are not checked.
+    """
+    data = decompress(batch.compression, batch.records_view())
+    validate_records(data, batch.record_count, offsets_in_sequence=False)
+    if not batch.is_control:
+        return
+    if batch.record_count != 1:
+        raise InvalidRecordError(f"control batch of {batch.record_count} records, not 1")
+    for record in decode_records(batch):
+        problem = control_record_problem(record.key, record.value)
+        if problem is not None:
+            raise InvalidRecordError(f"control batch: {problem}")
 
 
 def _read_index(path: str, entry_size: int, dump: DumpLog) -> bytes:

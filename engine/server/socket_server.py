@@ -1,16 +1,42 @@
 """SocketServer: one event loop (selectors) that reads request frames, hands them to KafkaApis,
 and writes responses in request order, Fetch data with os.sendfile.
 
-Per connection: frames are cut out of a receive buffer without copying (decoding copies what it
-keeps, before the buffer is reused); each request takes a slot in an ordered response queue, so
-pipelined requests are answered in order even when a later one (a long-poll fetch) is answered
-first; consecutive byte parts go out in one sendmsg (writev). A connection with too many
-unanswered requests or unsent bytes stops being read until it drains (backpressure).
+One thread: serve() runs the loop, and KafkaApis and everything under it run inside it (handlers,
+respond callbacks, tick()); nothing here locks. From another thread or a signal handler only
+stop() is safe: it sets a flag the loop reads.
+
+Per connection: frames are cut out of a receive buffer without copying. A frame is a memoryview
+of that buffer, valid only while it is dispatched: handlers copy what they keep (decoding does)
+and Produce appends its batches before it returns; the buffer is then reused. Each request takes
+a slot in an ordered response queue, so pipelined requests are answered in order even when a
+later one (a long-poll fetch) is answered first; consecutive byte parts go out in one sendmsg
+(writev). A connection with too many unanswered requests or unsent bytes stops being read until
+it drains (backpressure).
+
+Memory follows the bytes that arrived, never what a length prefix promises: a connection has no
+receive buffer until its first bytes arrive, then 4 KiB, and a buffer at most doubles, only when
+a read filled it, up to the frame being received (plus 256 KiB of read-ahead while reads keep
+filling it), so a large frame is assembled as it arrives. A buffer is kept for the next request
+and dropped after a second without traffic. queued.max.request.bytes (when > 0) bounds the
+receive buffers of all connections together, as Kafka's memory pool does (not strictly: memory
+is handed out while any is left): a connection that needs more waits, unread, until requests
+complete and give some back; so that partly received requests cannot block each other for good,
+the waiting one closest to a whole request may go over the bound.
+
+Connections, with Kafka's semantics: connections.max.idle.ms closes a connection that has had no
+reads, writes or answers for that long and no request waiting for an answer; at max.connections
+the listener stops accepting until a connection closes (new ones wait in the listen backlog, as
+behind Kafka's blocked acceptor); a connection over max.connections.per.ip is closed as soon as
+it is accepted. When accept fails (EMFILE or ENFILE once descriptors run out, or any other
+error) the listener is not watched for a backoff of 50 ms doubling to 1 s, while the open
+connections are served: one log line when that starts, one with the count of failures when
+accepting works again (and one a minute while it does not).
 
 Bad input loses nothing but that connection: a frame larger than socket.request.max.bytes or one
 that does not parse closes it; an unknown API key or version is answered with
-UNSUPPORTED_VERSION, then closed. `GET /stats` over HTTP on the same port returns the broker's
-counters as JSON.
+UNSUPPORTED_VERSION, then closed. Log lines about single connections are rate-limited: 10 per
+10 s, then one line with the number suppressed. `GET /stats` over HTTP on the same port returns
+the broker's counters as JSON.
 """
 
 import collections
@@ -22,6 +48,7 @@ import selectors
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.broker.kafka_apis import KafkaApis
@@ -37,11 +64,79 @@ from engine.storage import FileSlice
 log = logging.getLogger(__name__)
 
 _SIZE = struct.Struct(">i")
-_RECEIVE_BUFFER = 256 * 1024
+_INITIAL_BUFFER = 4 * 1024  # a connection's first receive buffer, taken with its first bytes
+_READ_AHEAD = 256 * 1024  # room past the current frame while reads keep filling the buffer
+_BUFFER_KEEP_SECONDS = 1.0  # an empty receive buffer outlives the connection's last traffic
 _MAX_PENDING_RESPONSES = 100  # per connection, before reading pauses
 _MAX_UNSENT_BYTES = 32 * 1024 * 1024
 _MAX_GATHER = 64  # byte parts per sendmsg
 _TICK_SECONDS = 0.1
+_ACCEPT_BACKOFF_MIN = 0.05
+_ACCEPT_BACKOFF_MAX = 1.0
+_ACCEPT_REPORT_SECONDS = 60.0  # a line this often while accept keeps failing
+_LOG_BURST = 10  # lines about single connections per interval
+_LOG_INTERVAL = 10.0
+_READ = selectors.EVENT_READ
+_WRITE = selectors.EVENT_WRITE
+
+
+class MemoryPool:
+    """queued.max.request.bytes, as Kafka's broker uses its SimpleMemoryPool: not strict, bytes
+    are handed out while any are left, so a request larger than the rest still gets in. A size
+    of 0 or less is no bound (the pool only counts)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.used = 0
+
+    @property
+    def exhausted(self) -> bool:
+        return 0 < self.size <= self.used
+
+    @property
+    def low(self) -> bool:
+        """Less than a tenth left (Kafka's low-memory mark): empty buffers are given back."""
+        return self.size > 0 and self.used * 10 >= self.size * 9
+
+
+class RateLimitedLog:
+    """At most `burst` lines per `interval` seconds; lines over that are counted, and the count is
+    logged in one line once the interval is over (flush, called from the loop's housekeeping)."""
+
+    def __init__(
+        self,
+        logger: logging.Logger,
+        burst: int = _LOG_BURST,
+        interval: float = _LOG_INTERVAL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.logger = logger
+        self.burst = burst
+        self.interval = interval
+        self._clock = clock
+        self._window_end = 0.0
+        self._logged = 0
+        self.suppressed = 0
+
+    def log(self, level: int, msg: str, *args: object, exc_info: bool = False) -> None:
+        self.flush(self._clock())
+        if self._logged < self.burst:
+            self._logged += 1
+            self.logger.log(level, msg, *args, exc_info=exc_info)
+        else:
+            self.suppressed += 1
+
+    def flush(self, now: float) -> None:
+        if now < self._window_end:
+            return
+        if self.suppressed:
+            self.logger.warning(
+                "... and %d more connection messages suppressed in the last %.0f s",
+                self.suppressed,
+                self.interval,
+            )
+        self._window_end = now + self.interval
+        self._logged = self.suppressed = 0
 
 
 @dataclass(eq=False)
@@ -54,17 +149,21 @@ class PendingResponse:
 class Connection:
     sock: socket.socket
     peer: str
-    buffer: bytearray = field(default_factory=lambda: bytearray(_RECEIVE_BUFFER))
+    ip: str
+    last_active: float = 0.0  # time.monotonic() of the last read, write or answer
+    buffer: bytearray = field(default_factory=bytearray)  # empty until bytes arrive
     start: int = 0  # unread bytes are buffer[start:end]
     end: int = 0
+    filled: bool = False  # the last read filled the buffer: more is probably waiting
     responses: collections.deque = field(default_factory=collections.deque)
     outbound: collections.deque = field(default_factory=collections.deque)
     slice_sent: int = 0  # bytes of outbound[0] already sent, when it is a FileSlice
     unsent_bytes: int = 0
     close_after_send: bool = False
     closed: bool = False
-    reading: bool = True
-    events: int = selectors.EVENT_READ  # what the selector watches for
+    reading: bool = True  # False while backpressure (or a close after sending) holds reads
+    memory_wait: bool = False  # not read until the memory pool has room
+    events: int = _READ  # what the selector watches for
     processing: bool = False  # inside _process_buffer: responses must not re-enter it
     first_bytes: bool = True
 
@@ -76,9 +175,26 @@ class SocketServer:
         self.stats = apis.stats
         self.selector = selectors.DefaultSelector()
         self.listener: socket.socket | None = None
-        self.connections: set[Connection] = set()
+        # open connections, least recently active first (idle expiry reads from the front)
+        self.connections: collections.OrderedDict[Connection, None] = collections.OrderedDict()
+        self.pool = MemoryPool(self.config.queued_max_request_bytes)
+        self.connection_log = RateLimitedLog(log)
+        self._per_ip: dict[str, int] = {}
+        self._holders: set[Connection] = set()  # connections that have a receive buffer
+        self._waiting: dict[Connection, None] = {}  # waiting for the memory pool, in order
+        self._waiting_changed = False
+        self._exempt: Connection | None = None  # may take memory past the pool's bound
+        self._listening = False
+        self._accept_resume_at = 0.0
+        self._accept_backoff = 0.0
+        self._accept_failures = 0  # in the current run of failures
+        self._accept_failing_since = 0.0
+        self._accept_reported_at = 0.0
+        self._accept_error = ""
         self._stopping = False
+        self._now = time.monotonic()
         self._next_housekeeping = 0.0
+        self._next_buffer_sweep = 0.0
 
     # -- lifecycle ------------------------------------------------------------------------------
     def bind(self) -> tuple[str, int]:
@@ -89,7 +205,8 @@ class SocketServer:
         listener.listen(128)
         listener.setblocking(False)
         self.listener = listener
-        self.selector.register(listener, selectors.EVENT_READ, None)
+        self.selector.register(listener, _READ, None)
+        self._listening = True
         return listener.getsockname()[:2]
 
     def stop(self) -> None:
@@ -108,22 +225,35 @@ class SocketServer:
         return min(max(deadline - self.apis._time_ms(), 0) / 1000, _TICK_SECONDS)
 
     def _poll(self, timeout: float) -> None:
-        for key, events in self.selector.select(timeout):
-            if key.data is None:
+        ready = self.selector.select(timeout)
+        now = self._now = time.monotonic()
+        for key, events in ready:
+            conn: Connection | None = key.data
+            if conn is None:
                 self._accept()
                 continue
-            conn: Connection = key.data
-            if events & selectors.EVENT_READ and not conn.closed:
+            if conn.closed:
+                continue
+            conn.last_active = now
+            self.connections.move_to_end(conn)
+            if events & _READ:
                 self._read(conn)
-            if events & selectors.EVENT_WRITE and not conn.closed:
+            if events & _WRITE and not conn.closed:
                 self._pump(conn)
         self.apis.tick()
+        if self._waiting:
+            self._wake_waiting()
+        if now >= self._next_housekeeping:
+            self._housekeeping(now)
 
     def _drain(self) -> None:
         """Shutdown: stop accepting, answer waiting requests, send what is queued (bounded)."""
         if self.listener is not None:
-            self.selector.unregister(self.listener)
+            if self._listening:
+                self.selector.unregister(self.listener)
+                self._listening = False
             self.listener.close()
+            self.listener = None
         self.apis.replica_manager.complete_all()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(
@@ -134,28 +264,154 @@ class SocketServer:
             self._close(conn)
         self.selector.close()
 
-    # -- accept and read ------------------------------------------------------------------------
+    def _housekeeping(self, now: float) -> None:
+        self._next_housekeeping = now + _TICK_SECONDS
+        self._expire_idle(now)
+        if now >= self._next_buffer_sweep:
+            self._next_buffer_sweep = now + _BUFFER_KEEP_SECONDS
+            keep_after = now - _BUFFER_KEEP_SECONDS
+            for conn in [
+                c for c in self._holders if c.start == c.end and c.last_active < keep_after
+            ]:
+                self._release_buffer(conn)
+        if self._accept_failures and now - self._accept_reported_at >= _ACCEPT_REPORT_SECONDS:
+            self._accept_reported_at = now
+            log.warning(
+                "accept still failing (%s): %d times in %.0f s; %d connections open",
+                self._accept_error,
+                self._accept_failures,
+                now - self._accept_failing_since,
+                len(self.connections),
+            )
+        self._update_listener()
+        self.connection_log.flush(now)
+
+    def _expire_idle(self, now: float) -> None:
+        """connections.max.idle.ms, as Kafka's Selector: least recently active first, closed once
+        idle for longer. A request still being answered is not idleness."""
+        max_idle_ms = self.config.connections_max_idle_ms
+        if max_idle_ms < 0:
+            return
+        deadline = now - max_idle_ms / 1000
+        expired = 0
+        while self.connections:
+            conn = next(iter(self.connections))
+            if conn.last_active >= deadline:
+                break
+            if conn.responses:
+                self._touch(conn)
+                continue
+            self._close(conn)
+            expired += 1
+        if expired:
+            log.debug(
+                "closed %d connections idle for over %d ms (connections.max.idle.ms)",
+                expired,
+                max_idle_ms,
+            )
+
+    def _touch(self, conn: Connection) -> None:
+        conn.last_active = self._now
+        self.connections.move_to_end(conn)
+
+    # -- accept ---------------------------------------------------------------------------------
     def _accept(self) -> None:
         listener = self.listener
         assert listener is not None  # only the listener's selector key (data None) calls this
-        while True:
+        while len(self.connections) < self.config.max_connections:
             try:
                 sock, address = listener.accept()
             except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:  # e.g. EMFILE: keep serving the connections we have
-                log.warning("accept failed: %s", exc)
-                return
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(sock, f"{address[0]}:{address[1]}")
-            self.connections.add(conn)
+                break
+            except ConnectionAbortedError:  # reset before it was taken: take the next
+                continue
+            except OSError as exc:  # EMFILE, ENFILE, ENOBUFS, ...: keep serving what we have
+                self._accept_failed(exc)
+                break
+            if self._accept_failures:
+                self._accept_recovered()
+            ip = address[0]
+            count = self._per_ip.get(ip, 0)
+            if count >= self.config.max_connections_per_ip:
+                sock.close()
+                self.connection_log.log(
+                    logging.INFO,
+                    "Rejected connection from %s, address already has the configured maximum "
+                    "of %d connections (max.connections.per.ip)",
+                    ip,
+                    count,
+                )
+                continue
+            try:
+                sock.setblocking(False)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # already reset by the peer
+                sock.close()
+                continue
+            self._per_ip[ip] = count + 1
+            conn = Connection(sock, f"{address[0]}:{address[1]}", ip, self._now)
+            self.connections[conn] = None
             self.stats.connections_accepted += 1
-            self.selector.register(sock, selectors.EVENT_READ, conn)
+            self.selector.register(sock, _READ, conn)
+        self._update_listener()
 
+    def _accept_failed(self, exc: OSError) -> None:
+        """Stop watching the listener for a while: a listener whose accept fails stays readable,
+        and retrying at once would spin. The backoff doubles while it keeps failing."""
+        now = self._now
+        self._accept_failures += 1
+        self._accept_error = exc.strerror or str(exc)
+        if self._accept_failures == 1:
+            self._accept_failing_since = self._accept_reported_at = now
+            self._accept_backoff = _ACCEPT_BACKOFF_MIN
+            log.warning(
+                "accept failed (%s) with %d connections open: not accepting for %d ms, "
+                "longer while it keeps failing",
+                self._accept_error,
+                len(self.connections),
+                self._accept_backoff * 1000,
+            )
+        else:
+            self._accept_backoff = min(self._accept_backoff * 2, _ACCEPT_BACKOFF_MAX)
+        self._accept_resume_at = now + self._accept_backoff
+
+    def _accept_recovered(self) -> None:
+        log.warning(
+            "accepting connections again: accept failed %d times (%s) over %.1f s",
+            self._accept_failures,
+            self._accept_error,
+            self._now - self._accept_failing_since,
+        )
+        self._accept_failures = 0
+        self._accept_backoff = 0.0
+
+    def _update_listener(self) -> None:
+        """Watch the listener unless max.connections are open or accept is backing off."""
+        if self.listener is None:
+            return
+        wanted = (
+            not self._stopping
+            and len(self.connections) < self.config.max_connections
+            and self._now >= self._accept_resume_at
+        )
+        if wanted == self._listening:
+            return
+        if wanted:
+            self.selector.register(self.listener, _READ, None)
+        else:
+            self.selector.unregister(self.listener)
+        self._listening = wanted
+
+    # -- read -----------------------------------------------------------------------------------
     def _read(self, conn: Connection) -> None:
-        if conn.end == len(conn.buffer):
-            self._compact(conn)
+        if not conn.reading or conn.memory_wait:  # paused since the selector was last told
+            self._update_events(conn)
+            return
+        free = len(conn.buffer) - conn.end
+        if free == 0 or conn.filled:
+            if not self._make_room(conn):
+                return
+            free = len(conn.buffer) - conn.end
         try:
             received = conn.sock.recv_into(memoryview(conn.buffer)[conn.end :])
         except (BlockingIOError, InterruptedError):
@@ -168,20 +424,88 @@ class SocketServer:
             return
         self.stats.bytes_in += received
         conn.end += received
+        conn.filled = received == free
         self._process_buffer(conn)
 
-    @staticmethod
-    def _compact(conn: Connection, capacity: int = 0) -> None:
-        """Move the unread bytes to the front, into a larger buffer if capacity asks for one.
+    def _make_room(self, conn: Connection) -> bool:
+        """Room at the buffer's end for the next read: the unread bytes moved to the front, or a
+        larger buffer when the frame being received (or data streaming in) needs one. A buffer at
+        most doubles, over bytes that arrived: the unread ones, or a read that filled it. False
+        when the memory pool has nothing left for it: the connection then waits, unread.
 
-        The buffer is kept and reused: a fresh megabyte per large request costs page faults.
-        Growing makes a new bytearray, never a resize, since frame views may still exist.
-        """
-        unread = conn.buffer[conn.start : conn.end]
-        if capacity > len(conn.buffer):
-            conn.buffer = bytearray(capacity)
-        conn.buffer[: len(unread)] = unread
-        conn.start, conn.end = 0, len(unread)
+        A new buffer is a new bytearray, never a resize, since frame views may still exist; the
+        old one is kept and reused otherwise (a fresh megabyte per request costs page faults)."""
+        buffer = conn.buffer
+        capacity = len(buffer)
+        unread = conn.end - conn.start
+        streaming = conn.filled
+        conn.filled = False
+        need = _INITIAL_BUFFER
+        if unread >= 4:  # the header of the frame being received (checked against the maximum)
+            need = max(need, 4 + _SIZE.unpack_from(buffer, conn.start)[0])
+        if streaming:
+            need += _READ_AHEAD
+        target = min(need, max(_INITIAL_BUFFER, 2 * (capacity if streaming else unread)))
+        if target <= capacity:
+            if conn.start:
+                buffer[:unread] = buffer[conn.start : conn.end]
+                conn.start, conn.end = 0, unread
+            if conn.end < capacity:
+                return True
+            target = 2 * capacity  # (a frame that fits is never left unread: not reached)
+        if self.pool.exhausted and conn is not self._exempt:
+            conn.memory_wait = True
+            self._waiting[conn] = None
+            self._waiting_changed = True
+            self._update_events(conn)
+            return False
+        grown = bytearray(target)
+        grown[:unread] = memoryview(buffer)[conn.start : conn.end]
+        self.pool.used += target - capacity
+        conn.buffer = grown
+        conn.start, conn.end = 0, unread
+        self._holders.add(conn)
+        return True
+
+    def _release_buffer(self, conn: Connection) -> None:
+        """Give an empty receive buffer back; the next bytes start a small one."""
+        self.pool.used -= len(conn.buffer)
+        conn.buffer = bytearray()
+        conn.start = conn.end = 0
+        conn.filled = False
+        self._holders.discard(conn)
+
+    def _wake_waiting(self) -> None:
+        """Read again the connections that waited for memory once the pool has some; while it
+        has none, let the one closest to a whole request go over the bound, so that requests
+        received in part cannot hold all of the pool and wait for each other."""
+        if not self.pool.exhausted:
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            for conn in waiting:
+                conn.memory_wait = False
+                self._update_events(conn)
+            return
+        if self._exempt is not None and not self._waiting_changed:
+            return
+        self._waiting_changed = False
+        candidates = list(self._waiting)
+        if self._exempt is not None:
+            candidates.append(self._exempt)
+        chosen = min(candidates, key=self._bytes_to_go)
+        if chosen is not self._exempt:
+            self._exempt = chosen
+            del self._waiting[chosen]
+            chosen.memory_wait = False
+            self._update_events(chosen)
+
+    @staticmethod
+    def _bytes_to_go(conn: Connection) -> int:
+        """Bytes still to arrive before the frame being received is whole."""
+        unread = conn.end - conn.start
+        if unread < 4:
+            return _INITIAL_BUFFER
+        return 4 + _SIZE.unpack_from(conn.buffer, conn.start)[0] - unread
 
     def _process_buffer(self, conn: Connection) -> None:
         if conn.processing:
@@ -193,40 +517,41 @@ class SocketServer:
             conn.processing = False
 
     def _process_frames(self, conn: Connection) -> None:
+        max_bytes = self.config.socket_request_max_bytes
         while conn.reading and not conn.closed:
             available = conn.end - conn.start
-            if conn.first_bytes and available >= 4:
+            if available < 4:
+                break
+            if conn.first_bytes:
                 conn.first_bytes = False
                 if conn.buffer[conn.start : conn.start + 4] == b"GET ":
                     self._serve_http(conn)
                     return
-            if available < 4:
-                break
             (size,) = _SIZE.unpack_from(conn.buffer, conn.start)
-            if not 0 < size <= self.config.socket_request_max_bytes:
+            if not 0 < size <= max_bytes:
                 self._close(
                     conn,
-                    f"frame of {size} bytes is outside 1..socket.request.max.bytes "
-                    f"({self.config.socket_request_max_bytes})",
+                    f"frame of {size} bytes is outside 1..socket.request.max.bytes ({max_bytes})",
                 )
                 return
-            if available - 4 >= size:
-                frame_start = conn.start + 4
-                conn.start = frame_start + size
-                self._dispatch(conn, memoryview(conn.buffer)[frame_start : frame_start + size])
-                continue
-            if conn.start + 4 + size > len(conn.buffer):  # make the whole frame fit
-                self._compact(conn, capacity=size + 4 + _RECEIVE_BUFFER)
-            break
-        if conn.start == conn.end:
+            if available - 4 < size:
+                break
+            frame_start = conn.start + 4
+            conn.start = frame_start + size
+            if conn is self._exempt:  # its request is whole: the pool's bound holds again
+                self._exempt = None
+            self._dispatch(conn, memoryview(conn.buffer)[frame_start : frame_start + size])
+        if conn.start == conn.end and not conn.closed:
             conn.start = conn.end = 0
+            if (self._waiting or self.pool.low) and conn.buffer:
+                self._release_buffer(conn)
 
     # -- dispatch -------------------------------------------------------------------------------
     def _dispatch(self, conn: Connection, frame: memoryview) -> None:
         try:
             header, request = decode_request(frame)
         except UnsupportedVersionError as exc:
-            log.info("%s: %s; closing", conn.peer, exc)
+            self.connection_log.log(logging.INFO, "%s: %s; closing", conn.peer, exc)
             self._enqueue_ready(conn, [encode_error_frame(exc.correlation_id, UNSUPPORTED_VERSION)])
             conn.close_after_send = True
             self._stop_reading(conn)
@@ -247,7 +572,13 @@ class SocketServer:
         try:
             self.apis.handle(header, request, respond)
         except Exception:  # a handler bug must not take the broker down: drop this connection
-            log.exception("%s: handling %s failed", conn.peer, type(request).__name__)
+            self.connection_log.log(
+                logging.ERROR,
+                "%s: handling %s failed",
+                conn.peer,
+                type(request).__name__,
+                exc_info=True,
+            )
             self._close(conn, "internal error")
             return
         if len(conn.responses) > _MAX_PENDING_RESPONSES:
@@ -260,12 +591,16 @@ class SocketServer:
     def _pump(self, conn: Connection) -> None:
         """Move answered responses (in order) to the outbound queue and send what the socket
         takes; wait for writability when it takes no more."""
-        while conn.responses and conn.responses[0].ready:
-            parts = conn.responses.popleft().parts
-            if parts:
-                for part in parts:
-                    conn.outbound.append(part)
-                    conn.unsent_bytes += len(part) if isinstance(part, bytes) else part.length
+        if conn.closed:
+            return
+        if conn.responses and conn.responses[0].ready:
+            self._touch(conn)
+            while conn.responses and conn.responses[0].ready:
+                parts = conn.responses.popleft().parts
+                if parts:
+                    for part in parts:
+                        conn.outbound.append(part)
+                        conn.unsent_bytes += len(part) if isinstance(part, bytes) else part.length
         try:
             self._send(conn)
         except (BlockingIOError, InterruptedError):
@@ -278,13 +613,9 @@ class SocketServer:
         if not conn.outbound and conn.close_after_send and not conn.responses:
             self._close(conn)
             return
-        wants_write = bool(conn.outbound)
         if not conn.reading and not conn.close_after_send and self._drained(conn):
             conn.reading = True
-        events = (selectors.EVENT_READ if conn.reading else 0) | (
-            selectors.EVENT_WRITE if wants_write else 0
-        )
-        self._set_events(conn, events)
+        self._update_events(conn)
         if conn.reading and conn.end > conn.start:
             self._process_buffer(conn)  # frames that arrived while reading was paused
 
@@ -340,6 +671,13 @@ class SocketServer:
         self.stats.bytes_out += count
 
     # -- connection state -----------------------------------------------------------------------
+    def _update_events(self, conn: Connection) -> None:
+        self._set_events(
+            conn,
+            (_READ if conn.reading and not conn.memory_wait else 0)
+            | (_WRITE if conn.outbound else 0),
+        )
+
     def _set_events(self, conn: Connection, events: int) -> None:
         if events == conn.events:
             return
@@ -360,13 +698,27 @@ class SocketServer:
         conn.closed = True
         if reason is not None:
             self.stats.connections_closed_on_error += 1
-            log.warning("closing connection from %s: %s", conn.peer, reason)
-        self.connections.discard(conn)
+            self.connection_log.log(
+                logging.WARNING, "closing connection from %s: %s", conn.peer, reason
+            )
+        del self.connections[conn]
+        remaining = self._per_ip[conn.ip] - 1
+        if remaining:
+            self._per_ip[conn.ip] = remaining
+        else:
+            del self._per_ip[conn.ip]
         if conn.events:
             self.selector.unregister(conn.sock)
         conn.sock.close()
         conn.outbound.clear()
         conn.responses.clear()
+        if conn.buffer:
+            self._release_buffer(conn)
+        self._waiting.pop(conn, None)
+        if self._exempt is conn:
+            self._exempt = None
+        if not self._listening:
+            self._update_listener()  # a slot under max.connections
 
     # -- HTTP stats -----------------------------------------------------------------------------
     def _serve_http(self, conn: Connection) -> None:

@@ -1,5 +1,6 @@
 """The partition log: appends, reads, rolls, indexes, timestamps, retention and flush policy."""
 
+import errno
 import os
 
 import pytest
@@ -13,7 +14,8 @@ from engine.errors import (
     UnsupportedForMessageFormatError,
 )
 from engine.records import CompressionType, decode_records, iter_batches
-from engine.storage import FetchIsolation, Log, LogConfig
+from engine.storage import FetchIsolation, FileRecords, Log, LogConfig
+from engine.storage.file_handles import FileHandleCache
 from tests.conftest import make_batch
 
 
@@ -343,3 +345,85 @@ def test_batches_without_timestamps_add_no_time_index_entry(tmp_path):
         log.append_as_leader(make_batch(1, timestamp=-1))
     assert log.active_segment.time_index.entries == 0
     assert log.active_segment.offset_index.entries == 2
+
+
+def test_a_new_log_makes_no_file_until_its_first_append_and_a_roll_makes_all_three(tmp_path):
+    log = open_log(tmp_path, segment_bytes=len(make_batch(2)))
+    log.close()
+    assert os.listdir(log.directory) == []  # an unused partition costs no file
+    log = open_log(tmp_path, segment_bytes=len(make_batch(2)))
+    log.append_as_leader(make_batch(2))
+    assert sorted(os.listdir(log.directory)) == ["00000000000000000000.log"]
+    log.append_as_leader(make_batch(2))  # rolls: the new segment's files exist at once
+    assert {"00000000000000000002.log", "00000000000000000002.index"} <= set(
+        os.listdir(log.directory)
+    )
+    log.close()
+    reopened = Log(log.directory, log.config, had_clean_shutdown=True)
+    assert reopened.log_end_offset == 4 and not reopened.active_segment.needs_recovery
+
+
+def test_segment_files_past_the_handle_budget_are_closed_and_reopened_when_used(tmp_path):
+    clock = Clock()
+    handles = FileHandleCache(capacity=2)
+    logs = [
+        Log(str(tmp_path / f"t-{p}"), LogConfig(), time_ms=clock, file_handles=handles)
+        for p in range(3)
+    ]
+    for p, log in enumerate(logs):
+        log.append_as_leader(make_batch(2, tag=p))
+    assert len(handles) == 2 and not logs[0].active_segment.log.is_open
+    opens = handles.opens
+    for _ in range(50):  # the partition being produced to keeps its descriptor
+        logs[2].append_as_leader(make_batch(2, tag=2))
+    assert handles.opens == opens
+    in_flight = logs[0].read(0, 1 << 20)  # a fetch of a closed file: reopened, as sendfile does
+    assert handles.opens == opens + 1
+    logs[1].read(0, 1 << 20).read()
+    logs[2].read(0, 1 << 20).read()
+    assert not in_flight.slices[0].file.is_open  # closed again since it was handed out
+    assert values(in_flight) == [b"0:0:".ljust(100, b"x"), b"0:1:".ljust(100, b"x")]
+
+    batch_size = len(make_batch(2))
+    config = LogConfig(segment_bytes=batch_size, retention_bytes=0, file_delete_delay_ms=5_000)
+    rolling = Log(str(tmp_path / "r-0"), config, time_ms=clock, file_handles=handles)
+    rolling.append_as_leader(make_batch(2, tag=7))
+    rolling.append_as_leader(make_batch(2, tag=8))
+    rolling.update_high_watermark(rolling.log_end_offset)
+    deleted = rolling.read(0, 1 << 20)
+    assert rolling.delete_old_segments() == 1
+    logs[1].read(0, 1 << 20).read()
+    logs[2].read(0, 1 << 20).read()  # closes the deleted segment's file...
+    assert not deleted.slices[0].file.is_open
+    assert values(deleted)[0].startswith(b"7:0:")  # ...which reopens until the delete delay
+    for log in [*logs, rolling]:
+        log.close()
+    assert len(handles) == 0
+
+
+def test_a_pinned_file_is_not_closed_and_emfile_gives_back_half(tmp_path, monkeypatch):
+    handles = FileHandleCache(capacity=1)
+    files = [FileRecords(str(tmp_path / f"{i}.log"), handles, create=False) for i in range(4)]
+    with files[0].pinned() as fd:
+        files[1].append(b"one")
+        assert files[0].is_open and os.fstat(fd).st_ino == os.stat(files[0].path).st_ino
+    files[2].append(b"two")
+    assert [f.is_open for f in files] == [False, False, True, False]
+
+    handles.capacity = 3
+    files[0].append(b"zero")
+    files[1].append(b"one")
+    real_open, failures = os.open, []
+
+    def emfile_once(*args):
+        if not failures:
+            failures.append(args[0])
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(*args)
+
+    monkeypatch.setattr(os, "open", emfile_once)
+    files[3].append(b"three")  # the process is out of descriptors: close some of ours, retry
+    assert failures == [files[3].path] and files[3].is_open and len(handles) <= 2
+    assert [f.read(0, f.size) for f in files] == [b"zero", b"oneone", b"two", b"three"]
+    for f in files:
+        f.close()

@@ -1,10 +1,14 @@
 """Crash behaviour: torn and corrupt tails, lost indexes, checkpoints, shutdown, write errors."""
 
+import errno
 import io
 import json
+import logging
 import os
 import pathlib
+import resource
 import shutil
+import signal
 import struct
 import subprocess
 import sys
@@ -12,12 +16,17 @@ import textwrap
 
 import pytest
 
+from engine.broker.config import KafkaConfig
 from engine.common import TopicPartition
+from engine.errors import KAFKA_STORAGE_ERROR, NONE
 from engine.records import CompressionType, decode_records, iter_batches
+from engine.server.broker import run_broker
+from engine.server.socket_server import SocketServer
 from engine.storage import Log, LogConfig, LogManager
 from engine.storage.log_manager import CLEAN_SHUTDOWN_FILE, RECOVERY_POINT_CHECKPOINT
 from engine.tools.dump_log import dump_log
-from tests.conftest import make_batch
+from tests.conftest import broker_process, make_batch
+from tests.test_many_partitions import Client, LimitedBroker, log_since
 
 BATCH = len(make_batch(3))
 CONFIG = LogConfig(segment_bytes=BATCH * 4, index_interval_bytes=BATCH)
@@ -267,3 +276,138 @@ def test_log_manager_applies_retention_and_flush_ms_to_every_log(tmp_path):
     with pytest.raises(ValueError, match="illegal topic name"):
         manager.get_or_create_log(TopicPartition("no/slashes", 0))
     manager.shutdown()
+
+
+def test_after_a_kill_the_broker_logs_which_partitions_recovery_truncated(tmp_path):
+    """kill -9, then a torn batch on one partition and a batch failing its CRC on another (as a
+    power loss leaves them): the restart says it is recovering, what it cut from each partition
+    (bytes, and offsets by the batch headers) and a summary; every acknowledged record stays."""
+    data_dir = str(tmp_path / "data")
+    broker = broker_process(data_dir).start()
+    client = Client(broker)
+    assert client.create_topics({"torn": 2}) == {"torn": (NONE, None)}
+    for i in range(10):
+        assert client.produce("torn", 0, b"zero %d" % i) == (NONE, i)
+    for i in range(5):
+        assert client.produce("torn", 1, b"one %d" % i) == (NONE, i)
+    client.close()
+    broker.stop(signal.SIGKILL)
+
+    torn = bytearray(make_batch(2, tag=7))
+    torn[:8] = (10).to_bytes(8, "big")
+    with open(os.path.join(data_dir, "torn-0", "00000000000000000000.log"), "ab") as f:
+        f.write(torn[:40])  # the header up to lastOffsetDelta and a little more
+    corrupt = bytearray(make_batch(3, tag=8))
+    corrupt[:8] = (5).to_bytes(8, "big")
+    corrupt[-1] ^= 0xFF
+    with open(os.path.join(data_dir, "torn-1", "00000000000000000000.log"), "ab") as f:
+        f.write(corrupt)
+
+    mark = os.path.getsize(broker.log_path)
+    broker.start()
+    client = Client(broker)
+    try:
+        assert client.fetch("torn", 0) == [b"zero %d" % i for i in range(10)]
+        assert client.fetch("torn", 1) == [b"one %d" % i for i in range(5)]
+        assert client.produce("torn", 0, b"next") == (NONE, 10)
+    finally:
+        client.close()
+        broker.stop()
+    logged = log_since(broker.log_path, mark)
+    assert "was not shut down cleanly: recovering 3 partitions" in logged
+    assert "torn-0: truncated 40 bytes of 00000000000000000000.log at position " in logged.replace(
+        os.path.join(data_dir, ""), ""
+    )
+    lines = {
+        name: [line for line in logged.splitlines() if f"{name}: truncated" in line]
+        for name in ("torn-0", "torn-1")
+    }
+    assert (
+        "(1 batch claiming 2 offsets by their headers); the log now ends at offset 10"
+        in (lines["torn-0"][0])
+    )
+    assert f"truncated {len(corrupt)} bytes" in lines["torn-1"][0]
+    assert "(1 batch claiming 3 offsets" in lines["torn-1"][0] and "CRC" in lines["torn-1"][0]
+    assert f"2 of 3 partitions truncated ({40 + len(corrupt)} bytes)" in logged
+
+
+def test_a_failing_write_is_logged_once_per_partition_with_its_path(tmp_path):
+    """Appends that fail (EFBIG here, under RLIMIT_FSIZE; ENOSPC and EIO take the same path)
+    answer KAFKA_STORAGE_ERROR each time, but are logged once per partition, naming the file."""
+    data_dir = str(tmp_path / "data")
+    limit = 64 * 1024
+    broker = LimitedBroker(
+        data_dir,
+        {resource.RLIMIT_FSIZE: (limit, limit)},
+        ignore=(signal.SIGXFSZ,),
+    ).start()
+    client = Client(broker)
+    value = b"v" * 4000
+    try:
+        assert client.create_topics({"full": 2}) == {"full": (NONE, None)}
+        acked = {}
+        for p in range(2):
+            results = [client.produce("full", p, value)[0] for _ in range(25)]
+            acked[p] = results.count(NONE)
+            assert results[acked[p] :] == [KAFKA_STORAGE_ERROR] * (25 - acked[p])
+            assert 10 < acked[p] < 20
+        assert len(client.fetch("full", 1)) == acked[1]  # what was written stays readable
+    finally:
+        client.close()
+        assert broker.stop() == 0
+    logged = log_since(broker.log_path, 0)
+    for p in range(2):
+        failures = [line for line in logged.splitlines() if f"full-{p} failed" in line]
+        assert len(failures) == 1, failures
+        assert os.path.join(data_dir, f"full-{p}") in failures[0]
+        assert "00000000000000000000.log" in failures[0] and "File too large" in failures[0]
+
+
+@pytest.fixture
+def signal_handlers():
+    """run_broker installs SIGTERM and SIGINT handlers: give pytest its own back."""
+    saved = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+    yield
+    for signum, handler in saved.items():
+        signal.signal(signum, handler)
+
+
+def test_stopped_cleanly_is_logged_only_after_a_clean_stop(
+    tmp_path, monkeypatch, caplog, signal_handlers
+):
+    """`kbench broker` used to log "stopped cleanly" even when serve() raised (issue 9: EMFILE
+    from the checkpoint), and to raise out of a shutdown that failed."""
+    data_dir = tmp_path / "data"
+    config = KafkaConfig(log_dir=str(data_dir), listen_port=0)
+
+    def stop_listening(server: SocketServer) -> None:  # what serve() does on its way out
+        server.listener.close()
+        server.selector.close()
+
+    def failing_loop(self):
+        stop_listening(self)
+        raise OSError(errno.EMFILE, "Too many open files")
+
+    monkeypatch.setattr(SocketServer, "serve", failing_loop)
+    with caplog.at_level(logging.INFO):
+        assert run_broker(config) == 1
+    assert "the event loop failed" in caplog.text and "stopped cleanly" not in caplog.text
+    assert not (data_dir / CLEAN_SHUTDOWN_FILE).exists()
+
+    caplog.clear()
+    monkeypatch.setattr(SocketServer, "serve", stop_listening)
+    with caplog.at_level(logging.INFO):
+        assert run_broker(config) == 0  # the directory was released; this stop is clean
+    assert "was not shut down cleanly" in caplog.text and "stopped cleanly" in caplog.text
+    assert (data_dir / CLEAN_SHUTDOWN_FILE).exists()
+
+    caplog.clear()
+
+    def no_space(self):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(LogManager, "_write_checkpoints", no_space)
+    with caplog.at_level(logging.INFO):
+        assert run_broker(config) == 1
+    assert "the shutdown was not clean" in caplog.text and "stopped cleanly" not in caplog.text
+    assert not (data_dir / CLEAN_SHUTDOWN_FILE).exists()

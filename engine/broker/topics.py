@@ -5,15 +5,27 @@ Files in the log directory, Kafka's where Kafka has one:
     <topic>-<p>/partition.metadata  "version: 0" and "topic_id: <base64 uuid>" per partition
     topic-configs.json              topic-level config overrides, {topic: {name: value}}
 A topic is the set of its partition directories; a crash during create or delete leaves some
-partitions, which load as a topic with fewer partitions. Files are replaced atomically.
+partitions, which load as a topic with fewer partitions. meta.properties and topic-configs.json
+are replaced atomically (fsynced). partition.metadata is written without an fsync of its own and
+the log directory is fsynced once per request, so creating N partitions costs N mkdirs and N
+small writes, not N fsyncs; after a power loss a partition.metadata may be empty or missing, and
+the partition then takes its topic id from its siblings (and the file is rewritten) on load.
+
+max.broker.partitions (KIP-578's name) bounds the partitions this broker holds: a CreateTopics,
+CreatePartitions or auto-creation that would pass it is refused with POLICY_VIOLATION before
+anything is created (the code Kafka's controller answers a request for too many partitions
+with), all or nothing per topic. A directory that already holds more still loads.
 """
 
 import base64
+import contextlib
 import json
+import logging
 import os
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
+
+from kafka.errors import PolicyViolationError
 
 from engine.broker.config import KafkaConfig
 from engine.broker.partition import Partition
@@ -24,6 +36,7 @@ from engine.errors import (
     INVALID_REPLICATION_FACTOR,
     INVALID_REQUEST,
     INVALID_TOPIC_EXCEPTION,
+    KAFKA_STORAGE_ERROR,
     TOPIC_ALREADY_EXISTS,
     UNKNOWN_TOPIC_OR_PARTITION,
 )
@@ -35,6 +48,10 @@ META_PROPERTIES = "meta.properties"
 PARTITION_METADATA = "partition.metadata"
 TOPIC_CONFIGS = "topic-configs.json"
 INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
+# Kafka's POLICY_VIOLATION (44); engine/errors.py does not list it yet
+POLICY_VIOLATION: int = PolicyViolationError.errno
+
+log = logging.getLogger(__name__)
 
 
 class TopicAdminError(Exception):
@@ -63,6 +80,10 @@ def _write_atomically(path: str, text: str) -> None:
     os.replace(path + ".tmp", path)
 
 
+def _partition_metadata(topic_id: uuid.UUID) -> str:
+    return f"version: 0\ntopic_id: {_encode_uuid(topic_id)}\n"
+
+
 def _encode_uuid(value: uuid.UUID) -> str:
     return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
 
@@ -83,16 +104,30 @@ class TopicManager:
         if os.path.exists(self._configs_path):
             with open(self._configs_path, encoding="utf-8") as f:
                 overrides = json.load(f)
-        for tp, log in sorted(log_manager.logs.items()):
+        missing_ids: list[str] = []
+        for tp, partition_log in sorted(log_manager.logs.items()):
             topic = self.topics.get(tp.topic)
             if topic is None:
-                topic_id = self._read_topic_id(log.directory) or uuid.uuid4()
+                topic_id = self._read_topic_id(partition_log.directory)
+                if topic_id is None:
+                    missing_ids.append(tp.topic)
                 topic = self.topics[tp.topic] = Topic(
-                    tp.topic, topic_id, configs=overrides.get(tp.topic, {})
+                    tp.topic, topic_id or uuid.uuid4(), configs=overrides.get(tp.topic, {})
                 )
             if topic.configs:
-                log.config = LogConfig.from_properties(topic.configs, base=config.log)
-            topic.partitions[tp.partition] = self._partition(tp, log)
+                partition_log.config = LogConfig.from_properties(topic.configs, base=config.log)
+            topic.partitions[tp.partition] = self._partition(tp, partition_log)
+        for name in missing_ids:
+            self._repair_topic_id(self.topics[name])
+        self.partition_count = sum(len(t.partitions) for t in self.topics.values())
+        if self.partition_count > config.max_broker_partitions:
+            log.warning(
+                "%s holds %d partitions, more than max.broker.partitions (%d): no partition can "
+                "be created until some are deleted",
+                config.log_dir,
+                self.partition_count,
+                config.max_broker_partitions,
+            )
 
     def _load_meta_properties(self) -> str:
         path = os.path.join(self.config.log_dir, META_PROPERTIES)
@@ -120,10 +155,47 @@ class TopicManager:
         except (OSError, KeyError, ValueError):
             return None
 
+    def _repair_topic_id(self, topic: Topic) -> None:
+        """The first partition's partition.metadata was missing or unreadable (a power loss
+        after a create): take the id most partitions hold, and rewrite the ones that differ."""
+        ids = {index: self._read_topic_id(p.log.directory) for index, p in topic.partitions.items()}
+        found = [i for i in ids.values() if i is not None]
+        if found:
+            topic.topic_id = max(set(found), key=found.count)
+        repaired = [index for index, i in ids.items() if i != topic.topic_id]
+        for index in repaired:
+            _write_atomically(
+                os.path.join(topic.partitions[index].log.directory, PARTITION_METADATA),
+                _partition_metadata(topic.topic_id),
+            )
+        log.warning(
+            "topic %s: partition.metadata missing or unreadable in %d of %d partitions; "
+            "rewritten with topic id %s",
+            topic.name,
+            len(repaired),
+            len(topic.partitions),
+            _encode_uuid(topic.topic_id),
+        )
+
     def _partition(self, tp: TopicPartition, log: Log) -> Partition:
-        return Partition(
+        partition = Partition(
             tp, log, leader_id=self.node_id, replicas=[self.node_id], isr=[self.node_id]
         )
+        # Becoming leader with an ISR of itself (Kafka's makeLeader): the high watermark is the
+        # log end offset, not the checkpointed one, which lags after a crash.
+        partition.maybe_increment_leader_high_watermark()
+        return partition
+
+    def _check_partition_limit(self, adding: int) -> None:
+        """Refuse (POLICY_VIOLATION) before anything is made if adding would pass the limit."""
+        limit = self.config.max_broker_partitions
+        if self.partition_count + adding > limit:
+            raise TopicAdminError(
+                POLICY_VIOLATION,
+                f"creating {adding} partitions would make {self.partition_count + adding} on "
+                f"this broker, more than max.broker.partitions ({limit}); "
+                f"{max(limit - self.partition_count, 0)} can still be created",
+            )
 
     # -- lookups --------------------------------------------------------------------------------
     def partition(self, tp: TopicPartition) -> Partition | None:
@@ -171,22 +243,54 @@ class TopicManager:
             log_config = LogConfig.from_properties(configs, base=self.config.log)
         except ValueError as exc:
             raise TopicAdminError(INVALID_CONFIG, str(exc)) from None
+        self._check_partition_limit(num_partitions)
         if validate_only:
             return None
         topic = self.topics[name] = Topic(name, uuid.uuid4(), configs=configs)
-        self._save_configs()
-        self._add_partitions(topic, range(num_partitions), log_config)
+        try:
+            self._save_configs()
+            self._add_partitions(topic, range(num_partitions), log_config)
+        except TopicAdminError:
+            del self.topics[name]
+            self._save_configs()
+            raise
         return topic
 
-    def _add_partitions(self, topic: Topic, indexes: Iterable[int], log_config: LogConfig) -> None:
-        for index in indexes:
-            tp = TopicPartition(topic.name, index)
-            log = self.log_manager.get_or_create_log(tp, log_config)
-            _write_atomically(
-                os.path.join(log.directory, PARTITION_METADATA),
-                f"version: 0\ntopic_id: {_encode_uuid(topic.topic_id)}\n",
-            )
-            topic.partitions[index] = self._partition(tp, log)
+    def _add_partitions(self, topic: Topic, indexes: range, log_config: LogConfig) -> None:
+        """Make the partitions, all or none: a failure (ENOSPC, EMFILE) deletes the ones this
+        call made and raises KAFKA_STORAGE_ERROR."""
+        metadata = _partition_metadata(topic.topic_id)
+        made: list[int] = []
+        tp = TopicPartition(topic.name, indexes.start)
+        try:
+            for index in indexes:
+                tp = TopicPartition(topic.name, index)
+                partition_log = self.log_manager.get_or_create_log(tp, log_config)
+                made.append(index)
+                with open(
+                    os.path.join(partition_log.directory, PARTITION_METADATA), "w", encoding="utf-8"
+                ) as f:
+                    f.write(metadata)
+                topic.partitions[index] = self._partition(tp, partition_log)
+                self.partition_count += 1
+            self.log_manager.sync_log_dir()
+        except OSError as exc:
+            log.error("creating partition %s failed: %s; removing the %d made", tp, exc, len(made))
+            if tp.partition not in made:  # its directory may exist without a log
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.join(self.log_manager.log_dir, str(tp)))
+            for index in made:
+                if topic.partitions.pop(index, None) is not None:
+                    self.partition_count -= 1
+                try:
+                    self.log_manager.delete_log(TopicPartition(topic.name, index))
+                except OSError as cleanup_exc:
+                    log.error("removing partition %s-%d: %s", topic.name, index, cleanup_exc)
+            raise TopicAdminError(
+                KAFKA_STORAGE_ERROR,
+                f"creating partition {tp} failed: {exc}; none of partitions "
+                f"{indexes.start}-{indexes.stop - 1} of {topic.name!r} were created",
+            ) from exc
 
     def create_partitions(self, name: str, count: int, validate_only: bool = False) -> None:
         topic = self.topics.get(name)
@@ -197,6 +301,7 @@ class TopicManager:
             raise TopicAdminError(
                 INVALID_PARTITIONS, f"topic {name!r} has {current} partitions, asked for {count}"
             )
+        self._check_partition_limit(count - current)
         if not validate_only:
             self._add_partitions(topic, range(current, count), self.log_config(name))
 
@@ -207,6 +312,7 @@ class TopicManager:
         if topic.is_internal:
             raise TopicAdminError(INVALID_REQUEST, f"internal topic {name!r} cannot be deleted")
         del self.topics[name]
+        self.partition_count -= len(topic.partitions)
         for index in topic.partitions:
             self.log_manager.delete_log(TopicPartition(name, index))
         self._save_configs()

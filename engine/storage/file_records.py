@@ -1,13 +1,19 @@
 """FileRecords: a segment's .log file, the record batches laid end to end exactly as received.
 
 Layout: batch after batch (record batch v2, see engine.records.batch), no file header, no padding.
-The file is opened O_APPEND and written with one write call per append; `size` counts only bytes
-whose write completed. Crash behaviour: a crash can leave a torn batch at the tail, which
-LogSegment.recover finds by framing and CRC and truncates. A failed write (ENOSPC, EIO, EFBIG) is
-truncated back at once, so the file never holds a partial append while the broker runs.
+Writes go through a descriptor opened O_APPEND, one write call per append; `size` counts only
+bytes whose write completed. The descriptor is opened on first use and may be closed again by the
+FileHandleCache when many files are open (see file_handles.py); it is reopened by path on the next
+use, so `fd` is only valid until the next file is opened. A new log's first segment has no file
+until its first append.
+
+Crash behaviour: a crash can leave a torn batch at the tail, which LogSegment.recover finds by
+framing and CRC and truncates. A failed write (ENOSPC, EIO, EFBIG) is truncated back at once, so
+the file never holds a partial append while the broker runs.
 """
 
 import contextlib
+import errno
 import os
 import struct
 from collections.abc import Iterator
@@ -16,6 +22,7 @@ from typing import NamedTuple
 
 from engine.errors import CorruptRecordError, KafkaStorageError
 from engine.records.batch import HEADER_SIZE, LOG_OVERHEAD, MAGIC, RecordBatch, read_batch_prefix
+from engine.storage.file_handles import FileHandleCache, default_file_handles
 
 _SCAN_CHUNK = 16 * 1024  # headers are read this many bytes at a time when batches are small
 _READ_CHUNK = 8 * 1024 * 1024  # whole batches are read this many bytes at a time
@@ -43,8 +50,9 @@ class BatchHeader(NamedTuple):
 class FileSlice:
     """Whole batches in a file, ready for os.sendfile(out, slice.file.fd, position, length).
 
-    It holds the FileRecords, not a number, so a segment deleted by retention stays readable
-    until its files are closed after file.delete.delay.ms.
+    It holds the FileRecords, not a number: the descriptor is looked up when the bytes are sent
+    (reopened if the FileHandleCache closed it), and a segment deleted by retention stays
+    readable until its files are closed after file.delete.delay.ms.
     """
 
     file: "FileRecords"
@@ -83,12 +91,61 @@ def read_batches(fd: int, size: int, start: int = 0) -> Iterator[tuple[int, Reco
         position += batch_size
 
 
+_OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+
+
 class FileRecords:
-    def __init__(self, path: str) -> None:
+    def __init__(
+        self, path: str, handles: FileHandleCache | None = None, *, create: bool = True
+    ) -> None:
+        """The file at path; create=False leaves a missing file to the first append."""
         self.path = path
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
-        self.size = os.fstat(self.fd).st_size
+        self.handles = handles if handles is not None else default_file_handles()
+        self.pins = 0  # > 0 while a reader holds the descriptor number (see pinned)
+        self._fd = -1
+        self._closed = False
         self.failure: str | None = None  # set when a failed write could not be undone
+        self.exists = True  # False until a file that create=False found missing is written
+        if create:
+            self.size = os.fstat(self.fd).st_size
+        else:
+            try:
+                self.size = os.stat(path).st_size
+            except FileNotFoundError:
+                self.size, self.exists = 0, False
+
+    @property
+    def fd(self) -> int:
+        """The open descriptor, opened (or reopened) now if the cache had closed it. Valid until
+        another file is opened: read it again rather than keep it (or hold `pinned()`)."""
+        if self._fd >= 0:
+            self.handles.touch(self)
+            return self._fd
+        if self._closed:
+            raise OSError(errno.EBADF, f"{self.path} is closed")
+        self._fd = self.handles.open(self, self.path, _OPEN_FLAGS)
+        self.exists = True
+        return self._fd
+
+    @property
+    def is_open(self) -> bool:
+        return self._fd >= 0
+
+    def release_handle(self) -> None:
+        """The cache evicts this file: close the descriptor; the next use reopens it."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    @contextlib.contextmanager
+    def pinned(self) -> Iterator[int]:
+        """The descriptor, kept open (never evicted) until the block ends."""
+        fd = self.fd
+        self.pins += 1
+        try:
+            yield fd
+        finally:
+            self.pins -= 1
 
     def append(self, data: memoryview | bytes) -> None:
         """Write data at the end; on any error truncate the partial write and raise."""
@@ -97,15 +154,19 @@ class FileRecords:
         start = self.size
         written = 0
         try:
+            fd = self.fd
+        except OSError as exc:  # nothing was written
+            raise KafkaStorageError(f"cannot open {self.path}: {exc.strerror}") from exc
+        try:
             while written < len(data):  # a regular file writes short only when it is failing
-                written += os.write(self.fd, data[written:])
+                written += os.write(fd, data[written:])
         except OSError as exc:
-            self._truncate_after_failure(start, written, exc)
+            self._truncate_after_failure(fd, start, written, exc)
         self.size = start + written
 
-    def _truncate_after_failure(self, start: int, written: int, exc: OSError) -> None:
+    def _truncate_after_failure(self, fd: int, start: int, written: int, exc: OSError) -> None:
         try:
-            os.ftruncate(self.fd, start)
+            os.ftruncate(fd, start)
         except OSError as truncate_exc:
             # The file now holds bytes the log does not account for: refuse further appends;
             # recovery on the next open truncates them.
@@ -171,7 +232,10 @@ class FileRecords:
             position += size
 
     def flush(self) -> None:
-        os.fsync(self.fd)
+        """fsync the file (through a reopened descriptor if the cache closed it: fsync flushes
+        the file's dirty pages whichever descriptor wrote them)."""
+        if self.exists:
+            os.fsync(self.fd)
 
     def truncate_to(self, size: int) -> int:
         """Cut the file to size bytes; returns how many bytes were removed."""
@@ -182,13 +246,16 @@ class FileRecords:
         return max(removed, 0)
 
     def rename(self, path: str) -> None:
-        os.rename(self.path, path)
+        if self.exists:
+            os.rename(self.path, path)
         self.path = path
 
     def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
+        """Close the descriptor for good (a closed FileRecords is not reopened)."""
+        self._closed = True
+        if self._fd >= 0:
+            self.handles.forget(self)
+            self.release_handle()
 
     def delete(self) -> None:
         self.close()

@@ -7,8 +7,13 @@ Offsets kept apart, as in Kafka's UnifiedLog:
   see nothing beyond it. The broker advances it (with replication, to what the ISR has);
 - recovery point: everything below it has been fsynced; after an unclean shutdown only segments
   from the recovery point onwards are re-validated.
+
+What recovery cuts (bytes, offsets, later segments) is logged as a warning with the partition's
+directory, and kept in `recoveries`. A failed write or roll (ENOSPC, EIO, EMFILE) is logged once
+per partition until a write succeeds again, not once per request.
 """
 
+import logging
 import os
 import time
 from bisect import bisect_right
@@ -18,6 +23,7 @@ from enum import Enum
 
 from engine.errors import (
     InvalidRecordError,
+    KafkaStorageError,
     OffsetOutOfRangeError,
     OutOfOrderSequenceError,
     RecordListTooLargeError,
@@ -25,6 +31,7 @@ from engine.errors import (
 )
 from engine.records.batch import LOG_OVERHEAD, RecordBatch, iter_batches
 from engine.storage.config import LogConfig
+from engine.storage.file_handles import FileHandleCache
 from engine.storage.file_records import FileSlice
 from engine.storage.log_segment import (
     DELETED_SUFFIX,
@@ -32,10 +39,17 @@ from engine.storage.log_segment import (
     LOG_SUFFIX,
     TIME_INDEX_SUFFIX,
     LogSegment,
+    SegmentRecovery,
 )
 from engine.storage.producer_state import BatchMetadata, ProducerStateManager
 
 _TEMPORARY_SUFFIXES = (DELETED_SUFFIX, ".cleaned", ".swap", ".tmp")
+
+log = logging.getLogger(__name__)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def wall_clock_ms() -> int:
@@ -85,21 +99,33 @@ class Log:
         high_watermark: int = 0,
         had_clean_shutdown: bool = False,
         time_ms: Callable[[], int] = wall_clock_ms,
+        file_handles: FileHandleCache | None = None,
+        new: bool = False,
     ) -> None:
         """Open (creating if needed) the partition directory and load its segments.
 
         After an unclean shutdown every segment from the recovery point on is re-validated and
         its indexes rebuilt; a torn or corrupt tail is truncated and later segments deleted.
+        Segment files are opened when used, under file_handles (the process's default cache
+        when None). new: the caller has just made the empty directory, so there is nothing to
+        list or load (creating many partitions stays cheap).
         """
         self.directory = directory
         self.config = config or LogConfig()
         self._time_ms = time_ms
-        os.makedirs(directory, exist_ok=True)
+        self._file_handles = file_handles
+        if not new:
+            os.makedirs(directory, exist_ok=True)
         self._segments: list[LogSegment] = []
         self._base_offsets: list[int] = []
         self._pending_deletes: list[tuple[int, LogSegment]] = []
         self.recovered_bytes_truncated = 0
-        self._load(recovery_point, log_start_offset, had_clean_shutdown)
+        self.recoveries: list[SegmentRecovery] = []  # what recovery cut, segment by segment
+        self.storage_error: str | None = None  # the failure last logged, until a write succeeds
+        if new:
+            self._add_segment(self._new_segment(log_start_offset, self._time_ms(), create=False))
+        else:
+            self._load(recovery_point, log_start_offset, had_clean_shutdown)
         self.log_end_offset = self.active_segment.next_offset
         self.log_start_offset = min(
             max(log_start_offset, self._segments[0].base_offset), self.log_end_offset
@@ -113,7 +139,8 @@ class Log:
         self._unflushed_messages = 0
         self._last_flush_ms = self._time_ms()
         self.producer_state = ProducerStateManager(directory)
-        self._rebuild_producer_state()
+        if not new:
+            self._rebuild_producer_state()
 
     # -- loading --------------------------------------------------------------------------------
     def _load(self, recovery_point: int, log_start_offset: int, had_clean_shutdown: bool) -> None:
@@ -136,9 +163,11 @@ class Log:
                 os.unlink(os.path.join(self.directory, name))
         now = self._time_ms()
         for base_offset in base_offsets:
-            self._add_segment(self._new_segment(base_offset, now))
+            self._add_segment(self._new_segment(base_offset, now, create=False))
         if not self._segments:  # a new log, or one whose segments were all deleted
-            self._add_segment(self._new_segment(log_start_offset, now))
+            # A log past offset 0 keeps its end offset in a file at once; a new one's first
+            # segment waits for its first append (a partition nobody writes costs no file).
+            self._add_segment(self._new_segment(log_start_offset, now, create=log_start_offset > 0))
             return
         first_unflushed = (
             len(base_offsets) if had_clean_shutdown else self._segment_index(recovery_point)
@@ -160,17 +189,44 @@ class Log:
 
     def _truncated_in_recovery(self, segment: LogSegment) -> None:
         """A segment lost its tail: later segments cannot follow it, so they go (as in Kafka)."""
+        cut = segment.last_recovery
+        assert cut is not None  # recover() cut bytes
+        self.recoveries.append(cut)
+        log.warning(
+            "recovery of %s: truncated %d bytes of %s at position %d (%s claiming %s by their "
+            "headers); the log now ends at offset %d: %s",
+            self.directory,
+            cut.bytes_truncated,
+            os.path.basename(cut.path),
+            cut.position,
+            _count(cut.batches, "batch", "batches"),
+            _count(cut.offsets, "offset", "offsets"),
+            cut.next_offset,
+            cut.reason,
+        )
         while self._segments[-1] is not segment:
-            self._segments.pop().delete()
+            later = self._segments.pop()
             self._base_offsets.pop()
+            log.warning(
+                "recovery of %s: deleted segment %s (%d bytes, offsets from %d) after the "
+                "truncation",
+                self.directory,
+                os.path.basename(later.log.path),
+                later.size,
+                later.base_offset,
+            )
+            self.recovered_bytes_truncated += later.size
+            later.delete()
 
-    def _new_segment(self, base_offset: int, now: int) -> LogSegment:
+    def _new_segment(self, base_offset: int, now: int, create: bool = True) -> LogSegment:
         return LogSegment(
             self.directory,
             base_offset,
             index_interval_bytes=self.config.index_interval_bytes,
             max_index_size=self.config.segment_index_bytes,
             created_ms=now,
+            handles=self._file_handles,
+            create=create,
         )
 
     def _add_segment(self, segment: LogSegment) -> None:
@@ -244,8 +300,18 @@ class Log:
             next_offset += batch.last_offset_delta + 1
             if batch.max_timestamp > max_timestamp:
                 max_timestamp, offset_of_max_timestamp = batch.max_timestamp, next_offset - 1
-        segment = self._maybe_roll(len(view), max_timestamp, next_offset - 1, now)
-        segment.append(view, batches)
+        try:
+            segment = self._maybe_roll(len(view), max_timestamp, next_offset - 1, now)
+            segment.append(view, batches)
+        except KafkaStorageError as exc:
+            self.report_storage_error("append", exc)
+            raise
+        except OSError as exc:  # a roll could not create or fsync files
+            error = KafkaStorageError(f"{self.directory}: roll failed: {exc}")
+            self.report_storage_error("roll", error)
+            raise error from exc
+        if self.storage_error is not None:
+            self.storage_recovered()
         self.log_end_offset = next_offset
         self._update_producer_state(batches)
         self._unflushed_messages += record_count
@@ -367,6 +433,22 @@ class Log:
         # As Kafka: a snapshot per segment bounds the rebuild after a crash to the active one.
         self.producer_state.take_snapshot()
         return segment
+
+    def report_storage_error(self, action: str, exc: Exception) -> None:
+        """Log a failed append or roll with its path, once until a write succeeds again."""
+        if self.storage_error is None:
+            log.error(
+                "%s of %s failed: %s; produce requests are answered KAFKA_STORAGE_ERROR while "
+                "this lasts, and further failures are not logged until a write succeeds",
+                action,
+                self.directory,
+                exc,
+            )
+        self.storage_error = str(exc)
+
+    def storage_recovered(self) -> None:
+        log.warning("writes to %s succeed again", self.directory)
+        self.storage_error = None
 
     # -- read -----------------------------------------------------------------------------------
     def read(

@@ -9,18 +9,30 @@ Layout of the directory (log.dirs), as Kafka's:
     .lock                               flock'd while a process owns the directory
 
 Crash behaviour: without the clean-shutdown marker every log is recovered from its checkpointed
-recovery point (from offset 0 if the checkpoint is missing or unreadable).
+recovery point (from offset 0 if the checkpoint is missing or unreadable); the manager logs that
+it is recovering, each log what it truncated, and the manager a summary. The marker is written
+only when every log closed and the checkpoints were written; a shutdown that failed leaves the
+next start to recover.
+
+Segment files are opened when used and at most `file_handles.capacity` stay open (see
+file_handles.py), so a directory with more partitions than descriptors still loads and serves.
+Periodic work (retention, flush.ms, checkpoints) that fails for an OSError is logged, once per
+partition or file until it succeeds again, and retried on the next round instead of stopping
+the broker.
 """
 
 import fcntl
 import logging
 import os
 import re
+import time
 from collections.abc import Callable
 
 from engine.common import TopicPartition
+from engine.errors import KafkaStorageError
 from engine.storage.checkpoint import CheckpointError, OffsetCheckpointFile
 from engine.storage.config import LogConfig
+from engine.storage.file_handles import FileHandleCache, default_file_handles
 from engine.storage.log import Log, wall_clock_ms
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
@@ -56,10 +68,13 @@ class LogManager:
         config: LogConfig | None = None,
         *,
         time_ms: Callable[[], int] = wall_clock_ms,
+        file_handles: FileHandleCache | None = None,
     ) -> None:
         self.log_dir = log_dir
         self.config = config or LogConfig()
         self._time_ms = time_ms
+        self.file_handles = file_handles if file_handles is not None else default_file_handles()
+        self._failures: dict[str, str] = {}  # periodic work that failed -> the error last logged
         os.makedirs(log_dir, exist_ok=True)
         self._lock_fd = os.open(os.path.join(log_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -77,18 +92,41 @@ class LogManager:
         log_starts = self._read(self._log_starts)
         high_watermarks = self._read(self._high_watermarks)
         clean = self.had_clean_shutdown and recovery_points is not None
-        for name in sorted(os.listdir(log_dir)):
-            tp = parse_partition_dir(name)
-            if tp is None or not os.path.isdir(os.path.join(log_dir, name)):
-                continue
+        partitions = []
+        for entry in sorted(os.scandir(log_dir), key=lambda e: e.name):
+            tp = parse_partition_dir(entry.name)
+            if tp is not None and entry.is_dir():
+                partitions.append((tp, entry.path))
+        started = time.monotonic()
+        if not clean and partitions:
+            log.warning(
+                "%s was not shut down cleanly: recovering %d partitions from their recovery points",
+                log_dir,
+                len(partitions),
+            )
+        for tp, path in partitions:
             self._logs[tp] = Log(
-                os.path.join(log_dir, name),
+                path,
                 self.config,
                 recovery_point=(recovery_points or {}).get(tp, 0),
                 log_start_offset=(log_starts or {}).get(tp, 0),
                 high_watermark=(high_watermarks or {}).get(tp, 0),
                 had_clean_shutdown=clean,
                 time_ms=time_ms,
+                file_handles=self.file_handles,
+            )
+        truncated = [p for p in self._logs.values() if p.recoveries]
+        if not clean and partitions:
+            log.warning(
+                "recovery of %s done in %.1f s: %d of %d partitions truncated (%d bytes)%s",
+                log_dir,
+                time.monotonic() - started,
+                len(truncated),
+                len(partitions),
+                sum(partition_log.recovered_bytes_truncated for partition_log in truncated),
+                ": " + ", ".join(os.path.basename(p.directory) for p in truncated[:20])
+                if truncated
+                else "",
             )
         if self.had_clean_shutdown:
             os.unlink(marker)  # from here on a crash must be detectable
@@ -119,14 +157,36 @@ class LogManager:
         validate_topic_name(tp.topic)
         if tp.partition < 0:
             raise ValueError(f"partition must be >= 0, got {tp.partition}")
+        # No file is made until the first append, and nothing is fsynced here: see sync_log_dir.
+        directory = os.path.join(self.log_dir, str(tp))
+        try:
+            os.mkdir(directory)
+            new = True
+        except FileExistsError:  # left by a delete that did not finish: load what it holds
+            new = False
         created = Log(
-            os.path.join(self.log_dir, str(tp)),
+            directory,
             config or self.config,
             had_clean_shutdown=True,  # a new directory has nothing to recover
             time_ms=self._time_ms,
+            file_handles=self.file_handles,
+            new=new,
         )
         self._logs[tp] = created
         return created
+
+    def sync_log_dir(self) -> None:
+        """fsync the log directory: the entries of partition directories made since the last
+        call survive a power loss (one fsync for a whole CreateTopics, not one per partition)."""
+        fd = os.open(self.log_dir, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    @property
+    def segment_count(self) -> int:
+        return sum(len(partition_log.segments) for partition_log in self._logs.values())
 
     def delete_log(self, tp: TopicPartition) -> None:
         removed = self._logs.pop(tp, None)
@@ -139,26 +199,89 @@ class LogManager:
 
     # -- periodic work --------------------------------------------------------------------------
     def cleanup_logs(self) -> int:
-        """Retention over every log; returns the number of segments deleted."""
-        return sum(log.delete_old_segments() for log in self._logs.values())
+        """Retention over every log; returns the number of segments deleted. A log whose files
+        cannot be renamed or deleted is logged (once until it succeeds) and skipped."""
+        deleted = 0
+        for partition_log in self._logs.values():
+            try:
+                deleted += partition_log.delete_old_segments()
+            except OSError as exc:
+                self._failed(f"retention of {partition_log.directory}", exc)
+            else:
+                self._succeeded(f"retention of {partition_log.directory}")
+        return deleted
 
     def flush_dirty_logs(self) -> int:
-        """flush.ms over every log; returns how many were flushed."""
-        return sum(log.maybe_flush() for log in self._logs.values())
+        """flush.ms over every log; returns how many were flushed. A failed fsync is logged once
+        per partition until one succeeds; the recovery point stays where it was."""
+        flushed = 0
+        for partition_log in self._logs.values():
+            try:
+                flushed += partition_log.maybe_flush()
+            except OSError as exc:
+                self._failed(f"flush of {partition_log.directory}", exc)
+            else:
+                self._succeeded(f"flush of {partition_log.directory}")
+        return flushed
 
-    def checkpoint(self) -> None:
-        """Write the three checkpoint files from the logs' current offsets."""
+    def checkpoint(self) -> bool:
+        """Write the three checkpoint files from the logs' current offsets. For the timer: a
+        failure is logged (once until it succeeds) and left to the next round, so it returns
+        False; recovery after a crash starts from the older recovery points meanwhile."""
+        try:
+            self._write_checkpoints()
+        except OSError as exc:
+            self._failed(f"checkpoint of {self.log_dir}", exc)
+            return False
+        self._succeeded(f"checkpoint of {self.log_dir}")
+        return True
+
+    def _write_checkpoints(self) -> None:
         self._recovery_points.write({tp: log.recovery_point for tp, log in self._logs.items()})
         self._log_starts.write({tp: log.log_start_offset for tp, log in self._logs.items()})
         self._high_watermarks.write({tp: log.high_watermark for tp, log in self._logs.items()})
 
-    def shutdown(self) -> None:
-        """Flush and close every log, checkpoint, then mark the shutdown clean."""
+    def _failed(self, what: str, exc: OSError) -> None:
+        if what not in self._failures:
+            log.error("%s failed: %s; retrying, further failures are not logged", what, exc)
+        self._failures[what] = str(exc)
+
+    def _succeeded(self, what: str) -> None:
+        if self._failures.pop(what, None) is not None:
+            log.warning("%s succeeds again", what)
+
+    def close_unclean(self) -> None:
+        """Close every file without flushing, checkpointing or the marker, and release the
+        directory: what a crash leaves (after a failure of unknown extent), so the next start
+        recovers."""
         for partition_log in self._logs.values():
-            partition_log.close()
-        self.checkpoint()
-        with open(os.path.join(self.log_dir, CLEAN_SHUTDOWN_FILE), "w") as marker:
-            marker.flush()
-            os.fsync(marker.fileno())
+            partition_log.close_handlers()
         os.close(self._lock_fd)
         self._logs.clear()
+
+    def shutdown(self) -> None:
+        """Flush and close every log, checkpoint, then mark the shutdown clean.
+
+        A log that fails to close does not stop the others; the checkpoints are still written,
+        but not the marker, and the first error is raised: the next start recovers.
+        """
+        errors: list[Exception] = []
+        for partition_log in self._logs.values():
+            try:
+                partition_log.close()
+            except (OSError, KafkaStorageError) as exc:
+                log.error("closing %s failed: %s", partition_log.directory, exc)
+                errors.append(exc)
+        try:
+            self._write_checkpoints()
+            if not errors:
+                with open(os.path.join(self.log_dir, CLEAN_SHUTDOWN_FILE), "w") as marker:
+                    marker.flush()
+                    os.fsync(marker.fileno())
+        except OSError as exc:
+            errors.append(exc)
+        finally:
+            os.close(self._lock_fd)
+            self._logs.clear()
+        if errors:
+            raise errors[0]

@@ -5,20 +5,27 @@ Files in the partition directory, the base offset zero-padded to 20 digits:
     00000000000000000000.index      offset -> position (see offset_index.py)
     00000000000000000000.timeindex  timestamp -> offset (see time_index.py)
 A segment being deleted carries a `.deleted` suffix on all three until its files are closed.
+A rolled segment creates its three files at once; the first segment of a new log creates its
+.log on the first append and its indexes on the first flush or close, so an unused partition
+costs no files. The indexes hold no descriptor, and the .log's comes from the FileHandleCache.
 
 Crash behaviour: `recover` re-reads the .log from position 0, validates every batch (framing,
 magic 2, CRC-32C, offsets contiguous from the base offset), rebuilds both indexes exactly as
-appends would have built them, and truncates the file at the first invalid batch.
+appends would have built them, and truncates the file at the first invalid batch; what it cut
+(bytes, and the batches and offsets their headers claim) is kept in `last_recovery`.
 """
 
 import os
+import struct
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 from engine.errors import CorruptRecordError, UnsupportedForMessageFormatError
 from engine.records.batch import LOG_OVERHEAD, MAGIC, RecordBatch
 from engine.records.record import decode_records
 from engine.storage.config import LogConfig
+from engine.storage.file_handles import FileHandleCache
 from engine.storage.file_records import BatchHeader, FileRecords, FileSlice, read_batches
 from engine.storage.index import IndexCorruptError
 from engine.storage.offset_index import OffsetIndex
@@ -29,11 +36,27 @@ INDEX_SUFFIX = ".index"
 TIME_INDEX_SUFFIX = ".timeindex"
 DELETED_SUFFIX = ".deleted"
 _MAX_RELATIVE_OFFSET = 0x7FFFFFFF
+_LENGTH = struct.Struct(">i")  # batchLength, bytes 8-11
+_DELTA = struct.Struct(">i")  # lastOffsetDelta, bytes 23-26
+_LAST_OFFSET_DELTA_END = 27
 _Index = TypeVar("_Index", OffsetIndex, TimeIndex)
 
 
 def segment_file_name(base_offset: int, suffix: str) -> str:
     return f"{base_offset:020d}{suffix}"
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRecovery:
+    """What LogSegment.recover cut from the end of a .log file."""
+
+    path: str
+    position: int  # where the file now ends
+    next_offset: int  # the offset after the last valid batch
+    bytes_truncated: int
+    batches: int  # batches whose headers framed in the cut bytes (torn or invalid)
+    offsets: int  # offsets those headers claimed
+    reason: str
 
 
 class LogSegment:
@@ -45,12 +68,16 @@ class LogSegment:
         index_interval_bytes: int,
         max_index_size: int,
         created_ms: int,
+        handles: FileHandleCache | None = None,
+        create: bool = True,
     ) -> None:
+        """The segment's files; create=False opens existing ones (a missing .log is created by
+        the first append)."""
         self.directory = directory
         self.base_offset = base_offset
         self.index_interval_bytes = index_interval_bytes
         self.created_ms = created_ms
-        self.log = FileRecords(self._path(LOG_SUFFIX))
+        self.log = FileRecords(self._path(LOG_SUFFIX), handles, create=create)
         try:
             self.offset_index, index_ok = self._open_index(
                 OffsetIndex, INDEX_SUFFIX, max_index_size
@@ -58,6 +85,9 @@ class LogSegment:
             self.time_index, time_ok = self._open_index(
                 TimeIndex, TIME_INDEX_SUFFIX, max_index_size
             )
+            if create:
+                self.offset_index.write()  # creates the empty files
+                self.time_index.write()
         except OSError:
             self.log.close()
             raise
@@ -68,6 +98,7 @@ class LogSegment:
         self.rolling_based_timestamp: int | None = None
         self._next_offset: int | None = None
         self.recovery_error: Exception | None = None
+        self.last_recovery: SegmentRecovery | None = None  # set by recover() when it cut bytes
 
     def _path(self, suffix: str) -> str:
         return os.path.join(self.directory, segment_file_name(self.base_offset, suffix))
@@ -76,9 +107,10 @@ class LogSegment:
         self, cls: type[_Index], suffix: str, max_index_size: int
     ) -> tuple[_Index, bool]:
         path = self._path(suffix)
-        existed = os.path.exists(path)
         try:
-            return cls(path, self.base_offset, max_index_size), existed or self.log.size == 0
+            # Log._load deleted indexes without a .log: a missing .log has none to read
+            index = cls(path, self.base_offset, max_index_size, load=self.log.exists)
+            return index, index.exists or self.log.size == 0
         except IndexCorruptError:
             os.unlink(path)
             return cls(path, self.base_offset, max_index_size), False
@@ -124,7 +156,10 @@ class LogSegment:
         """The segment's largest record timestamp; the file's mtime if it holds none (as Kafka)."""
         if self.max_timestamp != NO_TIMESTAMP:
             return self.max_timestamp
-        return int(os.stat(self.log.path).st_mtime * 1000)
+        try:
+            return int(os.stat(self.log.path).st_mtime * 1000)
+        except FileNotFoundError:  # a new log's first segment before its first append
+            return self.created_ms
 
     def should_roll(
         self, append_size: int, max_timestamp: int, last_offset: int, config: LogConfig, now_ms: int
@@ -192,8 +227,12 @@ class LogSegment:
 
     def close(self) -> None:
         self.on_become_inactive()
-        self.offset_index.close()
-        self.time_index.close()
+        if self.log.exists:
+            self.offset_index.close()
+            self.time_index.close()
+        else:  # never written: leave no files behind
+            self.offset_index.close_handler()
+            self.time_index.close_handler()
         self.log.close()
 
     def close_handlers(self) -> None:
@@ -281,20 +320,52 @@ class LogSegment:
         self.bytes_since_last_index_entry = 0
         self.rolling_based_timestamp = None
         self.recovery_error = None
+        self.last_recovery = None
         expected_offset = self.base_offset
         valid = 0
-        try:
-            for position, batch in read_batches(self.log.fd, self.log.size):
-                validate_stored_batch(batch, position, expected_offset)
-                self._index_batches([batch], position)
-                expected_offset = batch.next_offset
-                valid = position + batch.size_in_bytes
-        except (CorruptRecordError, UnsupportedForMessageFormatError) as exc:
-            self.recovery_error = exc
+        if self.log.size:
+            with self.log.pinned() as fd:  # read_batches holds the number between reads
+                try:
+                    for position, batch in read_batches(fd, self.log.size):
+                        validate_stored_batch(batch, position, expected_offset)
+                        self._index_batches([batch], position)
+                        expected_offset = batch.next_offset
+                        valid = position + batch.size_in_bytes
+                except (CorruptRecordError, UnsupportedForMessageFormatError) as exc:
+                    self.recovery_error = exc
+        if valid < self.log.size:
+            batches, offsets = self._claimed_by_headers(valid)
+            self.last_recovery = SegmentRecovery(
+                self.log.path,
+                valid,
+                expected_offset,
+                self.log.size - valid,
+                batches,
+                offsets,
+                str(self.recovery_error),
+            )
         truncated = self.log.truncate_to(valid)
         self._next_offset = expected_offset
         self.needs_recovery = False
         return truncated
+
+    def _claimed_by_headers(self, start: int) -> tuple[int, int]:
+        """(batches, offsets) that the headers after start claim, as far as their lengths frame
+        them: what a truncation there cuts, for the recovery log. A header cut short counts
+        when its lastOffsetDelta (bytes 23-26) is there."""
+        batches = offsets = 0
+        position, end = start, self.log.size
+        while position < end:
+            head = os.pread(self.log.fd, _LAST_OFFSET_DELTA_END, position)
+            if len(head) < _LAST_OFFSET_DELTA_END:
+                break
+            length, delta = _LENGTH.unpack_from(head, 8)[0], _DELTA.unpack_from(head, 23)[0]
+            if delta < 0 or length + LOG_OVERHEAD < _LAST_OFFSET_DELTA_END:
+                break
+            batches += 1
+            offsets += delta + 1
+            position += length + LOG_OVERHEAD
+        return batches, offsets
 
 
 def validate_stored_batch(batch: RecordBatch, position: int, expected_offset: int) -> None:

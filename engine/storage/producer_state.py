@@ -11,6 +11,9 @@ offsetDelta int32 (lastOffset - firstOffset of its last batch), timestamp int64,
 coordinatorEpoch int32, currentTxnFirstOffset int64 (-1).
 The state holds every batch below the offset in the file name.
 
+A snapshot is written only when the state has moved past the newest one (as Kafka's
+takeSnapshot), so closing a partition nobody wrote to writes nothing.
+
 Crash behaviour: snapshots are written to a .tmp file, fsynced and renamed, so a reader sees a
 whole one or none; a snapshot whose CRC fails is deleted and the state rebuilt from the log (from
 an older snapshot, or from the log start).
@@ -69,6 +72,7 @@ class ProducerStateManager:
         self.directory = directory
         self.producers: dict[int, ProducerStateEntry] = {}
         self.map_end_offset = 0  # every batch below this offset is reflected in the state
+        self._last_snapshot_offset: int | None = None  # None: not known to be on disk
 
     # -- the produce path ---------------------------------------------------------------------
     def check(
@@ -134,7 +138,12 @@ class ProducerStateManager:
         return os.path.join(self.directory, f"{offset:020d}{SNAPSHOT_SUFFIX}")
 
     def take_snapshot(self) -> None:
-        """Write the state as of map_end_offset (fsynced, atomically replaced)."""
+        """Write the state as of map_end_offset (fsynced, atomically replaced), unless the newest
+        snapshot already holds it, or there is nothing to hold (no producer, offset 0)."""
+        if self.map_end_offset == self._last_snapshot_offset or (
+            self.map_end_offset == 0 and not self.producers
+        ):
+            return
         entries = b"".join(
             _ENTRY.pack(
                 e.producer_id,
@@ -158,12 +167,14 @@ class ProducerStateManager:
             f.flush()
             os.fsync(f.fileno())
         os.replace(path + ".tmp", path)
+        self._last_snapshot_offset = self.map_end_offset
 
     def load_latest_snapshot(self, max_offset: int) -> None:
         """Load the newest readable snapshot at or below max_offset; drop newer ones (they
         describe offsets the log no longer has) and corrupt ones."""
         self.producers.clear()
         self.map_end_offset = 0
+        self._last_snapshot_offset = None
         for offset in reversed(self.snapshot_offsets()):
             path = self._snapshot_path(offset)
             if offset > max_offset:
@@ -176,7 +187,7 @@ class ProducerStateManager:
             for producer_id, epoch, last_seq, last_offset, delta, timestamp in entries:
                 first_seq = max(last_seq - delta, 0)
                 self.update(producer_id, epoch, first_seq, last_seq, last_offset, delta, timestamp)
-            self.map_end_offset = offset
+            self.map_end_offset = self._last_snapshot_offset = offset
             return
 
     def delete_snapshots_below(self, offset: int) -> None:

@@ -38,6 +38,7 @@ INVALID_PARTITIONS: Final[int] = _kafka.InvalidPartitionsError.errno
 INVALID_REPLICATION_FACTOR: Final[int] = _kafka.InvalidReplicationFactorError.errno
 INVALID_CONFIG: Final[int] = _kafka.InvalidConfigurationError.errno
 INVALID_REQUEST: Final[int] = _kafka.InvalidRequestError.errno
+POLICY_VIOLATION: Final[int] = _kafka.PolicyViolationError.errno
 UNSUPPORTED_FOR_MESSAGE_FORMAT: Final[int] = _kafka.UnsupportedForMessageFormatError.errno
 OUT_OF_ORDER_SEQUENCE_NUMBER: Final[int] = _kafka.OutOfOrderSequenceNumberError.errno
 INVALID_PRODUCER_EPOCH: Final[int] = _kafka.InvalidProducerEpochError.errno

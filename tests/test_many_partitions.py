@@ -10,12 +10,10 @@ import struct
 import subprocess
 from unittest import mock
 
-from kafka.errors import PolicyViolationError
-
 from engine.broker.config import KafkaConfig
 from engine.broker.kafka_apis import KafkaApis
 from engine.common import TopicPartition
-from engine.errors import NONE
+from engine.errors import NONE, POLICY_VIOLATION  # what Kafka's controller answers
 from engine.protocol.apis import APIS, ApiKeys
 from engine.records import SimpleRecord, build_batch, decode_records, iter_batches
 from scenarios import local_broker
@@ -111,9 +109,6 @@ class Client:
         assert fetched.error_code == NONE
         batches = iter_batches(bytearray(fetched.records or b""))
         return [r.value for b in batches for r in decode_records(b)]
-
-
-POLICY_VIOLATION = PolicyViolationError.errno  # what Kafka's controller answers
 
 
 def partition_dirs(data_dir: str, topic: str) -> list[str]:

@@ -25,8 +25,6 @@ import os
 import uuid
 from dataclasses import dataclass, field
 
-from kafka.errors import PolicyViolationError
-
 from engine.broker.config import KafkaConfig
 from engine.broker.partition import Partition
 from engine.common import TopicPartition
@@ -37,6 +35,7 @@ from engine.errors import (
     INVALID_REQUEST,
     INVALID_TOPIC_EXCEPTION,
     KAFKA_STORAGE_ERROR,
+    POLICY_VIOLATION,
     TOPIC_ALREADY_EXISTS,
     UNKNOWN_TOPIC_OR_PARTITION,
 )
@@ -48,8 +47,6 @@ META_PROPERTIES = "meta.properties"
 PARTITION_METADATA = "partition.metadata"
 TOPIC_CONFIGS = "topic-configs.json"
 INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
-# Kafka's POLICY_VIOLATION (44); engine/errors.py does not list it yet
-POLICY_VIOLATION: int = PolicyViolationError.errno
 
 log = logging.getLogger(__name__)
 

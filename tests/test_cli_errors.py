@@ -178,3 +178,21 @@ def test_ctrl_c_keeps_what_was_measured_and_says_where(tmp_path, broker):
     assert scenario["error"].startswith("interrupted (Ctrl-C) after")
     assert len(scenario["samples"]) >= 3
     assert not [t for t in probe(broker.bootstrap).topics if t.startswith("kbench-")]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ('{"t": {"retention.ms": "-5"}}', "topic t: retention.ms must be -1 (unlimited) or at"),
+        ("{not json", "topic-configs.json: not JSON"),
+    ],
+)
+def test_broker_refuses_a_topic_config_file_it_cannot_use(content, expected, tmp_path, run_kbench):
+    """A topic-configs.json edited by hand (or written before a rule existed) stops the start
+    with one line naming the file and the fault, not a traceback."""
+    data_dir = tmp_path / "data"
+    (data_dir / "t-0").mkdir(parents=True)
+    (data_dir / "topic-configs.json").write_text(content)
+    completed = run_kbench("broker", "--data-dir", str(data_dir), "--listen", "127.0.0.1:0")
+    assert completed.returncode == 1
+    assert expected in completed.stderr and "Traceback" not in completed.stderr

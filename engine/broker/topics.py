@@ -100,7 +100,10 @@ class TopicManager:
         overrides = {}
         if os.path.exists(self._configs_path):
             with open(self._configs_path, encoding="utf-8") as f:
-                overrides = json.load(f)
+                try:
+                    overrides = json.load(f)
+                except ValueError as exc:
+                    raise RuntimeError(f"{self._configs_path}: not JSON ({exc})") from None
         missing_ids: list[str] = []
         for tp, partition_log in sorted(log_manager.logs.items()):
             topic = self.topics.get(tp.topic)
@@ -112,7 +115,10 @@ class TopicManager:
                     tp.topic, topic_id or uuid.uuid4(), configs=overrides.get(tp.topic, {})
                 )
             if topic.configs:
-                partition_log.config = LogConfig.from_properties(topic.configs, base=config.log)
+                try:
+                    partition_log.config = LogConfig.from_properties(topic.configs, base=config.log)
+                except ValueError as exc:  # edited by hand, or written before a rule existed
+                    raise RuntimeError(f"{self._configs_path}: topic {tp.topic}: {exc}") from None
             topic.partitions[tp.partition] = self._partition(tp, partition_log)
         for name in missing_ids:
             self._repair_topic_id(self.topics[name])

@@ -8,7 +8,6 @@ naming the address and what was expected, for the CLI to print as is.
 """
 
 import socket
-import struct
 from dataclasses import dataclass
 
 from kafka.errors import for_code
@@ -18,8 +17,14 @@ from kafka.protocol.metadata.api_versions import ApiVersionsRequest, ApiVersions
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 
 from engine.broker.config import parse_listener
+from engine.protocol.client import (
+    ConnectionClosed,
+    ProtocolError,
+    decode_response,
+    encode_request,
+    read_frame,
+)
 
-_SIZE = struct.Struct(">i")
 _MAX_RESPONSE = 100 << 20  # a larger length prefix means the peer does not speak Kafka
 _METADATA_VERSION = 4
 _DELETE_TOPICS_VERSION = 3
@@ -51,6 +56,7 @@ class KafkaConnection:
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client_id = client_id
         self._correlation = 0
+        self._buffer: bytearray | None = None  # reused for responses
 
     def close(self) -> None:
         self.sock.close()
@@ -64,36 +70,27 @@ class KafkaConnection:
     def frame(self, request: ApiMessage) -> bytes:
         """The request with its header and length prefix, ready to send (a new correlation id)."""
         self._correlation += 1
-        request.with_header(correlation_id=self._correlation, client_id=self.client_id)
-        body = bytes(request.encode(header=True))
-        return _SIZE.pack(len(body)) + body
+        return encode_request(request, self._correlation, self.client_id)
 
-    def read_frame(self) -> bytes:
-        """The next response frame (header included, length prefix not)."""
-        size = _SIZE.unpack(self.read_exactly(4))[0]
-        if not 0 < size <= _MAX_RESPONSE:
+    def read_frame(self) -> memoryview:
+        """The next response frame (header included, length prefix not), valid until the next
+        read."""
+        try:
+            self._buffer, frame = read_frame(self.sock, self._buffer, _MAX_RESPONSE)
+        except TimeoutError:
             raise ClusterError(
-                f"{self.address} answered with a frame of {size} bytes: not the Kafka protocol"
-            )
-        return self.read_exactly(size)
-
-    def read_exactly(self, count: int) -> bytes:
-        buffer = bytearray(count)
-        view, got = memoryview(buffer), 0
-        while got < count:
-            try:
-                received = self.sock.recv_into(view[got:], count - got)
-            except TimeoutError:
-                raise ClusterError(
-                    f"{self.address} did not answer within {self.sock.gettimeout():g} s "
-                    "(is it a Kafka broker?)"
-                ) from None
-            except OSError as exc:
-                raise ClusterError(f"{self.address}: {exc.strerror or exc}") from None
-            if not received:
-                raise ClusterError(f"{self.address} closed the connection (is it a Kafka broker?)")
-            got += received
-        return bytes(buffer)
+                f"{self.address} did not answer within {self.sock.gettimeout():g} s "
+                "(is it a Kafka broker?)"
+            ) from None
+        except ConnectionClosed:
+            raise ClusterError(
+                f"{self.address} closed the connection (is it a Kafka broker?)"
+            ) from None
+        except ProtocolError as exc:
+            raise ClusterError(f"{self.address} answered with {exc}") from None
+        except OSError as exc:
+            raise ClusterError(f"{self.address}: {exc.strerror or exc}") from None
+        return frame
 
     def request(self, request: ApiMessage, response_class: type[ApiMessage]) -> ApiMessage:
         """Send one request and decode its response as `response_class` of the same version."""
@@ -103,8 +100,8 @@ class KafkaConnection:
             raise ClusterError(f"{self.address}: {exc.strerror or exc}") from None
         frame = self.read_frame()
         try:
-            return response_class.decode(frame, version=request.API_VERSION, header=True)
-        except Exception:  # any decoding failure means the bytes were not this response
+            return decode_response(frame, response_class, request.API_VERSION, self._correlation)
+        except ProtocolError:  # the bytes were not this response
             raise ClusterError(
                 f"{self.address} answered, but not with a Kafka {response_class.__name__} "
                 "(is it a Kafka broker?)"

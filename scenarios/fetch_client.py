@@ -14,8 +14,10 @@ from dataclasses import dataclass, field
 from hdrh.histogram import HdrHistogram
 from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
 
+from engine.protocol.client import ProtocolError, decode_response, encode_request, read_frame
+
 _FETCH_VERSION = 11
-_SIZE = struct.Struct(">i")
+_MAX_RESPONSE = 0x7FFFFFFF  # bounded by the request's max_bytes, not by a guess here
 _BATCH_PREFIX = struct.Struct(">qi")  # baseOffset, batchLength
 _INT32 = struct.Struct(">i")
 _LAST_OFFSET_DELTA_AT = 23
@@ -24,7 +26,7 @@ _HEADER_SIZE = 61
 
 
 class FetchError(Exception):
-    pass
+    """The broker refused a fetch or did not answer as one."""
 
 
 @dataclass
@@ -46,7 +48,7 @@ class FetchClient:
         self.sock = socket.create_connection((host, int(port)), timeout=60)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.client_id = client_id
-        self._buffer = bytearray(1 << 20)
+        self._buffer: bytearray | None = None  # reused for responses
         self._correlation = 0
 
     def close(self) -> None:
@@ -89,33 +91,18 @@ class FetchClient:
             rack_id="",
         )
         self._correlation += 1
-        request.with_header(correlation_id=self._correlation, client_id=self.client_id)
-        body = bytes(request.encode(header=True))
-        self.sock.sendall(_SIZE.pack(len(body)) + body)
-        (size,) = _SIZE.unpack(self._receive(_SIZE.size))
-        frame = self._receive(size)
-        (correlation,) = _INT32.unpack_from(frame)  # response header v0: the correlation id
-        if correlation != self._correlation:
-            raise FetchError(f"response {correlation} to request {self._correlation}")
-        response = FetchResponse.decode(frame[_INT32.size :], version=_FETCH_VERSION)
+        self.sock.sendall(encode_request(request, self._correlation, self.client_id))
+        try:
+            self._buffer, frame = read_frame(self.sock, self._buffer, _MAX_RESPONSE)
+            response = decode_response(frame, FetchResponse, _FETCH_VERSION, self._correlation)
+        except ProtocolError as exc:
+            raise FetchError(str(exc)) from None
         if response.error_code:
             raise FetchError(f"fetch failed with error {response.error_code}")
         data = response.responses[0].partitions[0]
         if data.error_code:
             raise FetchError(f"fetch of {topic}-{partition} failed with error {data.error_code}")
         return data.high_watermark, memoryview(data.records or b"")
-
-    def _receive(self, count: int) -> memoryview:
-        if count > len(self._buffer):
-            self._buffer = bytearray(count)
-        view = memoryview(self._buffer)[:count]
-        received = 0
-        while received < count:
-            chunk = self.sock.recv_into(view[received:])
-            if not chunk:
-                raise FetchError("the broker closed the connection")
-            received += chunk
-        return view
 
     def read_all(
         self,

@@ -136,7 +136,7 @@ class BatchProducer:
                 self.sock.sendall(frames[sent % partitions])
                 sent += 1
             response = ProduceResponse.decode(
-                self.connection.read_frame(), version=_PRODUCE_VERSION, header=True
+                bytes(self.connection.read_frame()), version=_PRODUCE_VERSION, header=True
             )
             now = time.perf_counter_ns()
             if schedule is None:

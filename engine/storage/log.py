@@ -8,6 +8,11 @@ Offsets kept apart, as in Kafka's UnifiedLog:
 - recovery point: everything below it has been fsynced; after an unclean shutdown only segments
   from the recovery point onwards are re-validated.
 
+A roll makes the closed segment durable in the background when the log has a LogFlusher (the
+LogManager's): its recovery point moves only once the fsyncs are done, so a crash before then
+recovers that segment too. A Log is not thread-safe: the event loop alone uses it; the flusher
+works on file paths, and its completions are applied on the loop thread.
+
 What recovery cuts (bytes, offsets, later segments) is logged as a warning with the partition's
 directory, and kept in `recoveries`. A failed write or roll (ENOSPC, EIO, EMFILE) is logged once
 per partition until a write succeeds again, not once per request.
@@ -33,6 +38,7 @@ from engine.records.batch import LOG_OVERHEAD, RecordBatch, iter_batches
 from engine.storage.config import LogConfig
 from engine.storage.file_handles import FileHandleCache
 from engine.storage.file_records import FileSlice
+from engine.storage.log_flusher import LogFlusher
 from engine.storage.log_segment import (
     DELETED_SUFFIX,
     INDEX_SUFFIX,
@@ -100,6 +106,7 @@ class Log:
         had_clean_shutdown: bool = False,
         time_ms: Callable[[], int] = wall_clock_ms,
         file_handles: FileHandleCache | None = None,
+        flusher: LogFlusher | None = None,
         new: bool = False,
     ) -> None:
         """Open (creating if needed) the partition directory and load its segments.
@@ -107,6 +114,7 @@ class Log:
         After an unclean shutdown every segment from the recovery point on is re-validated and
         its indexes rebuilt; a torn or corrupt tail is truncated and later segments deleted.
         Segment files are opened when used, under file_handles (the process's default cache
+        when None). flusher: where a rolled segment is fsynced (here, in the caller's thread,
         when None). new: the caller has just made the empty directory, so there is nothing to
         list or load (creating many partitions stays cheap).
         """
@@ -114,6 +122,7 @@ class Log:
         self.config = config or LogConfig()
         self._time_ms = time_ms
         self._file_handles = file_handles
+        self._flusher = flusher
         if not new:
             os.makedirs(directory, exist_ok=True)
         self._segments: list[LogSegment] = []
@@ -422,16 +431,22 @@ class Log:
         return segment
 
     def roll(self) -> LogSegment:
-        """Close the active segment (fsynced, as Kafka does after a roll) and start a new one."""
+        """Close the active segment and start a new one. What the closed segment holds is made
+        durable as Kafka makes it after a roll: in the background (the flusher), advancing the
+        recovery point when done; in this thread when the log has no flusher."""
         active = self.active_segment
         if active.size == 0:
             return active
         active.on_become_inactive()
-        self.flush(self.log_end_offset)
         segment = self._new_segment(self.log_end_offset, self._time_ms())
         self._add_segment(segment)
         # As Kafka: a snapshot per segment bounds the rebuild after a crash to the active one.
-        self.producer_state.take_snapshot()
+        if self._flusher is None:
+            self.flush(segment.base_offset)
+            self.producer_state.take_snapshot()
+        else:
+            snapshot = self.producer_state.take_snapshot(sync=False)
+            self._flush_in_background(segment.base_offset, [snapshot] if snapshot else [])
         return segment
 
     def report_storage_error(self, action: str, exc: Exception) -> None:
@@ -532,6 +547,22 @@ class Log:
             self.recovery_point = offset
         self._unflushed_messages = 0
         self._last_flush_ms = self._time_ms()
+
+    def _flush_in_background(self, offset: int, paths: list[str]) -> None:
+        """Hand `paths` and the files of every segment below offset, from the recovery point
+        on, to the flusher; the recovery point moves to offset when they are all synced."""
+        for segment in self._segments[self._segment_index(self.recovery_point) :]:
+            if segment.base_offset >= offset:
+                break
+            paths += segment.write_files()
+        assert self._flusher is not None
+        self._flusher.submit(paths, lambda ok: self._flushed_in_background(offset, ok))
+
+    def _flushed_in_background(self, offset: int, ok: bool) -> None:
+        # On the loop thread (LogManager drains the flusher): a failed fsync leaves the
+        # recovery point where it was, so recovery re-reads those segments after a crash.
+        if ok:
+            self.recovery_point = max(self.recovery_point, offset)
 
     def maybe_flush(self) -> bool:
         """Flush if flush.ms has passed since the last flush and there is unflushed data."""

@@ -34,6 +34,7 @@ from engine.storage.checkpoint import CheckpointError, OffsetCheckpointFile
 from engine.storage.config import LogConfig
 from engine.storage.file_handles import FileHandleCache, default_file_handles
 from engine.storage.log import Log, wall_clock_ms
+from engine.storage.log_flusher import LogFlusher
 
 RECOVERY_POINT_CHECKPOINT = "recovery-point-offset-checkpoint"
 LOG_START_OFFSET_CHECKPOINT = "log-start-offset-checkpoint"
@@ -74,6 +75,7 @@ class LogManager:
         self.config = config or LogConfig()
         self._time_ms = time_ms
         self.file_handles = file_handles if file_handles is not None else default_file_handles()
+        self.flusher = LogFlusher(f"log-flusher {log_dir}")  # rolled segments, off the loop
         self._failures: dict[str, str] = {}  # periodic work that failed -> the error last logged
         os.makedirs(log_dir, exist_ok=True)
         self._lock_fd = os.open(os.path.join(log_dir, LOCK_FILE), os.O_RDWR | os.O_CREAT, 0o644)
@@ -114,6 +116,7 @@ class LogManager:
                 had_clean_shutdown=clean,
                 time_ms=time_ms,
                 file_handles=self.file_handles,
+                flusher=self.flusher,
             )
         truncated = [p for p in self._logs.values() if p.recoveries]
         if not clean and partitions:
@@ -170,6 +173,7 @@ class LogManager:
             had_clean_shutdown=True,  # a new directory has nothing to recover
             time_ms=self._time_ms,
             file_handles=self.file_handles,
+            flusher=self.flusher,
             new=new,
         )
         self._logs[tp] = created
@@ -211,9 +215,16 @@ class LogManager:
                 self._succeeded(f"retention of {partition_log.directory}")
         return deleted
 
+    def apply_completed_flushes(self) -> None:
+        """Advance the recovery points of logs whose rolled segments the flusher has synced
+        (on the loop thread, which alone touches the logs)."""
+        for result in self.flusher.completed():
+            result.on_done(result.ok)
+
     def flush_dirty_logs(self) -> int:
         """flush.ms over every log; returns how many were flushed. A failed fsync is logged once
         per partition until one succeeds; the recovery point stays where it was."""
+        self.apply_completed_flushes()
         flushed = 0
         for partition_log in self._logs.values():
             try:
@@ -228,6 +239,7 @@ class LogManager:
         """Write the three checkpoint files from the logs' current offsets. For the timer: a
         failure is logged (once until it succeeds) and left to the next round, so it returns
         False; recovery after a crash starts from the older recovery points meanwhile."""
+        self.apply_completed_flushes()
         try:
             self._write_checkpoints()
         except OSError as exc:
@@ -256,6 +268,7 @@ class LogManager:
         recovers."""
         for partition_log in self._logs.values():
             partition_log.close_handlers()
+        self.flusher.close()  # fsyncs already asked for still run, as they would before a crash
         os.close(self._lock_fd)
         self._logs.clear()
 
@@ -266,6 +279,8 @@ class LogManager:
         but not the marker, and the first error is raised: the next start recovers.
         """
         errors: list[Exception] = []
+        self.flusher.close()
+        self.apply_completed_flushes()
         for partition_log in self._logs.values():
             try:
                 partition_log.close()

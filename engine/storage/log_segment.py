@@ -225,6 +225,13 @@ class LogSegment:
         self.offset_index.flush()
         self.time_index.flush()
 
+    def write_files(self) -> list[str]:
+        """Write pending index entries (no fsync) and return the paths an fsync of the segment
+        covers, for a flush done elsewhere (LogFlusher)."""
+        self.offset_index.write()
+        self.time_index.write()
+        return [self.log.path, self.offset_index.path, self.time_index.path]
+
     def close(self) -> None:
         self.on_become_inactive()
         if self.log.exists:

@@ -15,8 +15,9 @@ A snapshot is written only when the state has moved past the newest one (as Kafk
 takeSnapshot), so closing a partition nobody wrote to writes nothing.
 
 Crash behaviour: snapshots are written to a .tmp file, fsynced and renamed, so a reader sees a
-whole one or none; a snapshot whose CRC fails is deleted and the state rebuilt from the log (from
-an older snapshot, or from the log start).
+whole one or none; a roll's snapshot is fsynced after the rename, in the background, as Kafka
+does, so a crash can leave it torn. A snapshot whose CRC fails is deleted and the state rebuilt
+from the log (from an older snapshot, or from the log start).
 """
 
 import os
@@ -137,13 +138,15 @@ class ProducerStateManager:
     def _snapshot_path(self, offset: int) -> str:
         return os.path.join(self.directory, f"{offset:020d}{SNAPSHOT_SUFFIX}")
 
-    def take_snapshot(self) -> None:
-        """Write the state as of map_end_offset (fsynced, atomically replaced), unless the newest
-        snapshot already holds it, or there is nothing to hold (no producer, offset 0)."""
+    def take_snapshot(self, sync: bool = True) -> str | None:
+        """Write the state as of map_end_offset (atomically replaced; fsynced unless sync is
+        False, when the caller fsyncs the returned path later, as Kafka's roll does), unless the
+        newest snapshot already holds it, or there is nothing to hold (no producer, offset 0).
+        Returns the snapshot's path, or None when nothing was written."""
         if self.map_end_offset == self._last_snapshot_offset or (
             self.map_end_offset == 0 and not self.producers
         ):
-            return
+            return None
         entries = b"".join(
             _ENTRY.pack(
                 e.producer_id,
@@ -165,9 +168,11 @@ class ProducerStateManager:
         with open(path + ".tmp", "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
         os.replace(path + ".tmp", path)
         self._last_snapshot_offset = self.map_end_offset
+        return path
 
     def load_latest_snapshot(self, max_offset: int) -> None:
         """Load the newest readable snapshot at or below max_offset; drop newer ones (they

@@ -33,6 +33,7 @@ from engine.broker.replica_manager import (
     ProduceResult,
     ReplicaManager,
 )
+from engine.broker.scheduler import Scheduler
 from engine.broker.topics import Topic, TopicAdminError, TopicManager
 from engine.common import TopicPartition
 from engine.errors import (
@@ -141,10 +142,18 @@ class KafkaApis:
             LogOffsetStore(offsets_partition),
             time_ms,
         )
-        now = time_ms()
-        self._next_retention_ms = now + config.log_retention_check_interval_ms
-        self._next_flush_ms = now + config.log_flush_scheduler_interval_ms
-        self._next_checkpoint_ms = now + config.log_flush_offset_checkpoint_interval_ms
+        self.scheduler = Scheduler(time_ms)
+        self.scheduler.schedule(
+            "retention", config.log_retention_check_interval_ms, self.log_manager.cleanup_logs
+        )
+        self.scheduler.schedule(
+            "flush", config.log_flush_scheduler_interval_ms, self.log_manager.flush_dirty_logs
+        )
+        self.scheduler.schedule(
+            "checkpoint",
+            config.log_flush_offset_checkpoint_interval_ms,
+            self.log_manager.checkpoint,
+        )
         self._handlers: dict[int, Callable[[RequestHeader, ApiMessage, Respond], None]] = {
             ApiKeys.API_VERSIONS: self.handle_api_versions,
             ApiKeys.METADATA: self.handle_metadata,
@@ -183,22 +192,20 @@ class KafkaApis:
         self.config = dataclasses.replace(self.config, listen_host=host, listen_port=port)
 
     def tick(self) -> None:
-        """Timers: waiting fetches, group sessions, and the log manager's periodic work."""
+        """Timers: waiting fetches, group sessions, and the periodic work of the scheduler."""
         self.replica_manager.tick()
         self.group_coordinator.tick()
-        now = self._time_ms()
-        if now >= self._next_retention_ms:
-            self._next_retention_ms = now + self.config.log_retention_check_interval_ms
-            self.log_manager.cleanup_logs()
-        if now >= self._next_flush_ms:
-            self._next_flush_ms = now + self.config.log_flush_scheduler_interval_ms
-            self.log_manager.flush_dirty_logs()
-        if now >= self._next_checkpoint_ms:
-            self._next_checkpoint_ms = now + self.config.log_flush_offset_checkpoint_interval_ms
-            self.log_manager.checkpoint()
+        self.scheduler.run_due()
 
     def next_deadline_ms(self) -> int | None:
-        return self.replica_manager.next_deadline_ms()
+        """The earliest time anything is due, so the event loop sleeps until then: a waiting
+        fetch, a group timer (session, join, sync) or a periodic task."""
+        deadlines = (
+            self.replica_manager.next_deadline_ms(),
+            self.group_coordinator.next_deadline_ms(),
+            self.scheduler.next_deadline_ms(),
+        )
+        return min((d for d in deadlines if d is not None), default=None)
 
     def shutdown(self) -> None:
         self.log_manager.shutdown()

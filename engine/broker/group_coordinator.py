@@ -474,6 +474,9 @@ def _delivers_responses(method: _F) -> _F:
 
 
 class GroupCoordinator:
+    """Classic consumer groups and their committed offsets. Not thread-safe: the event loop's thread
+    alone uses it."""
+
     def __init__(
         self, config: GroupConfig, offset_store: OffsetStore, time_ms: Callable[[], int]
     ) -> None:

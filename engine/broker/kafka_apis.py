@@ -121,6 +121,9 @@ class BrokerStats:
 
 
 class KafkaApis:
+    """The request handlers, and the services they use. Not thread-safe: the event loop's thread
+    alone uses it."""
+
     def __init__(self, config: KafkaConfig, time_ms: Callable[[], int] = wall_clock_ms) -> None:
         self.config = config
         self._time_ms = time_ms

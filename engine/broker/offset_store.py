@@ -70,6 +70,9 @@ def decode_value(topic: str, partition: int, data: bytes) -> CommittedOffset:
 
 
 class LogOffsetStore:
+    """Committed offsets kept in the __consumer_offsets log. Not thread-safe: the event loop's
+    thread alone uses it."""
+
     def __init__(self, partition: Partition) -> None:
         self.partition = partition
         self._keys: dict[str, set[tuple[str, int]]] = {}  # group -> committed partitions

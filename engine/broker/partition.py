@@ -20,6 +20,9 @@ class NotEnoughReplicasError(KafkaError):
 
 @dataclass(eq=False)
 class Partition:
+    """A partition this broker holds: its log, leader epoch and ISR. Not thread-safe: the event
+    loop's thread alone uses it."""
+
     tp: TopicPartition
     log: Log
     leader_id: int

@@ -13,6 +13,9 @@ FILE_NAME = "producer-id-block"
 
 
 class ProducerIdManager:
+    """Producer ids handed out in blocks reserved on disk. Not thread-safe: the event loop's thread
+    alone uses it."""
+
     def __init__(self, log_dir: str) -> None:
         self._path = os.path.join(log_dir, FILE_NAME)
         try:

@@ -77,6 +77,9 @@ class DelayedFetch:
 
 
 class ReplicaManager:
+    """Produce and fetch over the partitions, and the fetches waiting for data. Not thread-safe: the
+    event loop's thread alone uses it."""
+
     def __init__(
         self, topics: TopicManager, time_ms: Callable[[], int], min_insync_replicas: int = 1
     ):

@@ -90,6 +90,9 @@ def _decode_uuid(text: str) -> uuid.UUID:
 
 
 class TopicManager:
+    """The topics and partitions of this broker, created, loaded and deleted. Not thread-safe: the
+    event loop's thread alone uses it."""
+
     def __init__(self, config: KafkaConfig, log_manager: LogManager) -> None:
         self.config = config
         self.log_manager = log_manager

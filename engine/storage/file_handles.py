@@ -32,6 +32,9 @@ class CachedFile(Protocol):
 
 
 class FileHandleCache:
+    """Open .log descriptors, least recently used closed first. Not thread-safe: the event loop's
+    thread alone uses it."""
+
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
             raise ValueError(f"capacity must be at least 1, got {capacity}")

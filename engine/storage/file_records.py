@@ -95,6 +95,9 @@ _OPEN_FLAGS = os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 
 class FileRecords:
+    """A segment's .log file: appends, reads and slices for sendfile. Not thread-safe: the event
+    loop's thread alone uses it."""
+
     def __init__(
         self, path: str, handles: FileHandleCache | None = None, *, create: bool = True
     ) -> None:

@@ -22,6 +22,9 @@ class IndexCorruptError(Exception):
 
 
 class AbstractIndex(ABC):
+    """Fixed-size entries in memory, written to their file in whole runs. Not thread-safe: the event
+    loop's thread alone uses it."""
+
     entry_size = 0
 
     def __init__(

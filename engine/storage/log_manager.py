@@ -63,6 +63,9 @@ def parse_partition_dir(name: str) -> TopicPartition | None:
 
 
 class LogManager:
+    """Every log of one log directory. Not thread-safe: the event loop's thread alone uses it; its
+    LogFlusher's thread works on paths and hands completions back (apply_completed_flushes)."""
+
     def __init__(
         self,
         log_dir: str,

@@ -60,6 +60,9 @@ class SegmentRecovery:
 
 
 class LogSegment:
+    """One segment: its .log file and its two indexes. Not thread-safe: the event loop's thread
+    alone uses it; the LogFlusher fsyncs its files by path, never through it."""
+
     def __init__(
         self,
         directory: str,

@@ -69,6 +69,9 @@ class ProducerStateEntry:
 
 
 class ProducerStateManager:
+    """One partition's idempotent-producer state and snapshots. Not thread-safe: the event loop's
+    thread alone uses it."""
+
     def __init__(self, directory: str) -> None:
         self.directory = directory
         self.producers: dict[int, ProducerStateEntry] = {}

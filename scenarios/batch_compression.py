@@ -224,25 +224,12 @@ def _clients(params: Mapping[str, Any]) -> Mapping[str, Mapping[str, Any]]:
     return params.get("clients", {CONFLUENT: {}})
 
 
-# a closed-loop measurement produces at most this many times `records` (see _records)
-MAX_RECORDS_SCALE = 10
-
-
-def measurement_records(
-    params: Mapping[str, Any], client: str, rate: int | None = None, measured: float | None = None
-) -> int:
-    """Records per measurement. Open loop: `open_loop_s` seconds' worth at the offered rate.
-    Closed loop: the client's own count for the warm-up; after it, enough for `closed_loop_s`
-    seconds at the rate the warm-up achieved (`measured`, records/s), between that count and
-    MAX_RECORDS_SCALE times it. A fixed count makes a fast variant's sample a tenth of a
-    second, which this machine's periodic CPU slowdowns (about 100 ms in every 1.5 s) hit or
-    miss at random."""
+def _records(params: Mapping[str, Any], client: str, rate: int | None = None) -> int:
+    """Records per measurement: the client's own count in closed loop, `open_loop_s` seconds'
+    worth at the offered rate in open loop."""
     if rate is not None:
         return max(round(rate * params["open_loop_s"]), 2)
-    least = _clients(params)[client].get("records", params["records"])
-    if measured is None or not params.get("closed_loop_s"):
-        return least
-    return min(max(least, round(measured * params["closed_loop_s"])), MAX_RECORDS_SCALE * least)
+    return _clients(params)[client].get("records", params["records"])
 
 
 def _grid(params: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -313,11 +300,7 @@ class BatchCompression(Scenario):
         "and kafka-python for comparison): throughput, bytes on disk, CPU and latency?"
     )
     parameters = {
-        "records": "records produced per closed-loop measurement (values of value_bytes, one "
-        "partition); with closed_loop_s, the warm-up's count and the least",
-        "closed_loop_s": "seconds a closed-loop measurement should last: after its warm-up, a "
-        "variant produces what the warm-up's rate gives in that time, between `records` and "
-        f"{MAX_RECORDS_SCALE} x `records` (absent: always `records`)",
+        "records": "records produced per measurement (values of value_bytes, one partition)",
         "value_bytes": "[low, high]: value sizes, drawn uniformly per record",
         "sweeps": "lists of clients, payloads, compression.type, batch.size (bytes), linger.ms "
         f"(ms) and {RATE} (records/s offered in open loop; null: closed loop, as fast as the "
@@ -364,8 +347,6 @@ class BatchCompression(Scenario):
         },
         "quick": {
             "records": 50_000,
-            # 1.5 s: a sample spans a whole cycle of this machine's CPU slowdowns
-            "closed_loop_s": 1.5,
             "value_bytes": [100, 300],
             "sweeps": [
                 _sweep("batch.size", ["json"], ["lz4"], [_KIB, 64 * _KIB, _MIB], [5]),
@@ -398,7 +379,6 @@ class BatchCompression(Scenario):
         },
         "full": {
             "records": 100_000,
-            "closed_loop_s": 2,
             "value_bytes": [100, 300],
             "sweeps": [
                 _sweep(
@@ -780,13 +760,10 @@ class BatchCompression(Scenario):
     def cluster_writes(self, params: Mapping[str, Any]) -> list[TopicWrite]:
         """One topic per measurement (every variant's warm-up and rounds), created, written
         and deleted in turn: bc-<variant>-<n>, one partition, the values of every measurement
-        (before compression; what is stored is smaller, or a few % larger for random bytes).
-        With closed_loop_s, closed-loop measurements are counted at their largest."""
+        (before compression; what is stored is smaller, or a few % larger for random bytes)."""
         low, high = params["value_bytes"]
-        scale = MAX_RECORDS_SCALE if params.get("closed_loop_s") else 1
         records = sum(
-            measurement_records(params, c["client"], c[RATE]) * (scale if c[RATE] is None else 1)
-            + 1  # and the warm-up record
+            _records(params, c["client"], c[RATE]) + 1  # and the warm-up record
             for c in _grid(params)
         )
         total = records * (low + high) // 2 * (params["rounds"] + 1)
@@ -829,7 +806,6 @@ class BatchCompression(Scenario):
         }
         ctx.state["admin"] = AdminClient({"bootstrap.servers": ctx.bootstrap})
         ctx.state["topics"] = 0
-        ctx.state["warm-up rates"] = {}
         ctx.state["deliveries"] = []  # per measurement: what was produced, delivered and stored
         probe = ctx.topic("bc-probe")
         try:  # every measurement creates and deletes a topic: find out now if that works
@@ -860,8 +836,7 @@ class BatchCompression(Scenario):
         self, ctx: RunContext, variant: Variant, topic: str
     ) -> dict[str, float]:
         client, rate = variant.params["client"], variant.params[RATE]
-        warmed = ctx.state["warm-up rates"].get(variant.name)  # records/s of its warm-up
-        count = measurement_records(ctx.params, client, rate, warmed)
+        count = _records(ctx.params, client, rate)
         pool = ctx.state["values"][variant.params["payload"]]
         values = list(itertools.islice(itertools.cycle(pool), count))
         assert ctx.bootstrap is not None  # setup skips without one
@@ -908,7 +883,6 @@ class BatchCompression(Scenario):
             assert run.delivered_span_s is not None
             achieved = (count - 1) / max(run.delivered_span_s, 1e-9)
             open_loop["achieved_fraction"] = achieved / rate
-        ctx.state["warm-up rates"].setdefault(variant.name, count / run.seconds)
         return {
             "records_per_s": count / run.seconds,
             "mb_per_s": value_bytes / run.seconds / 1e6,

@@ -134,11 +134,11 @@ def _announce(
         print(f"nothing will be written to {bootstrap}", file=out)
         return
     total = sum(w.bytes for w in writes)
-    print(f"this run will produce up to {total / 1e6:,.0f} MB to {bootstrap}, to topics:", file=out)
+    print(f"this run will produce about {total / 1e6:,.0f} MB to {bootstrap}, to topics:", file=out)
     for write in writes:
         print(
             f"  {prefix}{write.topic}: {write.partitions} partition"
-            f"{'s' if write.partitions != 1 else ''}, up to {write.bytes / 1e6:,.0f} MB",
+            f"{'s' if write.partitions != 1 else ''}, about {write.bytes / 1e6:,.0f} MB",
             file=out,
         )
     if keep_topics:

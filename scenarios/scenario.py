@@ -59,7 +59,7 @@ class TopicWrite:
 
     topic: str  # the name without the run's prefix, as passed to RunContext.topic()
     partitions: int
-    bytes: int  # at most: a scenario may size its samples by the rates it measures
+    bytes: int
 
 
 @dataclass

@@ -62,7 +62,7 @@ def test_every_scenario_against_a_separate_broker_leaves_no_topic(tmp_path, brok
         "run", "--profile", "smoke", "--bootstrap", broker.bootstrap, "--reports", str(tmp_path)
     )
     assert completed.returncode == 0, completed.stderr
-    assert "this run will produce up to" in completed.stdout
+    assert "this run will produce about" in completed.stdout
     document = results.load(re.search(r"results: (\S+\.json)", completed.stdout).group(1))
     prefix = f"kbench-{document['run_id']}-"
     announced = re.findall(rf"^  ({prefix}\S+): ", completed.stdout, re.MULTILINE)

@@ -353,7 +353,11 @@ def test_a_new_log_makes_no_file_until_its_first_append_and_a_roll_makes_all_thr
     assert os.listdir(log.directory) == []  # an unused partition costs no file
     log = open_log(tmp_path, segment_bytes=len(make_batch(2)))
     log.append_as_leader(make_batch(2))
-    assert sorted(os.listdir(log.directory)) == ["00000000000000000000.log"]
+    # the segment, and the epoch the first batch began (as Kafka writes it)
+    assert sorted(os.listdir(log.directory)) == [
+        "00000000000000000000.log",
+        "leader-epoch-checkpoint",
+    ]
     log.append_as_leader(make_batch(2))  # rolls: the new segment's files exist at once
     assert {"00000000000000000002.log", "00000000000000000002.index"} <= set(
         os.listdir(log.directory)

@@ -38,6 +38,7 @@ from engine.records.batch import LOG_OVERHEAD, RecordBatch, iter_batches
 from engine.storage.config import LogConfig
 from engine.storage.file_handles import FileHandleCache
 from engine.storage.file_records import FileSlice
+from engine.storage.leader_epoch_cache import LeaderEpochFileCache
 from engine.storage.log_flusher import LogFlusher
 from engine.storage.log_segment import (
     DELETED_SUFFIX,
@@ -150,6 +151,10 @@ class Log:
         self.producer_state = ProducerStateManager(directory)
         if not new:
             self._rebuild_producer_state()
+        self.leader_epoch_cache = LeaderEpochFileCache(directory)
+        if not new:  # what recovery cut, or retention removed, no longer begins an epoch
+            self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
+            self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
 
     # -- loading --------------------------------------------------------------------------------
     def _load(self, recovery_point: int, log_start_offset: int, had_clean_shutdown: bool) -> None:
@@ -322,6 +327,7 @@ class Log:
         if self.storage_error is not None:
             self.storage_recovered()
         self.log_end_offset = next_offset
+        self.leader_epoch_cache.assign(leader_epoch, first_offset)  # a no-op in the same epoch
         self._update_producer_state(batches)
         self._unflushed_messages += record_count
         if self._unflushed_messages >= self.config.flush_messages:
@@ -619,6 +625,7 @@ class Log:
             self.log_start_offset = max(self.log_start_offset, self._segments[0].base_offset)
             self.recovery_point = max(self.recovery_point, self.log_start_offset)
             self.producer_state.delete_snapshots_below(self.log_start_offset)
+            self.leader_epoch_cache.truncate_from_start(self.log_start_offset)
         return count
 
     def delete_pending_segments(self, now: int | None = None) -> None:

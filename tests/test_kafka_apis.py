@@ -92,6 +92,13 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
             resource_type=2, resource_name="events", configuration_keys=None
         )
         return cls(resources=[resource], include_synonyms=False, include_documentation=False)
+    if api == ApiKeys.OFFSET_FOR_LEADER_EPOCH:
+        partition = cls.OffsetForLeaderTopic.OffsetForLeaderPartition(
+            partition=0, current_leader_epoch=-1, leader_epoch=0
+        )
+        return cls(
+            replica_id=-1, topics=[cls.OffsetForLeaderTopic(topic="events", partitions=[partition])]
+        )
     if api == ApiKeys.INIT_PRODUCER_ID:
         return cls(
             transactional_id=None, transaction_timeout_ms=1000, producer_id=-1, producer_epoch=-1

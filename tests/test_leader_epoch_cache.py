@@ -3,6 +3,14 @@ truncation at both ends, and the checkpoint file across restarts and damage."""
 
 import os
 
+from kafka.protocol.admin.topics import CreateTopicsRequest, CreateTopicsResponse
+from kafka.protocol.consumer.offsets import (
+    OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+)
+from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
+
+from engine.errors import NONE, UNKNOWN_LEADER_EPOCH, UNKNOWN_TOPIC_OR_PARTITION
 from engine.records import SimpleRecord, build_batch
 from engine.storage import Log
 from engine.storage.leader_epoch_cache import (
@@ -10,6 +18,7 @@ from engine.storage.leader_epoch_cache import (
     UNDEFINED,
     LeaderEpochFileCache,
 )
+from scenarios.cluster import KafkaConnection
 
 
 def _cache(tmp_path, *entries: tuple[int, int]) -> LeaderEpochFileCache:
@@ -80,3 +89,47 @@ def test_the_log_records_each_epoch_where_its_first_batch_lands(tmp_path):
         (4, 10),
         (7, 12),
     ]
+
+
+def test_offset_for_leader_epoch_through_a_broker(broker):
+    """Kafka's answers, from the cache the log keeps, over a real connection."""
+    with KafkaConnection(broker.bootstrap) as connection:
+        create = CreateTopicsRequest[4]
+        topic = create.CreatableTopic(
+            name="epochs", num_partitions=1, replication_factor=1, assignments=[], configs=[]
+        )
+        created = connection.request(
+            create(topics=[topic], timeout_ms=10_000, validate_only=False), CreateTopicsResponse
+        )
+        assert created.topics[0].error_code == NONE
+        produce = ProduceRequest[9]
+        for _ in range(3):
+            data = produce.TopicProduceData.PartitionProduceData(
+                index=0, records=bytes(build_batch([SimpleRecord(b"v")] * 4))
+            )
+            request = produce(
+                transactional_id=None,
+                acks=1,
+                timeout_ms=10_000,
+                topic_data=[produce.TopicProduceData(name="epochs", partition_data=[data])],
+            )
+            answer = connection.request(request, ProduceResponse)
+            assert answer.responses[0].partition_responses[0].error_code == NONE
+
+        def ask(topic: str, current: int, epoch: int) -> tuple[int, int, int]:
+            cls = OffsetForLeaderEpochRequest[4]
+            wanted = cls.OffsetForLeaderTopic.OffsetForLeaderPartition(
+                partition=0, current_leader_epoch=current, leader_epoch=epoch
+            )
+            request = cls(
+                replica_id=-1, topics=[cls.OffsetForLeaderTopic(topic=topic, partitions=[wanted])]
+            )
+            [result] = connection.request(request, OffsetForLeaderEpochResponse).topics
+            [answer] = result.partitions
+            return answer.error_code, answer.leader_epoch, answer.end_offset
+
+        assert ask("epochs", -1, 0) == (NONE, 0, 12)  # the latest epoch ends at the log end
+        assert ask("epochs", 0, 0) == (NONE, 0, 12)
+        assert ask("epochs", -1, 3) == (NONE, UNDEFINED, UNDEFINED)  # newer than any
+        assert ask("epochs", 1, 0)[0] == UNKNOWN_LEADER_EPOCH  # the client is ahead of us
+        assert ask("nothing", -1, 0)[0] == UNKNOWN_TOPIC_OR_PARTITION

@@ -168,6 +168,7 @@ class KafkaApis:
             ApiKeys.CREATE_PARTITIONS: self.handle_create_partitions,
             ApiKeys.DESCRIBE_CONFIGS: self.handle_describe_configs,
             ApiKeys.INIT_PRODUCER_ID: self.handle_init_producer_id,
+            ApiKeys.OFFSET_FOR_LEADER_EPOCH: self.handle_offset_for_leader_epoch,
             ApiKeys.FIND_COORDINATOR: self.handle_find_coordinator,
             ApiKeys.JOIN_GROUP: self.handle_join_group,
             ApiKeys.SYNC_GROUP: self.handle_sync_group,
@@ -624,6 +625,33 @@ class KafkaApis:
             ("socket.request.max.bytes", str(c.socket_request_max_bytes), 4),
             ("zero.copy.enable", str(c.zero_copy_enable).lower(), CONFIG_SOURCE_STATIC_BROKER),
         ]
+
+    # -- OffsetForLeaderEpoch -------------------------------------------------------------------
+    def handle_offset_for_leader_epoch(
+        self, header: RequestHeader, request: ApiMessage, respond: Respond
+    ) -> None:
+        response_class = self._response_class(header)
+        topic_class = response_class.OffsetForLeaderTopicResult
+        partition_class = topic_class.EpochEndOffset
+        topics = []
+        for topic in request.topics:
+            partitions = []
+            for wanted in topic.partitions:
+                error, epoch, end = self.replica_manager.last_offset_for_leader_epoch(
+                    TopicPartition(topic.topic, wanted.partition),
+                    wanted.current_leader_epoch,
+                    wanted.leader_epoch,
+                )
+                partitions.append(
+                    partition_class(
+                        error_code=error,
+                        partition=wanted.partition,
+                        leader_epoch=epoch,
+                        end_offset=end,
+                    )
+                )
+            topics.append(topic_class(topic=topic.topic, partitions=partitions))
+        self._reply(header, respond, response_class(throttle_time_ms=0, topics=topics))
 
     # -- producers ------------------------------------------------------------------------------
     def handle_init_producer_id(

@@ -23,6 +23,7 @@ from engine.errors import (
     KafkaError,
 )
 from engine.storage import FetchIsolation, FileSlice
+from engine.storage.leader_epoch_cache import UNDEFINED
 
 
 @dataclass(slots=True)
@@ -219,6 +220,21 @@ class ReplicaManager:
         """Shutdown: answer every waiting fetch with what it can have now."""
         while self._deadlines:
             self._complete(heapq.heappop(self._deadlines)[2])
+
+    def last_offset_for_leader_epoch(
+        self, tp: TopicPartition, current_leader_epoch: int, leader_epoch: int
+    ) -> tuple[int, int, int]:
+        """OffsetForLeaderEpoch for one partition: (error, epoch, end offset), the largest epoch
+        at or below leader_epoch this leader has and where it ended (UNDEFINED: unknown)."""
+        partition = self.topics.partition(tp)
+        if partition is None:
+            return UNKNOWN_TOPIC_OR_PARTITION, UNDEFINED, UNDEFINED
+        error = _epoch_error(partition, current_leader_epoch)
+        if error:
+            return error, UNDEFINED, UNDEFINED
+        log = partition.log
+        epoch, end = log.leader_epoch_cache.end_offset_for(leader_epoch, log.log_end_offset)
+        return NONE, epoch, end
 
     def next_deadline_ms(self) -> int | None:
         while self._deadlines and self._deadlines[0][2].done:

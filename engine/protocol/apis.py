@@ -38,7 +38,12 @@ from kafka.protocol.consumer.group import (
     SyncGroupRequest,
     SyncGroupResponse,
 )
-from kafka.protocol.consumer.offsets import ListOffsetsRequest, ListOffsetsResponse
+from kafka.protocol.consumer.offsets import (
+    ListOffsetsRequest,
+    ListOffsetsResponse,
+    OffsetForLeaderEpochRequest,
+    OffsetForLeaderEpochResponse,
+)
 from kafka.protocol.metadata.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka.protocol.metadata.find_coordinator import (
     FindCoordinatorRequest,
@@ -67,6 +72,7 @@ class ApiKeys(IntEnum):
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
     INIT_PRODUCER_ID = 22
+    OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
     CREATE_PARTITIONS = 37
 
@@ -90,6 +96,13 @@ APIS: dict[ApiKeys, tuple[type[ApiMessage], type[ApiMessage], int, int]] = {
     ApiKeys.CREATE_TOPICS: (CreateTopicsRequest, CreateTopicsResponse, 2, 7),
     ApiKeys.DELETE_TOPICS: (DeleteTopicsRequest, DeleteTopicsResponse, 1, 6),
     ApiKeys.INIT_PRODUCER_ID: (InitProducerIdRequest, InitProducerIdResponse, 0, 4),
+    # v2+, as Kafka 4.0 (KIP-896): kafka-python's consumers send it after a leader change
+    ApiKeys.OFFSET_FOR_LEADER_EPOCH: (
+        OffsetForLeaderEpochRequest,
+        OffsetForLeaderEpochResponse,
+        2,
+        4,
+    ),
     ApiKeys.DESCRIBE_CONFIGS: (DescribeConfigsRequest, DescribeConfigsResponse, 1, 4),
     ApiKeys.CREATE_PARTITIONS: (CreatePartitionsRequest, CreatePartitionsResponse, 0, 3),
 }

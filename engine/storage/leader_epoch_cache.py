@@ -10,9 +10,10 @@ text lines, the version (0), the number of entries, then one `<epoch> <start off
 oldest first, epochs and start offsets both increasing.
 
 Crash behaviour: written to `leader-epoch-checkpoint.tmp`, fsynced and renamed over the old file,
-so a reader finds the old entries or the new, never a mix. It is rewritten only when an epoch
-begins or the log is truncated at either end, which is rare. A file that does not parse is
-logged and dropped: the entries start again from the next append (the epoch a follower asks
+so a reader finds the old entries or the new, never a mix; a write that fails is logged, not
+raised (the batch is appended already), and retried at the next change. It is rewritten only
+when an epoch begins or the log is truncated at either end, which is rare. A file that does not
+parse is logged and dropped: the entries start again from the next append (the epoch a follower asks
 about is then answered as unknown, and it truncates to the high watermark, as Kafka does for a
 log without epoch entries).
 
@@ -118,8 +119,14 @@ class LeaderEpochFileCache:
         lines = [str(_VERSION), str(len(self._epochs))]
         lines += [f"{e} {s}" for e, s in zip(self._epochs, self._starts, strict=True)]
         temporary = self.path + ".tmp"
-        with open(temporary, "w", encoding="ascii") as f:
-            f.write("\n".join(lines) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(temporary, self.path)
+        try:
+            with open(temporary, "w", encoding="ascii") as f:
+                f.write("\n".join(lines) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(temporary, self.path)
+        except OSError as exc:
+            # The records are appended already and the entries in memory are right: answer
+            # from them, and write the file again at the next change (until then a crash finds
+            # the older file, whose epochs are still true, only fewer).
+            log.error("cannot write %s: %s; kept in memory until the next change", self.path, exc)

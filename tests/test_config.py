@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from engine.broker.broker_server import BrokerServer
 from engine.broker.config import KafkaConfig, kafka_config, parse_properties
-from engine.broker.kafka_apis import KafkaApis
 from engine.broker.topics import TopicAdminError
 from engine.errors import INVALID_CONFIG
 from engine.storage.config import TOPIC_CONFIG_NAMES, LogConfig, settings
@@ -262,7 +262,7 @@ def test_topic_configs_go_through_the_log_rules(tmp_path):
     ]
     base = kafka_config({"log.retention.ms": "-1"}).log
     assert LogConfig.from_properties({"segment.bytes": "2048"}, base=base).retention_ms == -1
-    apis = KafkaApis(KafkaConfig(log_dir=str(tmp_path)))
+    broker = BrokerServer(KafkaConfig(log_dir=str(tmp_path)))
     try:
         for configs, expected in [
             ({"retention.ms": "-5"}, "retention.ms must be -1 (unlimited) or at least 0, got -5"),
@@ -270,14 +270,14 @@ def test_topic_configs_go_through_the_log_rules(tmp_path):
             ({"max.message.bytes": "-1"}, "max.message.bytes must be at least 0, got -1"),
         ]:
             with pytest.raises(TopicAdminError) as caught:
-                apis.topics.create_topic("t", 1, 1, configs)
+                broker.topics.create_topic("t", 1, 1, configs)
             assert caught.value.error_code == INVALID_CONFIG
             assert str(caught.value) == expected
-        assert "t" not in apis.topics.topics
-        apis.topics.create_topic("t", 1, 1, {"retention.ms": "-1", "segment.bytes": "14"})
-        assert apis.topics.log_config("t").retention_ms == -1
+        assert "t" not in broker.topics.topics
+        broker.topics.create_topic("t", 1, 1, {"retention.ms": "-1", "segment.bytes": "14"})
+        assert broker.topics.log_config("t").retention_ms == -1
     finally:
-        apis.shutdown()
+        broker.shutdown()
 
 
 def _one_line_error(completed, expected: str) -> None:

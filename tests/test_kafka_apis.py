@@ -4,6 +4,7 @@ through the broker's codec and handlers, and the response frame decodes in kafka
 import pytest
 from kafka.protocol.api_message import ApiMessage
 
+from engine.broker.broker_server import BrokerServer
 from engine.broker.config import KafkaConfig
 from engine.broker.kafka_apis import KafkaApis
 from engine.common import TopicPartition
@@ -22,10 +23,10 @@ from engine.records import SimpleRecord, build_batch
 @pytest.fixture
 def apis(tmp_path):
     config = KafkaConfig(log_dir=str(tmp_path), group_initial_rebalance_delay_ms=0)
-    handlers = KafkaApis(config)
-    handlers.topics.create_topic("events", 2)
-    yield handlers
-    handlers.shutdown()
+    broker = BrokerServer(config)
+    broker.topics.create_topic("events", 2)
+    yield broker.apis
+    broker.shutdown()
 
 
 def request_for(api: ApiKeys, version: int) -> ApiMessage:
@@ -189,7 +190,7 @@ def exchange(apis: KafkaApis, api: ApiKeys, version: int, request: ApiMessage) -
     header, decoded = decode_request(bytes(request.encode(header=True)))
     answers = []
     apis.handle(header, decoded, answers.append)
-    apis.tick()
+    apis.broker.tick()
     [parts] = answers
     frame = b"".join(p if isinstance(p, bytes) else p.read() for p in parts)
     return APIS[api][1].decode(frame, version=version, header=True, framed=True)

@@ -10,8 +10,8 @@ import struct
 import subprocess
 from unittest import mock
 
+from engine.broker.broker_server import BrokerServer
 from engine.broker.config import KafkaConfig
-from engine.broker.kafka_apis import KafkaApis
 from engine.common import TopicPartition
 from engine.errors import NONE, POLICY_VIOLATION  # what Kafka's controller answers
 from engine.protocol.apis import APIS, ApiKeys
@@ -150,16 +150,16 @@ def open_fds() -> int:
 
 
 def test_partitions_hold_no_descriptor_until_used_and_at_most_the_budget_after(tmp_path):
-    apis = KafkaApis(KafkaConfig(log_dir=str(tmp_path)))
+    broker = BrokerServer(KafkaConfig(log_dir=str(tmp_path)))
     before = open_fds()
-    apis.topics.create_topic("wide", 300)
+    broker.topics.create_topic("wide", 300)
     assert open_fds() == before  # no segment or index file opened, or even made
     assert not [n for n in os.listdir(tmp_path / "wide-7") if n != "partition.metadata"]
 
-    handles = apis.log_manager.file_handles
+    handles = broker.log_manager.file_handles
     handles.capacity = 10
     opens = handles.opens
-    logs = [apis.topics.partition(TopicPartition("wide", p)).log for p in range(300)]
+    logs = [broker.topics.partition(TopicPartition("wide", p)).log for p in range(300)]
     for i, log in enumerate(logs):
         log.append_as_leader(build_batch([SimpleRecord(b"%d" % i)]))
     assert len(handles) == 10 and open_fds() <= before + 10
@@ -171,7 +171,7 @@ def test_partitions_hold_no_descriptor_until_used_and_at_most_the_budget_after(t
             r.value for b in iter_batches(log.read(0, 1 << 20).read()) for r in decode_records(b)
         ]
         assert values[0] == b"%d" % i
-    apis.shutdown()
+    broker.shutdown()
     assert open_fds() < before
 
 

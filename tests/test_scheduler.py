@@ -1,6 +1,7 @@
 """The scheduler runs periodic work when due, and the event loop sleeps until the earliest
 deadline of anything: a periodic task, a waiting fetch or a group timer."""
 
+from engine.broker.broker_server import BrokerServer
 from engine.broker.config import KafkaConfig
 from engine.broker.kafka_apis import KafkaApis
 from engine.broker.scheduler import Scheduler
@@ -58,9 +59,9 @@ def test_the_loop_wakes_for_a_group_timer_not_a_fixed_tick(tmp_path):
         group_min_session_timeout_ms=10,
         group_initial_rebalance_delay_ms=0,
     )
-    apis = KafkaApis(config, time_ms=clock)
-    periodic = apis.scheduler.next_deadline_ms()
-    assert periodic is not None and apis.next_deadline_ms() == periodic
-    _join(apis, session_timeout_ms=30)  # a pending member id, expiring in 30 ms
-    assert apis.next_deadline_ms() == clock.now + 30 < periodic
-    apis.shutdown()
+    broker = BrokerServer(config, time_ms=clock)
+    periodic = broker.scheduler.next_deadline_ms()
+    assert periodic is not None and broker.next_deadline_ms() == periodic
+    _join(broker.apis, session_timeout_ms=30)  # a pending member id, expiring in 30 ms
+    assert broker.next_deadline_ms() == clock.now + 30 < periodic
+    broker.shutdown()

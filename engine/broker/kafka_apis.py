@@ -6,35 +6,32 @@ now or later (fetch long poll, group joins). Produce with acks=0 is answered wit
 which `respond(None)` says.
 """
 
-import dataclasses
 import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kafka.protocol.api_header import RequestHeader
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker.config import KafkaConfig
+
+if TYPE_CHECKING:
+    from engine.broker.broker_server import BrokerServer
 from engine.broker.group_coordinator import (
     CommittedOffset,
-    GroupConfig,
-    GroupCoordinator,
     JoinGroupResult,
     SyncGroupResult,
 )
-from engine.broker.offset_store import LogOffsetStore
 from engine.broker.partition import Partition
-from engine.broker.producer_ids import ProducerIdManager
 from engine.broker.replica_manager import (
     FetchParams,
     FetchPartition,
     FetchPartitionData,
     ProduceResult,
-    ReplicaManager,
 )
-from engine.broker.scheduler import Scheduler
-from engine.broker.topics import Topic, TopicAdminError, TopicManager
+from engine.broker.topics import Topic, TopicAdminError
 from engine.common import TopicPartition
 from engine.errors import (
     INVALID_REQUEST,
@@ -53,9 +50,8 @@ from engine.protocol.fetch_response import (
     encode_fetch_response,
 )
 from engine.records.validator import first_batch_is_transactional
-from engine.storage import FetchIsolation, LogManager
+from engine.storage import FetchIsolation
 from engine.storage.config import TOPIC_CONFIG_FIELDS
-from engine.storage.log import wall_clock_ms
 
 log = logging.getLogger(__name__)
 
@@ -121,42 +117,18 @@ class BrokerStats:
 
 
 class KafkaApis:
-    """The request handlers, and the services they use. Not thread-safe: the event loop's thread
-    alone uses it."""
+    """The request handlers, over the services a BrokerServer wired. Not thread-safe: the event
+    loop's thread alone uses it."""
 
-    def __init__(self, config: KafkaConfig, time_ms: Callable[[], int] = wall_clock_ms) -> None:
-        self.config = config
-        self._time_ms = time_ms
+    def __init__(self, broker: "BrokerServer") -> None:
+        self.broker = broker
+        self._time_ms = broker.time_ms
         self.stats = BrokerStats()
-        self.log_manager = LogManager(config.log_dir, config.log, time_ms=time_ms)
-        self.topics = TopicManager(config, self.log_manager)
-        self.replica_manager = ReplicaManager(self.topics, time_ms, config.min_insync_replicas)
-        self.producer_ids = ProducerIdManager(config.log_dir)
-        if "__consumer_offsets" not in self.topics.topics:
-            self.topics.create_topic("__consumer_offsets", 1, 1, {"segment.bytes": str(100 << 20)})
-        offsets_partition = self.topics.partition(TopicPartition("__consumer_offsets", 0))
-        assert offsets_partition is not None  # loaded or created just above
-        self.group_coordinator = GroupCoordinator(
-            GroupConfig(
-                group_min_session_timeout_ms=config.group_min_session_timeout_ms,
-                group_max_session_timeout_ms=config.group_max_session_timeout_ms,
-                group_initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
-            ),
-            LogOffsetStore(offsets_partition),
-            time_ms,
-        )
-        self.scheduler = Scheduler(time_ms)
-        self.scheduler.schedule(
-            "retention", config.log_retention_check_interval_ms, self.log_manager.cleanup_logs
-        )
-        self.scheduler.schedule(
-            "flush", config.log_flush_scheduler_interval_ms, self.log_manager.flush_dirty_logs
-        )
-        self.scheduler.schedule(
-            "checkpoint",
-            config.log_flush_offset_checkpoint_interval_ms,
-            self.log_manager.checkpoint,
-        )
+        self.log_manager = broker.log_manager
+        self.topics = broker.topics
+        self.replica_manager = broker.replica_manager
+        self.producer_ids = broker.producer_ids
+        self.group_coordinator = broker.group_coordinator
         self._handlers: dict[int, Callable[[RequestHeader, ApiMessage, Respond], None]] = {
             ApiKeys.API_VERSIONS: self.handle_api_versions,
             ApiKeys.METADATA: self.handle_metadata,
@@ -191,28 +163,9 @@ class KafkaApis:
 
         self._handlers[api](header, request, timed)
 
-    def advertise(self, host: str, port: int) -> None:
-        """The address clients are told to use (the bound one, when port 0 picked it)."""
-        self.config = dataclasses.replace(self.config, listen_host=host, listen_port=port)
-
-    def tick(self) -> None:
-        """Timers: waiting fetches, group sessions, and the periodic work of the scheduler."""
-        self.replica_manager.tick()
-        self.group_coordinator.tick()
-        self.scheduler.run_due()
-
-    def next_deadline_ms(self) -> int | None:
-        """The earliest time anything is due, so the event loop sleeps until then: a waiting
-        fetch, a group timer (session, join, sync) or a periodic task."""
-        deadlines = (
-            self.replica_manager.next_deadline_ms(),
-            self.group_coordinator.next_deadline_ms(),
-            self.scheduler.next_deadline_ms(),
-        )
-        return min((d for d in deadlines if d is not None), default=None)
-
-    def shutdown(self) -> None:
-        self.log_manager.shutdown()
+    @property
+    def config(self) -> KafkaConfig:
+        return self.broker.config  # the advertised listener is known only after bind
 
     def _reply(self, header: RequestHeader, respond: Respond, response: ApiMessage) -> None:
         respond([encode_response(header.correlation_id, response)])

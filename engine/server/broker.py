@@ -15,8 +15,8 @@ import logging
 import signal
 import sys
 
+from engine.broker.broker_server import BrokerServer
 from engine.broker.config import KafkaConfig
-from engine.broker.kafka_apis import KafkaApis
 from engine.server.socket_server import SocketServer
 from engine.storage.file_handles import raise_open_files_limit, segment_files_budget
 
@@ -46,26 +46,26 @@ def run_broker(config: KafkaConfig) -> int:
             budget,
         )
     try:
-        apis = KafkaApis(config)  # loads every log, recovering them after a crash
+        broker = BrokerServer(config)  # loads every log, recovering them after a crash
     except (OSError, RuntimeError) as exc:
         log.error("cannot open the log directory %s: %s", config.log_dir, exc)
         return 1
-    segments = apis.log_manager.segment_count
+    segments = broker.log_manager.segment_count
     log.info(
         "%d partitions, %d segments; up to %d segment files open at once (RLIMIT_NOFILE %d)",
-        len(apis.log_manager.logs),
+        len(broker.log_manager.logs),
         segments,
         budget,
         soft,
     )
-    server = SocketServer(apis)
+    server = SocketServer(broker)
     try:
         host, port = server.bind()
     except OSError as exc:
-        apis.shutdown()
+        broker.shutdown()
         log.error("cannot listen on %s: %s", config.listener, exc.strerror)
         return 1
-    apis.advertise(host, port)
+    broker.advertise(host, port)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
     log.info(
@@ -83,10 +83,10 @@ def run_broker(config: KafkaConfig) -> int:
             "the event loop failed: stopping without a clean shutdown; the next start recovers "
             "the logs"
         )
-        apis.log_manager.close_unclean()
+        broker.close_unclean()
         return 1
     try:
-        apis.shutdown()
+        broker.shutdown()
     except Exception as exc:
         log.error("the shutdown was not clean: %s; the next start recovers the logs", exc)
         return 1

@@ -51,7 +51,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.broker.kafka_apis import KafkaApis
+from engine.broker.broker_server import BrokerServer
 from engine.errors import UNSUPPORTED_VERSION
 from engine.protocol.codec import (
     InvalidRequestError,
@@ -169,10 +169,11 @@ class Connection:
 
 
 class SocketServer:
-    def __init__(self, apis: KafkaApis) -> None:
-        self.apis = apis
-        self.config = apis.config
-        self.stats = apis.stats
+    def __init__(self, broker: BrokerServer) -> None:
+        self.broker = broker
+        self.apis = broker.apis
+        self.config = broker.config
+        self.stats = broker.apis.stats
         self.selector = selectors.DefaultSelector()
         self.listener: socket.socket | None = None
         # open connections, least recently active first (idle expiry reads from the front)
@@ -219,10 +220,10 @@ class SocketServer:
         self._drain()
 
     def _timeout(self) -> float:
-        deadline = self.apis.next_deadline_ms()
+        deadline = self.broker.next_deadline_ms()
         if deadline is None:
             return _TICK_SECONDS
-        return min(max(deadline - self.apis._time_ms(), 0) / 1000, _TICK_SECONDS)
+        return min(max(deadline - self.broker.time_ms(), 0) / 1000, _TICK_SECONDS)
 
     def _poll(self, timeout: float) -> None:
         ready = self.selector.select(timeout)
@@ -240,7 +241,7 @@ class SocketServer:
                 self._read(conn)
             if events & _WRITE and not conn.closed:
                 self._pump(conn)
-        self.apis.tick()
+        self.broker.tick()
         if self._waiting:
             self._wake_waiting()
         if now >= self._next_housekeeping:
@@ -254,7 +255,7 @@ class SocketServer:
                 self._listening = False
             self.listener.close()
             self.listener = None
-        self.apis.replica_manager.complete_all()
+        self.broker.replica_manager.complete_all()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(
             c.outbound or any(r.ready for r in c.responses) for c in self.connections

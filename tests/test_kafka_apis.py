@@ -7,6 +7,7 @@ from kafka.protocol.api_message import ApiMessage
 from engine.broker.broker_server import BrokerServer
 from engine.broker.config import KafkaConfig
 from engine.broker.kafka_apis import KafkaApis
+from engine.broker.request_context import RequestContext
 from engine.common import TopicPartition
 from engine.errors import (
     GROUP_ID_NOT_FOUND,
@@ -189,7 +190,7 @@ def exchange(apis: KafkaApis, api: ApiKeys, version: int, request: ApiMessage) -
     request.with_header(correlation_id=4242, client_id="tests")
     header, decoded = decode_request(bytes(request.encode(header=True)))
     answers = []
-    apis.handle(header, decoded, answers.append)
+    apis.handle(RequestContext(header, "127.0.0.1:1", "127.0.0.1:9092"), decoded, answers.append)
     apis.broker.tick()
     [parts] = answers
     frame = b"".join(p if isinstance(p, bytes) else p.read() for p in parts)

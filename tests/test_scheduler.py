@@ -4,6 +4,7 @@ deadline of anything: a periodic task, a waiting fetch or a group timer."""
 from engine.broker.broker_server import BrokerServer
 from engine.broker.config import KafkaConfig
 from engine.broker.kafka_apis import KafkaApis
+from engine.broker.request_context import RequestContext
 from engine.broker.scheduler import Scheduler
 from engine.protocol.apis import APIS, ApiKeys
 from engine.protocol.codec import decode_request
@@ -49,7 +50,9 @@ def _join(apis: KafkaApis, session_timeout_ms: int) -> None:
     )
     request.with_header(correlation_id=1, client_id="tests")
     header, decoded = decode_request(bytes(request.encode(header=True)))
-    apis.handle(header, decoded, lambda parts: None)
+    apis.handle(
+        RequestContext(header, "127.0.0.1:1", "127.0.0.1:9092"), decoded, lambda parts: None
+    )
 
 
 def test_the_loop_wakes_for_a_group_timer_not_a_fixed_tick(tmp_path):

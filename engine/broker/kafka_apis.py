@@ -1,9 +1,9 @@
 """KafkaApis: one handler per API, from a decoded request to a response (Kafka's KafkaApis).
 
-Sans-I/O: a handler gets the request header, the decoded request and `respond`, and calls
-`respond` exactly once with the response frame as parts (bytes, and file slices for Fetch data),
-now or later (fetch long poll, group joins). Produce with acks=0 is answered with nothing,
-which `respond(None)` says.
+Sans-I/O: a handler gets the request's context (header, client, listener), the decoded request
+and `respond`, and calls `respond` exactly once with the response frame as parts (bytes, and
+file slices for Fetch data), now or later (fetch long poll, group joins). Produce with acks=0
+is answered with nothing, which `respond(None)` says.
 """
 
 import logging
@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from kafka.protocol.api_header import RequestHeader
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker.config import KafkaConfig
@@ -31,6 +30,7 @@ from engine.broker.replica_manager import (
     FetchPartitionData,
     ProduceResult,
 )
+from engine.broker.request_context import RequestContext
 from engine.broker.topics import Topic, TopicAdminError
 from engine.common import TopicPartition
 from engine.errors import (
@@ -129,7 +129,7 @@ class KafkaApis:
         self.replica_manager = broker.replica_manager
         self.producer_ids = broker.producer_ids
         self.group_coordinator = broker.group_coordinator
-        self._handlers: dict[int, Callable[[RequestHeader, ApiMessage, Respond], None]] = {
+        self._handlers: dict[int, Callable[[RequestContext, ApiMessage, Respond], None]] = {
             ApiKeys.API_VERSIONS: self.handle_api_versions,
             ApiKeys.METADATA: self.handle_metadata,
             ApiKeys.PRODUCE: self.handle_produce,
@@ -153,32 +153,32 @@ class KafkaApis:
         }
 
     # -- dispatch -------------------------------------------------------------------------------
-    def handle(self, header: RequestHeader, request: ApiMessage, respond: Respond) -> None:
-        api = ApiKeys(header.request_api_key)
+    def handle(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
+        api = ApiKeys(context.header.request_api_key)
         started = time.perf_counter()
 
         def timed(parts: Parts | None) -> None:
             self.stats.record(api.name, (time.perf_counter() - started) * 1000)
             respond(parts)
 
-        self._handlers[api](header, request, timed)
+        self._handlers[api](context, request, timed)
 
     @property
     def config(self) -> KafkaConfig:
         return self.broker.config  # the advertised listener is known only after bind
 
-    def _reply(self, header: RequestHeader, respond: Respond, response: ApiMessage) -> None:
-        respond([encode_response(header.correlation_id, response)])
+    def _reply(self, context: RequestContext, respond: Respond, response: ApiMessage) -> None:
+        respond([encode_response(context.header.correlation_id, response)])
 
     @staticmethod
-    def _response_class(header: RequestHeader) -> type[ApiMessage]:
-        return APIS[ApiKeys(header.request_api_key)][1][header.request_api_version]
+    def _response_class(context: RequestContext) -> type[ApiMessage]:
+        return APIS[ApiKeys(context.header.request_api_key)][1][context.header.request_api_version]
 
     # -- ApiVersions ----------------------------------------------------------------------------
     def handle_api_versions(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        version = header.request_api_version
+        version = context.header.request_api_version
         error = NONE
         if not supported(ApiKeys.API_VERSIONS, version):
             version, error = 0, UNSUPPORTED_VERSION  # KIP-511: answer v0, the client retries lower
@@ -188,13 +188,15 @@ class KafkaApis:
             for key, (_, _, low, high) in sorted(APIS.items())
         ]
         self._reply(
-            header, respond, response_class(error_code=error, api_keys=keys, throttle_time_ms=0)
+            context, respond, response_class(error_code=error, api_keys=keys, throttle_time_ms=0)
         )
 
     # -- Metadata -------------------------------------------------------------------------------
-    def handle_metadata(self, header: RequestHeader, request: ApiMessage, respond: Respond) -> None:
-        version = header.request_api_version
-        response_class = self._response_class(header)
+    def handle_metadata(
+        self, context: RequestContext, request: ApiMessage, respond: Respond
+    ) -> None:
+        version = context.header.request_api_version
+        response_class = self._response_class(context)
         if request.topics is None or (version == 0 and not request.topics):
             names = sorted(self.topics.topics)
         else:
@@ -244,7 +246,7 @@ class KafkaApis:
             rack=None,
         )
         self._reply(
-            header,
+            context,
             respond,
             response_class(
                 throttle_time_ms=0,
@@ -256,7 +258,9 @@ class KafkaApis:
         )
 
     # -- Produce --------------------------------------------------------------------------------
-    def handle_produce(self, header: RequestHeader, request: ApiMessage, respond: Respond) -> None:
+    def handle_produce(
+        self, context: RequestContext, request: ApiMessage, respond: Respond
+    ) -> None:
         if request.transactional_id is not None:
             refused = {
                 TopicPartition(t.name, p.index): None
@@ -265,7 +269,7 @@ class KafkaApis:
             }
             # no transactions here (InitProducerId refuses a transactional id): a transactional
             # produce is answered as a request this broker does not support
-            self._produce_response(header, respond, refused, error=UNSUPPORTED_VERSION)
+            self._produce_response(context, respond, refused, error=UNSUPPORTED_VERSION)
             return
         entries = {
             TopicPartition(t.name, p.index): p.records
@@ -276,23 +280,26 @@ class KafkaApis:
             # Kafka (RequestUtils.hasTransactionalRecords): transactional batches without a
             # transactional id fail the whole request, before any partition is looked at
             self._produce_response(
-                header, respond, dict.fromkeys(entries), error=TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                context,
+                respond,
+                dict.fromkeys(entries),
+                error=TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             )
             return
         results = self.replica_manager.append_records(request.acks, entries)
         if request.acks == 0:
             respond(None)
             return
-        self._produce_response(header, respond, results)
+        self._produce_response(context, respond, results)
 
     def _produce_response(
         self,
-        header: RequestHeader,
+        context: RequestContext,
         respond: Respond,
         results: Mapping[TopicPartition, ProduceResult | None],
         error: int = NONE,
     ) -> None:
-        response_class = self._response_class(header)
+        response_class = self._response_class(context)
         topic_class = response_class.TopicProduceResponse
         partition_class = topic_class.PartitionProduceResponse
         by_topic: dict[str, list] = {}
@@ -317,7 +324,7 @@ class KafkaApis:
                 )
             by_topic.setdefault(tp.topic, []).append(partition)
         self._reply(
-            header,
+            context,
             respond,
             response_class(
                 responses=[
@@ -329,8 +336,8 @@ class KafkaApis:
         )
 
     # -- Fetch ----------------------------------------------------------------------------------
-    def handle_fetch(self, header: RequestHeader, request: ApiMessage, respond: Respond) -> None:
-        version = header.request_api_version
+    def handle_fetch(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
+        version = context.header.request_api_version
         params = FetchParams(
             max_wait_ms=request.max_wait_ms,
             min_bytes=request.min_bytes,
@@ -365,7 +372,7 @@ class KafkaApis:
             respond(
                 encode_fetch_response(
                     version,
-                    header.correlation_id,
+                    context.header.correlation_id,
                     throttle_time_ms=0,
                     error_code=NONE,
                     session_id=0,  # no fetch sessions: every fetch is a full one
@@ -377,9 +384,9 @@ class KafkaApis:
 
     # -- ListOffsets ----------------------------------------------------------------------------
     def handle_list_offsets(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
+        response_class = self._response_class(context)
         topic_class = response_class.ListOffsetsTopicResponse
         partition_class = topic_class.ListOffsetsPartitionResponse
         topics = []
@@ -408,7 +415,7 @@ class KafkaApis:
                     )
                 )
             topics.append(topic_class(name=t.name, partitions=partitions))
-        self._reply(header, respond, response_class(throttle_time_ms=0, topics=topics))
+        self._reply(context, respond, response_class(throttle_time_ms=0, topics=topics))
 
     @staticmethod
     def _offset_for(partition: Partition, timestamp: int) -> tuple[int, int]:
@@ -435,9 +442,9 @@ class KafkaApis:
 
     # -- topic admin ----------------------------------------------------------------------------
     def handle_create_topics(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
+        response_class = self._response_class(context)
         results = []
         for t in request.topics:
             error, message = NONE, None
@@ -468,13 +475,13 @@ class KafkaApis:
                     configs=[],
                 )
             )
-        self._reply(header, respond, response_class(throttle_time_ms=0, topics=results))
+        self._reply(context, respond, response_class(throttle_time_ms=0, topics=results))
 
     def handle_delete_topics(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
-        if header.request_api_version >= 6:
+        response_class = self._response_class(context)
+        if context.header.request_api_version >= 6:
             names = [t.name for t in request.topics]
         else:
             names = list(request.topic_names)
@@ -490,12 +497,12 @@ class KafkaApis:
                     name=name, topic_id=topic_id, error_code=error, error_message=message
                 )
             )
-        self._reply(header, respond, response_class(throttle_time_ms=0, responses=results))
+        self._reply(context, respond, response_class(throttle_time_ms=0, responses=results))
 
     def handle_create_partitions(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
+        response_class = self._response_class(context)
         results = []
         for t in request.topics:
             error, message = NONE, None
@@ -510,12 +517,12 @@ class KafkaApis:
                     name=t.name, error_code=error, error_message=message
                 )
             )
-        self._reply(header, respond, response_class(throttle_time_ms=0, results=results))
+        self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
 
     def handle_describe_configs(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
+        response_class = self._response_class(context)
         result_class = response_class.DescribeConfigsResult
         entry_class = result_class.DescribeConfigsResourceResult
         hidden = () if self.config.describe_configs_paths_enable else _PATH_CONFIGS
@@ -556,7 +563,7 @@ class KafkaApis:
                     ],
                 )
             )
-        self._reply(header, respond, response_class(throttle_time_ms=0, results=results))
+        self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
 
     def _topic_configs(self, topic: Topic) -> list[tuple[str, str, int]]:
         effective = self.topics.log_config(topic.name)
@@ -581,9 +588,9 @@ class KafkaApis:
 
     # -- OffsetForLeaderEpoch -------------------------------------------------------------------
     def handle_offset_for_leader_epoch(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
+        response_class = self._response_class(context)
         topic_class = response_class.OffsetForLeaderTopicResult
         partition_class = topic_class.EpochEndOffset
         topics = []
@@ -604,13 +611,13 @@ class KafkaApis:
                     )
                 )
             topics.append(topic_class(topic=topic.topic, partitions=partitions))
-        self._reply(header, respond, response_class(throttle_time_ms=0, topics=topics))
+        self._reply(context, respond, response_class(throttle_time_ms=0, topics=topics))
 
     # -- producers ------------------------------------------------------------------------------
     def handle_init_producer_id(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
+        response_class = self._response_class(context)
         if request.transactional_id is not None:
             response = response_class(
                 throttle_time_ms=0,
@@ -625,15 +632,15 @@ class KafkaApis:
                 producer_id=self.producer_ids.generate_producer_id(),
                 producer_epoch=0,
             )
-        self._reply(header, respond, response)
+        self._reply(context, respond, response)
 
     # -- groups ---------------------------------------------------------------------------------
     def handle_find_coordinator(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
+        response_class = self._response_class(context)
         c = self.config
-        if header.request_api_version >= 4:
+        if context.header.request_api_version >= 4:
             coordinators = [
                 response_class.Coordinator(
                     key=key,
@@ -655,17 +662,17 @@ class KafkaApis:
                 host=c.listen_host,
                 port=c.listen_port,
             )
-        self._reply(header, respond, response)
+        self._reply(context, respond, response)
 
     def handle_join_group(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
-        version = header.request_api_version
+        response_class = self._response_class(context)
+        version = context.header.request_api_version
 
         def complete(result: JoinGroupResult) -> None:
             self._reply(
-                header,
+                context,
                 respond,
                 response_class(
                     throttle_time_ms=0,
@@ -692,7 +699,7 @@ class KafkaApis:
             group_id=request.group_id,
             member_id=request.member_id,
             group_instance_id=request.group_instance_id if version >= 5 else None,
-            client_id=header.client_id or "",
+            client_id=context.header.client_id or "",
             client_host="/127.0.0.1",
             session_timeout_ms=request.session_timeout_ms,
             rebalance_timeout_ms=(
@@ -705,14 +712,14 @@ class KafkaApis:
         )
 
     def handle_sync_group(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
-        version = header.request_api_version
+        response_class = self._response_class(context)
+        version = context.header.request_api_version
 
         def complete(result: SyncGroupResult) -> None:
             self._reply(
-                header,
+                context,
                 respond,
                 response_class(
                     throttle_time_ms=0,
@@ -735,33 +742,33 @@ class KafkaApis:
         )
 
     def handle_heartbeat(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
         error = self.group_coordinator.heartbeat(
             group_id=request.group_id,
             generation_id=request.generation_id,
             member_id=request.member_id,
             group_instance_id=(
-                request.group_instance_id if header.request_api_version >= 3 else None
+                request.group_instance_id if context.header.request_api_version >= 3 else None
             ),
         )
-        response_class = self._response_class(header)
-        self._reply(header, respond, response_class(throttle_time_ms=0, error_code=error))
+        response_class = self._response_class(context)
+        self._reply(context, respond, response_class(throttle_time_ms=0, error_code=error))
 
     def handle_leave_group(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
-        if header.request_api_version >= 3:
+        response_class = self._response_class(context)
+        if context.header.request_api_version >= 3:
             members = [(m.member_id, m.group_instance_id) for m in request.members]
         else:
             members = [(request.member_id, None)]
         result = self.group_coordinator.leave_group(group_id=request.group_id, members=members)
         error = result.error_code
-        if header.request_api_version < 3 and result.members:
+        if context.header.request_api_version < 3 and result.members:
             error = error or result.members[0][2]
         self._reply(
-            header,
+            context,
             respond,
             response_class(
                 throttle_time_ms=0,
@@ -776,10 +783,10 @@ class KafkaApis:
         )
 
     def handle_offset_commit(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
-        version = header.request_api_version
+        response_class = self._response_class(context)
+        version = context.header.request_api_version
         now = self._time_ms()
         offsets = [
             CommittedOffset(
@@ -809,7 +816,7 @@ class KafkaApis:
                 )
             )
         self._reply(
-            header,
+            context,
             respond,
             response_class(
                 throttle_time_ms=0,
@@ -818,11 +825,11 @@ class KafkaApis:
         )
 
     def handle_offset_fetch(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
+        response_class = self._response_class(context)
         # v8+ batches groups; before, one group at the top level of both request and response
-        batched = header.request_api_version >= 8
+        batched = context.header.request_api_version >= 8
         if batched:
             group_class = response_class.OffsetFetchResponseGroup
             topic_class = group_class.OffsetFetchResponseTopics
@@ -862,17 +869,17 @@ class KafkaApis:
             response = response_class(
                 throttle_time_ms=0, error_code=NONE, topics=committed_topics(group_id, topics)
             )
-        self._reply(header, respond, response)
+        self._reply(context, respond, response)
 
     def handle_describe_groups(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
+        response_class = self._response_class(context)
         group_class = response_class.DescribedGroup
         member_class = group_class.DescribedGroupMember
         described = self.group_coordinator.describe_groups(list(request.groups))
         self._reply(
-            header,
+            context,
             respond,
             response_class(
                 throttle_time_ms=0,
@@ -901,13 +908,13 @@ class KafkaApis:
         )
 
     def handle_list_groups(
-        self, header: RequestHeader, request: ApiMessage, respond: Respond
+        self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        response_class = self._response_class(header)
-        states = request.states_filter if header.request_api_version >= 4 else None
+        response_class = self._response_class(context)
+        states = request.states_filter if context.header.request_api_version >= 4 else None
         groups = self.group_coordinator.list_groups(states or None)
         self._reply(
-            header,
+            context,
             respond,
             response_class(
                 throttle_time_ms=0,

@@ -52,6 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.broker.broker_server import BrokerServer
+from engine.broker.request_context import RequestContext
 from engine.errors import UNSUPPORTED_VERSION
 from engine.protocol.codec import (
     InvalidRequestError,
@@ -176,6 +177,7 @@ class SocketServer:
         self.stats = broker.apis.stats
         self.selector = selectors.DefaultSelector()
         self.listener: socket.socket | None = None
+        self.listener_name = self.config.listener  # host:port, the bound one after bind()
         # open connections, least recently active first (idle expiry reads from the front)
         self.connections: collections.OrderedDict[Connection, None] = collections.OrderedDict()
         self.pool = MemoryPool(self.config.queued_max_request_bytes)
@@ -208,7 +210,9 @@ class SocketServer:
         self.listener = listener
         self.selector.register(listener, _READ, None)
         self._listening = True
-        return listener.getsockname()[:2]
+        host, port = listener.getsockname()[:2]
+        self.listener_name = f"{host}:{port}"
+        return host, port
 
     def stop(self) -> None:
         """Ask the loop to finish: it answers what it can, then returns."""
@@ -571,7 +575,9 @@ class SocketServer:
                 self._pump(conn)
 
         try:
-            self.apis.handle(header, request, respond)
+            self.apis.handle(
+                RequestContext(header, conn.peer, self.listener_name), request, respond
+            )
         except Exception:  # a handler bug must not take the broker down: drop this connection
             self.connection_log.log(
                 logging.ERROR,

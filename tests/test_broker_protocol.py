@@ -17,6 +17,8 @@ from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
 from engine.errors import CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, UNSUPPORTED_VERSION
+from engine.protocol import client as protocol_client
+from engine.protocol.client import encode_request
 from engine.records import SimpleRecord, build_batch
 from tests.conftest import broker_process
 
@@ -27,25 +29,15 @@ def connect(broker) -> socket.socket:
 
 
 def frame(request, correlation_id: int) -> bytes:
-    request.with_header(correlation_id=correlation_id, client_id="raw")
-    body = bytes(request.encode(header=True))
-    return struct.pack(">i", len(body)) + body
+    return encode_request(request, correlation_id, "raw")
 
 
 def read_frame(sock: socket.socket) -> bytes | None:
-    def exactly(count: int) -> bytes | None:
-        data = b""
-        while len(data) < count:
-            chunk = sock.recv(count - len(data))
-            if not chunk:
-                return None
-            data += chunk
-        return data
-
-    size = exactly(4)
-    if size is None:
+    """The next response frame, or None when the broker closed the connection."""
+    try:
+        return bytes(protocol_client.read_frame(sock, None, 1 << 30)[1])
+    except protocol_client.ConnectionClosed:
         return None
-    return exactly(struct.unpack(">i", size)[0])
 
 
 def closed_by_peer(sock: socket.socket) -> bool:

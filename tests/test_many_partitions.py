@@ -5,8 +5,6 @@ import os
 import random
 import resource
 import signal
-import socket
-import struct
 import subprocess
 from unittest import mock
 
@@ -17,35 +15,25 @@ from engine.errors import NONE, POLICY_VIOLATION  # what Kafka's controller answ
 from engine.protocol.apis import APIS, ApiKeys
 from engine.records import SimpleRecord, build_batch, decode_records, iter_batches
 from scenarios import local_broker
+from scenarios.cluster import KafkaConnection
 from scenarios.local_broker import LocalBroker
 from tests.conftest import TEST_BROKER_SETTINGS, broker_process
 
 
 class Client:
-    """Raw requests on one connection, encoded and decoded by kafka-python's classes."""
+    """Raw requests on one connection (kbench's own client side, scenarios.cluster)."""
 
     def __init__(self, broker: LocalBroker) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", broker.port), timeout=60)
-        self.correlation_id = 0
+        self.connection = KafkaConnection(
+            broker.bootstrap, timeout_s=60, client_id="many-partitions"
+        )
 
     def close(self) -> None:
-        self.sock.close()
+        self.connection.close()
 
     def call(self, api: ApiKeys, version: int, request):
-        self.correlation_id += 1
-        request.with_header(correlation_id=self.correlation_id, client_id="many-partitions")
-        body = bytes(request.encode(header=True))
-        self.sock.sendall(struct.pack(">i", len(body)) + body)
-        (size,) = struct.unpack(">i", self._exactly(4))
-        return APIS[api][1].decode(self._exactly(size), version=version, header=True)
-
-    def _exactly(self, count: int) -> bytes:
-        data = b""
-        while len(data) < count:
-            chunk = self.sock.recv(count - len(data))
-            assert chunk, "the broker closed the connection"
-            data += chunk
-        return data
+        assert version == request.API_VERSION
+        return self.connection.request(request, APIS[api][1])
 
     def create_topics(self, partitions: dict[str, int], validate_only: bool = False) -> dict:
         cls = APIS[ApiKeys.CREATE_TOPICS][0][7]

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
+from kafka.protocol.api_message import ApiMessage
 from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
 
 from engine.protocol.client import ProtocolError, decode_response, encode_request, read_frame
@@ -42,6 +43,39 @@ class FetchedLog:
     latency: HdrHistogram = field(repr=False)  # ns per Fetch round trip
 
 
+def fetch_request(
+    topic: str,
+    partition: int,
+    offset: int,
+    max_bytes: int,
+    max_wait_ms: int = 0,
+    min_bytes: int = 1,
+    version: int = _FETCH_VERSION,
+) -> ApiMessage:
+    """A consumer's Fetch of one partition (replica id -1, no session, read uncommitted)."""
+    cls = FetchRequest[version]
+    wanted = cls.FetchTopic.FetchPartition(
+        partition=partition,
+        current_leader_epoch=-1,
+        fetch_offset=offset,
+        last_fetched_epoch=-1,
+        log_start_offset=-1,
+        partition_max_bytes=max_bytes,
+    )
+    return cls(
+        replica_id=-1,
+        max_wait_ms=max_wait_ms,
+        min_bytes=min_bytes,
+        max_bytes=max_bytes,
+        isolation_level=0,
+        session_id=0,
+        session_epoch=-1,
+        topics=[cls.FetchTopic(topic=topic, partitions=[wanted])],
+        forgotten_topics_data=[],
+        rack_id="",
+    )
+
+
 class FetchClient:
     def __init__(self, bootstrap: str, client_id: str = "kbench-fetch") -> None:
         host, _, port = bootstrap.rpartition(":")
@@ -64,32 +98,7 @@ class FetchClient:
         self, topic: str, partition: int, offset: int, max_bytes: int, max_wait_ms: int = 0
     ) -> tuple[int, memoryview]:
         """One Fetch: (high watermark, the records bytes, valid until the next fetch)."""
-        cls = FetchRequest[_FETCH_VERSION]
-        request = cls(
-            replica_id=-1,
-            max_wait_ms=max_wait_ms,
-            min_bytes=1,
-            max_bytes=max_bytes,
-            isolation_level=0,
-            session_id=0,
-            session_epoch=-1,
-            topics=[
-                cls.FetchTopic(
-                    topic=topic,
-                    partitions=[
-                        cls.FetchTopic.FetchPartition(
-                            partition=partition,
-                            current_leader_epoch=-1,
-                            fetch_offset=offset,
-                            log_start_offset=-1,
-                            partition_max_bytes=max_bytes,
-                        )
-                    ],
-                )
-            ],
-            forgotten_topics_data=[],
-            rack_id="",
-        )
+        request = fetch_request(topic, partition, offset, max_bytes, max_wait_ms)
         self._correlation += 1
         self.sock.sendall(encode_request(request, self._correlation, self.client_id))
         try:

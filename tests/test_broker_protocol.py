@@ -20,6 +20,7 @@ from engine.errors import CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, UNSUPPORTED_VERSIO
 from engine.protocol import client as protocol_client
 from engine.protocol.client import encode_request
 from engine.records import SimpleRecord, build_batch
+from scenarios.fetch_client import fetch_request
 from tests.conftest import broker_process
 
 
@@ -181,33 +182,7 @@ def test_pipelined_responses_keep_request_order(broker):
 def test_a_waiting_fetch_is_answered_when_records_arrive(broker):
     producer = KafkaProducer(bootstrap_servers=broker.bootstrap)
     producer.send("wakeup", b"first").get(timeout=10)
-    cls = FetchRequest[12]
-    fetch = cls(
-        replica_id=-1,
-        max_wait_ms=600_000,
-        min_bytes=1,
-        max_bytes=1 << 20,
-        isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
-        topics=[
-            cls.FetchTopic(
-                topic="wakeup",
-                partitions=[
-                    cls.FetchTopic.FetchPartition(
-                        partition=0,
-                        current_leader_epoch=-1,
-                        fetch_offset=1,
-                        last_fetched_epoch=-1,
-                        log_start_offset=-1,
-                        partition_max_bytes=1 << 20,
-                    )
-                ],
-            )
-        ],
-        forgotten_topics_data=[],
-        rack_id="",
-    )
+    fetch = fetch_request("wakeup", 0, 1, 1 << 20, max_wait_ms=600_000, version=12)
     with connect(broker) as sock:  # 10 s socket timeout: far below the 10-minute max wait
         sock.sendall(frame(fetch, 9))
         producer.send("wakeup", b"second").get(timeout=10)

@@ -16,6 +16,7 @@ from engine.protocol.apis import APIS, ApiKeys
 from engine.records import SimpleRecord, build_batch, decode_records, iter_batches
 from scenarios import local_broker
 from scenarios.cluster import KafkaConnection
+from scenarios.fetch_client import fetch_request
 from scenarios.local_broker import LocalBroker
 from tests.conftest import TEST_BROKER_SETTINGS, broker_process
 
@@ -72,27 +73,7 @@ class Client:
         return result.error_code, result.base_offset
 
     def fetch(self, topic: str, partition: int) -> list[bytes]:
-        cls = APIS[ApiKeys.FETCH][0][12]
-        wanted = cls.FetchTopic.FetchPartition(
-            partition=partition,
-            current_leader_epoch=-1,
-            fetch_offset=0,
-            last_fetched_epoch=-1,
-            log_start_offset=-1,
-            partition_max_bytes=1 << 20,
-        )
-        request = cls(
-            replica_id=-1,
-            max_wait_ms=0,
-            min_bytes=0,
-            max_bytes=1 << 20,
-            isolation_level=0,
-            session_id=0,
-            session_epoch=-1,
-            topics=[cls.FetchTopic(topic=topic, partitions=[wanted])],
-            forgotten_topics_data=[],
-            rack_id="",
-        )
+        request = fetch_request(topic, partition, 0, 1 << 20, min_bytes=0, version=12)
         [fetched] = self.call(ApiKeys.FETCH, 12, request).responses[0].partitions
         assert fetched.error_code == NONE
         batches = iter_batches(bytearray(fetched.records or b""))

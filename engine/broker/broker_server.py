@@ -23,10 +23,17 @@ from engine.broker.replica_manager import ReplicaManager
 from engine.broker.scheduler import Scheduler
 from engine.broker.topics import TopicManager
 from engine.common import TopicPartition
+from engine.metadata import (
+    BrokerRegistration,
+    ClusterImage,
+    MetadataCache,
+    PartitionRegistration,
+    TopicImage,
+)
+from engine.metadata.image import CONSUMER_OFFSETS
 from engine.storage import LogManager
 from engine.storage.log import wall_clock_ms
 
-CONSUMER_OFFSETS = "__consumer_offsets"
 _CONSUMER_OFFSETS_SEGMENT_BYTES = 100 << 20  # offsets.topic.segment.bytes' default
 
 
@@ -66,11 +73,38 @@ class BrokerServer:
             config.log_flush_offset_checkpoint_interval_ms,
             self.log_manager.checkpoint,
         )
+        self.metadata_cache = MetadataCache(self._local_image())
+        self.topics.on_change = self._publish_local_image
         self.apis = KafkaApis(self)
 
     def advertise(self, host: str, port: int) -> None:
         """The address clients are told to use (the bound one, when port 0 picked it)."""
         self.config = dataclasses.replace(self.config, listen_host=host, listen_port=port)
+        self._publish_local_image()
+
+    def _local_image(self) -> ClusterImage:
+        """The cluster as this broker alone makes it: itself, the controller too, and the topics
+        on its disk (until a controller's metadata log takes over, issue 10)."""
+        c = self.config
+        topics = {
+            name: TopicImage(
+                name,
+                topic.topic_id,
+                {
+                    index: PartitionRegistration(
+                        tuple(p.replicas), tuple(p.isr), p.leader_id, p.leader_epoch
+                    )
+                    for index, p in topic.partitions.items()
+                },
+                topic.is_internal,
+            )
+            for name, topic in self.topics.topics.items()
+        }
+        me = BrokerRegistration(c.node_id, c.listen_host, c.listen_port)
+        return ClusterImage(self.topics.cluster_id, c.node_id, {c.node_id: me}, topics)
+
+    def _publish_local_image(self) -> None:
+        self.metadata_cache.publish(self._local_image())
 
     def tick(self) -> None:
         """Run what is due: waiting fetches, group timers, the scheduler's periodic work."""

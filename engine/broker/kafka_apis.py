@@ -34,6 +34,7 @@ from engine.broker.request_context import RequestContext
 from engine.broker.topics import Topic, TopicAdminError
 from engine.common import TopicPartition
 from engine.errors import (
+    COORDINATOR_NOT_AVAILABLE,
     INVALID_REQUEST,
     LEADER_NOT_AVAILABLE,
     NONE,
@@ -41,6 +42,7 @@ from engine.errors import (
     UNKNOWN_TOPIC_OR_PARTITION,
     UNSUPPORTED_VERSION,
 )
+from engine.metadata.image import CONSUMER_OFFSETS
 from engine.protocol.apis import APIS, ApiKeys
 from engine.protocol.codec import encode_response, supported
 from engine.protocol.fetch_response import (
@@ -195,10 +197,13 @@ class KafkaApis:
     def handle_metadata(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        version = context.header.request_api_version
+        """Answered from the cluster image (engine/metadata), one image per request."""
+        version = context.api_version
         response_class = self._response_class(context)
+        topic_class = response_class.MetadataResponseTopic
+        image = self.broker.metadata_cache.image
         if request.topics is None or (version == 0 and not request.topics):
-            names = sorted(self.topics.topics)
+            names = sorted(image.topics)
         else:
             names = [t.name for t in request.topics if t.name is not None]
         auto_create = self.config.auto_create_topics_enable and (
@@ -206,53 +211,54 @@ class KafkaApis:
         )
         topics = []
         for name in names:
-            topic = self.topics.topics.get(name)
+            topic = image.topics.get(name)
             error = NONE
             if topic is None and auto_create:
                 try:
-                    topic = self.topics.create_topic(name)
-                    error = LEADER_NOT_AVAILABLE if topic is None else NONE
+                    self.topics.create_topic(name)
                 except TopicAdminError as exc:
                     error = exc.error_code
+                image = self.broker.metadata_cache.image  # with the new topic
+                topic = image.topics.get(name)
             elif topic is None:
                 error = UNKNOWN_TOPIC_OR_PARTITION
             if topic is None:
-                topics.append(response_class.MetadataResponseTopic(error_code=error, name=name))
+                topics.append(topic_class(error_code=error or LEADER_NOT_AVAILABLE, name=name))
                 continue
             topics.append(
-                response_class.MetadataResponseTopic(
+                topic_class(
                     error_code=NONE,
                     name=name,
                     topic_id=topic.topic_id,
-                    is_internal=topic.is_internal,
+                    is_internal=topic.internal,
                     partitions=[
-                        response_class.MetadataResponseTopic.MetadataResponsePartition(
+                        topic_class.MetadataResponsePartition(
                             error_code=NONE,
                             partition_index=index,
-                            leader_id=p.leader_id,
+                            leader_id=p.leader,
                             leader_epoch=p.leader_epoch,
                             replica_nodes=list(p.replicas),
                             isr_nodes=list(p.isr),
-                            offline_replicas=[],
+                            offline_replicas=p.offline_replicas(image.brokers),
                         )
                         for index, p in sorted(topic.partitions.items())
                     ],
                 )
             )
-        broker = response_class.MetadataResponseBroker(
-            node_id=self.config.node_id,
-            host=self.config.listen_host,
-            port=self.config.listen_port,
-            rack=None,
-        )
+        brokers = [
+            response_class.MetadataResponseBroker(
+                node_id=b.node_id, host=b.host, port=b.port, rack=b.rack
+            )
+            for b in image.alive_brokers()
+        ]
         self._reply(
             context,
             respond,
             response_class(
                 throttle_time_ms=0,
-                brokers=[broker],
-                cluster_id=self.topics.cluster_id,
-                controller_id=self.config.node_id,
+                brokers=brokers,
+                cluster_id=image.cluster_id,
+                controller_id=image.controller_id,
                 topics=topics,
             ),
         )
@@ -638,16 +644,21 @@ class KafkaApis:
     def handle_find_coordinator(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
+        """Every group's coordinator is the leader of __consumer_offsets' one partition."""
         response_class = self._response_class(context)
-        c = self.config
-        if context.header.request_api_version >= 4:
+        leader = self.broker.metadata_cache.image.leader_of(CONSUMER_OFFSETS, 0)
+        error = NONE if leader is not None else COORDINATOR_NOT_AVAILABLE
+        node_id, host, port = (
+            (leader.node_id, leader.host, leader.port) if leader is not None else (-1, "", -1)
+        )
+        if context.api_version >= 4:
             coordinators = [
                 response_class.Coordinator(
                     key=key,
-                    node_id=c.node_id,
-                    host=c.listen_host,
-                    port=c.listen_port,
-                    error_code=NONE,
+                    node_id=node_id,
+                    host=host,
+                    port=port,
+                    error_code=error,
                     error_message=None,
                 )
                 for key in request.coordinator_keys
@@ -656,11 +667,11 @@ class KafkaApis:
         else:
             response = response_class(
                 throttle_time_ms=0,
-                error_code=NONE,
+                error_code=error,
                 error_message=None,
-                node_id=c.node_id,
-                host=c.listen_host,
-                port=c.listen_port,
+                node_id=node_id,
+                host=host,
+                port=port,
             )
         self._reply(context, respond, response)
 

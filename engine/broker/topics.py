@@ -23,6 +23,7 @@ import json
 import logging
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.broker.config import KafkaConfig
@@ -99,6 +100,9 @@ class TopicManager:
         self.node_id = config.node_id
         self.cluster_id = self._load_meta_properties()
         self.topics: dict[str, Topic] = {}
+        # called after every change to the topics or their partitions (BrokerServer publishes
+        # a new cluster image)
+        self.on_change: Callable[[], None] = lambda: None
         self._configs_path = os.path.join(config.log_dir, TOPIC_CONFIGS)
         overrides = {}
         if os.path.exists(self._configs_path):
@@ -260,6 +264,7 @@ class TopicManager:
             del self.topics[name]
             self._save_configs()
             raise
+        self.on_change()
         return topic
 
     def _add_partitions(self, topic: Topic, indexes: range, log_config: LogConfig) -> None:
@@ -310,6 +315,7 @@ class TopicManager:
         self._check_partition_limit(count - current)
         if not validate_only:
             self._add_partitions(topic, range(current, count), self.log_config(name))
+            self.on_change()
 
     def delete_topic(self, name: str) -> Topic:
         topic = self.topics.get(name)
@@ -322,6 +328,7 @@ class TopicManager:
         for index in topic.partitions:
             self.log_manager.delete_log(TopicPartition(name, index))
         self._save_configs()
+        self.on_change()
         return topic
 
     def _save_configs(self) -> None:

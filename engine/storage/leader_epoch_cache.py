@@ -94,6 +94,13 @@ class LeaderEpochFileCache:
         self._starts[0] = start_offset
         self._write()
 
+    def clear(self) -> None:
+        """The log was emptied (truncated fully): no epoch begins in it any more."""
+        if self._epochs:
+            self._epochs.clear()
+            self._starts.clear()
+            self._write()
+
     def _read(self) -> None:
         try:
             with open(self.path, encoding="ascii") as f:

@@ -344,6 +344,128 @@ class Log:
             batches=batches,
         )
 
+    def append_as_follower(self, records: bytes | bytearray | memoryview) -> LogAppendInfo:
+        """Append a leader's batches verbatim (Kafka's appendAsFollower): offsets and leader
+        epochs as the leader assigned them, so the follower's log is byte for byte the leader's.
+        Framing and CRCs are checked; sizes are not (the leader accepted the batches under its
+        settings), and a fetch larger than segment.bytes is written in runs that each fit a
+        segment. The first batch must begin at this log's end: a gap or an overlap is refused
+        whole."""
+        view = memoryview(records)
+        batches = list(iter_batches(view))
+        if not batches:
+            raise InvalidRecordError(f"{self.directory}: a follower append holds no batch")
+        next_offset = first_offset = self.log_end_offset
+        record_count = 0
+        for batch in batches:
+            if batch.base_offset != next_offset:
+                raise InvalidRecordError(
+                    f"{self.directory}: a follower append of offset {batch.base_offset}, the "
+                    f"log ends at {next_offset}"
+                )
+            if batch.compute_crc() != batch.crc:
+                batch.ensure_valid()  # raises, with the offset and both CRCs
+            next_offset = batch.next_offset
+            record_count += batch.record_count
+        max_timestamp, offset_of_max_timestamp = -1, first_offset
+        start = 0
+        while start < len(batches):  # runs of batches that each fit in one segment
+            end, size = start + 1, batches[start].size_in_bytes
+            while end < len(batches) and size + batches[end].size_in_bytes <= (
+                self.config.segment_bytes
+            ):
+                size += batches[end].size_in_bytes
+                end += 1
+            run = batches[start:end]
+            run_max = max(b.max_timestamp for b in run)
+            position = run[0].position
+            self._append_run(view[position : position + size], run, run_max)
+            if run_max > max_timestamp:
+                max_timestamp = run_max
+                offset_of_max_timestamp = next(
+                    b.last_offset for b in run if b.max_timestamp == run_max
+                )
+            start = end
+            self.log_end_offset = run[-1].next_offset
+            for batch in run:  # the leader's epochs, where each began
+                self.leader_epoch_cache.assign(batch.partition_leader_epoch, batch.base_offset)
+        self._update_producer_state(batches)
+        self._unflushed_messages += record_count
+        if self._unflushed_messages >= self.config.flush_messages:
+            self.flush()
+        return LogAppendInfo(
+            first_offset=first_offset,
+            last_offset=next_offset - 1,
+            max_timestamp=max_timestamp,
+            offset_of_max_timestamp=offset_of_max_timestamp,
+            log_append_time=-1,
+            log_start_offset=self.log_start_offset,
+            record_count=record_count,
+            valid_bytes=len(view),
+            batches=batches,
+        )
+
+    def _append_run(self, view: memoryview, run: list[RecordBatch], max_timestamp: int) -> None:
+        try:
+            segment = self._maybe_roll(
+                len(view), max_timestamp, run[-1].last_offset, self._time_ms()
+            )
+            segment.append(view, run)
+        except KafkaStorageError as exc:
+            self.report_storage_error("append", exc)
+            raise
+        except OSError as exc:
+            error = KafkaStorageError(f"{self.directory}: roll failed: {exc}")
+            self.report_storage_error("roll", error)
+            raise error from exc
+        if self.storage_error is not None:
+            self.storage_recovered()
+
+    def truncate_to(self, offset: int) -> bool:
+        """Remove every batch at or beyond offset (a follower cutting the tail its new leader
+        never had, KIP-101): segments wholly beyond it go (their files after
+        file.delete.delay.ms, so reads in flight finish), the one holding it is cut, and the
+        producer state, epoch cache, recovery point and high watermark follow. Returns whether
+        anything was removed."""
+        if offset >= self.log_end_offset:
+            return False
+        if offset <= self.log_start_offset:
+            self.truncate_fully_and_start_at(offset)
+            return True
+        while len(self._segments) > 1 and self._segments[-1].base_offset >= offset:
+            self._retire(self._segments.pop())
+            self._base_offsets.pop()
+        self.active_segment.truncate_to(offset)
+        self._after_truncation()
+        return True
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Drop every segment and start an empty log at offset (a follower far behind a leader
+        whose log now starts past this one's end)."""
+        retired, self._segments, self._base_offsets = self._segments, [], []
+        for segment in retired:
+            self._retire(segment)
+        self._add_segment(self._new_segment(offset, self._time_ms()))
+        self.log_start_offset = offset
+        self.leader_epoch_cache.clear()
+        self.producer_state.truncate_fully_and_start_at(offset)
+        self._after_truncation()
+
+    def _retire(self, segment: LogSegment) -> None:
+        segment.mark_deleted()
+        self._pending_deletes.append((self._time_ms() + self.config.file_delete_delay_ms, segment))
+
+    def _after_truncation(self) -> None:
+        self.log_end_offset = self.active_segment.next_offset
+        self.recovery_point = min(self.recovery_point, self.log_end_offset)
+        self._high_watermark = min(
+            max(self._high_watermark, self.log_start_offset), self.log_end_offset
+        )
+        self._high_watermark_position = None
+        self.leader_epoch_cache.truncate_from_end(self.log_end_offset)
+        self._rebuild_producer_state()
+        self.active_segment.flush()  # the cut is durable before anything is fetched over it
+
     def _check_producer_state(self, batches: list[RecordBatch]) -> BatchMetadata | None:
         """Sequence checks of idempotent producers; the original batch if this is a retry."""
         in_request: dict[int, tuple[int, int]] = {}  # producer id -> (epoch, last sequence)
@@ -567,8 +689,8 @@ class Log:
     def _flushed_in_background(self, offset: int, ok: bool) -> None:
         # On the loop thread (LogManager drains the flusher): a failed fsync leaves the
         # recovery point where it was, so recovery re-reads those segments after a crash.
-        if ok:
-            self.recovery_point = max(self.recovery_point, offset)
+        if ok:  # (a truncation since may have cut the log below offset)
+            self.recovery_point = min(max(self.recovery_point, offset), self.log_end_offset)
 
     def maybe_flush(self) -> bool:
         """Flush if flush.ms has passed since the last flush and there is unflushed data."""

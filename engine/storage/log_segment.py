@@ -359,6 +359,18 @@ class LogSegment:
         self.needs_recovery = False
         return truncated
 
+    def truncate_to(self, offset: int) -> int:
+        """Cut every batch holding offsets at or beyond offset (a whole batch: offsets a batch
+        shares are never split); returns the bytes removed. The indexes are rebuilt from what
+        stays, by recover(): truncation is rare (a follower whose log diverged from its new
+        leader), so a re-read of one segment is cheaper than a second way to keep them right."""
+        header = self.translate_offset(offset)
+        if header is None:
+            return 0
+        removed = self.log.truncate_to(header.position)
+        self.recover()
+        return removed
+
     def _claimed_by_headers(self, start: int) -> tuple[int, int]:
         """(batches, offsets) that the headers after start claim, as far as their lengths frame
         them: what a truncation there cuts, for the recovery log. A header cut short counts

@@ -198,6 +198,14 @@ class ProducerStateManager:
             self.map_end_offset = self._last_snapshot_offset = offset
             return
 
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """The log was emptied to start again at offset: no producer and no snapshot stays."""
+        for old in self.snapshot_offsets():
+            os.unlink(self._snapshot_path(old))
+        self.producers.clear()
+        self.map_end_offset = offset
+        self._last_snapshot_offset = None
+
     def delete_snapshots_below(self, offset: int) -> None:
         """Retention: snapshots below the log start describe deleted segments (keep the newest)."""
         offsets = self.snapshot_offsets()

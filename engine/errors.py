@@ -54,6 +54,30 @@ MEMBER_ID_REQUIRED: Final[int] = _kafka.MemberIdRequiredError.errno
 GROUP_MAX_SIZE_REACHED: Final[int] = _kafka.GroupMaxSizeReachedError.errno
 FENCED_INSTANCE_ID: Final[int] = _kafka.FencedInstanceIdError.errno
 INVALID_RECORD: Final[int] = _kafka.InvalidRecordError.errno
+# replication and the cluster (Kafka's names; kafka-python's class names in a few cases differ:
+# NotLeaderForPartitionError is NOT_LEADER_OR_FOLLOWER)
+NOT_LEADER_OR_FOLLOWER: Final[int] = _kafka.NotLeaderForPartitionError.errno
+REQUEST_TIMED_OUT: Final[int] = _kafka.RequestTimedOutError.errno
+BROKER_NOT_AVAILABLE: Final[int] = _kafka.BrokerNotAvailableError.errno
+REPLICA_NOT_AVAILABLE: Final[int] = _kafka.ReplicaNotAvailableError.errno
+COORDINATOR_LOAD_IN_PROGRESS: Final[int] = _kafka.CoordinatorLoadInProgressError.errno
+NOT_ENOUGH_REPLICAS_AFTER_APPEND: Final[int] = _kafka.NotEnoughReplicasAfterAppendError.errno
+NOT_CONTROLLER: Final[int] = _kafka.NotControllerError.errno
+OPERATION_NOT_ATTEMPTED: Final[int] = _kafka.OperationNotAttemptedError.errno
+REASSIGNMENT_IN_PROGRESS: Final[int] = _kafka.ReassignmentInProgressError.errno
+STALE_BROKER_EPOCH: Final[int] = _kafka.StaleBrokerEpochError.errno
+OFFSET_NOT_AVAILABLE: Final[int] = _kafka.OffsetNotAvailableError.errno
+PREFERRED_LEADER_NOT_AVAILABLE: Final[int] = _kafka.PreferredLeaderNotAvailableError.errno
+ELIGIBLE_LEADERS_NOT_AVAILABLE: Final[int] = _kafka.EligibleLeadersNotAvailableError.errno
+ELECTION_NOT_NEEDED: Final[int] = _kafka.ElectionNotNeededError.errno
+NO_REASSIGNMENT_IN_PROGRESS: Final[int] = _kafka.NoReassignmentInProgressError.errno
+INVALID_UPDATE_VERSION: Final[int] = _kafka.InvalidUpdateVersionError.errno
+UNKNOWN_TOPIC_ID: Final[int] = _kafka.UnknownTopicIdError.errno
+DUPLICATE_BROKER_REGISTRATION: Final[int] = _kafka.DuplicateBrokerRegistrationError.errno
+BROKER_ID_NOT_REGISTERED: Final[int] = _kafka.BrokerIdNotRegisteredError.errno
+INCONSISTENT_CLUSTER_ID: Final[int] = _kafka.InconsistentClusterIdError.errno
+INELIGIBLE_REPLICA: Final[int] = _kafka.IneligibleReplicaError.errno
+NEW_LEADER_ELECTED: Final[int] = _kafka.NewLeaderElectedError.errno
 
 
 class KafkaError(Exception):

@@ -180,7 +180,11 @@ def test_edge_values_kafka_allows_are_accepted_for_the_log(key, value, field, ex
         ),
         ({"group.initial.rebalance.delay.ms": "0"}, "group_initial_rebalance_delay_ms", 0),
         ({"auto.create.topics.enable": " FALSE "}, "auto_create_topics_enable", False),
-        ({"min.insync.replicas": "2", "default.replication.factor": "2"}, "min_insync_replicas", 2),
+        (
+            {"min.insync.replicas": "2", "default.replication.factor": "2"},
+            "log",
+            LogConfig(min_insync_replicas=2),
+        ),
         ({"listeners": "PLAINTEXT://:9093"}, "listener", "127.0.0.1:9093"),
         ({"listeners": "PLAINTEXT://[::1]:0,CONTROLLER://:9093"}, "listener", "::1:0"),
         ({"log.dirs": "/data/a,/data/b", "log.dir": "/x"}, "log_dir", "/data/a"),
@@ -218,10 +222,8 @@ def test_kafka_4_server_properties_loads_with_warnings_only():
     assert config.log.retention_ms == 168 * 3_600_000
     assert config.log.segment_bytes == 1 << 30
     assert set(config.unknown) == {
-        "process.roles",
         "controller.quorum.bootstrap.servers",
         "inter.broker.listener.name",
-        "advertised.listeners",
         "controller.listener.names",
         "listener.security.protocol.map",
         "num.network.threads",
@@ -229,7 +231,6 @@ def test_kafka_4_server_properties_loads_with_warnings_only():
         "socket.send.buffer.bytes",
         "socket.receive.buffer.bytes",
         "num.recovery.threads.per.data.dir",
-        "offsets.topic.replication.factor",
         "share.coordinator.state.topic.replication.factor",
         "share.coordinator.state.topic.min.isr",
         "transaction.state.log.replication.factor",
@@ -254,11 +255,13 @@ def test_topic_configs_go_through_the_log_rules(tmp_path):
         "index.interval.bytes",
         "max.message.bytes",
         "message.timestamp.type",
+        "min.insync.replicas",
         "retention.bytes",
         "retention.ms",
         "segment.bytes",
         "segment.index.bytes",
         "segment.ms",
+        "unclean.leader.election.enable",
     ]
     base = kafka_config({"log.retention.ms": "-1"}).log
     assert LogConfig.from_properties({"segment.bytes": "2048"}, base=base).retention_ms == -1

@@ -44,7 +44,7 @@ class BrokerServer:
         self.time_ms = time_ms
         self.log_manager = LogManager(config.log_dir, config.log, time_ms=time_ms)
         self.topics = TopicManager(config, self.log_manager)
-        self.replica_manager = ReplicaManager(self.topics, time_ms, config.min_insync_replicas)
+        self.replica_manager = ReplicaManager(self.topics, time_ms)
         self.producer_ids = ProducerIdManager(config.log_dir)
         if CONSUMER_OFFSETS not in self.topics.topics:
             self.topics.create_topic(

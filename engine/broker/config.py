@@ -49,6 +49,22 @@ def _listener(value: str) -> tuple[str, int]:
         ) from None
 
 
+def _roles(value: str) -> tuple[str, ...]:
+    return tuple(sorted({r.strip() for r in value.split(",") if r.strip()}))
+
+
+def parse_voters(value: str) -> tuple[tuple[int, str, int], ...]:
+    """controller.quorum.voters: ID@HOST:PORT,... as (id, host, port) tuples."""
+    voters = []
+    for entry in filter(None, (e.strip() for e in value.split(","))):
+        node, at, address = entry.partition("@")
+        if not at or not node.isdigit():
+            raise ValueError(f"controller.quorum.voters must be ID@HOST:PORT,..., got {value!r}")
+        host, port = parse_listener(address)
+        voters.append((int(node), host, port))
+    return tuple(voters)
+
+
 _LISTENERS = ("listeners", "listen")  # listen: kbench's shorthand
 _LOG_DIRS = ("log.dirs", "log.dir")
 
@@ -83,7 +99,6 @@ class KafkaConfig:
     group_initial_rebalance_delay_ms: int = setting(
         3_000, Range(0, INT_MAX), "group.initial.rebalance.delay.ms"
     )
-    min_insync_replicas: int = setting(1, Range(1, INT_MAX), "min.insync.replicas")
     log_retention_check_interval_ms: int = setting(
         300_000, Range(1, LONG_MAX), "log.retention.check.interval.ms"
     )
@@ -116,6 +131,41 @@ class KafkaConfig:
     # sends a sensitive one (null, is_sensitive): clients here are never authenticated, and an
     # absolute path tells them about the host.
     describe_configs_paths_enable: bool = setting(False, None, "describe.configs.paths.enable")
+    # -- the cluster (KRaft's names and defaults) --
+    # broker, controller or both; both with no voters is the single-process broker of old
+    process_roles: tuple[str, ...] = setting(
+        ("broker", "controller"), None, "process.roles", parse=lambda v: _roles(v)
+    )
+    # ID@HOST:PORT,...: the controllers; empty: this process is its own (single process)
+    controller_quorum_voters: tuple[tuple[int, str, int], ...] = setting(
+        (), None, "controller.quorum.voters", parse=lambda v: parse_voters(v)
+    )
+    broker_rack: str | None = setting(None, None, "broker.rack")
+    advertised_listener: tuple[str, int] | None = setting(
+        None, None, "advertised.listeners", parse=lambda v: _listener(v)
+    )
+    broker_heartbeat_interval_ms: int = setting(
+        2_000, Range(1, INT_MAX), "broker.heartbeat.interval.ms"
+    )
+    broker_session_timeout_ms: int = setting(9_000, Range(1, INT_MAX), "broker.session.timeout.ms")
+    controller_quorum_request_timeout_ms: int = setting(
+        2_000, Range(1, INT_MAX), "controller.quorum.request.timeout.ms"
+    )
+    offsets_topic_replication_factor: int = setting(
+        3, Range(1, 32_767), "offsets.topic.replication.factor"
+    )
+    replica_lag_time_max_ms: int = setting(30_000, Range(1, LONG_MAX), "replica.lag.time.max.ms")
+    replica_fetch_wait_max_ms: int = setting(500, Range(0, INT_MAX), "replica.fetch.wait.max.ms")
+    replica_fetch_min_bytes: int = setting(1, Range(1, INT_MAX), "replica.fetch.min.bytes")
+    replica_fetch_max_bytes: int = setting(1_048_576, Range(0, INT_MAX), "replica.fetch.max.bytes")
+    replica_fetch_response_max_bytes: int = setting(
+        10_485_760, Range(0, INT_MAX), "replica.fetch.response.max.bytes"
+    )
+    replica_fetch_backoff_ms: int = setting(1_000, Range(0, INT_MAX), "replica.fetch.backoff.ms")
+    replica_socket_timeout_ms: int = setting(30_000, Range(1, INT_MAX), "replica.socket.timeout.ms")
+    # org.apache.kafka.common.replica.RackAwareReplicaSelector lets consumers read from a
+    # replica in their rack (KIP-392); unset, every consumer reads from the leader
+    replica_selector_class: str | None = setting(None, None, "replica.selector.class")
     log: LogConfig = field(default_factory=LogConfig)
     unknown: tuple[str, ...] = ()  # properties that are not broker settings, reported at start
 
@@ -137,15 +187,43 @@ class KafkaConfig:
             )
         # Stricter than Kafka, which starts and then fails every acks=all produce to a topic of
         # the default replication factor with NOT_ENOUGH_REPLICAS.
-        if self.min_insync_replicas > self.default_replication_factor:
+        if self.log.min_insync_replicas > self.default_replication_factor:
             raise ValueError(
                 "min.insync.replicas must be at most default.replication.factor "
-                f"({self.default_replication_factor}), got {self.min_insync_replicas}"
+                f"({self.default_replication_factor}), got {self.log.min_insync_replicas}"
+            )
+        if not self.process_roles or not set(self.process_roles) <= {"broker", "controller"}:
+            raise ValueError(
+                "process.roles must be broker, controller or broker,controller, got "
+                f"{','.join(self.process_roles)!r}"
+            )
+        if self.process_roles == ("broker",) and not self.controller_quorum_voters:
+            raise ValueError(
+                "a broker without the controller role needs controller.quorum.voters (ID@HOST:PORT)"
+            )
+        if self.broker_session_timeout_ms <= self.broker_heartbeat_interval_ms:
+            raise ValueError(
+                "broker.session.timeout.ms must be larger than broker.heartbeat.interval.ms "
+                f"({self.broker_heartbeat_interval_ms}), got {self.broker_session_timeout_ms}"
             )
 
     @property
     def listener(self) -> str:
         return f"{self.listen_host}:{self.listen_port}"
+
+    @property
+    def is_broker(self) -> bool:
+        return "broker" in self.process_roles
+
+    @property
+    def is_controller(self) -> bool:
+        return "controller" in self.process_roles
+
+    @property
+    def in_cluster(self) -> bool:
+        """Part of a cluster with a controller (voters configured), rather than the single
+        process that is its own controller with the topics on its disk."""
+        return bool(self.controller_quorum_voters)
 
 
 # Every name kbench reads; a name close to one of these is taken for a typo of it.

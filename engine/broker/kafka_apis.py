@@ -292,11 +292,13 @@ class KafkaApis:
                 error=TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             )
             return
-        results = self.replica_manager.append_records(request.acks, entries)
-        if request.acks == 0:
-            respond(None)
-            return
-        self._produce_response(context, respond, results)
+        def complete(results: dict[TopicPartition, ProduceResult]) -> None:
+            if request.acks == 0:
+                respond(None)
+            else:
+                self._produce_response(context, respond, results)
+
+        self.replica_manager.append_records(request.acks, entries, complete, request.timeout_ms)
 
     def _produce_response(
         self,

@@ -88,14 +88,14 @@ class LogOffsetStore:
             )
             for o in offsets
         ]
-        self.partition.append_records_to_leader(build_batch(records), -1, 1)
+        self.partition.append_records_to_leader(build_batch(records), -1)
         self._keys.setdefault(group_id, set()).update((o.topic, o.partition) for o in offsets)
 
     def delete_group(self, group_id: str) -> None:
         keys = self._keys.pop(group_id, set())
         if keys:
             tombstones = [SimpleRecord(None, key=encode_key(group_id, t, p)) for t, p in keys]
-            self.partition.append_records_to_leader(build_batch(tombstones), -1, 1)
+            self.partition.append_records_to_leader(build_batch(tombstones), -1)
 
     def load(self) -> Iterable[tuple[str, CommittedOffset]]:
         latest: dict[tuple[str, str, int], CommittedOffset | None] = {}

@@ -1,8 +1,13 @@
-"""ReplicaManager: produce and fetch across partitions, with fetches that wait (long poll).
+"""ReplicaManager: produce and fetch across partitions, with the requests that wait.
 
-Sans-I/O: results go to a `respond` callback, maybe later. A fetch that finds fewer than
-fetch.min.bytes waits in the purgatory until an append to one of its partitions gives it enough,
-or its fetch.max.wait.ms passes (Kafka's DelayedFetch); the owner calls tick() to expire them.
+Sans-I/O: results go to a `respond` callback, maybe later. Two purgatories, as Kafka's:
+- a fetch that finds fewer than fetch.min.bytes waits until an append (for followers) or a high
+  watermark move (for consumers) gives it enough, or its fetch.max.wait.ms passes (DelayedFetch);
+- an acks=all produce waits until the high watermark of each of its partitions passes what it
+  appended, or its timeout passes, answered REQUEST_TIMED_OUT (DelayedProduce).
+A fetch from a follower (replica id >= 0) reads to the log end and tells the partition how far the
+follower has got, which may move the high watermark and complete both kinds of waiting request.
+The owner calls tick() to expire them.
 """
 
 import heapq
@@ -18,6 +23,8 @@ from engine.errors import (
     INVALID_REQUIRED_ACKS,
     INVALID_TOPIC_EXCEPTION,
     NONE,
+    NOT_LEADER_OR_FOLLOWER,
+    REQUEST_TIMED_OUT,
     UNKNOWN_LEADER_EPOCH,
     UNKNOWN_TOPIC_OR_PARTITION,
     KafkaError,
@@ -41,6 +48,7 @@ class FetchPartition:
     fetch_offset: int
     partition_max_bytes: int
     current_leader_epoch: int = -1
+    log_start_offset: int = -1  # a follower's, as it reports it
 
 
 @dataclass(slots=True)
@@ -49,6 +57,11 @@ class FetchParams:
     min_bytes: int
     max_bytes: int
     isolation: FetchIsolation = FetchIsolation.HIGH_WATERMARK
+    replica_id: int = -1  # >= 0: a follower broker fetching (reads to the log end)
+
+    @property
+    def is_from_follower(self) -> bool:
+        return self.replica_id >= 0
 
 
 @dataclass(slots=True)
@@ -77,53 +90,134 @@ class DelayedFetch:
     done: bool = False
 
 
-class ReplicaManager:
-    """Produce and fetch over the partitions, and the fetches waiting for data. Not thread-safe: the
-    event loop's thread alone uses it."""
+ProduceCallback = Callable[[dict[TopicPartition, ProduceResult]], None]
 
-    def __init__(
-        self, topics: TopicManager, time_ms: Callable[[], int], min_insync_replicas: int = 1
-    ):
+
+@dataclass(eq=False)
+class DelayedProduce:
+    """An acks=all produce waiting for its partitions' high watermarks (Kafka's DelayedProduce):
+    required_offsets holds the partitions still waiting, each with the offset after its append."""
+
+    deadline_ms: int
+    results: dict[TopicPartition, ProduceResult]
+    required_offsets: dict[TopicPartition, int]
+    respond: ProduceCallback
+    done: bool = False
+
+
+class ReplicaManager:
+    """Produce and fetch over the partitions, and the requests waiting on them. Not thread-safe:
+    the event loop's thread alone uses it."""
+
+    def __init__(self, topics: TopicManager, time_ms: Callable[[], int]) -> None:
         self.topics = topics
         self._time_ms = time_ms
-        self.min_insync_replicas = min_insync_replicas
         self._waiting: dict[TopicPartition, set[DelayedFetch]] = {}
         self._deadlines: list[tuple[int, int, DelayedFetch]] = []
+        self._waiting_produce: dict[TopicPartition, set[DelayedProduce]] = {}
+        self._produce_deadlines: list[tuple[int, int, DelayedProduce]] = []
         self._sequence = itertools.count()
+        # set by the broker: propose an ISR change for a partition this broker leads
+        self.alter_isr: Callable[[Partition, list[int]], None] = lambda partition, isr: None
 
     # -- produce --------------------------------------------------------------------------------
     def append_records(
-        self, required_acks: int, entries: dict[TopicPartition, bytes | memoryview | None]
-    ) -> dict[TopicPartition, ProduceResult]:
-        results = {}
+        self,
+        required_acks: int,
+        entries: dict[TopicPartition, bytes | memoryview | None],
+        respond: ProduceCallback,
+        timeout_ms: int = 30_000,
+    ) -> None:
+        """Append to each partition; answer at once for acks 0 and 1, and for acks=all once every
+        partition that took the records has them on its whole ISR (or timeout_ms passes)."""
         if required_acks not in (-1, 0, 1):
-            return {
-                tp: ProduceResult(INVALID_REQUIRED_ACKS, error_message=f"acks={required_acks}")
-                for tp in entries
-            }
+            respond(
+                {
+                    tp: ProduceResult(INVALID_REQUIRED_ACKS, error_message=f"acks={required_acks}")
+                    for tp in entries
+                }
+            )
+            return
+        results = {}
+        required: dict[TopicPartition, int] = {}
         for tp, records in entries.items():
-            results[tp] = self._append(tp, records, required_acks)
-            if results[tp].error_code == NONE:
+            result, next_offset = self._append(tp, records, required_acks)
+            results[tp] = result
+            if result.error_code == NONE:
                 self._wake(tp)
-        return results
+                if required_acks == -1:
+                    required[tp] = next_offset
+        delayed = DelayedProduce(self._time_ms() + timeout_ms, results, required, respond)
+        if not required or self._try_complete_produce(delayed):
+            respond(results)
+            return
+        for tp in delayed.required_offsets:
+            self._waiting_produce.setdefault(tp, set()).add(delayed)
+        heapq.heappush(
+            self._produce_deadlines, (delayed.deadline_ms, next(self._sequence), delayed)
+        )
 
     def _append(
         self, tp: TopicPartition, records: bytes | memoryview | None, required_acks: int
-    ) -> ProduceResult:
+    ) -> tuple[ProduceResult, int]:
         partition = self.topics.partition(tp)
         if partition is None:
-            return ProduceResult(UNKNOWN_TOPIC_OR_PARTITION, error_message=f"{tp} does not exist")
+            return (
+                ProduceResult(UNKNOWN_TOPIC_OR_PARTITION, error_message=f"{tp} does not exist"),
+                -1,
+            )
         if tp.topic in ("__consumer_offsets",):
-            return ProduceResult(INVALID_TOPIC_EXCEPTION, error_message="internal topic")
+            return ProduceResult(INVALID_TOPIC_EXCEPTION, error_message="internal topic"), -1
         try:
             info = partition.append_records_to_leader(
-                records or b"", required_acks, self.min_insync_replicas
+                records or b"", required_acks, self._time_ms()
             )
         except KafkaError as exc:
-            return ProduceResult(exc.error_code, error_message=str(exc))
-        return ProduceResult(
-            NONE, info.first_offset, info.log_append_time, info.log_start_offset, None
+            return ProduceResult(exc.error_code, error_message=str(exc)), -1
+        return (
+            ProduceResult(
+                NONE, info.first_offset, info.log_append_time, info.log_start_offset, None
+            ),
+            info.last_offset + 1,
         )
+
+    def _try_complete_produce(self, delayed: DelayedProduce) -> bool:
+        """Settle the partitions whose high watermark passed their offset (or that lost their
+        leadership); True when none is left waiting."""
+        for tp, required_offset in list(delayed.required_offsets.items()):
+            partition = self.topics.partition(tp)
+            if partition is None:
+                done, error = True, NOT_LEADER_OR_FOLLOWER
+            else:
+                done, error = partition.check_enough_replicas_reach_offset(required_offset)
+            if done:
+                del delayed.required_offsets[tp]
+                if error != NONE:
+                    result = delayed.results[tp]
+                    result.error_code, result.base_offset = error, -1
+                    result.error_message = None
+        return not delayed.required_offsets
+
+    def _complete_produce(self, delayed: DelayedProduce) -> None:
+        if delayed.done:
+            return
+        delayed.done = True
+        for tp, waiting in list(self._waiting_produce.items()):
+            waiting.discard(delayed)
+            if not waiting:
+                del self._waiting_produce[tp]
+        for tp in delayed.required_offsets:  # still waiting at the deadline: timed out
+            result = delayed.results[tp]
+            result.error_code, result.base_offset = REQUEST_TIMED_OUT, -1
+        delayed.respond(delayed.results)
+
+    def high_watermark_moved(self, tp: TopicPartition) -> None:
+        """A partition's high watermark (or leadership) changed: acks=all produces waiting on it
+        may be done, and consumers waiting for records may have some."""
+        for delayed in list(self._waiting_produce.get(tp, ())):
+            if self._try_complete_produce(delayed):
+                self._complete_produce(delayed)
+        self._wake(tp)
 
     # -- fetch ----------------------------------------------------------------------------------
     def fetch_messages(
@@ -131,6 +225,8 @@ class ReplicaManager:
     ) -> None:
         """Read now; answer now if there is enough (or an error, or no wait), else wait."""
         results = self._read(params, partitions)
+        if params.is_from_follower:
+            self._update_followers(params.replica_id, partitions, results)
         ready = (
             params.max_wait_ms <= 0
             or not partitions
@@ -145,6 +241,28 @@ class ReplicaManager:
             self._waiting.setdefault(p.tp, set()).add(delayed)
         heapq.heappush(self._deadlines, (delayed.deadline_ms, next(self._sequence), delayed))
 
+    def _update_followers(
+        self, replica_id: int, partitions: list[FetchPartition], results: list[FetchPartitionData]
+    ) -> None:
+        """What a follower's fetch says it has (Kafka's updateFollowerFetchState): its log end
+        offset may move the high watermark, and bring it back into the ISR."""
+        now = self._time_ms()
+        for request, result in zip(partitions, results, strict=True):
+            if result.error_code != NONE:
+                continue
+            partition = self.topics.partition(request.tp)
+            if partition is None:
+                continue
+            moved = partition.update_follower_fetch_state(
+                replica_id, request.fetch_offset, request.log_start_offset, now
+            )
+            expanded = partition.isr_to_expand(replica_id)
+            if expanded is not None:
+                partition.pending_isr = expanded
+                self.alter_isr(partition, expanded)
+            if moved:
+                self.high_watermark_moved(request.tp)
+
     def _read(
         self, params: FetchParams, partitions: list[FetchPartition]
     ) -> list[FetchPartitionData]:
@@ -152,12 +270,13 @@ class ReplicaManager:
         and the first batch found is returned even when it is larger than the limit."""
         remaining = params.max_bytes
         results = []
+        isolation = FetchIsolation.LOG_END if params.is_from_follower else params.isolation
         for request in partitions:
             partition = self.topics.partition(request.tp)
             if partition is None:
                 results.append(FetchPartitionData(request.tp, UNKNOWN_TOPIC_OR_PARTITION))
                 continue
-            error = _epoch_error(partition, request.current_leader_epoch)
+            error = _leader_error(partition, request.current_leader_epoch)
             if error != NONE:
                 results.append(FetchPartitionData(request.tp, error))
                 continue
@@ -173,7 +292,7 @@ class ReplicaManager:
                 fetched = log.read(
                     request.fetch_offset,
                     min(request.partition_max_bytes, max(remaining, 0)),
-                    params.isolation,
+                    isolation,
                     min_one_message=remaining == params.max_bytes,
                 )
             except KafkaError as exc:
@@ -185,6 +304,8 @@ class ReplicaManager:
         return results
 
     def _wake(self, tp: TopicPartition) -> None:
+        """Fetches waiting on tp that may now have enough (after an append, or a move of the
+        high watermark)."""
         waiting = self._waiting.get(tp)
         if not waiting:
             return
@@ -207,19 +328,49 @@ class ReplicaManager:
                     del self._waiting[p.tp]
         if results is None:
             results = self._read(delayed.params, delayed.partitions)
+        if delayed.params.is_from_follower:
+            self._update_followers(delayed.params.replica_id, delayed.partitions, results)
         delayed.respond(results)
 
     def tick(self) -> None:
-        """Answer the waiting fetches whose fetch.max.wait.ms has passed."""
+        """Answer the waiting fetches and produces whose time has passed."""
         now = self._time_ms()
         while self._deadlines and self._deadlines[0][0] <= now:
             _, _, delayed = heapq.heappop(self._deadlines)
             self._complete(delayed)
+        while self._produce_deadlines and self._produce_deadlines[0][0] <= now:
+            _, _, produce = heapq.heappop(self._produce_deadlines)
+            if not produce.done:
+                self._try_complete_produce(produce)  # what reached the ISR is not timed out
+            self._complete_produce(produce)
 
     def complete_all(self) -> None:
-        """Shutdown: answer every waiting fetch with what it can have now."""
+        """Shutdown: answer every waiting fetch with what it can have now, and every waiting
+        produce with what it has reached (REQUEST_TIMED_OUT for what it has not)."""
         while self._deadlines:
             self._complete(heapq.heappop(self._deadlines)[2])
+        while self._produce_deadlines:
+            produce = heapq.heappop(self._produce_deadlines)[2]
+            if not produce.done:
+                self._try_complete_produce(produce)
+            self._complete_produce(produce)
+
+    def leadership_changed(self, tp: TopicPartition) -> None:
+        """A partition was made leader or follower: waiting requests on it settle now (acks=all
+        produces end NOT_LEADER_OR_FOLLOWER, fetches answer with the new state's error)."""
+        self.high_watermark_moved(tp)
+        for delayed in list(self._waiting.get(tp, ())):
+            self._complete(delayed)
+
+    def maybe_shrink_isr(self) -> None:
+        """The isr-expiration task: propose removing followers that fell behind."""
+        now = self._time_ms()
+        for topic in list(self.topics.topics.values()):
+            for partition in topic.partitions.values():
+                shrunk = partition.isr_to_shrink(now)
+                if shrunk is not None:
+                    partition.pending_isr = shrunk
+                    self.alter_isr(partition, shrunk)
 
     def last_offset_for_leader_epoch(
         self, tp: TopicPartition, current_leader_epoch: int, leader_epoch: int
@@ -229,7 +380,7 @@ class ReplicaManager:
         partition = self.topics.partition(tp)
         if partition is None:
             return UNKNOWN_TOPIC_OR_PARTITION, UNDEFINED, UNDEFINED
-        error = _epoch_error(partition, current_leader_epoch)
+        error = _leader_error(partition, current_leader_epoch)
         if error:
             return error, UNDEFINED, UNDEFINED
         log = partition.log
@@ -239,12 +390,20 @@ class ReplicaManager:
     def next_deadline_ms(self) -> int | None:
         while self._deadlines and self._deadlines[0][2].done:
             heapq.heappop(self._deadlines)
-        return self._deadlines[0][0] if self._deadlines else None
+        while self._produce_deadlines and self._produce_deadlines[0][2].done:
+            heapq.heappop(self._produce_deadlines)
+        deadlines = [q[0][0] for q in (self._deadlines, self._produce_deadlines) if q]
+        return min(deadlines) if deadlines else None
 
 
-def _epoch_error(partition: Partition, current_leader_epoch: int) -> int:
-    if current_leader_epoch < 0 or current_leader_epoch == partition.leader_epoch:
-        return NONE
-    if current_leader_epoch < partition.leader_epoch:
+def _leader_error(partition: Partition, current_leader_epoch: int) -> int:
+    """Kafka's checks before a read from the leader: this broker leads, in the epoch the client
+    thinks (older: FENCED_LEADER_EPOCH, the client refreshes; newer: UNKNOWN_LEADER_EPOCH, this
+    broker is behind)."""
+    if current_leader_epoch >= 0 and current_leader_epoch < partition.leader_epoch:
         return FENCED_LEADER_EPOCH
-    return UNKNOWN_LEADER_EPOCH
+    if current_leader_epoch > partition.leader_epoch:
+        return UNKNOWN_LEADER_EPOCH
+    if not partition.is_leader:
+        return NOT_LEADER_OR_FOLLOWER
+    return NONE

@@ -6,6 +6,8 @@ from engine.metadata.cache import MetadataCache
 from engine.metadata.image import (
     BrokerRegistration,
     ClusterImage,
+    LocalChanges,
+    MetadataDelta,
     PartitionRegistration,
     TopicImage,
 )
@@ -13,7 +15,9 @@ from engine.metadata.image import (
 __all__ = [
     "BrokerRegistration",
     "ClusterImage",
+    "LocalChanges",
     "MetadataCache",
+    "MetadataDelta",
     "PartitionRegistration",
     "TopicImage",
 ]

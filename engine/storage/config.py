@@ -200,6 +200,11 @@ class LogConfig:
         "log.message.timestamp.type",
     )
 
+    # replication (topic level, with the broker's as default): acks=all needs this many in-sync
+    # replicas, and a partition whose ISR is all gone may elect a replica that is not in it
+    min_insync_replicas: int = setting(1, Range(1, INT_MAX), "min.insync.replicas")
+    unclean_leader_election_enable: bool = setting(False, None, "unclean.leader.election.enable")
+
     def __post_init__(self) -> None:
         check_settings(self)
 

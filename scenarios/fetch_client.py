@@ -13,9 +13,16 @@ from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 from kafka.protocol.api_message import ApiMessage
-from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
+from kafka.protocol.consumer.fetch import FetchResponse
 
-from engine.protocol.client import ProtocolError, decode_response, encode_request, read_frame
+from engine.protocol.client import (
+    FetchPosition,
+    ProtocolError,
+    decode_response,
+    encode_request,
+    read_frame,
+)
+from engine.protocol.client import fetch_request as client_fetch_request
 
 _FETCH_VERSION = 11
 _MAX_RESPONSE = 0x7FFFFFFF  # bounded by the request's max_bytes, not by a guess here
@@ -53,26 +60,12 @@ def fetch_request(
     version: int = _FETCH_VERSION,
 ) -> ApiMessage:
     """A consumer's Fetch of one partition (replica id -1, no session, read uncommitted)."""
-    cls = FetchRequest[version]
-    wanted = cls.FetchTopic.FetchPartition(
-        partition=partition,
-        current_leader_epoch=-1,
-        fetch_offset=offset,
-        last_fetched_epoch=-1,
-        log_start_offset=-1,
-        partition_max_bytes=max_bytes,
-    )
-    return cls(
-        replica_id=-1,
+    return client_fetch_request(
+        [FetchPosition(topic, partition, offset, max_bytes)],
+        max_bytes=max_bytes,
         max_wait_ms=max_wait_ms,
         min_bytes=min_bytes,
-        max_bytes=max_bytes,
-        isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
-        topics=[cls.FetchTopic(topic=topic, partitions=[wanted])],
-        forgotten_topics_data=[],
-        rack_id="",
+        version=version,
     )
 
 

@@ -12,6 +12,7 @@ Not thread-safe: the event loop's thread alone uses it.
 """
 
 import dataclasses
+import selectors
 from collections.abc import Callable
 
 from engine.broker.config import KafkaConfig
@@ -121,6 +122,19 @@ class BrokerServer:
             self.scheduler.next_deadline_ms(),
         )
         return min((d for d in deadlines if d is not None), default=None)
+
+    def attach(self, selector: selectors.BaseSelector) -> None:
+        """The event loop's selector, for outbound connections (none without a controller)."""
+
+    def complete_all(self) -> None:
+        """Stopping: answer every waiting request with what it has now."""
+        self.replica_manager.complete_all()
+
+    def begin_shutdown(self) -> None:
+        """A stop was asked for."""
+
+    def ready_to_stop(self) -> bool:
+        return True
 
     def shutdown(self) -> None:
         """A clean stop: flush and close every log, checkpoint, mark the shutdown clean."""

@@ -43,7 +43,7 @@ from engine.errors import (
     UNSUPPORTED_VERSION,
 )
 from engine.metadata.image import CONSUMER_OFFSETS
-from engine.protocol.apis import APIS, ApiKeys
+from engine.protocol.apis import APIS, ApiKeys, ApiTable
 from engine.protocol.codec import encode_response, supported
 from engine.protocol.fetch_response import (
     FetchPartitionResponse,
@@ -121,6 +121,8 @@ class BrokerStats:
 class KafkaApis:
     """The request handlers, over the services a BrokerServer wired. Not thread-safe: the event
     loop's thread alone uses it."""
+
+    api_table: ApiTable = APIS
 
     def __init__(self, broker: "BrokerServer") -> None:
         self.broker = broker

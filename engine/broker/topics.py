@@ -43,8 +43,8 @@ from engine.errors import (
 from engine.storage import Log, LogConfig, LogManager
 from engine.storage.config import TOPIC_CONFIG_NAMES
 from engine.storage.log_manager import validate_topic_name
+from engine.storage.meta_properties import format_log_dir, read_cluster_id
 
-META_PROPERTIES = "meta.properties"
 PARTITION_METADATA = "partition.metadata"
 TOPIC_CONFIGS = "topic-configs.json"
 INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
@@ -98,7 +98,12 @@ class TopicManager:
         self.config = config
         self.log_manager = log_manager
         self.node_id = config.node_id
-        self.cluster_id = self._load_meta_properties()
+        # a cluster member learns its cluster id from the controller (set_cluster_id)
+        self.cluster_id = (
+            read_cluster_id(config.log_dir, config.node_id)
+            if config.in_cluster
+            else format_log_dir(config.log_dir, config.node_id)
+        )
         self.topics: dict[str, Topic] = {}
         # called after every change to the topics or their partitions (BrokerServer publishes
         # a new cluster image)
@@ -138,23 +143,6 @@ class TopicManager:
                 self.partition_count,
                 config.max_broker_partitions,
             )
-
-    def _load_meta_properties(self) -> str:
-        path = os.path.join(self.config.log_dir, META_PROPERTIES)
-        if os.path.exists(path):
-            with open(path, encoding="utf-8") as f:
-                properties = dict(
-                    line.split("=", 1) for line in f.read().splitlines() if "=" in line
-                )
-            stored = int(properties.get("node.id", self.node_id))
-            if stored != self.node_id:
-                raise RuntimeError(
-                    f"{path} belongs to node.id {stored}, this broker is node.id {self.node_id}"
-                )
-            return properties["cluster.id"]
-        cluster_id = _encode_uuid(uuid.uuid4())
-        _write_atomically(path, f"version=1\nnode.id={self.node_id}\ncluster.id={cluster_id}\n")
-        return cluster_id
 
     @staticmethod
     def _read_topic_id(directory: str) -> uuid.UUID | None:

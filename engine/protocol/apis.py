@@ -7,6 +7,7 @@ Requests and responses are kafka-python's schema-generated classes.
 
 from enum import IntEnum
 
+from kafka.protocol.admin.cluster import DescribeClusterRequest, DescribeClusterResponse
 from kafka.protocol.admin.configs import DescribeConfigsRequest, DescribeConfigsResponse
 from kafka.protocol.admin.groups import (
     DescribeGroupsRequest,
@@ -53,6 +54,17 @@ from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 from kafka.protocol.producer.transaction import InitProducerIdRequest, InitProducerIdResponse
 
+from engine.protocol.kraft_messages import (
+    AllocateProducerIdsRequest,
+    AllocateProducerIdsResponse,
+    AlterPartitionRequest,
+    AlterPartitionResponse,
+    BrokerHeartbeatRequest,
+    BrokerHeartbeatResponse,
+    BrokerRegistrationRequest,
+    BrokerRegistrationResponse,
+)
+
 
 class ApiKeys(IntEnum):
     PRODUCE = 0
@@ -75,10 +87,17 @@ class ApiKeys(IntEnum):
     OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
     CREATE_PARTITIONS = 37
+    ALTER_PARTITION = 56
+    DESCRIBE_CLUSTER = 60
+    BROKER_REGISTRATION = 62
+    BROKER_HEARTBEAT = 63
+    ALLOCATE_PRODUCER_IDS = 67
 
 
 # api key -> (request class, response class, min version, max version)
-APIS: dict[ApiKeys, tuple[type[ApiMessage], type[ApiMessage], int, int]] = {
+ApiTable = dict[ApiKeys, tuple[type[ApiMessage], type[ApiMessage], int, int]]
+
+APIS: ApiTable = {
     ApiKeys.PRODUCE: (ProduceRequest, ProduceResponse, 3, 9),
     ApiKeys.FETCH: (FetchRequest, FetchResponse, 4, 12),
     ApiKeys.LIST_OFFSETS: (ListOffsetsRequest, ListOffsetsResponse, 1, 7),
@@ -105,4 +124,26 @@ APIS: dict[ApiKeys, tuple[type[ApiMessage], type[ApiMessage], int, int]] = {
     ),
     ApiKeys.DESCRIBE_CONFIGS: (DescribeConfigsRequest, DescribeConfigsResponse, 1, 4),
     ApiKeys.CREATE_PARTITIONS: (CreatePartitionsRequest, CreatePartitionsResponse, 0, 3),
+}
+
+# What a controller serves (Kafka's ControllerApis, for what brokers and kbench's tools send it):
+# the lifecycle and ISR RPCs, topic admin forwarded by brokers, the metadata log by Fetch (v12,
+# topic by name), and DescribeCluster, which KIP-919 lets clients send to controllers (a new
+# broker learns the cluster id from it).
+CONTROLLER_APIS: ApiTable = {
+    ApiKeys.API_VERSIONS: APIS[ApiKeys.API_VERSIONS],
+    ApiKeys.FETCH: (FetchRequest, FetchResponse, 12, 12),
+    ApiKeys.CREATE_TOPICS: APIS[ApiKeys.CREATE_TOPICS],
+    ApiKeys.DELETE_TOPICS: APIS[ApiKeys.DELETE_TOPICS],
+    ApiKeys.CREATE_PARTITIONS: APIS[ApiKeys.CREATE_PARTITIONS],
+    ApiKeys.ALTER_PARTITION: (AlterPartitionRequest, AlterPartitionResponse, 0, 3),
+    ApiKeys.DESCRIBE_CLUSTER: (DescribeClusterRequest, DescribeClusterResponse, 0, 1),
+    ApiKeys.BROKER_REGISTRATION: (BrokerRegistrationRequest, BrokerRegistrationResponse, 0, 4),
+    ApiKeys.BROKER_HEARTBEAT: (BrokerHeartbeatRequest, BrokerHeartbeatResponse, 0, 1),
+    ApiKeys.ALLOCATE_PRODUCER_IDS: (
+        AllocateProducerIdsRequest,
+        AllocateProducerIdsResponse,
+        0,
+        0,
+    ),
 }

@@ -8,8 +8,11 @@ helper reads a whole frame from a blocking socket into a caller's reusable buffe
 
 import socket
 import struct
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from kafka.protocol.api_message import ApiMessage
+from kafka.protocol.consumer.fetch import FetchRequest
 
 _SIZE = struct.Struct(">i")
 _CORRELATION = struct.Struct(">i")  # the first field of every response header
@@ -70,3 +73,56 @@ def receive_exactly(sock: socket.socket, view: memoryview) -> memoryview:
             raise ConnectionClosed("the peer closed the connection")
         got += received
     return view
+
+
+@dataclass(frozen=True, slots=True)
+class FetchPosition:
+    """One partition of a Fetch: where to read and how much (a follower also says its epoch,
+    its log start, and the epoch of its last batch)."""
+
+    topic: str
+    partition: int
+    offset: int
+    max_bytes: int
+    current_leader_epoch: int = -1
+    log_start_offset: int = -1
+    last_fetched_epoch: int = -1
+
+
+def fetch_request(
+    positions: Sequence[FetchPosition],
+    *,
+    max_bytes: int,
+    max_wait_ms: int = 0,
+    min_bytes: int = 1,
+    replica_id: int = -1,
+    version: int = 12,
+    rack_id: str = "",
+) -> ApiMessage:
+    """A full (sessionless) Fetch, read uncommitted: a consumer's (replica id -1), a follower's
+    (its broker id), or a broker's fetch of the metadata log."""
+    cls = FetchRequest[version]
+    topics: dict[str, list] = {}
+    for p in positions:
+        topics.setdefault(p.topic, []).append(
+            cls.FetchTopic.FetchPartition(
+                partition=p.partition,
+                current_leader_epoch=p.current_leader_epoch,
+                fetch_offset=p.offset,
+                last_fetched_epoch=p.last_fetched_epoch,
+                log_start_offset=p.log_start_offset,
+                partition_max_bytes=p.max_bytes,
+            )
+        )
+    return cls(
+        replica_id=replica_id,
+        max_wait_ms=max_wait_ms,
+        min_bytes=min_bytes,
+        max_bytes=max_bytes,
+        isolation_level=0,
+        session_id=0,
+        session_epoch=-1,
+        topics=[cls.FetchTopic(topic=t, partitions=parts) for t, parts in topics.items()],
+        forgotten_topics_data=[],
+        rack_id=rack_id,
+    )

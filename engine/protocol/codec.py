@@ -17,7 +17,7 @@ from typing import Any
 from kafka.protocol.api_header import RequestHeader
 from kafka.protocol.api_message import ApiMessage
 
-from engine.protocol.apis import APIS, ApiKeys
+from engine.protocol.apis import APIS, ApiKeys, ApiTable
 from engine.protocol.produce_request import decode_produce_request
 
 _KEY_VERSION = struct.Struct(">hh")
@@ -52,13 +52,13 @@ _body_decoders: dict[tuple[int, int], tuple[bool, Callable[..., Any], tuple[_Nul
 
 
 def _body_decoder(
-    api_key: int, api_version: int
+    api_key: int, api_version: int, apis: ApiTable
 ) -> tuple[bool, Callable[..., Any], tuple[_NullCheck, ...]]:
     try:
         return _body_decoders[api_key, api_version]
     except KeyError:
         pass
-    request_class = APIS[ApiKeys(api_key)][0]
+    request_class = apis[ApiKeys(api_key)][0]
     flexible = request_class.flexible_version_q(api_version)
     decoder = request_class._struct.compiled_decode_from(
         api_version, compact=flexible, tagged=flexible, data_class=request_class
@@ -105,13 +105,14 @@ def _null_field(body: Any, checks: tuple[_NullCheck, ...], path: str = "") -> st
     return None
 
 
-def supported(api_key: int, api_version: int) -> bool:
-    entry = APIS.get(api_key)  # type: ignore[call-overload]
+def supported(api_key: int, api_version: int, apis: ApiTable = APIS) -> bool:
+    entry = apis.get(api_key)  # type: ignore[call-overload]
     return entry is not None and entry[2] <= api_version <= entry[3]
 
 
-def decode_request(frame: memoryview | bytes) -> tuple[RequestHeader, Any]:
-    """Parse one request frame (the bytes after its size prefix): header, then body.
+def decode_request(frame: memoryview | bytes, apis: ApiTable = APIS) -> tuple[RequestHeader, Any]:
+    """Parse one request frame (the bytes after its size prefix): header, then body, for the
+    APIs served (a broker's by default, or a controller's).
 
     An ApiVersions request of a version the broker does not know is returned with its body
     parsed as v0, so it can be answered with UNSUPPORTED_VERSION and the supported ranges
@@ -122,11 +123,11 @@ def decode_request(frame: memoryview | bytes) -> tuple[RequestHeader, Any]:
     if len(view) < 8:
         raise InvalidRequestError(f"request frame of {len(view)} bytes is shorter than a header")
     api_key, api_version = _KEY_VERSION.unpack_from(view)
-    if not supported(api_key, api_version):
+    if not supported(api_key, api_version, apis):
         if api_key == ApiKeys.API_VERSIONS and api_version >= 0:
             return _decode_unknown_api_versions(view)
         raise UnsupportedVersionError(api_key, api_version, struct.unpack_from(">i", view, 4)[0])
-    flexible, decode_body, null_checks = _body_decoder(api_key, api_version)
+    flexible, decode_body, null_checks = _body_decoder(api_key, api_version, apis)
     if api_key == ApiKeys.PRODUCE:  # records stay views of the frame (produce_request.py)
         decode_body = partial(decode_produce_request, version=api_version)
         null_checks = ()  # its decoder refuses nulls itself

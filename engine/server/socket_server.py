@@ -1,9 +1,14 @@
-"""SocketServer: one event loop (selectors) that reads request frames, hands them to KafkaApis,
-and writes responses in request order, Fetch data with os.sendfile.
+"""SocketServer: one event loop (selectors) that reads request frames, hands them to the node's
+handlers (a broker's KafkaApis or a controller's ControllerApis), and writes responses in request
+order, Fetch data with os.sendfile. The node's outbound connections (replica fetchers, calls to
+the controller) are sockets of the same selector: their keys carry an object whose
+handle_events() the loop calls.
 
-One thread: serve() runs the loop, and KafkaApis and everything under it run inside it (handlers,
-respond callbacks, tick()); nothing here locks. From another thread or a signal handler only
-stop() is safe: it sets a flag the loop reads.
+One thread: serve() runs the loop, and the handlers and everything under them run inside it
+(handlers, respond callbacks, tick(), outbound responses); nothing here locks. From another
+thread or a signal handler only stop() is safe: it sets a flag the loop reads. A stop lets the
+node finish first (a broker's controlled shutdown moves its leaderships away), within
+_STOP_GRACE_SECONDS.
 
 Per connection: frames are cut out of a receive buffer without copying. A frame is a memoryview
 of that buffer, valid only while it is dispatched: handlers copy what they keep (decoding does)
@@ -50,8 +55,9 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from engine.broker.broker_server import BrokerServer
+from engine.broker.config import KafkaConfig
 from engine.broker.request_context import RequestContext
 from engine.errors import UNSUPPORTED_VERSION
 from engine.protocol.codec import (
@@ -79,6 +85,22 @@ _LOG_BURST = 10  # lines about single connections per interval
 _LOG_INTERVAL = 10.0
 _READ = selectors.EVENT_READ
 _WRITE = selectors.EVENT_WRITE
+_STOP_GRACE_SECONDS = 30.0  # for the node to finish (controlled shutdown) after stop()
+
+
+class Node(Protocol):
+    """What the loop serves: a BrokerServer or a ControllerServer."""
+
+    config: KafkaConfig
+    time_ms: Callable[[], int]
+    apis: Any  # .handle(context, request, respond), .stats, .api_table
+
+    def attach(self, selector: selectors.BaseSelector) -> None: ...
+    def tick(self) -> None: ...
+    def next_deadline_ms(self) -> int | None: ...
+    def complete_all(self) -> None: ...
+    def begin_shutdown(self) -> None: ...
+    def ready_to_stop(self) -> bool: ...
 
 
 class MemoryPool:
@@ -170,7 +192,7 @@ class Connection:
 
 
 class SocketServer:
-    def __init__(self, broker: BrokerServer) -> None:
+    def __init__(self, broker: Node) -> None:
         self.broker = broker
         self.apis = broker.apis
         self.config = broker.config
@@ -219,7 +241,12 @@ class SocketServer:
         self._stopping = True
 
     def serve(self) -> None:
+        self.broker.attach(self.selector)
         while not self._stopping:
+            self._poll(self._timeout())
+        self.broker.begin_shutdown()
+        grace_end = time.monotonic() + _STOP_GRACE_SECONDS
+        while not self.broker.ready_to_stop() and time.monotonic() < grace_end:
             self._poll(self._timeout())
         self._drain()
 
@@ -233,9 +260,12 @@ class SocketServer:
         ready = self.selector.select(timeout)
         now = self._now = time.monotonic()
         for key, events in ready:
-            conn: Connection | None = key.data
+            conn = key.data
             if conn is None:
                 self._accept()
+                continue
+            if not isinstance(conn, Connection):  # an outbound connection of the node's
+                conn.handle_events(events)
                 continue
             if conn.closed:
                 continue
@@ -259,7 +289,7 @@ class SocketServer:
                 self._listening = False
             self.listener.close()
             self.listener = None
-        self.broker.replica_manager.complete_all()
+        self.broker.complete_all()
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline and any(
             c.outbound or any(r.ready for r in c.responses) for c in self.connections
@@ -554,7 +584,7 @@ class SocketServer:
     # -- dispatch -------------------------------------------------------------------------------
     def _dispatch(self, conn: Connection, frame: memoryview) -> None:
         try:
-            header, request = decode_request(frame)
+            header, request = decode_request(frame, self.apis.api_table)
         except UnsupportedVersionError as exc:
             self.connection_log.log(logging.INFO, "%s: %s; closing", conn.peer, exc)
             self._enqueue_ready(conn, [encode_error_frame(exc.correlation_id, UNSUPPORTED_VERSION)])

@@ -218,20 +218,17 @@ class QuorumController:
                 incarnation_id=incarnation_id,
                 broker_epoch=epoch,
                 end_points=[
-                    {
-                        "name": e.name,
-                        "host": e.host,
-                        "port": e.port,
-                        "security_protocol": 0,
-                    }
+                    RegisterBrokerRecord.BrokerEndpoint(
+                        name=e.name, host=e.host, port=e.port, security_protocol=0
+                    )
                     for e in endpoints
                 ],
                 features=[
-                    {
-                        "name": "metadata.version",
-                        "min_supported_version": 1,
-                        "max_supported_version": METADATA_VERSION,
-                    }
+                    RegisterBrokerRecord.BrokerFeature(
+                        name="metadata.version",
+                        min_supported_version=1,
+                        max_supported_version=METADATA_VERSION,
+                    )
                 ],
                 rack=rack,
                 fenced=True,

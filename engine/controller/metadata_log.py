@@ -48,13 +48,13 @@ class MetadataLog:
         self.node_id = node_id
         self._time_ms = time_ms
         self.directory = os.path.join(log_dir, str(METADATA_PARTITION))
+        state = self._read_quorum_state()  # first: a bad file leaves no log open
         self.log = Log(
             self.directory,
             LogConfig(segment_bytes=_SEGMENT_BYTES, retention_ms=-1),
             time_ms=time_ms,
         )
         self.log.update_high_watermark(self.log.log_end_offset)  # all of it was flushed
-        state = self._read_quorum_state()
         self.epoch = max(int(state.get("leaderEpoch", 0)), self.log.leader_epoch_cache.latest_epoch)
         self.epoch += 1
         self._write_quorum_state()

@@ -48,6 +48,8 @@ from engine.metadata.image import (
     CONFIG_RESOURCE_TOPIC,
     CONSUMER_OFFSETS,
     NO_LEADER,
+    RECOVERED,
+    RECOVERING,
     ClusterImage,
     MetadataDelta,
     PartitionRegistration,
@@ -245,7 +247,8 @@ class QuorumController:
 
     def _session_alive(self, broker_id: int, now: int) -> bool:
         last = self.last_contact_ms.get(broker_id)
-        return last is not None and now - last < self.settings.broker_session_timeout_ms
+        # Kafka's BrokerHeartbeatManager.hasValidSession: alive through the timeout itself
+        return last is not None and now - last <= self.settings.broker_session_timeout_ms
 
     def _check_broker_epoch(self, broker_id: int, epoch: int) -> None:
         broker = self.image.brokers.get(broker_id)
@@ -283,6 +286,11 @@ class QuorumController:
             self.write(self._fence_records(broker_id))
             return HeartbeatResult(NONE, caught_up, True, want_shut_down)
         if want_shut_down:
+            if not broker.in_controlled_shutdown and not self._leads_any(broker_id):
+                # nothing to move: SHUTDOWN_NOW at once, as Kafka (calculateNextBrokerState)
+                self.write(self._fence_records(broker_id))
+                log.info("broker %d shut down", broker_id)
+                return HeartbeatResult(NONE, caught_up, True, True)
             if broker_id not in self.controlled_shutdown_offsets:
                 records = self._controlled_shutdown_records(broker_id)
                 offset = self.write(records)
@@ -299,15 +307,20 @@ class QuorumController:
     def _may_shut_down(self, broker_id: int) -> bool:
         """Once it leads nothing and every active broker has seen that (Kafka's rule), so no
         client is sent to it any more."""
-        for topic in self.image.topics.values():
-            for registration in topic.partitions.values():
-                if registration.leader == broker_id:
-                    return False
+        if self._leads_any(broker_id):
+            return False
         offset = self.controlled_shutdown_offsets[broker_id]
         return all(
             self.broker_offsets.get(b.node_id, -1) >= offset
             for b in self.image.brokers.values()
             if b.active and b.node_id != broker_id
+        )
+
+    def _leads_any(self, broker_id: int) -> bool:
+        return any(
+            registration.leader == broker_id
+            for topic in self.image.topics.values()
+            for registration in topic.partitions.values()
         )
 
     def fence_stale_brokers(self) -> list[int]:
@@ -417,6 +430,8 @@ class QuorumController:
     ) -> AlterPartitionResult:
         """A leader's ISR change, validated as Kafka's ReplicationControlManager.alterPartition."""
         self._check_broker_epoch(broker_id, broker_epoch)
+        if topic is not None:  # judged on the partition as it is now, not the caller's copy
+            topic = self.image.topic_by_id(topic.topic_id)
         if topic is None:
             return AlterPartitionResult(UNKNOWN_TOPIC_ID)
         registration = topic.partitions.get(index)
@@ -432,7 +447,16 @@ class QuorumController:
             return AlterPartitionResult(INVALID_REQUEST)
         if partition_epoch < registration.partition_epoch:
             return AlterPartitionResult(INVALID_UPDATE_VERSION)
-        if not set(new_isr) <= set(registration.replicas) or broker_id not in new_isr:
+        if (
+            not set(new_isr) <= set(registration.replicas)
+            or len(set(new_isr)) != len(new_isr)
+            or broker_id not in new_isr
+        ):
+            return AlterPartitionResult(INVALID_REQUEST)
+        # only an unclean leader's lone ISR is RECOVERING, and a recovered one stays recovered
+        if leader_recovery_state == RECOVERING and (
+            len(new_isr) > 1 or registration.leader_recovery_state == RECOVERED
+        ):
             return AlterPartitionResult(INVALID_REQUEST)
         for added in set(new_isr) - set(registration.isr):
             if not self.may_lead(added):

@@ -4,8 +4,10 @@ import argparse
 import glob
 import json
 import os
+import signal
 import sys
 import tempfile
+import time
 import traceback
 import urllib.request
 from typing import NoReturn
@@ -14,7 +16,9 @@ from engine.broker.config import kafka_config, parse_listener, parse_properties
 from engine.server.broker import run_broker
 from engine.tools.dump_log import dump_log
 from scenarios import results
+from scenarios.cluster import ClusterError
 from scenarios.compare import compare_runs, differences, print_changes, unshared
+from scenarios.local_broker import LocalCluster
 from scenarios.registry import SCENARIOS
 from scenarios.run import RunError, RunInterrupted
 from scenarios.run import run as run_scenarios
@@ -69,6 +73,28 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         action="append",
         default=[],
         help="a Kafka property, overriding --config (repeatable), e.g. --set num.partitions=3",
+    )
+    cluster = commands.add_parser(
+        "cluster",
+        help="run a replicated cluster: a controller and N brokers, each its own process",
+        description="Start a KRaft-shaped kbench cluster on loopback ports (a controller and "
+        "--brokers brokers, each with its own data directory under --data-dir and a log file "
+        "beside it), print the bootstrap servers, and stop them all cleanly on Ctrl-C or "
+        "SIGTERM (each broker first hands its leaderships over).",
+    )
+    cluster.add_argument("--brokers", type=int, default=3, metavar="N", help="default 3")
+    cluster.add_argument("--data-dir", metavar="DIR", required=True, help="the cluster's directory")
+    cluster.add_argument(
+        "--racks",
+        metavar="R1,R2,...",
+        help="broker.rack of each broker, in node id order (e.g. a,b,c)",
+    )
+    cluster.add_argument(
+        "--set",
+        metavar="KEY=VALUE",
+        action="append",
+        default=[],
+        help="a Kafka property for every process (repeatable), e.g. --set min.insync.replicas=2",
     )
     stats = commands.add_parser(
         "broker-stats",
@@ -155,6 +181,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "dump-log": dump,
         "broker": broker,
         "broker-stats": stats,
+        "cluster": cluster,
         "run": run,
         "list": listing,
         "compare": comparing,
@@ -197,6 +224,8 @@ def _main(argv: list[str] | None) -> int:
         return _broker(args, commands["broker"])
     if args.command == "broker-stats":
         return _broker_stats(args.address, commands["broker-stats"])
+    if args.command == "cluster":
+        return _cluster(args, commands["cluster"])
     if args.command == "run":
         return _run(args, commands["run"], argv)
     if args.command == "list":
@@ -338,17 +367,71 @@ def _broker_stats(address: str, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
+def _settings(items: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
+    properties = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            parser.error(f"--set {item!r}: expected KEY=VALUE, e.g. --set num.partitions=3")
+        properties[key.strip()] = value.strip()
+    return properties
+
+
+def _cluster(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if args.brokers < 1:
+        _fail(parser, f"--brokers must be at least 1, got {args.brokers}")
+    settings = _settings(args.set, parser)
+    racks = [r.strip() for r in args.racks.split(",")] if args.racks else None
+    if racks is not None and len(racks) != args.brokers:
+        _fail(parser, f"--racks names {len(racks)} racks for {args.brokers} brokers")
+    try:
+        directory = usable_directory(args.data_dir, "--data-dir")
+        kafka_config({**settings, "log.dirs": directory})  # the settings' errors, in one line
+    except ValueError as exc:
+        _fail(parser, str(exc))
+    cluster = LocalCluster(directory, args.brokers, settings, racks)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    try:
+        cluster.start()
+    except (ClusterError, RuntimeError) as exc:
+        print(f"kbench cluster: {exc}", file=sys.stderr)
+        return 1
+    print(f"kbench cluster: controller {cluster.controller.bootstrap}", flush=True)
+    for node_id, broker in cluster.brokers.items():
+        print(f"kbench cluster: broker {node_id} {broker.bootstrap}", flush=True)
+    print(f"bootstrap servers: {cluster.bootstrap}", flush=True)
+    try:
+        while not stopping:
+            for node_id, broker in cluster.brokers.items():
+                if broker.process is not None and broker.process.poll() is not None:
+                    print(
+                        f"kbench cluster: broker {node_id} exited "
+                        f"({broker.process.returncode}); see {broker.log_path}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    broker.stop()
+            time.sleep(0.2)
+    finally:
+        print("kbench cluster: stopping", file=sys.stderr, flush=True)
+        cluster.stop()
+    return 0
+
+
 def _broker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     properties: dict[str, str] = {}
     try:
         if args.config:
             with open(args.config, encoding="utf-8") as f:
                 properties.update(parse_properties(f.read()))
-        for item in args.set:
-            key, sep, value = item.partition("=")
-            if not sep or not key.strip():
-                parser.error(f"--set {item!r}: expected KEY=VALUE, e.g. --set num.partitions=3")
-            properties[key.strip()] = value.strip()
+        properties.update(_settings(args.set, parser))
         if args.data_dir:
             properties["log.dirs"] = args.data_dir
         for directory in properties.get("log.dirs", properties.get("log.dir", "")).split(","):

@@ -2,40 +2,59 @@
 Scheduler that runs their periodic work.
 
 The log directory (LogManager, with its recovery) comes first, then the topics and partitions
-over it, the replica manager (produce, fetch, waiting fetches), producer ids, the group
+over it, the replica manager (produce, fetch, the requests that wait), producer ids, the group
 coordinator over `__consumer_offsets`, and the request handlers (KafkaApis) last. The event loop
 asks it when anything is next due and calls tick() then; a clean stop is shutdown(), a failed one
-close_unclean(). Cluster metadata, replica fetchers and the broker's lifecycle with a controller
-join here (issue 10).
+close_unclean().
+
+Alone (no controller.quorum.voters), the broker is its own controller: topics are the partition
+directories on its disk, and it publishes the cluster image itself. In a cluster, a
+NetworkClient on the event loop carries its calls to the controller and to other brokers: the
+lifecycle manager registers and heartbeats, the metadata loader follows the controller's log and
+the publisher applies each image (lead, follow, delete), replica fetchers copy the partitions it
+follows, ISR changes go to the controller, producer ids come from it, and topic admin requests
+are forwarded to it. A stop is a controlled shutdown: the controller moves its leaderships away
+before the process exits.
 
 Not thread-safe: the event loop's thread alone uses it.
 """
 
 import dataclasses
+import logging
 import selectors
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
+from engine.broker.alter_partition_manager import AlterPartitionManager
 from engine.broker.config import KafkaConfig
-from engine.broker.group_coordinator import GroupConfig, GroupCoordinator
+from engine.broker.group_coordinator import CommittedOffset, GroupConfig, GroupCoordinator
 from engine.broker.kafka_apis import KafkaApis
-from engine.broker.offset_store import LogOffsetStore
-from engine.broker.producer_ids import ProducerIdManager
+from engine.broker.lifecycle import BrokerLifecycleManager
+from engine.broker.metadata_loader import MetadataLoader
+from engine.broker.metadata_publisher import BrokerMetadataPublisher
+from engine.broker.offset_store import OFFSETS_TOPIC_CONFIGS, LogOffsetStore
+from engine.broker.partition import Partition
+from engine.broker.producer_ids import ProducerIdManager, RpcProducerIdManager
+from engine.broker.replica_fetcher import ReplicaFetcherManager
 from engine.broker.replica_manager import ReplicaManager
 from engine.broker.scheduler import Scheduler
 from engine.broker.topics import TopicManager
 from engine.common import TopicPartition
+from engine.errors import NOT_COORDINATOR, KafkaError
 from engine.metadata import (
     BrokerRegistration,
     ClusterImage,
     MetadataCache,
+    MetadataDelta,
     PartitionRegistration,
     TopicImage,
 )
 from engine.metadata.image import CONSUMER_OFFSETS
+from engine.protocol.network_client import NetworkClient
 from engine.storage import LogManager
 from engine.storage.log import wall_clock_ms
+from engine.storage.meta_properties import write_meta_properties
 
-_CONSUMER_OFFSETS_SEGMENT_BYTES = 100 << 20  # offsets.topic.segment.bytes' default
+log = logging.getLogger(__name__)
 
 
 class BrokerServer:
@@ -46,23 +65,35 @@ class BrokerServer:
         self.log_manager = LogManager(config.log_dir, config.log, time_ms=time_ms)
         self.topics = TopicManager(config, self.log_manager)
         self.replica_manager = ReplicaManager(self.topics, time_ms)
-        self.producer_ids = ProducerIdManager(config.log_dir)
-        if CONSUMER_OFFSETS not in self.topics.topics:
-            self.topics.create_topic(
-                CONSUMER_OFFSETS, 1, 1, {"segment.bytes": str(_CONSUMER_OFFSETS_SEGMENT_BYTES)}
-            )
-        offsets_partition = self.topics.partition(TopicPartition(CONSUMER_OFFSETS, 0))
-        assert offsets_partition is not None  # loaded or created just above
-        self.group_coordinator = GroupCoordinator(
-            GroupConfig(
-                group_min_session_timeout_ms=config.group_min_session_timeout_ms,
-                group_max_session_timeout_ms=config.group_max_session_timeout_ms,
-                group_initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
-            ),
-            LogOffsetStore(offsets_partition),
-            time_ms,
+        self.group_config = GroupConfig(
+            group_min_session_timeout_ms=config.group_min_session_timeout_ms,
+            group_max_session_timeout_ms=config.group_max_session_timeout_ms,
+            group_initial_rebalance_delay_ms=config.group_initial_rebalance_delay_ms,
         )
         self.scheduler = Scheduler(time_ms)
+        self.network_client: NetworkClient | None = None
+        self.cluster: ClusterServices | None = None
+        self.producer_ids: ProducerIdManager | RpcProducerIdManager
+        if config.in_cluster:
+            self.cluster = ClusterServices(self)
+            self.network_client = self.cluster.client
+            self.producer_ids = self.cluster.producer_ids
+            self.group_coordinator = self._inactive_coordinator()
+            self.metadata_cache = MetadataCache(ClusterImage(self.topics.cluster_id or "", -1))
+        else:
+            self.producer_ids = ProducerIdManager(config.log_dir)
+            if CONSUMER_OFFSETS not in self.topics.topics:
+                self.topics.create_topic(
+                    CONSUMER_OFFSETS,
+                    1,
+                    1,
+                    dict(OFFSETS_TOPIC_CONFIGS),
+                )
+            offsets_partition = self.topics.partition(TopicPartition(CONSUMER_OFFSETS, 0))
+            assert offsets_partition is not None  # loaded or created just above
+            self.group_coordinator = GroupCoordinator(
+                self.group_config, LogOffsetStore(offsets_partition), time_ms
+            )
         self.scheduler.schedule(
             "retention", config.log_retention_check_interval_ms, self.log_manager.cleanup_logs
         )
@@ -74,14 +105,34 @@ class BrokerServer:
             config.log_flush_offset_checkpoint_interval_ms,
             self.log_manager.checkpoint,
         )
-        self.metadata_cache = MetadataCache(self._local_image())
-        self.topics.on_change = self._publish_local_image
+        if self.cluster is None:
+            self.metadata_cache = MetadataCache(self._local_image())
+            self.topics.on_change = self._publish_local_image
         self.apis = KafkaApis(self)
 
     def advertise(self, host: str, port: int) -> None:
         """The address clients are told to use (the bound one, when port 0 picked it)."""
         self.config = dataclasses.replace(self.config, listen_host=host, listen_port=port)
-        self._publish_local_image()
+        if self.cluster is None:
+            self._publish_local_image()
+        else:  # registered with the controller under this address
+            self.cluster.lifecycle.config = self.config
+
+    def _inactive_coordinator(self) -> GroupCoordinator:
+        """Groups while another broker coordinates them: every request NOT_COORDINATOR."""
+        return GroupCoordinator(self.group_config, _NoOffsets(), self.time_ms, active=False)
+
+    def coordinator_moved(self, partition: Partition | None) -> None:
+        """This broker now leads `__consumer_offsets` (the groups' offsets load from its log),
+        or no longer does (its groups go to the new leader)."""
+        if partition is None:
+            self.group_coordinator = self._inactive_coordinator()
+            log.info("no longer the group coordinator")
+        else:
+            self.group_coordinator = GroupCoordinator(
+                self.group_config, LogOffsetStore(partition), self.time_ms
+            )
+            log.info("group coordinator, offsets loaded from %s", partition.tp)
 
     def _local_image(self) -> ClusterImage:
         """The cluster as this broker alone makes it: itself, the controller too, and the topics
@@ -102,16 +153,19 @@ class BrokerServer:
             for name, topic in self.topics.topics.items()
         }
         me = BrokerRegistration(c.node_id, c.listen_host, c.listen_port)
-        return ClusterImage(self.topics.cluster_id, c.node_id, {c.node_id: me}, topics)
+        return ClusterImage(self.topics.cluster_id or "", c.node_id, {c.node_id: me}, topics)
 
     def _publish_local_image(self) -> None:
         self.metadata_cache.publish(self._local_image())
 
     def tick(self) -> None:
-        """Run what is due: waiting fetches, group timers, the scheduler's periodic work."""
+        """Run what is due: waiting requests, group timers, the scheduler's periodic work, and in
+        a cluster the calls to the controller and other brokers."""
         self.replica_manager.tick()
         self.group_coordinator.tick()
         self.scheduler.run_due()
+        if self.cluster is not None:
+            self.cluster.tick()
 
     def next_deadline_ms(self) -> int | None:
         """The earliest time anything is due, so the event loop sleeps until then: a waiting
@@ -120,26 +174,176 @@ class BrokerServer:
             self.replica_manager.next_deadline_ms(),
             self.group_coordinator.next_deadline_ms(),
             self.scheduler.next_deadline_ms(),
+            self.cluster.next_deadline_ms() if self.cluster is not None else None,
         )
         return min((d for d in deadlines if d is not None), default=None)
 
     def attach(self, selector: selectors.BaseSelector) -> None:
         """The event loop's selector, for outbound connections (none without a controller)."""
+        if self.network_client is not None:
+            self.network_client.attach(selector)
 
     def complete_all(self) -> None:
         """Stopping: answer every waiting request with what it has now."""
         self.replica_manager.complete_all()
 
     def begin_shutdown(self) -> None:
-        """A stop was asked for."""
+        """A stop was asked for: in a cluster, a controlled shutdown begins."""
+        if self.cluster is not None:
+            self.cluster.lifecycle.begin_controlled_shutdown()
 
     def ready_to_stop(self) -> bool:
-        return True
+        return self.cluster is None or self.cluster.lifecycle.ready_to_stop
+
+    @property
+    def failed(self) -> str | None:
+        """Why this broker cannot go on (another cluster's log directory, a metadata log it
+        cannot apply), or None."""
+        if self.cluster is None:
+            return None
+        return self.cluster.lifecycle.fatal or self.cluster.loader.failed
 
     def shutdown(self) -> None:
         """A clean stop: flush and close every log, checkpoint, mark the shutdown clean."""
+        if self.network_client is not None:
+            self.network_client.close()
         self.log_manager.shutdown()
 
     def close_unclean(self) -> None:
         """Leave the logs as a crash would, for the next start to recover."""
         self.log_manager.close_unclean()
+
+
+class _NoOffsets:
+    """The offset store of a broker that does not coordinate groups."""
+
+    def store(self, group_id: str, offsets: list[CommittedOffset]) -> None:
+        raise NotCoordinatorError("not the group coordinator")
+
+    def load(self) -> Iterable[tuple[str, CommittedOffset]]:
+        return ()
+
+    def delete_group(self, group_id: str) -> None:
+        raise NotCoordinatorError("not the group coordinator")
+
+
+class NotCoordinatorError(KafkaError):
+    error_code = NOT_COORDINATOR
+
+
+class ClusterServices:
+    """A cluster member's connections and the services that use them (see the module
+    docstring). Not thread-safe: the event loop's thread alone uses it."""
+
+    def __init__(self, broker: BrokerServer) -> None:
+        config, time_ms = broker.config, broker.time_ms
+        _, host, port = config.controller_quorum_voters[0]
+        self.controller = f"{host}:{port}"
+        self.client = NetworkClient(
+            f"kbench-broker-{config.node_id}",
+            time_ms,
+            request_timeout_ms=config.replica_socket_timeout_ms,
+        )
+        self.loader = MetadataLoader(
+            self.client,
+            self.controller,
+            config.node_id,
+            ClusterImage(broker.topics.cluster_id or "", -1),
+            self._on_metadata,
+            time_ms,
+        )
+        self.lifecycle = BrokerLifecycleManager(
+            config,
+            self.client,
+            self.controller,
+            time_ms,
+            broker.topics.cluster_id,
+            lambda: self.loader.applied_offset,
+            self._on_cluster_id,
+        )
+        self.fetchers = ReplicaFetcherManager(
+            config, self.client, time_ms, broker.replica_manager.high_watermark_moved
+        )
+        self.publisher = BrokerMetadataPublisher(
+            config.node_id,
+            broker.topics,
+            broker.replica_manager,
+            self.fetchers,
+            time_ms,
+            broker.coordinator_moved,
+        )
+        self.alter_partitions = AlterPartitionManager(
+            self.client,
+            self.controller,
+            config.node_id,
+            lambda: self.lifecycle.broker_epoch,
+            self.publisher.topic_id,
+            broker.replica_manager.high_watermark_moved,
+        )
+        broker.replica_manager.alter_isr = self.alter_partitions.submit
+        broker.scheduler.schedule(
+            "isr-expiration",
+            max(config.replica_lag_time_max_ms // 2, 1),
+            broker.replica_manager.maybe_shrink_isr,
+        )
+        self.producer_ids = RpcProducerIdManager(
+            self.client, self.controller, config.node_id, lambda: self.lifecycle.broker_epoch
+        )
+        self.broker = broker
+        # requests answered once this broker's metadata shows something: (check, deadline, then)
+        self._watches: list[tuple[Callable[[ClusterImage], bool], int, Callable[[], None]]] = []
+
+    def when_metadata_shows(
+        self, check: Callable[[ClusterImage], bool], timeout_ms: int, then: Callable[[], None]
+    ) -> None:
+        """Call `then` once an image passes `check` (or after timeout_ms in any case)."""
+        if check(self.broker.metadata_cache.image):
+            then()
+            return
+        self._watches.append((check, self.broker.time_ms() + max(timeout_ms, 0), then))
+
+    def _settle_watches(self) -> None:
+        if not self._watches:
+            return
+        image, now = self.broker.metadata_cache.image, self.broker.time_ms()
+        waiting, self._watches = self._watches, []
+        for check, deadline, then in waiting:
+            if check(image) or now >= deadline:
+                then()
+            else:
+                self._watches.append((check, deadline, then))
+
+    def _on_cluster_id(self, cluster_id: str) -> None:
+        """A new log directory joins the controller's cluster."""
+        config = self.broker.config
+        write_meta_properties(config.log_dir, config.node_id, cluster_id)
+        self.broker.topics.cluster_id = cluster_id
+        log.info("log directory %s formatted for cluster %s", config.log_dir, cluster_id)
+
+    def _on_metadata(self, image: ClusterImage, delta: MetadataDelta) -> None:
+        cluster_id = self.broker.topics.cluster_id or image.cluster_id
+        image = dataclasses.replace(image, cluster_id=cluster_id)
+        self.broker.metadata_cache.publish(image)
+        if self.loader.caught_up or self.publisher.applied is not None:
+            self.publisher.publish(image)
+        self._settle_watches()
+
+    def tick(self) -> None:
+        self.lifecycle.tick()
+        self.loader.tick()
+        if self.publisher.applied is None and self.loader.caught_up:
+            self.publisher.publish(self.broker.metadata_cache.image)
+        self.fetchers.tick()
+        self.alter_partitions.tick()
+        self.client.tick()
+        self._settle_watches()
+
+    def next_deadline_ms(self) -> int | None:
+        deadlines = (
+            min((w[1] for w in self._watches), default=None),
+            self.lifecycle.next_deadline_ms(),
+            self.loader.next_deadline_ms(),
+            self.fetchers.next_deadline_ms(),
+            self.client.next_deadline_ms(),
+        )
+        return min((d for d in deadlines if d is not None), default=None)

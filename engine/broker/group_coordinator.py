@@ -27,9 +27,10 @@ Simplifications, each deliberate:
 - Only committed offsets are persisted (through OffsetStore). Kafka also persists each group's
   generation, members and assignment; here a restarted coordinator brings back groups that have
   offsets as Empty, generation 0, and their members rejoin after UNKNOWN_MEMBER_ID.
-- One coordinator owns every group: NOT_COORDINATOR and COORDINATOR_LOAD_IN_PROGRESS are never
-  answered, except NOT_COORDINATOR when the offset store fails (as Kafka maps a failed append to
-  __consumer_offsets).
+- One coordinator owns every group: the broker leading `__consumer_offsets`' one partition. A
+  coordinator that is not active (another broker leads it) answers NOT_COORDINATOR to every group
+  request, and so does one whose offset store fails (as Kafka maps a failed append to
+  __consumer_offsets); COORDINATOR_LOAD_IN_PROGRESS is never answered (loading happens at once).
 - Timers fire only in tick(): a request arriving between a deadline and the next tick still counts.
 - No offset expiry (offsets.retention.ms), no removal of idle empty groups, no transactional
   offset commits.
@@ -68,6 +69,7 @@ from engine.errors import (
     NON_EMPTY_GROUP,
     NONE,
     NOT_COORDINATOR,
+    NOT_LEADER_OR_FOLLOWER,
     OFFSET_METADATA_TOO_LARGE,
     REBALANCE_IN_PROGRESS,
     RECORD_LIST_TOO_LARGE,
@@ -449,7 +451,7 @@ def _sync_error(error_code: int) -> SyncGroupResult:
 
 def _storage_error_code(exc: OSError | KafkaError) -> int:
     """The error Kafka's GroupMetadataManager answers when appending to __consumer_offsets fails."""
-    if isinstance(exc, OSError | KafkaStorageError):
+    if isinstance(exc, OSError | KafkaStorageError) or exc.error_code == NOT_LEADER_OR_FOLLOWER:
         return NOT_COORDINATOR
     code = exc.error_code
     return (
@@ -478,9 +480,14 @@ class GroupCoordinator:
     alone uses it."""
 
     def __init__(
-        self, config: GroupConfig, offset_store: OffsetStore, time_ms: Callable[[], int]
+        self,
+        config: GroupConfig,
+        offset_store: OffsetStore,
+        time_ms: Callable[[], int],
+        active: bool = True,
     ) -> None:
         self.config = config
+        self.active = active  # False: another broker coordinates; everything is NOT_COORDINATOR
         self._offset_store = offset_store
         self._time_ms = time_ms
         self._groups: dict[str, GroupMetadata] = {}
@@ -521,6 +528,9 @@ class GroupCoordinator:
             respond=respond,
         )
         config = self.config
+        if not self.active:
+            self._reply(respond, _join_error(member_id, NOT_COORDINATOR))
+            return
         if not group_id:
             self._reply(respond, _join_error(member_id, INVALID_GROUP_ID))
             return
@@ -810,6 +820,9 @@ class GroupCoordinator:
         assignments: list[tuple[str, bytes]],
         respond: SyncCallback,
     ) -> None:
+        if not self.active:
+            self._reply(respond, _sync_error(NOT_COORDINATOR))
+            return
         if not group_id:
             self._reply(respond, _sync_error(INVALID_GROUP_ID))
             return
@@ -884,6 +897,8 @@ class GroupCoordinator:
     def heartbeat(
         self, *, group_id: str, generation_id: int, member_id: str, group_instance_id: str | None
     ) -> int:
+        if not self.active:
+            return NOT_COORDINATOR
         if not group_id:
             return INVALID_GROUP_ID
         group = self._groups.get(group_id)
@@ -905,6 +920,8 @@ class GroupCoordinator:
     def leave_group(
         self, *, group_id: str, members: list[tuple[str, str | None]]
     ) -> LeaveGroupResult:
+        if not self.active:
+            return LeaveGroupResult(NOT_COORDINATOR, [])
         if not group_id:
             return LeaveGroupResult(INVALID_GROUP_ID, [])
         group = self._groups.get(group_id)
@@ -983,6 +1000,8 @@ class GroupCoordinator:
         def refuse(error: int) -> dict[tuple[str, int], int]:
             return {(o.topic, o.partition): error for o in offsets}
 
+        if not self.active:
+            return refuse(NOT_COORDINATOR)
         group = self._groups.get(group_id)
         if group is None:
             if generation_id >= 0:

@@ -20,9 +20,11 @@ if TYPE_CHECKING:
     from engine.broker.broker_server import BrokerServer
 from engine.broker.group_coordinator import (
     CommittedOffset,
+    GroupCoordinator,
     JoinGroupResult,
     SyncGroupResult,
 )
+from engine.broker.offset_store import OFFSETS_TOPIC_CONFIGS
 from engine.broker.partition import Partition
 from engine.broker.replica_manager import (
     FetchParams,
@@ -38,11 +40,13 @@ from engine.errors import (
     INVALID_REQUEST,
     LEADER_NOT_AVAILABLE,
     NONE,
+    NOT_COORDINATOR,
+    NOT_LEADER_OR_FOLLOWER,
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     UNKNOWN_TOPIC_OR_PARTITION,
     UNSUPPORTED_VERSION,
 )
-from engine.metadata.image import CONSUMER_OFFSETS
+from engine.metadata.image import CONSUMER_OFFSETS, NO_LEADER, ClusterImage
 from engine.protocol.apis import APIS, ApiKeys, ApiTable
 from engine.protocol.codec import encode_response, supported
 from engine.protocol.fetch_response import (
@@ -132,7 +136,6 @@ class KafkaApis:
         self.topics = broker.topics
         self.replica_manager = broker.replica_manager
         self.producer_ids = broker.producer_ids
-        self.group_coordinator = broker.group_coordinator
         self._handlers: dict[int, Callable[[RequestContext, ApiMessage, Respond], None]] = {
             ApiKeys.API_VERSIONS: self.handle_api_versions,
             ApiKeys.METADATA: self.handle_metadata,
@@ -166,6 +169,10 @@ class KafkaApis:
             respond(parts)
 
         self._handlers[api](context, request, timed)
+
+    @property
+    def group_coordinator(self) -> GroupCoordinator:
+        return self.broker.group_coordinator  # replaced when the coordinator moves (a cluster)
 
     @property
     def config(self) -> KafkaConfig:
@@ -215,7 +222,10 @@ class KafkaApis:
         for name in names:
             topic = image.topics.get(name)
             error = NONE
-            if topic is None and auto_create:
+            if topic is None and auto_create and self.broker.cluster is not None:
+                self._create_in_cluster(name)  # the client retries until it exists
+                error = LEADER_NOT_AVAILABLE
+            elif topic is None and auto_create:
                 try:
                     self.topics.create_topic(name)
                 except TopicAdminError as exc:
@@ -235,9 +245,13 @@ class KafkaApis:
                     is_internal=topic.internal,
                     partitions=[
                         topic_class.MetadataResponsePartition(
-                            error_code=NONE,
+                            error_code=NONE
+                            if image.leader_of(name, index) is not None
+                            else LEADER_NOT_AVAILABLE,
                             partition_index=index,
-                            leader_id=p.leader,
+                            leader_id=p.leader
+                            if image.leader_of(name, index) is not None
+                            else NO_LEADER,
                             leader_epoch=p.leader_epoch,
                             replica_nodes=list(p.replicas),
                             isr_nodes=list(p.isr),
@@ -260,7 +274,10 @@ class KafkaApis:
                 throttle_time_ms=0,
                 brokers=brokers,
                 cluster_id=image.cluster_id,
-                controller_id=image.controller_id,
+                # clients cannot reach a KRaft controller: Kafka names a live broker instead
+                controller_id=image.controller_id
+                if image.controller_id >= 0
+                else (brokers[0].node_id if brokers else -1),
                 topics=topics,
             ),
         )
@@ -294,6 +311,7 @@ class KafkaApis:
                 error=TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             )
             return
+
         def complete(results: dict[TopicPartition, ProduceResult]) -> None:
             if request.acks == 0:
                 respond(None)
@@ -353,6 +371,7 @@ class KafkaApis:
             min_bytes=request.min_bytes,
             max_bytes=request.max_bytes,
             isolation=FetchIsolation.HIGH_WATERMARK,
+            replica_id=request.replica_id,  # >= 0: a follower broker
         )
         partitions = [
             FetchPartition(
@@ -360,6 +379,7 @@ class KafkaApis:
                 p.fetch_offset,
                 p.partition_max_bytes,
                 p.current_leader_epoch if version >= 9 else -1,
+                p.log_start_offset,
             )
             for t in request.topics
             for p in t.partitions
@@ -414,6 +434,16 @@ class KafkaApis:
                         )
                     )
                     continue
+                if not partition.is_leader:
+                    partitions.append(
+                        partition_class(
+                            partition_index=p.partition_index,
+                            error_code=NOT_LEADER_OR_FOLLOWER,
+                            timestamp=-1,
+                            offset=-1,
+                        )
+                    )
+                    continue
                 timestamp, offset = self._offset_for(partition, p.timestamp)
                 partitions.append(
                     partition_class(
@@ -454,6 +484,9 @@ class KafkaApis:
     def handle_create_topics(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
+        if self.broker.cluster is not None:
+            self._forward(context, request, respond)
+            return
         response_class = self._response_class(context)
         results = []
         for t in request.topics:
@@ -490,6 +523,9 @@ class KafkaApis:
     def handle_delete_topics(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
+        if self.broker.cluster is not None:
+            self._forward(context, request, respond)
+            return
         response_class = self._response_class(context)
         if context.header.request_api_version >= 6:
             names = [t.name for t in request.topics]
@@ -512,6 +548,9 @@ class KafkaApis:
     def handle_create_partitions(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
+        if self.broker.cluster is not None:
+            self._forward(context, request, respond)
+            return
         response_class = self._response_class(context)
         results = []
         for t in request.topics:
@@ -528,6 +567,54 @@ class KafkaApis:
                 )
             )
         self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
+
+    def _forward(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
+        """A cluster member passes topic admin to the controller, as Kafka forwards it, and
+        answers once its own metadata shows the result (or the request's timeout passes), so
+        a client that created a topic finds it here at once."""
+        cluster = self.broker.cluster
+        assert cluster is not None
+        response_class = self._response_class(context)
+
+        def answered(response: ApiMessage | None, error: Exception | None) -> None:
+            if response is None:
+                log.info("forwarding %s failed: %s", type(request).__name__, error)
+                respond(None)  # the connection closes; the client retries elsewhere
+                return
+            cluster.when_metadata_shows(
+                lambda image: _admin_result_visible(request, response, image),
+                getattr(request, "timeout_ms", 30_000),
+                lambda: self._reply(context, respond, response),
+            )
+
+        cluster.client.send(cluster.controller, request, response_class, answered)
+
+    def _create_in_cluster(
+        self, name: str, num_partitions: int = -1, configs: Mapping[str, str] | None = None
+    ) -> None:
+        """Auto-creation in a cluster: ask the controller, answer the client without waiting."""
+        cluster = self.broker.cluster
+        assert cluster is not None
+        cls = APIS[ApiKeys.CREATE_TOPICS][0][5]
+        request = cls(
+            topics=[
+                cls.CreatableTopic(
+                    name=name,
+                    num_partitions=num_partitions,
+                    replication_factor=-1,
+                    assignments=[],
+                    configs=[
+                        cls.CreatableTopic.CreatableTopicConfig(name=k, value=v)
+                        for k, v in (configs or {}).items()
+                    ],
+                )
+            ],
+            timeout_ms=30_000,
+            validate_only=False,
+        )
+        cluster.client.send(
+            cluster.controller, request, APIS[ApiKeys.CREATE_TOPICS][1], lambda r, e: None
+        )
 
     def handle_describe_configs(
         self, context: RequestContext, request: ApiMessage, respond: Respond
@@ -635,14 +722,22 @@ class KafkaApis:
                 producer_id=-1,
                 producer_epoch=-1,
             )
-        else:  # an idempotent producer: a fresh id at epoch 0
-            response = response_class(
-                throttle_time_ms=0,
-                error_code=NONE,
-                producer_id=self.producer_ids.generate_producer_id(),
-                producer_epoch=0,
+            self._reply(context, respond, response)
+            return
+
+        def complete(error: int, producer_id: int) -> None:  # idempotent: a fresh id, epoch 0
+            self._reply(
+                context,
+                respond,
+                response_class(
+                    throttle_time_ms=0,
+                    error_code=error,
+                    producer_id=producer_id,
+                    producer_epoch=0 if error == NONE else -1,
+                ),
             )
-        self._reply(context, respond, response)
+
+        self.producer_ids.generate_producer_id(complete)
 
     # -- groups ---------------------------------------------------------------------------------
     def handle_find_coordinator(
@@ -650,8 +745,12 @@ class KafkaApis:
     ) -> None:
         """Every group's coordinator is the leader of __consumer_offsets' one partition."""
         response_class = self._response_class(context)
-        leader = self.broker.metadata_cache.image.leader_of(CONSUMER_OFFSETS, 0)
+        image = self.broker.metadata_cache.image
+        leader = image.leader_of(CONSUMER_OFFSETS, 0)
         error = NONE if leader is not None else COORDINATOR_NOT_AVAILABLE
+        if CONSUMER_OFFSETS not in image.topics and self.broker.cluster is not None:
+            # made on first use, as Kafka does, with offsets.topic.replication.factor replicas
+            self._create_in_cluster(CONSUMER_OFFSETS, 1, OFFSETS_TOPIC_CONFIGS)
         node_id, host, port = (
             (leader.node_id, leader.host, leader.port) if leader is not None else (-1, "", -1)
         )
@@ -873,16 +972,23 @@ class KafkaApis:
                 )
             return [topic_class(name=name, partitions=ps) for name, ps in by_topic.items()]
 
+        error = NONE if self.group_coordinator.active else NOT_COORDINATOR
         if batched:
             groups = [
-                group_class(group_id=g, error_code=NONE, topics=committed_topics(g, topics))
+                group_class(
+                    group_id=g,
+                    error_code=error,
+                    topics=committed_topics(g, topics) if error == NONE else [],
+                )
                 for g, topics in requested
             ]
             response = response_class(throttle_time_ms=0, groups=groups)
         else:
             [(group_id, topics)] = requested
             response = response_class(
-                throttle_time_ms=0, error_code=NONE, topics=committed_topics(group_id, topics)
+                throttle_time_ms=0,
+                error_code=error,
+                topics=committed_topics(group_id, topics) if error == NONE else [],
             )
         self._reply(context, respond, response)
 
@@ -942,3 +1048,22 @@ class KafkaApis:
                 ],
             ),
         )
+
+
+def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: ClusterImage) -> bool:
+    """Whether this broker's metadata shows what the controller did: the topics it created, the
+    partitions it added, no more the topics it deleted."""
+    if isinstance(request, APIS[ApiKeys.CREATE_TOPICS][0]):
+        if request.validate_only:
+            return True
+        return all(t.name in image.topics for t in response.topics if t.error_code == NONE)
+    if isinstance(request, APIS[ApiKeys.DELETE_TOPICS][0]):
+        return all(t.name not in image.topics for t in response.responses if t.error_code == NONE)
+    if request.validate_only:
+        return True
+    wanted = {t.name: t.count for t in request.topics}
+    return all(
+        len(image.topics[r.name].partitions) >= wanted[r.name]
+        for r in response.results
+        if r.error_code == NONE and r.name in image.topics
+    )

@@ -17,6 +17,8 @@ from engine.broker.partition import Partition
 from engine.records import SimpleRecord, build_batch, decode_records, iter_batches
 from engine.storage import FetchIsolation
 
+# the topic's settings, as Kafka creates it: offsets.topic.segment.bytes' default
+OFFSETS_TOPIC_CONFIGS = {"segment.bytes": str(100 << 20)}
 _KEY_VERSION = 1
 _VALUE_VERSION = 3
 _INT16 = struct.Struct(">h")

@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from engine.broker.config import KafkaConfig
@@ -40,6 +40,7 @@ from engine.errors import (
     TOPIC_ALREADY_EXISTS,
     UNKNOWN_TOPIC_OR_PARTITION,
 )
+from engine.metadata.image import NO_LEADER
 from engine.storage import Log, LogConfig, LogManager
 from engine.storage.config import TOPIC_CONFIG_NAMES
 from engine.storage.log_manager import validate_topic_name
@@ -176,6 +177,15 @@ class TopicManager:
         )
 
     def _partition(self, tp: TopicPartition, log: Log) -> Partition:
+        if self.config.in_cluster:
+            # led or followed once the controller's metadata says so; until then, neither
+            return Partition(
+                tp,
+                log,
+                leader_id=NO_LEADER,
+                local_id=self.node_id,
+                replica_lag_time_max_ms=self.config.replica_lag_time_max_ms,
+            )
         partition = Partition(
             tp, log, leader_id=self.node_id, replicas=[self.node_id], isr=[self.node_id]
         )
@@ -183,6 +193,45 @@ class TopicManager:
         # log end offset, not the checkpointed one, which lags after a crash.
         partition.maybe_increment_leader_high_watermark()
         return partition
+
+    # -- a cluster member: partitions as the controller places them -----------------------------
+    def ensure_partition(
+        self, name: str, topic_id: uuid.UUID, index: int, configs: Mapping[str, str]
+    ) -> Partition:
+        """This broker's replica of partition `index` of the topic, made if missing. A topic
+        here under another id is an older topic of the same name: its replicas go first."""
+        topic = self.topics.get(name)
+        if topic is not None and topic.topic_id != topic_id:
+            for old in list(topic.partitions):
+                self.remove_partition(TopicPartition(name, old))
+            topic = None
+        if topic is None:
+            topic = self.topics[name] = Topic(name, topic_id, configs=dict(configs))
+            self._save_configs()
+        elif dict(configs) != topic.configs:
+            topic.configs = dict(configs)
+            self._save_configs()
+            for partition in topic.partitions.values():
+                partition.log.config = self.log_config(name)
+        existing = topic.partitions.get(index)
+        if existing is not None:
+            return existing
+        try:
+            self._add_partitions(topic, range(index, index + 1), self.log_config(name))
+        except TopicAdminError as exc:
+            raise OSError(str(exc)) from None
+        return topic.partitions[index]
+
+    def remove_partition(self, tp: TopicPartition) -> None:
+        """Delete this broker's replica of tp (and the topic, when it was the last)."""
+        topic = self.topics.get(tp.topic)
+        if topic is None or topic.partitions.pop(tp.partition, None) is None:
+            return
+        self.partition_count -= 1
+        self.log_manager.delete_log(tp)
+        if not topic.partitions:
+            del self.topics[tp.topic]
+            self._save_configs()
 
     def _check_partition_limit(self, adding: int) -> None:
         """Refuse (POLICY_VIOLATION) before anything is made if adding would pass the limit."""

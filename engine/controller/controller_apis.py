@@ -134,7 +134,6 @@ class ControllerApis:
                     )
                     for b in image.alive_brokers()
                 ],
-                cluster_authorized_operations=-2147483648,
             ),
         )
 

@@ -66,8 +66,13 @@ class ControllerServer:
     def complete_all(self) -> None:
         self.apis.complete_all()
 
+    def begin_shutdown(self) -> None:
+        """Nothing to hand over: brokers find the controller again when it is back."""
+
     def ready_to_stop(self) -> bool:
         return True
+
+    failed: str | None = None  # a controller has no failure that stops it short of the loop
 
     def shutdown(self) -> None:
         self.metadata_log.close()

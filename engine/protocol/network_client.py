@@ -347,7 +347,8 @@ class NetworkClient:
         dest.retry_at_ms = now + min(delay, self.reconnect_backoff_max_ms)
         dest.failures += 1
         dest.last_error = error
-        if not self._closed:
+        if not self._closed:  # the first of a run of failures is told; the rest are debug
+            level = level if dest.failures == 1 else logging.DEBUG
             log.log(level, "%s; may reconnect in %d ms", error, dest.retry_at_ms - now)
 
     def _update_events(self, conn: _Connection) -> None:

@@ -1,5 +1,10 @@
 """`kbench broker`: start the engine on a listener and serve until SIGTERM or SIGINT.
 
+With process.roles=controller the process is a cluster's controller (ControllerServer); with
+process.roles=broker and controller.quorum.voters, a broker of that cluster (a stop is then a
+controlled shutdown: its leaderships move first); with neither (broker,controller and no voters,
+the default), one broker that is its own controller.
+
 At start the soft RLIMIT_NOFILE is raised to the hard limit, as Kafka's documentation advises for
 brokers, with a warning when it stays low: half of it is the budget of open segment files, and
 segments beyond it are reopened when used (see engine/storage/file_handles.py).
@@ -17,6 +22,7 @@ import sys
 
 from engine.broker.broker_server import BrokerServer
 from engine.broker.config import KafkaConfig
+from engine.controller.controller_server import ControllerServer
 from engine.server.socket_server import SocketServer
 from engine.storage.file_handles import raise_open_files_limit, segment_files_budget
 
@@ -45,11 +51,22 @@ def run_broker(config: KafkaConfig) -> int:
             hard,
             budget,
         )
+    if config.is_controller and config.is_broker and config.in_cluster:
+        log.error(
+            "process.roles=broker,controller with controller.quorum.voters is not supported: "
+            "run the controller as its own process (process.roles=controller)"
+        )
+        return 1
+    node: BrokerServer | ControllerServer
     try:
-        broker = BrokerServer(config)  # loads every log, recovering them after a crash
-    except (OSError, RuntimeError) as exc:
+        # a broker loads every log, recovering them after a crash
+        node = BrokerServer(config) if config.is_broker else ControllerServer(config)
+    except (OSError, RuntimeError, ValueError) as exc:
         log.error("cannot open the log directory %s: %s", config.log_dir, exc)
         return 1
+    if isinstance(node, ControllerServer):
+        return _serve(node, config, "controller")
+    broker = node
     segments = broker.log_manager.segment_count
     log.info(
         "%d partitions, %d segments; up to %d segment files open at once (RLIMIT_NOFILE %d)",
@@ -58,24 +75,29 @@ def run_broker(config: KafkaConfig) -> int:
         budget,
         soft,
     )
-    server = SocketServer(broker)
+    return _serve(broker, config, "broker")
+
+
+def _serve(node: "BrokerServer | ControllerServer", config: KafkaConfig, role: str) -> int:
+    server = SocketServer(node)
     try:
         host, port = server.bind()
     except OSError as exc:
-        broker.shutdown()
+        node.shutdown()
         log.error("cannot listen on %s: %s", config.listener, exc.strerror)
         return 1
-    broker.advertise(host, port)
+    node.advertise(host, port)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: server.stop())
     log.info(
-        "node %d serving %s from %s (zero.copy.enable=%s)",
+        "node %d serving %s as %s from %s (zero.copy.enable=%s)",
         config.node_id,
         f"{host}:{port}",
+        role,
         config.log_dir,
         str(config.zero_copy_enable).lower(),
     )
-    print(f"kbench broker listening on {host}:{port}", flush=True)
+    print(f"kbench {role} listening on {host}:{port}", flush=True)
     try:
         server.serve()
     except Exception:
@@ -83,12 +105,15 @@ def run_broker(config: KafkaConfig) -> int:
             "the event loop failed: stopping without a clean shutdown; the next start recovers "
             "the logs"
         )
-        broker.close_unclean()
+        node.close_unclean()
         return 1
     try:
-        broker.shutdown()
+        node.shutdown()
     except Exception as exc:
         log.error("the shutdown was not clean: %s; the next start recovers the logs", exc)
+        return 1
+    if node.failed:
+        log.error("stopped: %s", node.failed)
         return 1
     log.info("stopped cleanly")
     return 0

@@ -101,6 +101,8 @@ class Node(Protocol):
     def complete_all(self) -> None: ...
     def begin_shutdown(self) -> None: ...
     def ready_to_stop(self) -> bool: ...
+    @property
+    def failed(self) -> str | None: ...  # why the node must stop now, or None
 
 
 class MemoryPool:
@@ -242,7 +244,7 @@ class SocketServer:
 
     def serve(self) -> None:
         self.broker.attach(self.selector)
-        while not self._stopping:
+        while not self._stopping and not self.broker.failed:
             self._poll(self._timeout())
         self.broker.begin_shutdown()
         grace_end = time.monotonic() + _STOP_GRACE_SECONDS

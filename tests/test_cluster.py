@@ -1,0 +1,254 @@
+"""A replicated kbench cluster (a controller and three brokers, each a process) with real clients:
+replication byte for byte, acks=all under min.insync.replicas, leader failover with an idempotent
+producer, and a broker that comes back truncating and rejoining the ISR."""
+
+import os
+import threading
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer
+from confluent_kafka import KafkaError as ConfluentError
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import NewTopic
+from kafka.errors import KafkaTimeoutError, NotEnoughReplicasError
+from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
+
+from scenarios.cluster import KafkaConnection
+from scenarios.local_broker import LocalCluster
+from tests.conftest import TEST_BROKER_SETTINGS
+
+# Failures are noticed in seconds, not Kafka's 9 s sessions and 30 s lag.
+CLUSTER_SETTINGS = {
+    **TEST_BROKER_SETTINGS,
+    "broker.heartbeat.interval.ms": "300",
+    "broker.session.timeout.ms": "2000",
+    "replica.lag.time.max.ms": "3000",
+    "replica.fetch.backoff.ms": "200",
+    "default.replication.factor": "3",
+    "min.insync.replicas": "2",
+}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    running = LocalCluster(str(tmp_path_factory.mktemp("cluster")), 3, CLUSTER_SETTINGS).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def whole(cluster):
+    """The cluster, with every broker running again after the test."""
+    yield cluster
+    stopped = [n for n, b in cluster.brokers.items() if b.process.poll() is not None]
+    for node_id in stopped:
+        cluster.restart(node_id)
+    cluster.wait_for_brokers(set(cluster.brokers))
+
+
+def metadata(cluster: LocalCluster, topic: str) -> MetadataResponse:
+    for broker in cluster.brokers.values():
+        if broker.process.poll() is None:
+            with KafkaConnection(broker.bootstrap) as connection:
+                return connection.request(
+                    MetadataRequest[12](
+                        topics=[MetadataRequest[12].MetadataRequestTopic(name=topic)],
+                        allow_auto_topic_creation=False,
+                    ),
+                    MetadataResponse,
+                )
+    raise AssertionError("no broker is running")
+
+
+def partition_state(cluster: LocalCluster, topic: str, index: int = 0):
+    [t] = metadata(cluster, topic).topics
+    return next(p for p in t.partitions if p.partition_index == index)
+
+
+def wait_until(condition, timeout_s: float = 30.0, what: str = "the condition"):
+    """Poll until condition() is truthy (a deadline only so a broken cluster fails, not hangs)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout_s} s")
+
+
+def create_topic(cluster: LocalCluster, name: str, partitions: int = 1, **configs: str) -> None:
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        admin.create_topics([NewTopic(name, partitions, 3, topic_configs=configs)])
+    finally:
+        admin.close()
+    wait_until(
+        lambda: all(
+            len(p.isr_nodes) == 3 for t in metadata(cluster, name).topics for p in t.partitions
+        ),
+        what=f"{name}'s ISR filling",
+    )
+
+
+def segment_bytes(directory: str) -> bytes:
+    """The partition's records, all segments in order."""
+    names = sorted(n for n in os.listdir(directory) if n.endswith(".log"))
+    data = b""
+    for name in names:
+        with open(os.path.join(directory, name), "rb") as f:
+            data += f.read()
+    return data
+
+
+def replica_dir(cluster: LocalCluster, node_id: int, topic: str, index: int = 0) -> str:
+    return os.path.join(cluster.brokers[node_id].data_dir, f"{topic}-{index}")
+
+
+def test_three_brokers_replicate_byte_for_byte(whole):
+    cluster = whole
+    create_topic(cluster, "replicated")
+    state = partition_state(cluster, "replicated")
+    assert sorted(state.replica_nodes) == [1, 2, 3]
+    assert sorted(state.isr_nodes) == [1, 2, 3]
+    assert state.leader_id in (1, 2, 3)
+    assert sorted(b.node_id for b in metadata(cluster, "replicated").brokers) == [1, 2, 3]
+
+    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all", linger_ms=5)
+    for i in range(500):
+        producer.send("replicated", f"record {i}".encode())
+    producer.flush()
+    producer.close()
+
+    consumer = KafkaConsumer(
+        "replicated",
+        bootstrap_servers=cluster.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    assert [m.value for m in consumer] == [f"record {i}".encode() for i in range(500)]
+    consumer.close()
+
+    leader = replica_dir(cluster, state.leader_id, "replicated")
+    expected = segment_bytes(leader)
+    for node_id in (1, 2, 3):
+        wait_until(
+            lambda n=node_id: segment_bytes(replica_dir(cluster, n, "replicated")) == expected,
+            what=f"broker {node_id}'s copy matching the leader's",
+        )
+
+
+def test_acks_all_needs_min_insync_replicas(whole):
+    cluster = whole
+    create_topic(cluster, "durable")
+    state = partition_state(cluster, "durable")
+    followers = [n for n in state.replica_nodes if n != state.leader_id]
+
+    producer = KafkaProducer(
+        bootstrap_servers=cluster.bootstrap, acks="all", retries=0, request_timeout_ms=5000
+    )
+    cluster.kill(followers[0])  # one down: two in sync, min.insync.replicas=2 still holds
+    wait_until(
+        lambda: len(partition_state(cluster, "durable").isr_nodes) == 2, what="the ISR shrinking"
+    )
+    producer.send("durable", b"with two").get(timeout=30)
+
+    cluster.kill(followers[1])  # two down: the leader alone may not acknowledge acks=all
+    wait_until(
+        lambda: partition_state(cluster, "durable").isr_nodes == [state.leader_id],
+        what="the ISR shrinking to the leader",
+    )
+    with pytest.raises((NotEnoughReplicasError, KafkaTimeoutError)):
+        producer.send("durable", b"with one").get(timeout=30)
+    producer.close()
+
+    for node_id in followers:
+        cluster.restart(node_id)
+    wait_until(
+        lambda: len(partition_state(cluster, "durable").isr_nodes) == 3, what="the ISR refilling"
+    )
+    consumer = KafkaConsumer(
+        "durable",
+        bootstrap_servers=cluster.bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5000,
+    )
+    assert [m.value for m in consumer] == [b"with two"]  # nothing unacknowledged is readable
+    consumer.close()
+
+
+def test_an_idempotent_producer_survives_its_leader_being_killed(whole):
+    """Every acknowledged record is read back exactly once, in order; the killed broker comes
+    back, rejoins the ISR, and its copy is the new leader's, byte for byte."""
+    cluster = whole
+    create_topic(cluster, "failover")
+    old_leader = partition_state(cluster, "failover").leader_id
+    acked: list[int] = []
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def produce() -> None:
+        producer = Producer(
+            {
+                "bootstrap.servers": cluster.bootstrap,
+                "enable.idempotence": True,
+                "acks": "all",
+                "linger.ms": 2,
+                "message.timeout.ms": 60_000,
+            }
+        )
+
+        def delivered(err: ConfluentError | None, message) -> None:
+            if err is None:
+                acked.append(int(message.value()))
+            else:
+                errors.append(str(err))
+
+        i = 0
+        while not stop.is_set():
+            producer.produce("failover", str(i).encode(), on_delivery=delivered)
+            producer.poll(0)
+            i += 1
+            time.sleep(0.001)
+        producer.flush(60)
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    wait_until(lambda: len(acked) > 200, what="acknowledgements before the kill")
+    cluster.kill(old_leader)
+    before = len(acked)
+    wait_until(lambda: len(acked) > before + 200, what="acknowledgements after the kill")
+    stop.set()
+    thread.join()
+    assert not errors
+    new_leader = partition_state(cluster, "failover").leader_id
+    assert new_leader != old_leader
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cluster.bootstrap,
+            "group.id": "failover-check",
+            "auto.offset.reset": "earliest",
+            "enable.auto.commit": False,
+        }
+    )
+    consumer.subscribe(["failover"])
+    seen: list[int] = []
+    deadline = time.monotonic() + 30
+    while len(seen) < len(acked) and time.monotonic() < deadline:
+        message = consumer.poll(0.5)
+        if message is not None and message.error() is None:
+            seen.append(int(message.value()))
+    consumer.close()
+    assert seen == sorted(acked)  # all of them, once each, in the order produced
+
+    cluster.restart(old_leader)
+    wait_until(
+        lambda: len(partition_state(cluster, "failover").isr_nodes) == 3,
+        what="the old leader rejoining the ISR",
+    )
+    expected = segment_bytes(replica_dir(cluster, new_leader, "failover"))
+    wait_until(
+        lambda: segment_bytes(replica_dir(cluster, old_leader, "failover")) == expected,
+        what="the old leader's copy matching the new leader's",
+    )

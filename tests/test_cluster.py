@@ -63,6 +63,7 @@ def metadata(cluster: LocalCluster, topic: str) -> MetadataResponse:
 
 def partition_state(cluster: LocalCluster, topic: str, index: int = 0):
     [t] = metadata(cluster, topic).topics
+    assert t.error_code == 0, f"{topic}: error {t.error_code}"
     return next(p for p in t.partitions if p.partition_index == index)
 
 

@@ -469,14 +469,21 @@ def test_create_partitions_errors_write_nothing(cluster, name, count, assignment
     assert cluster.log.end_offset == end
 
 
-def test_create_partitions_needs_enough_brokers(cluster, clock):
+def test_placement_uses_a_fenced_broker_as_follower_when_it_must(cluster, clock):
+    """As Kafka's placer: a broker that is down (fenced) still takes replicas the active
+    brokers cannot, never as leader and outside the ISR; beyond the registered brokers, no."""
     cluster.start(1, 2)
     cluster.controller.create_topic("foo", 1, 2, {})
     clock.advance(SESSION_MS + 1)
     cluster.keep_alive(1)
     assert cluster.controller.fence_stale_brokers() == [2]
-    code = _error(lambda: cluster.controller.create_partitions("foo", 2))
-    assert code == INVALID_REPLICATION_FACTOR
+    cluster.controller.create_partitions("foo", 2)
+    added = cluster.partition("foo", 1)
+    assert (added.replicas, added.leader, added.isr) == ((1, 2), 1, (1,))
+    code = _error(lambda: cluster.controller.create_partitions("foo", 3, [[1, 2, 3]]))
+    assert code in (INVALID_REPLICATION_FACTOR, INVALID_REQUEST)
+    created = cluster.controller.create_topic("wide", 1, 3, {})
+    assert created.error_code == INVALID_REPLICATION_FACTOR
 
 
 # -- fencing and elections ----------------------------------------------------------------------

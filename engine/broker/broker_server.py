@@ -196,6 +196,13 @@ class BrokerServer:
         return self.cluster is None or self.cluster.lifecycle.ready_to_stop
 
     @property
+    def accepting(self) -> bool:
+        """Whether clients are accepted: alone, at once; in a cluster, once the controller's
+        metadata log has been read to its end (as Kafka's broker waits for its initial catch-up),
+        so nobody is told about a cluster this broker has not caught up with."""
+        return self.cluster is None or self.cluster.publisher.applied is not None
+
+    @property
     def failed(self) -> str | None:
         """Why this broker cannot go on (another cluster's log directory, a metadata log it
         cannot apply), or None."""

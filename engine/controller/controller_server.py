@@ -73,6 +73,7 @@ class ControllerServer:
         return True
 
     failed: str | None = None  # a controller has no failure that stops it short of the loop
+    accepting = True
 
     def shutdown(self) -> None:
         self.metadata_log.close()

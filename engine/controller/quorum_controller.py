@@ -549,9 +549,7 @@ class QuorumController:
                     name, INVALID_REPLICATION_FACTOR, "replication factor must be at least 1"
                 )
             try:
-                replicas = place_replicas(
-                    usable, range(num_partitions), replication_factor, self._rng
-                )
+                replicas = self._place(range(num_partitions), replication_factor)
             except PlacementError as exc:
                 return CreatedTopic(name, INVALID_REPLICATION_FACTOR, str(exc))
         topic_id = uuid.uuid4()
@@ -574,6 +572,30 @@ class QuorumController:
         self.write(records)
         log.info("created topic %s: %d partitions, RF %d", name, num_partitions, replication_factor)
         return result
+
+    def _place(self, partitions: Sequence[int], replication_factor: int) -> dict[int, list[int]]:
+        """Striped placement over the active brokers; as Kafka's placer, fenced brokers (a
+        broker down for a while) take the replicas the active ones cannot, never as leader, so
+        a topic of full replication can be made while one broker restarts."""
+        active = [b for b in self.image.brokers.values() if b.active]
+        fenced = sorted(
+            b.node_id
+            for b in self.image.brokers.values()
+            if b.fenced and not b.in_controlled_shutdown
+        )
+        if not active or replication_factor <= len(active):
+            return place_replicas(active, partitions, replication_factor, self._rng)
+        if replication_factor > len(active) + len(fenced):
+            raise PlacementError(
+                f"replication factor {replication_factor} is larger than the "
+                f"{len(active) + len(fenced)} registered brokers"
+            )
+        placed = place_replicas(active, partitions, len(active), self._rng)
+        missing = replication_factor - len(active)
+        return {
+            index: replicas + [fenced[(index + i) % len(fenced)] for i in range(missing)]
+            for index, replicas in placed.items()
+        }
 
     def _partition_record(self, topic_id: uuid.UUID, index: int, replicas: list[int]) -> Any:
         isr = [r for r in replicas if self.may_lead(r)]
@@ -649,9 +671,8 @@ class QuorumController:
             if unknown:
                 raise ControllerError(INVALID_REQUEST, f"unregistered brokers {sorted(unknown)}")
         else:
-            usable = [b for b in self.image.brokers.values() if b.active]
             try:
-                replicas = place_replicas(usable, new, replication_factor, self._rng)
+                replicas = self._place(new, replication_factor)
             except PlacementError as exc:
                 raise ControllerError(INVALID_REPLICATION_FACTOR, str(exc)) from None
         if not validate_only:

@@ -103,6 +103,8 @@ class Node(Protocol):
     def ready_to_stop(self) -> bool: ...
     @property
     def failed(self) -> str | None: ...  # why the node must stop now, or None
+    @property
+    def accepting(self) -> bool: ...  # ready for clients (a broker: caught up on metadata)
 
 
 class MemoryPool:
@@ -232,8 +234,7 @@ class SocketServer:
         listener.listen(128)
         listener.setblocking(False)
         self.listener = listener
-        self.selector.register(listener, _READ, None)
-        self._listening = True
+        self._update_listener()  # watched once the node accepts clients
         host, port = listener.getsockname()[:2]
         self.listener_name = f"{host}:{port}"
         return host, port
@@ -428,6 +429,7 @@ class SocketServer:
             return
         wanted = (
             not self._stopping
+            and self.broker.accepting
             and len(self.connections) < self.config.max_connections
             and self._now >= self._accept_resume_at
         )

@@ -56,6 +56,8 @@ from engine.storage.meta_properties import write_meta_properties
 
 log = logging.getLogger(__name__)
 
+RACK_AWARE_REPLICA_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
+
 
 class BrokerServer:
     def __init__(self, config: KafkaConfig, time_ms: Callable[[], int] = wall_clock_ms) -> None:
@@ -288,6 +290,8 @@ class ClusterServices:
             broker.replica_manager.high_watermark_moved,
         )
         broker.replica_manager.alter_isr = self.alter_partitions.submit
+        if config.replica_selector_class == RACK_AWARE_REPLICA_SELECTOR:
+            broker.replica_manager.rack_of = self._rack_of
         broker.scheduler.schedule(
             "isr-expiration",
             max(config.replica_lag_time_max_ms // 2, 1),
@@ -319,6 +323,10 @@ class ClusterServices:
                 then()
             else:
                 self._watches.append((check, deadline, then))
+
+    def _rack_of(self, node_id: int) -> str | None:
+        registration = self.broker.metadata_cache.image.brokers.get(node_id)
+        return registration.rack if registration is not None else None
 
     def _on_cluster_id(self, cluster_id: str) -> None:
         """A new log directory joins the controller's cluster."""

@@ -131,6 +131,8 @@ class KafkaConfig:
     # sends a sensitive one (null, is_sensitive): clients here are never authenticated, and an
     # absolute path tells them about the host.
     describe_configs_paths_enable: bool = setting(False, None, "describe.configs.paths.enable")
+    # how long an offset commit waits for __consumer_offsets' ISR before REQUEST_TIMED_OUT
+    offsets_commit_timeout_ms: int = setting(5_000, Range(1, INT_MAX), "offsets.commit.timeout.ms")
     # -- the cluster (KRaft's names and defaults) --
     # broker, controller or both; both with no voters is the single-process broker of old
     process_roles: tuple[str, ...] = setting(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from kafka.protocol.api_message import ApiMessage
 
+from engine.broker.cluster_admin import cluster_admin_handlers
 from engine.broker.config import KafkaConfig
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ from engine.broker.group_coordinator import (
 )
 from engine.broker.offset_store import OFFSETS_TOPIC_CONFIGS
 from engine.broker.partition import Partition
+from engine.broker.replica_admin import replica_admin_handlers
 from engine.broker.replica_manager import (
     FetchParams,
     FetchPartition,
@@ -41,7 +43,10 @@ from engine.errors import (
     LEADER_NOT_AVAILABLE,
     NONE,
     NOT_COORDINATOR,
+    NOT_ENOUGH_REPLICAS,
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     NOT_LEADER_OR_FOLLOWER,
+    REQUEST_TIMED_OUT,
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     UNKNOWN_TOPIC_OR_PARTITION,
     UNSUPPORTED_VERSION,
@@ -74,6 +79,13 @@ RESOURCE_BROKER = 4
 CONFIG_SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG
 CONFIG_SOURCE_STATIC_BROKER = 4
 CONFIG_SOURCE_DEFAULT = 5
+# what a commit's replication error is answered as (Kafka's GroupMetadataManager)
+_COMMIT_ERRORS = {
+    NOT_LEADER_OR_FOLLOWER: NOT_COORDINATOR,
+    REQUEST_TIMED_OUT: REQUEST_TIMED_OUT,
+    NOT_ENOUGH_REPLICAS: COORDINATOR_NOT_AVAILABLE,
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND: COORDINATOR_NOT_AVAILABLE,
+}
 # broker settings that name host paths: sent as sensitive unless describe.configs.paths.enable
 _PATH_CONFIGS = ("log.dirs",)
 
@@ -158,6 +170,22 @@ class KafkaApis:
             ApiKeys.DESCRIBE_GROUPS: self.handle_describe_groups,
             ApiKeys.LIST_GROUPS: self.handle_list_groups,
         }
+        self._handlers.update(cluster_admin_handlers(self))
+        for key, local in replica_admin_handlers(self).items():
+            self._handlers[key] = self._forwarded_in_a_cluster(local)
+
+    def _forwarded_in_a_cluster(
+        self, local: Callable[[RequestContext, ApiMessage, Respond], None]
+    ) -> Callable[[RequestContext, ApiMessage, Respond], None]:
+        """A handler that a cluster member forwards to the controller instead."""
+
+        def handle(context: RequestContext, request: ApiMessage, respond: Respond) -> None:
+            if self.broker.cluster is not None:
+                self._forward(context, request, respond)
+            else:
+                local(context, request, respond)
+
+        return handle
 
     # -- dispatch -------------------------------------------------------------------------------
     def handle(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
@@ -372,6 +400,9 @@ class KafkaApis:
             max_bytes=request.max_bytes,
             isolation=FetchIsolation.HIGH_WATERMARK,
             replica_id=request.replica_id,  # >= 0: a follower broker
+            client_rack=(request.rack_id or "")
+            if version >= 11 and request.replica_id < 0
+            else None,
         )
         partitions = [
             FetchPartition(
@@ -397,6 +428,7 @@ class KafkaApis:
                         log_start_offset=r.log_start_offset,
                         records=r.records,
                         aborted_transactions=None,
+                        preferred_read_replica=r.preferred_read_replica,
                     )
                 )
             respond(
@@ -921,21 +953,40 @@ class KafkaApis:
             group_instance_id=request.group_instance_id if version >= 7 else None,
             offsets=offsets,
         )
-        topics: dict[str, list] = {}
-        topic_class = response_class.OffsetCommitResponseTopic
-        for o in offsets:
-            topics.setdefault(o.topic, []).append(
-                topic_class.OffsetCommitResponsePartition(
-                    partition_index=o.partition, error_code=errors[o.topic, o.partition]
+
+        def answer(replication_error: int) -> None:
+            topics: dict[str, list] = {}
+            topic_class = response_class.OffsetCommitResponseTopic
+            for o in offsets:
+                error = errors[o.topic, o.partition]
+                if error == NONE and replication_error != NONE:
+                    error = replication_error
+                topics.setdefault(o.topic, []).append(
+                    topic_class.OffsetCommitResponsePartition(
+                        partition_index=o.partition, error_code=error
+                    )
                 )
+            self._reply(
+                context,
+                respond,
+                response_class(
+                    throttle_time_ms=0,
+                    topics=[topic_class(name=n, partitions=ps) for n, ps in topics.items()],
+                ),
             )
-        self._reply(
-            context,
-            respond,
-            response_class(
-                throttle_time_ms=0,
-                topics=[topic_class(name=n, partitions=ps) for n, ps in topics.items()],
-            ),
+
+        # Kafka appends commits with acks=all: acknowledged once on the ISR, so they survive
+        # the coordinator's broker (a single broker's ISR is itself: at once)
+        offsets_tp = TopicPartition(CONSUMER_OFFSETS, 0)
+        partition = self.topics.partition(offsets_tp)
+        if partition is None or not any(e == NONE for e in errors.values()):
+            answer(NONE)
+            return
+        self.replica_manager.await_replication(
+            offsets_tp,
+            partition.log.log_end_offset,
+            self.config.offsets_commit_timeout_ms,
+            lambda error: answer(_COMMIT_ERRORS.get(error, error)),
         )
 
     def handle_offset_fetch(
@@ -1059,7 +1110,7 @@ def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: Clus
         return all(t.name in image.topics for t in response.topics if t.error_code == NONE)
     if isinstance(request, APIS[ApiKeys.DELETE_TOPICS][0]):
         return all(t.name not in image.topics for t in response.responses if t.error_code == NONE)
-    if request.validate_only:
+    if not isinstance(request, APIS[ApiKeys.CREATE_PARTITIONS][0]) or request.validate_only:
         return True
     wanted = {t.name: t.count for t in request.topics}
     return all(

@@ -58,6 +58,9 @@ class FetchParams:
     max_bytes: int
     isolation: FetchIsolation = FetchIsolation.HIGH_WATERMARK
     replica_id: int = -1  # >= 0: a follower broker fetching (reads to the log end)
+    # a consumer's rack (Fetch v11+, "" when it has none); None: an older consumer, which may
+    # read from the leader only (Kafka's ClientMetadata, KIP-392)
+    client_rack: str | None = None
 
     @property
     def is_from_follower(self) -> bool:
@@ -72,6 +75,7 @@ class FetchPartitionData:
     last_stable_offset: int = -1
     log_start_offset: int = -1
     records: list[FileSlice] = field(default_factory=list)
+    preferred_read_replica: int = -1  # KIP-392: the replica this consumer should fetch from
 
     @property
     def size(self) -> int:
@@ -119,6 +123,9 @@ class ReplicaManager:
         self._sequence = itertools.count()
         # set by the broker: propose an ISR change for a partition this broker leads
         self.alter_isr: Callable[[Partition, list[int]], None] = lambda partition, isr: None
+        # set by a broker with replica.selector.class = RackAwareReplicaSelector: the rack of
+        # a broker (None: unknown); consumers then read from a replica in their rack
+        self.rack_of: Callable[[int], str | None] | None = None
 
     # -- produce --------------------------------------------------------------------------------
     def append_records(
@@ -211,6 +218,29 @@ class ReplicaManager:
             result.error_code, result.base_offset = REQUEST_TIMED_OUT, -1
         delayed.respond(delayed.results)
 
+    def await_replication(
+        self,
+        tp: TopicPartition,
+        required_offset: int,
+        timeout_ms: int,
+        respond: Callable[[int], None],
+    ) -> None:
+        """Call respond(error) once tp's high watermark reaches required_offset, as an acks=all
+        produce waits (the group coordinator's commits): NONE, REQUEST_TIMED_OUT, or why not."""
+        delayed = DelayedProduce(
+            self._time_ms() + timeout_ms,
+            {tp: ProduceResult()},
+            {tp: required_offset},
+            lambda results: respond(results[tp].error_code),
+        )
+        if self._try_complete_produce(delayed):
+            respond(delayed.results[tp].error_code)
+            return
+        self._waiting_produce.setdefault(tp, set()).add(delayed)
+        heapq.heappush(
+            self._produce_deadlines, (delayed.deadline_ms, next(self._sequence), delayed)
+        )
+
     def high_watermark_moved(self, tp: TopicPartition) -> None:
         """A partition's high watermark (or leadership) changed: acks=all produces waiting on it
         may be done, and consumers waiting for records may have some."""
@@ -276,7 +306,13 @@ class ReplicaManager:
             if partition is None:
                 results.append(FetchPartitionData(request.tp, UNKNOWN_TOPIC_OR_PARTITION))
                 continue
-            error = _leader_error(partition, request.current_leader_epoch)
+            # a consumer with client metadata may read from a follower (KIP-392)
+            from_follower_replica = params.client_rack is not None and not partition.is_leader
+            error = _epoch_error(partition, request.current_leader_epoch)
+            if error == NONE and not partition.is_leader and not from_follower_replica:
+                error = NOT_LEADER_OR_FOLLOWER
+            if error == NONE and from_follower_replica and partition.leader_id < 0:
+                error = NOT_LEADER_OR_FOLLOWER
             if error != NONE:
                 results.append(FetchPartitionData(request.tp, error))
                 continue
@@ -288,6 +324,11 @@ class ReplicaManager:
                 last_stable_offset=log.high_watermark,  # no transactions: LSO is the HW
                 log_start_offset=log.log_start_offset,
             )
+            preferred = self._preferred_read_replica(partition, params, request.fetch_offset)
+            if preferred >= 0:  # no records: the consumer goes to that replica
+                data.preferred_read_replica = preferred
+                results.append(data)
+                continue
             try:
                 fetched = log.read(
                     request.fetch_offset,
@@ -302,6 +343,27 @@ class ReplicaManager:
                 remaining -= fetched.size
             results.append(data)
         return results
+
+    def _preferred_read_replica(
+        self, partition: Partition, params: FetchParams, fetch_offset: int
+    ) -> int:
+        """Kafka's RackAwareReplicaSelector, on the leader: for a consumer in a rack, a replica in
+        that rack which has the offset (the leader itself if it is there, else the in-sync
+        follower furthest ahead); -1 to read here."""
+        rack = params.client_rack
+        if self.rack_of is None or not rack or not partition.is_leader:
+            return -1
+        if self.rack_of(partition.local_id) == rack:
+            return -1
+        candidates = [
+            (state.log_end_offset, replica_id)
+            for replica_id, state in partition.remote_replicas.items()
+            if replica_id in partition.isr
+            and self.rack_of(replica_id) == rack
+            and state.log_end_offset >= fetch_offset
+            and state.log_start_offset <= fetch_offset
+        ]
+        return max(candidates)[1] if candidates else -1
 
     def _wake(self, tp: TopicPartition) -> None:
         """Fetches waiting on tp that may now have enough (after an append, or a move of the
@@ -396,14 +458,20 @@ class ReplicaManager:
         return min(deadlines) if deadlines else None
 
 
-def _leader_error(partition: Partition, current_leader_epoch: int) -> int:
-    """Kafka's checks before a read from the leader: this broker leads, in the epoch the client
-    thinks (older: FENCED_LEADER_EPOCH, the client refreshes; newer: UNKNOWN_LEADER_EPOCH, this
-    broker is behind)."""
+def _epoch_error(partition: Partition, current_leader_epoch: int) -> int:
+    """The epoch the client thinks the leader is in, against this broker's: older is
+    FENCED_LEADER_EPOCH (the client refreshes), newer UNKNOWN_LEADER_EPOCH (this broker is
+    behind)."""
     if current_leader_epoch >= 0 and current_leader_epoch < partition.leader_epoch:
         return FENCED_LEADER_EPOCH
     if current_leader_epoch > partition.leader_epoch:
         return UNKNOWN_LEADER_EPOCH
-    if not partition.is_leader:
-        return NOT_LEADER_OR_FOLLOWER
     return NONE
+
+
+def _leader_error(partition: Partition, current_leader_epoch: int) -> int:
+    """Kafka's checks before a read that only the leader serves."""
+    error = _epoch_error(partition, current_leader_epoch)
+    if error == NONE and not partition.is_leader:
+        return NOT_LEADER_OR_FOLLOWER
+    return error

@@ -65,16 +65,25 @@ class BatchProducer:
     def close(self) -> None:
         self.connection.close()
 
-    def create_topic(self, topic: str, partitions: int) -> None:
+    def create_topic(
+        self,
+        topic: str,
+        partitions: int,
+        replication_factor: int = 1,
+        configs: dict[str, str] | None = None,
+    ) -> None:
         cls = CreateTopicsRequest[_CREATE_TOPICS_VERSION]
         request = cls(
             topics=[
                 cls.CreatableTopic(
                     name=topic,
                     num_partitions=partitions,
-                    replication_factor=1,
+                    replication_factor=replication_factor,
                     assignments=[],
-                    configs=[],
+                    configs=[
+                        cls.CreatableTopic.CreatableTopicConfig(name=k, value=v)
+                        for k, v in (configs or {}).items()
+                    ],
                 )
             ],
             timeout_ms=30_000,
@@ -94,15 +103,17 @@ class BatchProducer:
         total_bytes: int,
         window: int = 8,
         rate_per_s: float | None = None,
+        acks: int = 1,
     ) -> ProduceStats:
         """Send about total_bytes of batches round robin over the topic's partitions, as fast as
-        the window allows, or at rate_per_s requests per second (open loop, see above)."""
+        the window allows, or at rate_per_s requests per second (open loop, see above), to the
+        broker this producer is connected to (the partitions' leader)."""
         cls = ProduceRequest[_PRODUCE_VERSION]
         frames = [
             self.connection.frame(
                 cls(
                     transactional_id=None,
-                    acks=1,
+                    acks=acks,
                     timeout_ms=30_000,
                     topic_data=[
                         cls.TopicProduceData(

@@ -139,6 +139,14 @@ def test_three_brokers_replicate_byte_for_byte(whole):
     assert [m.value for m in consumer] == [f"record {i}".encode() for i in range(500)]
     consumer.close()
 
+    def caught_up() -> dict | None:  # the leader's view, as `kbench broker-stats` shows it
+        view = broker_stats(cluster, state.leader_id)["partitions"]["replicated-0"]
+        return view if all(f["lag"] == 0 for f in view["followers"].values()) else None
+
+    view = wait_until(caught_up, what="the followers catching up")
+    assert (view["role"], sorted(view["isr"]), view["log_end_offset"]) == ("leader", [1, 2, 3], 500)
+    assert sorted(view["followers"]) == sorted(str(n) for n in (1, 2, 3) if n != state.leader_id)
+
     leader = replica_dir(cluster, state.leader_id, "replicated")
     expected = segment_bytes(leader)
     for node_id in (1, 2, 3):

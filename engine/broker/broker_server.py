@@ -23,6 +23,7 @@ import dataclasses
 import logging
 import selectors
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from engine.broker.alter_partition_manager import AlterPartitionManager
 from engine.broker.config import KafkaConfig
@@ -154,7 +155,7 @@ class BrokerServer:
             )
             for name, topic in self.topics.topics.items()
         }
-        me = BrokerRegistration(c.node_id, c.listen_host, c.listen_port)
+        me = BrokerRegistration(c.node_id, c.listen_host, c.listen_port, rack=c.broker_rack)
         return ClusterImage(self.topics.cluster_id or "", c.node_id, {c.node_id: me}, topics)
 
     def _publish_local_image(self) -> None:
@@ -196,6 +197,40 @@ class BrokerServer:
 
     def ready_to_stop(self) -> bool:
         return self.cluster is None or self.cluster.lifecycle.ready_to_stop
+
+    def status(self) -> dict[str, Any]:
+        """For GET /stats: this broker's standing and every replica it holds; for a partition
+        it leads, the ISR and how far each follower has got (its lag in offsets)."""
+        partitions = {}
+        for topic in self.topics.topics.values():
+            for index, p in sorted(topic.partitions.items()):
+                log_ = p.log
+                entry: dict[str, Any] = {
+                    "role": "leader" if p.is_leader else "follower",
+                    "leader": p.leader_id,
+                    "leader_epoch": p.leader_epoch,
+                    "replicas": p.replicas,
+                    "isr": p.isr,
+                    "log_end_offset": log_.log_end_offset,
+                    "high_watermark": log_.high_watermark,
+                }
+                if p.is_leader and p.remote_replicas:
+                    entry["followers"] = {
+                        str(r): {
+                            "log_end_offset": s.log_end_offset,
+                            "lag": max(log_.log_end_offset - s.log_end_offset, 0)
+                            if s.log_end_offset >= 0
+                            else None,
+                        }
+                        for r, s in sorted(p.remote_replicas.items())
+                    }
+                partitions[f"{topic.name}-{index}"] = entry
+        node: dict[str, Any] = {"node_id": self.config.node_id, "partitions": partitions}
+        if self.cluster is not None:
+            node["state"] = self.cluster.lifecycle.state.value
+            node["broker_epoch"] = self.cluster.lifecycle.broker_epoch
+            node["metadata_offset"] = self.cluster.loader.applied_offset
+        return node
 
     @property
     def accepting(self) -> bool:

@@ -9,6 +9,7 @@ Not thread-safe: the event loop's thread alone uses it.
 import dataclasses
 import selectors
 from collections.abc import Callable
+from typing import Any
 
 from engine.broker.config import KafkaConfig
 from engine.broker.scheduler import Scheduler
@@ -65,6 +66,27 @@ class ControllerServer:
 
     def complete_all(self) -> None:
         self.apis.complete_all()
+
+    def status(self) -> dict[str, Any]:
+        """For GET /stats: the metadata log and the brokers as the controller sees them."""
+        image = self.controller.image
+        return {
+            "node_id": self.config.node_id,
+            "metadata_log_end_offset": self.metadata_log.end_offset,
+            "metadata_epoch": self.metadata_log.epoch,
+            "brokers": {
+                str(b.node_id): {
+                    "address": b.address,
+                    "rack": b.rack,
+                    "epoch": b.epoch,
+                    "fenced": b.fenced,
+                    "in_controlled_shutdown": b.in_controlled_shutdown,
+                    "metadata_offset": self.controller.broker_offsets.get(b.node_id),
+                }
+                for b in image.brokers.values()
+            },
+            "topics": len(image.topics),
+        }
 
     def begin_shutdown(self) -> None:
         """Nothing to hand over: brokers find the controller again when it is back."""

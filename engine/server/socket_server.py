@@ -41,7 +41,8 @@ Bad input loses nothing but that connection: a frame larger than socket.request.
 that does not parse closes it; an unknown API key or version is answered with
 UNSUPPORTED_VERSION, then closed. Log lines about single connections are rate-limited: 10 per
 10 s, then one line with the number suppressed. `GET /stats` over HTTP on the same port returns
-the broker's counters as JSON.
+the node's counters and state as JSON (a broker's partitions with their ISR and each follower's
+log end offset; a controller's brokers).
 """
 
 import collections
@@ -105,6 +106,7 @@ class Node(Protocol):
     def failed(self) -> str | None: ...  # why the node must stop now, or None
     @property
     def accepting(self) -> bool: ...  # ready for clients (a broker: caught up on metadata)
+    def status(self) -> dict[str, Any]: ...  # the node's state, for GET /stats
 
 
 class MemoryPool:
@@ -770,7 +772,7 @@ class SocketServer:
             return
         path = request.split(b" ", 2)[1] if request.count(b" ") >= 2 else b""
         if path == b"/stats":
-            body = json.dumps(self.stats.as_dict(), indent=1).encode()
+            body = json.dumps({**self.stats.as_dict(), **self.broker.status()}, indent=1).encode()
             status = b"200 OK"
         else:
             body, status = b"not found: try GET /stats\n", b"404 Not Found"

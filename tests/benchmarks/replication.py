@@ -1,0 +1,232 @@
+"""What replication costs a producer on a kbench cluster, and how long a leader's death stops it.
+
+    python3 -m tests.benchmarks.replication throughput [--rounds 8] [--mib 64]
+    python3 -m tests.benchmarks.replication failover [--kills 10]
+
+throughput: one cluster (a controller and three brokers, data on --data-dir), three topics of one
+partition: RF=1 written with acks=1, RF=3 with acks=1, RF=3 with acks=all (min.insync.replicas=2).
+Each round sends --mib MiB of prebuilt 64 KiB batches of 100-byte records (scenarios.loadgen,
+window 8, one connection to the partition's leader) to each topic, in an order shuffled per
+round, so drift and noise hit every variant alike. Prints every round's MB/s, each variant's
+median, and the median of the per-round ratios to RF=1 acks=1 with a bootstrap 95 % interval,
+"inconclusive" when that interval holds 1 (scenarios.stats: the paired, order-statistic
+interval of the median ratio). While acks=all runs, the leader's view of its
+followers (GET /stats) is sampled every 50 ms: the follower lag in offsets, p50 and max.
+
+failover: a topic of RF=3, min.insync.replicas=2, written by an idempotent confluent-kafka
+producer (acks=all) at a fixed 2,000 records/s; its leader is SIGKILLed --kills times (restarted
+and back in the ISR before the next kill). Unavailability per kill: the last acknowledgement
+before the kill to the first after it. Prints each, the median and the max, and the broker
+settings that bound it (broker.session.timeout.ms: the controller notices the death then).
+"""
+
+import argparse
+import itertools
+import json
+import random
+import statistics
+import tempfile
+import threading
+import time
+import urllib.request
+
+from confluent_kafka import Producer
+from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
+
+from scenarios.cluster import KafkaConnection
+from scenarios.loadgen import BatchProducer
+from scenarios.local_broker import LocalCluster
+from scenarios.stats import compare, summarize
+
+SETTINGS = {
+    "broker.heartbeat.interval.ms": "500",
+    "broker.session.timeout.ms": "3000",
+    "replica.lag.time.max.ms": "10000",
+    "group.initial.rebalance.delay.ms": "0",
+}
+VARIANTS = {  # name: (replication factor, acks)
+    "RF=1 acks=1": (1, 1),
+    "RF=3 acks=1": (3, 1),
+    "RF=3 acks=all": (3, -1),
+}
+
+
+def leader_of(cluster: LocalCluster, topic: str) -> int:
+    bootstrap = next(iter(cluster.brokers.values())).bootstrap
+    with KafkaConnection(bootstrap) as connection:
+        cls = MetadataRequest[12]
+        response = connection.request(
+            cls(topics=[cls.MetadataRequestTopic(name=topic)], allow_auto_topic_creation=False),
+            MetadataResponse,
+        )
+    return response.topics[0].partitions[0].leader_id
+
+
+def follower_lags(cluster: LocalCluster, leader: int, partition: str) -> list[int]:
+    address = cluster.brokers[leader].bootstrap
+    with urllib.request.urlopen(f"http://{address}/stats", timeout=5) as f:
+        view = json.loads(f.read())["partitions"].get(partition, {})
+    return [f["lag"] for f in view.get("followers", {}).values() if f["lag"] is not None]
+
+
+def throughput(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(dir=args.data_dir) as directory:
+        cluster = LocalCluster(directory, 3, SETTINGS).start()
+        try:
+            producers = {}
+            first = next(iter(cluster.brokers.values())).bootstrap
+            setup = BatchProducer(first)
+            for name, (rf, _) in VARIANTS.items():
+                topic = "bench-" + name.replace("=", "").replace(" ", "-")
+                setup.create_topic(topic, 1, rf, {"min.insync.replicas": "1" if rf == 1 else "2"})
+                leader = leader_of(cluster, topic)
+                producers[name] = (topic, leader, BatchProducer(cluster.brokers[leader].bootstrap))
+            setup.close()
+            results: dict[str, list[float]] = {name: [] for name in VARIANTS}
+            lags: list[int] = []
+            for round_ in range(args.rounds):
+                order = list(VARIANTS)
+                random.shuffle(order)
+                for name in order:
+                    topic, leader, producer = producers[name]
+                    stop = threading.Event()
+                    sampler = None
+                    if VARIANTS[name][0] == 3:
+
+                        def sample(
+                            t: str = topic, lead: int = leader, done: threading.Event = stop
+                        ) -> None:
+                            while not done.wait(0.05):
+                                lags.extend(follower_lags(cluster, lead, f"{t}-0"))
+
+                        sampler = threading.Thread(target=sample)
+                        sampler.start()
+                    stats = producer.produce(
+                        topic, 1, args.mib << 20, window=8, acks=VARIANTS[name][1]
+                    )
+                    stop.set()
+                    if sampler is not None:
+                        sampler.join()
+                    results[name].append(stats.bytes / stats.seconds / 1e6)
+                    print(f"round {round_ + 1} {name:14} {results[name][-1]:8.1f} MB/s", flush=True)
+            for _, _, producer in producers.values():
+                producer.close()
+        finally:
+            cluster.stop()
+    base = results["RF=1 acks=1"]
+    print()
+    for name, values in results.items():
+        median = summarize(values)
+        line = (
+            f"{name:14} median {median.median:8.1f} MB/s "
+            f"(CI {median.ci_low:.1f}-{median.ci_high:.1f})"
+        )
+        if name != "RF=1 acks=1":
+            ratio = compare(values, base)
+            line += (
+                f"   ratio to RF=1 acks=1 {ratio.ratio:.2f} "
+                f"(CI {ratio.ci_low:.2f}-{ratio.ci_high:.2f}, coverage {ratio.confidence:.3f})"
+                + ("" if ratio.significant else " inconclusive")
+            )
+        print(line)
+    if lags:
+        lags.sort()
+        print(
+            f"follower lag under load (RF=3, {len(lags)} samples): "
+            f"p50 {lags[len(lags) // 2]} offsets, max {lags[-1]}"
+        )
+
+
+def failover(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(dir=args.data_dir) as directory:
+        settings = {**SETTINGS, "min.insync.replicas": "2", "default.replication.factor": "3"}
+        cluster = LocalCluster(directory, 3, settings).start()
+        acks: list[tuple[float, float]] = []  # (sent, acknowledged), time.monotonic()
+        errors: list[str] = []
+        stop = threading.Event()
+
+        def produce() -> None:
+            producer = Producer(
+                {
+                    "bootstrap.servers": cluster.bootstrap,
+                    "enable.idempotence": True,
+                    "acks": "all",
+                    "linger.ms": 0,
+                    "message.timeout.ms": 120_000,
+                }
+            )
+            next_at = time.monotonic()
+            while not stop.is_set():
+                sent = time.monotonic()
+
+                def delivered(err: object, _: object, sent: float = sent) -> None:
+                    if err is None:
+                        acks.append((sent, time.monotonic()))
+                    else:
+                        errors.append(str(err))
+
+                producer.produce("failover", b"x" * 100, on_delivery=delivered)
+                producer.poll(0)
+                next_at += 1 / 2000
+                time.sleep(max(next_at - time.monotonic(), 0))
+            producer.flush(120)
+
+        gaps: list[float] = []
+        recoveries: list[float] = []
+        try:
+            BatchProducer(cluster.bootstrap.split(",")[0]).create_topic(
+                "failover", 1, 3, {"min.insync.replicas": "2"}
+            )
+            thread = threading.Thread(target=produce)
+            thread.start()
+            for kill in range(args.kills):
+                time.sleep(2)  # steady state
+                leader = leader_of(cluster, "failover")
+                killed_at = time.monotonic()
+                cluster.kill(leader)
+                # the cluster acknowledges again: a record sent after the kill is acknowledged
+                while not any(sent > killed_at for sent, _ in acks[-100:]):
+                    time.sleep(0.01)
+                back = min(done for sent, done in acks if sent > killed_at)
+                times = sorted(done for _, done in acks if killed_at - 1 <= done <= back)
+                gaps.append(max(b - a for a, b in itertools.pairwise(times)) * 1000)
+                recoveries.append((back - killed_at) * 1000)
+                print(
+                    f"kill {kill + 1}: broker {leader}; longest pause in acknowledgements "
+                    f"{gaps[-1]:.0f} ms, kill to the first acknowledged new record "
+                    f"{recoveries[-1]:.0f} ms",
+                    flush=True,
+                )
+                cluster.restart(leader)
+                cluster.wait_for_brokers(set(cluster.brokers))
+            stop.set()
+            thread.join()
+        finally:
+            stop.set()
+            cluster.stop()
+    session = SETTINGS["broker.session.timeout.ms"]
+    heartbeat = SETTINGS["broker.heartbeat.interval.ms"]
+    print(
+        f"over {len(gaps)} kills: longest pause in acknowledgements median "
+        f"{statistics.median(gaps):.0f} ms, max {max(gaps):.0f} ms; kill to the first "
+        f"acknowledged new record median {statistics.median(recoveries):.0f} ms, max "
+        f"{max(recoveries):.0f} ms (broker.session.timeout.ms={session}, heartbeat "
+        f"{heartbeat} ms); delivery errors: {len(errors)}"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data-dir", default=None, help="where the cluster's logs go (a tmp dir)")
+    commands = parser.add_subparsers(dest="command", required=True)
+    bench = commands.add_parser("throughput")
+    bench.add_argument("--rounds", type=int, default=8)
+    bench.add_argument("--mib", type=int, default=64)
+    kills = commands.add_parser("failover")
+    kills.add_argument("--kills", type=int, default=10)
+    args = parser.parse_args()
+    throughput(args) if args.command == "throughput" else failover(args)
+
+
+if __name__ == "__main__":
+    main()

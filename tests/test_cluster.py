@@ -4,6 +4,7 @@ producer, and a broker that comes back truncating and rejoining the ISR."""
 
 import json
 import os
+import subprocess
 import threading
 import time
 import urllib.request
@@ -19,7 +20,7 @@ from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 
 from scenarios.cluster import KafkaConnection
 from scenarios.local_broker import LocalCluster
-from tests.conftest import TEST_BROKER_SETTINGS
+from tests.conftest import KBENCH, TEST_BROKER_SETTINGS
 
 # kafka-python 3.0.12 leaves the socket of a refused connect (to a broker these tests killed) for
 # the garbage collector, whose ResourceWarning then surfaces in whichever test runs next
@@ -195,40 +196,70 @@ def test_acks_all_needs_min_insync_replicas(whole):
     consumer.close()
 
 
-def test_an_idempotent_producer_survives_its_leader_being_killed(whole):
+def produce_with_confluent_kafka(
+    bootstrap: str, topic: str, stop: threading.Event, acked: list[int], errors: list[str]
+) -> None:
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 2,
+            "message.timeout.ms": 60_000,
+        }
+    )
+
+    def delivered(err: ConfluentError | None, message) -> None:
+        if err is None:
+            acked.append(int(message.value()))
+        else:
+            errors.append(str(err))
+
+    i = 0
+    while not stop.is_set():
+        producer.produce(topic, str(i).encode(), on_delivery=delivered)
+        producer.poll(0)
+        i += 1
+        time.sleep(0.001)
+    producer.flush(60)
+
+
+def produce_with_kafka_python(
+    bootstrap: str, topic: str, stop: threading.Event, acked: list[int], errors: list[str]
+) -> None:
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        enable_idempotence=True,
+        acks="all",
+        linger_ms=2,
+        delivery_timeout_ms=60_000,
+    )
+    i = 0
+    while not stop.is_set():
+        future = producer.send(topic, str(i).encode())
+        future.add_callback(lambda metadata, value=i: acked.append(value))
+        future.add_errback(lambda exc: errors.append(str(exc)))
+        i += 1
+        time.sleep(0.001)
+    producer.flush(60)
+    producer.close()
+
+
+@pytest.mark.parametrize("client", [produce_with_confluent_kafka, produce_with_kafka_python])
+def test_an_idempotent_producer_survives_its_leader_being_killed(whole, client):
     """Every acknowledged record is read back exactly once, in order; the killed broker comes
-    back, rejoins the ISR, and its copy is the new leader's, byte for byte."""
+    back, rejoins the ISR, and its copy is the new leader's, byte for byte (and sound, as
+    `kbench dump-log --verify` checks a log)."""
     cluster = whole
-    create_topic(cluster, "failover")
-    old_leader = partition_state(cluster, "failover").leader_id
+    topic = f"failover-{client.__name__.rsplit('_', 1)[-1]}"
+    create_topic(cluster, topic)
+    old_leader = partition_state(cluster, topic).leader_id
     acked: list[int] = []
     errors: list[str] = []
     stop = threading.Event()
 
     def produce() -> None:
-        producer = Producer(
-            {
-                "bootstrap.servers": cluster.bootstrap,
-                "enable.idempotence": True,
-                "acks": "all",
-                "linger.ms": 2,
-                "message.timeout.ms": 60_000,
-            }
-        )
-
-        def delivered(err: ConfluentError | None, message) -> None:
-            if err is None:
-                acked.append(int(message.value()))
-            else:
-                errors.append(str(err))
-
-        i = 0
-        while not stop.is_set():
-            producer.produce("failover", str(i).encode(), on_delivery=delivered)
-            producer.poll(0)
-            i += 1
-            time.sleep(0.001)
-        producer.flush(60)
+        client(cluster.bootstrap, topic, stop, acked, errors)
 
     thread = threading.Thread(target=produce)
     thread.start()
@@ -239,18 +270,18 @@ def test_an_idempotent_producer_survives_its_leader_being_killed(whole):
     stop.set()
     thread.join()
     assert not errors
-    new_leader = partition_state(cluster, "failover").leader_id
+    new_leader = partition_state(cluster, topic).leader_id
     assert new_leader != old_leader
 
     consumer = Consumer(
         {
             "bootstrap.servers": cluster.bootstrap,
-            "group.id": "failover-check",
+            "group.id": f"{topic}-check",
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
         }
     )
-    consumer.subscribe(["failover"])
+    consumer.subscribe([topic])
     seen: list[int] = []
     deadline = time.monotonic() + 30
     while len(seen) < len(acked) and time.monotonic() < deadline:
@@ -262,14 +293,21 @@ def test_an_idempotent_producer_survives_its_leader_being_killed(whole):
 
     cluster.restart(old_leader)
     wait_until(
-        lambda: len(partition_state(cluster, "failover").isr_nodes) == 3,
+        lambda: len(partition_state(cluster, topic).isr_nodes) == 3,
         what="the old leader rejoining the ISR",
     )
-    expected = segment_bytes(replica_dir(cluster, new_leader, "failover"))
+    expected = segment_bytes(replica_dir(cluster, new_leader, topic))
     wait_until(
-        lambda: segment_bytes(replica_dir(cluster, old_leader, "failover")) == expected,
+        lambda: segment_bytes(replica_dir(cluster, old_leader, topic)) == expected,
         what="the old leader's copy matching the new leader's",
     )
+    for node_id in (1, 2, 3):
+        verified = subprocess.run(
+            [KBENCH, "dump-log", "--verify", replica_dir(cluster, node_id, topic)],
+            capture_output=True,
+            text=True,
+        )
+        assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
 def test_a_consumer_group_outlives_its_coordinator(whole):

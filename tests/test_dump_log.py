@@ -1,12 +1,17 @@
 """`kbench dump-log`, run as a user runs it."""
 
+import io
 import os
 import struct
+import uuid
 
 import pytest
 
+from engine.controller.metadata_log import MetadataLog
+from engine.metadata.records import TopicRecord
 from engine.records import CompressionType, RecordBatch
 from engine.storage import Log, LogConfig
+from engine.tools.dump_log import dump_log
 from tests.conftest import make_batch
 
 
@@ -157,3 +162,16 @@ def test_verify_flags_records_that_do_not_parse(tmp_path, run_kbench):
     result = run_kbench("dump-log", directory, "--verify")
     assert result.returncode == 1
     assert "offset 2 position" in result.stderr and "record headers" in result.stderr
+
+
+def test_a_metadata_log_prints_its_records_decoded(tmp_path):
+    metadata_log = MetadataLog(str(tmp_path), node_id=3000)
+    topic_id = uuid.uuid4()
+    metadata_log.append([TopicRecord(version=0, name="orders", topic_id=topic_id)])
+    metadata_log.close()
+    out = io.StringIO()
+    directory = str(tmp_path / "__cluster_metadata-0")
+    assert dump_log(directory, records=True, verify=True, out=out) == 0
+    printed = out.getvalue()
+    assert f"record: TopicRecord(version=0, name='orders', topic_id=UUID('{topic_id}'))" in printed
+    assert "isControl: true" in printed  # the controller's LeaderChange batch, left raw

@@ -154,8 +154,11 @@ class ReplicaManager:
                 self._wake(tp)
                 if required_acks == -1:
                     required[tp] = next_offset
+        if not required:  # acks 0 or 1, or nothing appended: answered now
+            respond(results)
+            return
         delayed = DelayedProduce(self._time_ms() + timeout_ms, results, required, respond)
-        if not required or self._try_complete_produce(delayed):
+        if self._try_complete_produce(delayed):
             respond(results)
             return
         for tp in delayed.required_offsets:

@@ -1,7 +1,9 @@
 """`kbench dump-log`: print the batches and indexes of segments, like Kafka's kafka-dump-log.
 
 Reads files read-only and never repairs them: it is the tool for looking at a damaged log before
-recovery touches it. With verify, the first problem found makes the exit status non-zero.
+recovery touches it. With verify, the first problem found makes the exit status non-zero. In a
+controller's metadata log (`__cluster_metadata-0`) records are printed decoded, as Kafka's tool
+prints them with --cluster-metadata-decoder.
 """
 
 import os
@@ -11,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from engine.errors import InvalidRecordError, KafkaError
+from engine.metadata.records import MetadataRecordError, decode_record
 from engine.records.batch import RecordBatch
 from engine.records.compression import CompressionType, decompress
 from engine.records.record import decode_records
@@ -26,6 +29,7 @@ from engine.storage.log_segment import (
 _OFFSET_ENTRY = struct.Struct(">ii")
 _TIME_ENTRY = struct.Struct(">qi")
 _SUFFIXES = (LOG_SUFFIX, INDEX_SUFFIX, TIME_INDEX_SUFFIX)
+METADATA_DIRECTORY = "__cluster_metadata-0"
 
 
 @dataclass
@@ -39,8 +43,11 @@ class _Segment:
 
 
 class DumpLog:
-    def __init__(self, out: TextIO, *, records: bool, index: bool, verify: bool) -> None:
+    def __init__(
+        self, out: TextIO, *, records: bool, index: bool, verify: bool, metadata: bool = False
+    ) -> None:
         self.out = out
+        self.metadata = metadata  # records are KRaft metadata records
         self.records = records
         self.index = index
         self.verify = verify
@@ -68,7 +75,7 @@ class DumpLog:
                     try:
                         validate_stored_batch(batch, position, expected)
                         if self.verify:
-                            _verify_records(batch)
+                            _verify_records(batch, raft=self.metadata)
                     except KafkaError as exc:
                         self.problem(
                             f"{path}: offset {batch.base_offset} position {position}: {exc}"
@@ -116,6 +123,14 @@ class DumpLog:
                 )
                 key_size = -1 if record.key is None else len(record.key)
                 value_size = -1 if record.value is None else len(record.value)
+                if self.metadata and not batch.is_control and record.value is not None:
+                    try:
+                        decoded = repr(decode_record(record.value))
+                    except MetadataRecordError as exc:
+                        self.problem(f"metadata record at offset {record.offset}: {exc}")
+                        decoded = _show(record.value)
+                    print(f"| offset: {record.offset} record: {decoded}", file=self.out)
+                    continue
                 print(
                     f"| offset: {record.offset} {timestamp_type}: {record.timestamp} "
                     f"keySize: {key_size} valueSize: {value_size} sequence: {sequence} "
@@ -174,9 +189,11 @@ class DumpLog:
                 )
 
 
-def _verify_records(batch: RecordBatch) -> None:
+def _verify_records(batch: RecordBatch, raft: bool = False) -> None:
     """Raise unless every record of the batch parses (inflated first) and, in a control batch,
-    its one record is a transaction marker (ControlRecordType, EndTransactionMarker).
+    its one record is a transaction marker (ControlRecordType, EndTransactionMarker), or in a
+    metadata log (raft) one of Raft's control records: LEADER_CHANGE, SNAPSHOT_HEADER,
+    SNAPSHOT_FOOTER, KRAFT_VERSION, KRAFT_VOTERS (types 2-6).
 
     Offset deltas may have gaps in a stored batch (compaction), so they are not checked.
     """
@@ -187,6 +204,11 @@ def _verify_records(batch: RecordBatch) -> None:
     if batch.record_count != 1:
         raise InvalidRecordError(f"control batch of {batch.record_count} records, not 1")
     for record in decode_records(batch):
+        if raft:
+            key = record.key or b""
+            if len(key) != 4 or struct.unpack(">hh", key) not in {(0, t) for t in range(2, 7)}:
+                raise InvalidRecordError(f"control record key {key.hex()}: not a Raft control")
+            continue
         problem = control_record_problem(record.key, record.value)
         if problem is not None:
             raise InvalidRecordError(f"control batch: {problem}")
@@ -238,8 +260,11 @@ def dump_log(
     out: TextIO = sys.stdout,
 ) -> int:
     """Dump path; returns the exit status: 1 if verify found a problem, else 0."""
-    dump = DumpLog(out, records=records, index=index, verify=verify)
     files = segment_files(path)
+    metadata = bool(files) and os.path.basename(os.path.dirname(os.path.abspath(files[0]))) == (
+        METADATA_DIRECTORY
+    )
+    dump = DumpLog(out, records=records, index=index, verify=verify, metadata=metadata)
     explicit_index = len(files) == 1 and not files[0].endswith(LOG_SUFFIX)
     segments: dict[int, _Segment] = {}
     for file in files:

@@ -78,6 +78,7 @@ BROKER_ID_NOT_REGISTERED: Final[int] = _kafka.BrokerIdNotRegisteredError.errno
 INCONSISTENT_CLUSTER_ID: Final[int] = _kafka.InconsistentClusterIdError.errno
 INELIGIBLE_REPLICA: Final[int] = _kafka.IneligibleReplicaError.errno
 NEW_LEADER_ELECTED: Final[int] = _kafka.NewLeaderElectedError.errno
+INVALID_REPLICA_ASSIGNMENT: Final[int] = _kafka.InvalidReplicationAssignmentError.errno
 LOG_DIR_NOT_FOUND: Final[int] = _kafka.LogDirNotFoundError.errno
 MISMATCHED_ENDPOINT_TYPE: Final[int] = _kafka.MismatchedEndpointTypeError.errno
 UNSUPPORTED_ENDPOINT_TYPE: Final[int] = _kafka.UnsupportedEndpointTypeError.errno

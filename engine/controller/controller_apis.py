@@ -2,10 +2,12 @@
 QuorumController.
 
 Brokers send BrokerRegistration, BrokerHeartbeat, AlterPartition and AllocateProducerIds, forward
-clients' CreateTopics, DeleteTopics and CreatePartitions, and fetch the metadata log with Fetch
-(topic `__cluster_metadata`, partition 0), long-polling: a fetch at the log's end waits until a
-record is written or its max wait passes. DescribeCluster answers the cluster id (KIP-919), which
-a broker with a new log directory takes as its own.
+clients' CreateTopics, DeleteTopics and CreatePartitions, ElectLeaders, AlterPartitionReassignments,
+ListPartitionReassignments and DescribeQuorum, and fetch the metadata log with Fetch (topic
+`__cluster_metadata`, partition 0), long-polling: a fetch at the log's end waits until a record is
+written or its max wait passes; what each broker fetched is what DescribeQuorum says of it.
+DescribeCluster answers the cluster id (KIP-919), which a broker with a new log directory takes as
+its own.
 
 Sans-I/O, as KafkaApis: handlers call `respond` with the response frame's parts, now or later.
 Not thread-safe: the controller's event loop alone uses it.
@@ -21,15 +23,30 @@ from typing import Any
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker.kafka_apis import BrokerStats, Parts, Respond
+from engine.broker.replica_admin import (
+    ReplicaInfo,
+    asks_for_metadata_partition,
+    describe_quorum_response,
+    describe_quorum_unknown_partition,
+    elect_leaders_refused,
+    elect_leaders_response,
+    election_type,
+    host_port,
+    list_reassignments_response,
+    reassignments_response,
+)
 from engine.broker.request_context import RequestContext
 from engine.controller.metadata_log import METADATA_TOPIC, MetadataLog
 from engine.controller.quorum_controller import (
     ControllerError,
     Endpoint,
     QuorumController,
+    QuorumReplica,
 )
 from engine.errors import (
+    FENCED_LEADER_EPOCH,
     INVALID_REQUEST,
+    NEW_LEADER_ELECTED,
     NONE,
     NOT_LEADER_OR_FOLLOWER,
     UNKNOWN_TOPIC_OR_PARTITION,
@@ -43,6 +60,8 @@ from engine.protocol.fetch_response import (
     FetchTopicResponse,
     encode_fetch_response,
 )
+
+CONTROLLER_LISTENER = "CONTROLLER"  # Kafka's usual controller.listener.names
 
 
 @dataclass(eq=False)
@@ -80,6 +99,10 @@ class ControllerApis:
             ApiKeys.BROKER_REGISTRATION: self.handle_broker_registration,
             ApiKeys.BROKER_HEARTBEAT: self.handle_broker_heartbeat,
             ApiKeys.ALLOCATE_PRODUCER_IDS: self.handle_allocate_producer_ids,
+            ApiKeys.ELECT_LEADERS: self.handle_elect_leaders,
+            ApiKeys.ALTER_PARTITION_REASSIGNMENTS: self.handle_alter_partition_reassignments,
+            ApiKeys.LIST_PARTITION_REASSIGNMENTS: self.handle_list_partition_reassignments,
+            ApiKeys.DESCRIBE_QUORUM: self.handle_describe_quorum,
         }
 
     def handle(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
@@ -215,6 +238,8 @@ class ControllerApis:
                         list(new_isr),
                         p.leader_recovery_state if version >= 1 else 0,
                     )
+                    if result.error_code == NEW_LEADER_ELECTED and version < 2:
+                        result.error_code = FENCED_LEADER_EPOCH  # Kafka's answer before v2
                     partitions.append(
                         partition_class(
                             partition_index=p.partition_index,
@@ -330,12 +355,107 @@ class ControllerApis:
         self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
         self._wake_fetches()
 
+    # -- leaders and reassignments --------------------------------------------------------------
+    def handle_elect_leaders(self, context: RequestContext, request: Any, respond: Respond) -> None:
+        response_class = self._response_class(context)
+        wanted = (
+            None
+            if request.topic_partitions is None
+            else {t.topic: list(t.partitions) for t in request.topic_partitions}
+        )
+        try:
+            results = self.controller.elect_leaders(election_type(context, request), wanted)
+        except ControllerError as exc:  # an unknown election type
+            self._reply(context, respond, elect_leaders_refused(response_class, request, str(exc)))
+            return
+        outcomes = {
+            topic: [(r.partition, r.error_code, r.message) for r in partitions]
+            for topic, partitions in results.items()
+        }
+        self._reply(context, respond, elect_leaders_response(response_class, outcomes))
+        self._wake_fetches()
+
+    def handle_alter_partition_reassignments(
+        self, context: RequestContext, request: Any, respond: Respond
+    ) -> None:
+        results = self.controller.alter_partition_reassignments(
+            [
+                (
+                    t.name,
+                    [
+                        (p.partition_index, None if p.replicas is None else list(p.replicas))
+                        for p in t.partitions
+                    ],
+                )
+                for t in request.topics
+            ]
+        )
+        outcomes = [
+            (name, [(r.partition, r.error_code, r.message) for r in partitions])
+            for name, partitions in results
+        ]
+        self._reply(
+            context, respond, reassignments_response(self._response_class(context), outcomes)
+        )
+        self._wake_fetches()
+
+    def handle_list_partition_reassignments(
+        self, context: RequestContext, request: Any, respond: Respond
+    ) -> None:
+        results = self.controller.list_partition_reassignments(
+            None
+            if request.topics is None
+            else {t.name: list(t.partition_indexes) for t in request.topics}
+        )
+        ongoing = [
+            (name, [(o.partition, o.replicas, o.adding, o.removing) for o in partitions])
+            for name, partitions in results
+        ]
+        self._reply(
+            context, respond, list_reassignments_response(self._response_class(context), ongoing)
+        )
+
+    # -- the quorum -----------------------------------------------------------------------------
+    def handle_describe_quorum(
+        self, context: RequestContext, request: Any, respond: Respond
+    ) -> None:
+        """Kafka's KafkaRaftClient.handleDescribeQuorumRequest; v2's Nodes give this voter's
+        listener as the one the request came in on."""
+        response_class = self._response_class(context)
+        if not asks_for_metadata_partition(request):
+            self._reply(
+                context, respond, describe_quorum_unknown_partition(response_class, request)
+            )
+            return
+        quorum = self.controller.describe_quorum()
+
+        def infos(replicas: list[QuorumReplica]) -> list[ReplicaInfo]:
+            return [
+                (r.replica_id, r.log_end_offset, r.last_fetch_ms, r.last_caught_up_ms)
+                for r in replicas
+            ]
+
+        host, port = host_port(context.listener)
+        response = describe_quorum_response(
+            response_class,
+            context.api_version,
+            leader_id=quorum.leader_id,
+            leader_epoch=quorum.leader_epoch,
+            high_watermark=quorum.high_watermark,
+            voters=infos(quorum.voters),
+            observers=infos(quorum.observers),
+            listener=(CONTROLLER_LISTENER, host, port),
+        )
+        self._reply(context, respond, response)
+
     # -- the metadata log, fetched ----------------------------------------------------------------
     def handle_fetch(self, context: RequestContext, request: Any, respond: Respond) -> None:
         partition = self._metadata_partition(request)
         if partition is None:
             self._fetch_response(context, respond, request, error=INVALID_REQUEST)
             return
+        if request.replica_id >= 0:  # a broker following the log: an observer of the quorum
+            self.controller.replica_fetched(request.replica_id, partition.fetch_offset)
         if partition.fetch_offset < self.metadata_log.end_offset or request.max_wait_ms <= 0:
             self._fetch_response(context, respond, request)
             return

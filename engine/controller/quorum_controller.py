@@ -13,13 +13,20 @@ broker.session.timeout.ms (or it asks), and shuts down in a controlled way (lead
 it first) when it asks to. Fencing or shutting down a broker takes it out of every ISR and elects
 new leaders (partition_change.py); unfencing elects it where a partition has no leader.
 
+Admin (Kafka's ReplicationControlManager): ElectLeaders elects the preferred replica, or any
+replica when there is no leader (unclean); AlterPartitionReassignments moves a partition to new
+replicas as KIP-455 does (the replicas become target plus the ones leaving, which stay until every
+target replica is in the ISR; partition_change.py completes it), or cancels a move;
+ListPartitionReassignments lists the moves under way. DescribeQuorum describes this single voter,
+with the brokers that follow its log as observers.
+
 Not thread-safe: the controller's event loop alone uses it.
 """
 
 import logging
 import random
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,17 +35,23 @@ from engine.controller.partition_change import partition_change
 from engine.controller.placement import PlacementError, place_replicas
 from engine.errors import (
     DUPLICATE_BROKER_REGISTRATION,
+    ELECTION_NOT_NEEDED,
+    ELIGIBLE_LEADERS_NOT_AVAILABLE,
     FENCED_LEADER_EPOCH,
     INCONSISTENT_CLUSTER_ID,
     INELIGIBLE_REPLICA,
     INVALID_CONFIG,
     INVALID_PARTITIONS,
+    INVALID_REPLICA_ASSIGNMENT,
     INVALID_REPLICATION_FACTOR,
     INVALID_REQUEST,
     INVALID_TOPIC_EXCEPTION,
     INVALID_UPDATE_VERSION,
+    NEW_LEADER_ELECTED,
+    NO_REASSIGNMENT_IN_PROGRESS,
     NONE,
     NOT_CONTROLLER,
+    PREFERRED_LEADER_NOT_AVAILABLE,
     STALE_BROKER_EPOCH,
     TOPIC_ALREADY_EXISTS,
     UNKNOWN_TOPIC_ID,
@@ -48,6 +61,7 @@ from engine.metadata.image import (
     CONFIG_RESOURCE_TOPIC,
     CONSUMER_OFFSETS,
     NO_LEADER,
+    NO_LEADER_CHANGE,
     RECOVERED,
     RECOVERING,
     ClusterImage,
@@ -128,6 +142,52 @@ class CreatedTopic:
     configs: dict[str, str] = field(default_factory=dict)
 
 
+PREFERRED_ELECTION, UNCLEAN_ELECTION = 0, 1  # ElectLeaders' ElectionType
+# Kafka's LeaderState.OBSERVER_SESSION_TIMEOUT_MS: an observer that has not fetched for this long
+# is no longer described
+OBSERVER_SESSION_TIMEOUT_MS = 300_000
+
+
+@dataclass
+class PartitionResult:
+    """One partition's answer to ElectLeaders or AlterPartitionReassignments."""
+
+    partition: int
+    error_code: int = NONE
+    message: str | None = None
+
+
+@dataclass
+class OngoingReassignment:
+    partition: int
+    replicas: list[int]
+    adding: list[int]
+    removing: list[int]
+
+
+@dataclass
+class QuorumReplica:
+    """What the voter knows of one replica of the metadata log (Kafka's LeaderState.ReplicaState):
+    its log end offset (the offset it last fetched at) and when it last fetched and was last
+    caught up, in ms (-1: not known)."""
+
+    replica_id: int
+    log_end_offset: int = -1
+    last_fetch_ms: int = -1
+    last_caught_up_ms: int = -1
+    # the voter's log end offset when this replica last fetched (Kafka's rule for caught up)
+    last_fetch_leader_end: int = 0
+
+
+@dataclass
+class QuorumInfo:
+    leader_id: int
+    leader_epoch: int
+    high_watermark: int
+    voters: list[QuorumReplica]
+    observers: list[QuorumReplica]
+
+
 class QuorumController:
     def __init__(
         self,
@@ -152,6 +212,8 @@ class QuorumController:
         self.controlled_shutdown_offsets: dict[int, int] = {}
         # the highest metadata offset each broker has applied, from its heartbeats
         self.broker_offsets: dict[int, int] = {}
+        # what each replica fetching the metadata log last fetched (DescribeQuorum's observers)
+        self.fetch_states: dict[int, QuorumReplica] = {}
         if "metadata.version" not in self.image.features:
             self.write(
                 [
@@ -461,21 +523,28 @@ class QuorumController:
         for added in set(new_isr) - set(registration.isr):
             if not self.may_lead(added):
                 return AlterPartitionResult(INELIGIBLE_REPLICA)
-        ordered = [r for r in registration.replicas if r in new_isr]
-        if tuple(ordered) != registration.isr or leader_recovery_state != (
-            registration.leader_recovery_state
-        ):
-            self.write(
-                [
-                    PartitionChangeRecord(
-                        version=0,
-                        partition_id=index,
-                        topic_id=topic.topic_id,
-                        isr=ordered,
-                        leader_recovery_state=leader_recovery_state,
-                    )
-                ]
-            )
+        # an expansion may complete a reassignment, which may elect another leader
+        change = partition_change(
+            topic.topic_id,
+            index,
+            registration,
+            new_isr,
+            self.may_lead,
+            unclean=self._unclean_enabled(topic.name),
+            leader_recovery_state=leader_recovery_state,
+        )
+        if change is not None:
+            self.write([change])
+            if change.leader not in (NO_LEADER_CHANGE, broker_id):
+                # Kafka's answer: the change is made, and the leader learns it lost leadership
+                # (FENCED_LEADER_EPOCH before AlterPartition v2)
+                log.info(
+                    "%s-%d: the ISR change completed a reassignment; broker %d leads now",
+                    topic.name,
+                    index,
+                    change.leader,
+                )
+                return AlterPartitionResult(NEW_LEADER_ELECTED)
         after = self.image.topics[topic.name].partitions[index]
         return _alter_result(after)
 
@@ -677,6 +746,279 @@ class QuorumController:
                 raise ControllerError(INVALID_REPLICATION_FACTOR, str(exc)) from None
         if not validate_only:
             self.write([self._partition_record(topic.topic_id, p, r) for p, r in replicas.items()])
+
+    # -- leader elections and reassignments (admin) ---------------------------------------------
+    def elect_leaders(
+        self, election_type: int, topic_partitions: Mapping[str, Sequence[int]] | None
+    ) -> dict[str, list[PartitionResult]]:
+        """ElectLeaders (Kafka's ReplicationControlManager.electLeaders): per topic, each
+        partition's result; with topic_partitions None, every partition, leaving out those whose
+        election was not needed. The elections are written as one batch."""
+        if election_type not in (PREFERRED_ELECTION, UNCLEAN_ELECTION):
+            raise ControllerError(INVALID_REQUEST, f"unknown election type {election_type}")
+        pending: dict[tuple[str, int], PartitionRegistration] = {}
+        records: list[Any] = []
+        results: dict[str, list[PartitionResult]] = {}
+        if topic_partitions is None:
+            for name, topic in sorted(self.image.topics.items()):
+                results[name] = [
+                    result
+                    for index in sorted(topic.partitions)
+                    if (
+                        result := self._elect_leader(name, index, election_type, pending, records)
+                    ).error_code
+                    != ELECTION_NOT_NEEDED
+                ]
+        else:
+            for name, partitions in topic_partitions.items():
+                results[name] = [
+                    self._elect_leader(name, index, election_type, pending, records)
+                    for index in partitions
+                ]
+        self.write(records)
+        return results
+
+    def _elect_leader(
+        self,
+        name: str,
+        index: int,
+        election_type: int,
+        pending: dict[tuple[str, int], PartitionRegistration],
+        records: list[Any],
+    ) -> PartitionResult:
+        topic = self.image.topics.get(name)
+        if topic is None:
+            return PartitionResult(index, UNKNOWN_TOPIC_OR_PARTITION, f"no such topic as {name}")
+        registration = pending.get((name, index), topic.partitions.get(index))
+        if registration is None:
+            return PartitionResult(
+                index, UNKNOWN_TOPIC_OR_PARTITION, f"no such partition as {name}-{index}"
+            )
+        preferred = election_type == PREFERRED_ELECTION
+        if (
+            preferred and registration.replicas and registration.leader == registration.replicas[0]
+        ) or (not preferred and registration.leader != NO_LEADER):
+            return PartitionResult(index, ELECTION_NOT_NEEDED)
+        change = partition_change(
+            topic.topic_id,
+            index,
+            registration,
+            registration.isr,
+            self.may_lead,
+            unclean=not preferred,
+            preferred=preferred,
+        )
+        if change is None:
+            if preferred:
+                return PartitionResult(
+                    index,
+                    PREFERRED_LEADER_NOT_AVAILABLE,
+                    f"the preferred leader {registration.replicas[0]} of {name}-{index} "
+                    "is not an active broker in the ISR",
+                )
+            return PartitionResult(
+                index,
+                ELIGIBLE_LEADERS_NOT_AVAILABLE,
+                f"no replica of {name}-{index} is on an active broker",
+            )
+        records.append(change)
+        pending[name, index] = registration.merge(change)
+        return PartitionResult(index)
+
+    def alter_partition_reassignments(
+        self, topics: Sequence[tuple[str, Sequence[tuple[int, Sequence[int] | None]]]]
+    ) -> list[tuple[str, list[PartitionResult]]]:
+        """AlterPartitionReassignments (KIP-455): for each (topic, [(partition, target replicas
+        or None to cancel)]) the partitions' results; the changes are written as one batch."""
+        pending: dict[tuple[str, int], PartitionRegistration] = {}
+        records: list[Any] = []
+        results = []
+        for name, partitions in topics:
+            topic_results = []
+            for index, target in partitions:
+                try:
+                    change = self._reassignment_change(name, index, target, pending)
+                except ControllerError as exc:
+                    topic_results.append(PartitionResult(index, exc.error_code, str(exc)))
+                    continue
+                if change is not None:
+                    records.append(change)
+                    pending[name, index] = pending.get(
+                        (name, index), self.image.topics[name].partitions[index]
+                    ).merge(change)
+                topic_results.append(PartitionResult(index))
+            results.append((name, topic_results))
+        self.write(records)
+        if records:
+            log.info("altered %d partition reassignment(s)", len(records))
+        return results
+
+    def _reassignment_change(
+        self,
+        name: str,
+        index: int,
+        target: Sequence[int] | None,
+        pending: dict[tuple[str, int], PartitionRegistration],
+    ) -> PartitionChangeRecord | None:
+        topic = self.image.topics.get(name)
+        if topic is None:
+            raise ControllerError(
+                UNKNOWN_TOPIC_OR_PARTITION, f"unable to find a topic named {name}"
+            )
+        registration = pending.get((name, index), topic.partitions.get(index))
+        if registration is None:
+            raise ControllerError(
+                UNKNOWN_TOPIC_OR_PARTITION, f"unable to find partition {name}:{index}"
+            )
+        if target is None:
+            return self._cancel_reassignment(topic, index, registration)
+        self._check_target(list(target))
+        # Kafka's PartitionReassignmentReplicas: the target first, then the replicas leaving
+        current = registration.replicas
+        removing = sorted(set(current) - set(target))
+        adding = sorted(set(target) - set(current))
+        return partition_change(
+            topic.topic_id,
+            index,
+            registration,
+            registration.isr,
+            self.may_lead,
+            replicas=[*target, *removing],
+            adding=adding,
+            removing=removing,
+        )
+
+    def _check_target(self, target: list[int]) -> None:
+        """Kafka's validateManualPartitionAssignment."""
+        if not target:
+            raise ControllerError(
+                INVALID_REPLICA_ASSIGNMENT,
+                "the manual partition assignment includes an empty replica list",
+            )
+        for broker_id in sorted(target):
+            if broker_id not in self.image.brokers:
+                raise ControllerError(
+                    INVALID_REPLICA_ASSIGNMENT,
+                    f"the manual partition assignment includes broker {broker_id}, but no such "
+                    "broker is registered",
+                )
+        if len(set(target)) != len(target):
+            twice = sorted({b for b in target if target.count(b) > 1})
+            raise ControllerError(
+                INVALID_REPLICA_ASSIGNMENT,
+                f"the manual partition assignment includes the broker {twice[0]} more than once",
+            )
+
+    def _cancel_reassignment(
+        self, topic: TopicImage, index: int, registration: PartitionRegistration
+    ) -> PartitionChangeRecord | None:
+        """Back to the replicas before the reassignment (Kafka's PartitionReassignmentRevert):
+        the adding ones leave the replicas and the ISR; an ISR left empty takes the first
+        original replica, which is an unclean election, allowed only where enabled."""
+        if not registration.adding_replicas and not registration.removing_replicas:
+            raise ControllerError(
+                NO_REASSIGNMENT_IN_PROGRESS,
+                f"no partition reassignment is in progress for {topic.name}:{index}",
+            )
+        adding = set(registration.adding_replicas)
+        original = [r for r in registration.replicas if r not in adding]
+        isr = [r for r in registration.isr if r not in adding]
+        unclean = self._unclean_enabled(topic.name)
+        if not isr:
+            if not original:
+                raise ControllerError(
+                    INVALID_REPLICA_ASSIGNMENT,
+                    "invalid replica assignment: adding replicas contains all replicas",
+                )
+            if not unclean:
+                raise ControllerError(
+                    INVALID_REPLICA_ASSIGNMENT,
+                    f"unable to revert partition assignment for {topic.name}:{index} because "
+                    "it would require an unclean leader election",
+                )
+            isr = [original[0]]
+        return partition_change(
+            topic.topic_id,
+            index,
+            registration,
+            isr,
+            self.may_lead,
+            unclean=unclean,
+            replicas=original,
+            adding=[],
+            removing=[],
+        )
+
+    def list_partition_reassignments(
+        self, topics: Mapping[str, Sequence[int]] | None
+    ) -> list[tuple[str, list[OngoingReassignment]]]:
+        """The reassignments under way: of every partition (topics None) or of the partitions
+        named; unknown topics and partitions, and topics with none under way, are left out."""
+        wanted = (
+            {name: sorted(t.partitions) for name, t in sorted(self.image.topics.items())}
+            if topics is None
+            else topics
+        )
+        results = []
+        for name, partitions in wanted.items():
+            topic = self.image.topics.get(name)
+            if topic is None:
+                continue
+            ongoing = [
+                OngoingReassignment(
+                    index,
+                    list(registration.replicas),
+                    list(registration.adding_replicas),
+                    list(registration.removing_replicas),
+                )
+                for index in partitions
+                if (registration := topic.partitions.get(index)) is not None
+                and (registration.adding_replicas or registration.removing_replicas)
+            ]
+            if ongoing:
+                results.append((name, ongoing))
+        return results
+
+    # -- the quorum -----------------------------------------------------------------------------
+    def replica_fetched(self, replica_id: int, fetch_offset: int) -> None:
+        """A replica (a broker following the log) fetched the metadata log at fetch_offset: it
+        has everything before it. Caught up, as Kafka's ReplicaState.updateFollowerState says,
+        when it fetched at the log end, or at least at the end the log had at its last fetch."""
+        now = self._time_ms()
+        end = self.log.end_offset
+        state = self.fetch_states.setdefault(replica_id, QuorumReplica(replica_id))
+        if fetch_offset >= end:
+            state.last_caught_up_ms = max(state.last_caught_up_ms, now)
+        elif state.last_fetch_leader_end > 0 and fetch_offset >= state.last_fetch_leader_end:
+            state.last_caught_up_ms = max(state.last_caught_up_ms, state.last_fetch_ms)
+        state.log_end_offset = fetch_offset
+        state.last_fetch_ms = now
+        state.last_fetch_leader_end = end
+
+    def describe_quorum(self) -> QuorumInfo:
+        """The single voter (this controller, the leader) and the observers: the replicas that
+        fetched the log in the last OBSERVER_SESSION_TIMEOUT_MS, and registered brokers that
+        have only heartbeated so far (their log end: the offset after the last one they
+        applied)."""
+        now = self._time_ms()
+        node_id = self.image.controller_id
+        end = self.log.end_offset
+        observers: dict[int, QuorumReplica] = {}
+        for broker_id, applied in self.broker_offsets.items():
+            if broker_id in self.image.brokers:
+                observers[broker_id] = QuorumReplica(broker_id, applied + 1)
+        for replica_id, state in list(self.fetch_states.items()):
+            if now - state.last_fetch_ms > OBSERVER_SESSION_TIMEOUT_MS:
+                del self.fetch_states[replica_id]
+            elif replica_id != node_id:
+                observers[replica_id] = state
+        return QuorumInfo(
+            leader_id=node_id,
+            leader_epoch=self.log.epoch,
+            high_watermark=self.log.log.high_watermark,
+            voters=[QuorumReplica(node_id, end, now, now)],
+            observers=[observers[r] for r in sorted(observers)],
+        )
 
 
 def _alter_result(registration: PartitionRegistration) -> AlterPartitionResult:

@@ -7,7 +7,16 @@ Requests and responses are kafka-python's schema-generated classes.
 
 from enum import IntEnum
 
-from kafka.protocol.admin.cluster import DescribeClusterRequest, DescribeClusterResponse
+from kafka.protocol.admin.cluster import (
+    AlterReplicaLogDirsRequest,
+    AlterReplicaLogDirsResponse,
+    DescribeClusterRequest,
+    DescribeClusterResponse,
+    DescribeLogDirsRequest,
+    DescribeLogDirsResponse,
+    DescribeQuorumRequest,
+    DescribeQuorumResponse,
+)
 from kafka.protocol.admin.configs import DescribeConfigsRequest, DescribeConfigsResponse
 from kafka.protocol.admin.groups import (
     DescribeGroupsRequest,
@@ -16,12 +25,20 @@ from kafka.protocol.admin.groups import (
     ListGroupsResponse,
 )
 from kafka.protocol.admin.topics import (
+    AlterPartitionReassignmentsRequest,
+    AlterPartitionReassignmentsResponse,
     CreatePartitionsRequest,
     CreatePartitionsResponse,
     CreateTopicsRequest,
     CreateTopicsResponse,
     DeleteTopicsRequest,
     DeleteTopicsResponse,
+    DescribeTopicPartitionsRequest,
+    DescribeTopicPartitionsResponse,
+    ElectLeadersRequest,
+    ElectLeadersResponse,
+    ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse,
 )
 from kafka.protocol.api_message import ApiMessage
 from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
@@ -86,12 +103,19 @@ class ApiKeys(IntEnum):
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
+    ALTER_REPLICA_LOG_DIRS = 34
+    DESCRIBE_LOG_DIRS = 35
     CREATE_PARTITIONS = 37
+    ELECT_LEADERS = 43
+    ALTER_PARTITION_REASSIGNMENTS = 45
+    LIST_PARTITION_REASSIGNMENTS = 46
+    DESCRIBE_QUORUM = 55
     ALTER_PARTITION = 56
     DESCRIBE_CLUSTER = 60
     BROKER_REGISTRATION = 62
     BROKER_HEARTBEAT = 63
     ALLOCATE_PRODUCER_IDS = 67
+    DESCRIBE_TOPIC_PARTITIONS = 75
 
 
 # api key -> (request class, response class, min version, max version)
@@ -124,12 +148,37 @@ APIS: ApiTable = {
     ),
     ApiKeys.DESCRIBE_CONFIGS: (DescribeConfigsRequest, DescribeConfigsResponse, 1, 4),
     ApiKeys.CREATE_PARTITIONS: (CreatePartitionsRequest, CreatePartitionsResponse, 0, 3),
+    # managing replicas (issue 10), as Kafka 4.0 serves them
+    ApiKeys.ALTER_REPLICA_LOG_DIRS: (AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, 1, 2),
+    ApiKeys.DESCRIBE_LOG_DIRS: (DescribeLogDirsRequest, DescribeLogDirsResponse, 1, 4),
+    ApiKeys.ELECT_LEADERS: (ElectLeadersRequest, ElectLeadersResponse, 0, 2),
+    ApiKeys.ALTER_PARTITION_REASSIGNMENTS: (
+        AlterPartitionReassignmentsRequest,
+        AlterPartitionReassignmentsResponse,
+        0,
+        0,
+    ),
+    ApiKeys.LIST_PARTITION_REASSIGNMENTS: (
+        ListPartitionReassignmentsRequest,
+        ListPartitionReassignmentsResponse,
+        0,
+        0,
+    ),
+    ApiKeys.DESCRIBE_QUORUM: (DescribeQuorumRequest, DescribeQuorumResponse, 0, 2),
+    ApiKeys.DESCRIBE_CLUSTER: (DescribeClusterRequest, DescribeClusterResponse, 0, 1),
+    ApiKeys.DESCRIBE_TOPIC_PARTITIONS: (
+        DescribeTopicPartitionsRequest,
+        DescribeTopicPartitionsResponse,
+        0,
+        0,
+    ),
 }
 
 # What a controller serves (Kafka's ControllerApis, for what brokers and kbench's tools send it):
 # the lifecycle and ISR RPCs, topic admin forwarded by brokers, the metadata log by Fetch (v12,
-# topic by name), and DescribeCluster, which KIP-919 lets clients send to controllers (a new
-# broker learns the cluster id from it).
+# topic by name), DescribeCluster, which KIP-919 lets clients send to controllers (a new broker
+# learns the cluster id from it), and the replica admin brokers forward (ElectLeaders, partition
+# reassignments, DescribeQuorum).
 CONTROLLER_APIS: ApiTable = {
     ApiKeys.API_VERSIONS: APIS[ApiKeys.API_VERSIONS],
     ApiKeys.FETCH: (FetchRequest, FetchResponse, 12, 12),
@@ -146,4 +195,9 @@ CONTROLLER_APIS: ApiTable = {
         0,
         0,
     ),
+    # forwarded by brokers, as Kafka 4.0's brokers forward them
+    ApiKeys.ELECT_LEADERS: APIS[ApiKeys.ELECT_LEADERS],
+    ApiKeys.ALTER_PARTITION_REASSIGNMENTS: APIS[ApiKeys.ALTER_PARTITION_REASSIGNMENTS],
+    ApiKeys.LIST_PARTITION_REASSIGNMENTS: APIS[ApiKeys.LIST_PARTITION_REASSIGNMENTS],
+    ApiKeys.DESCRIBE_QUORUM: APIS[ApiKeys.DESCRIBE_QUORUM],
 }

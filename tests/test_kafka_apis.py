@@ -10,8 +10,11 @@ from engine.broker.kafka_apis import KafkaApis
 from engine.broker.request_context import RequestContext
 from engine.common import TopicPartition
 from engine.errors import (
+    ELECTION_NOT_NEEDED,
     GROUP_ID_NOT_FOUND,
+    LOG_DIR_NOT_FOUND,
     MEMBER_ID_REQUIRED,
+    NO_REASSIGNMENT_IN_PROGRESS,
     NONE,
     UNKNOWN_MEMBER_ID,
     UNSUPPORTED_VERSION,
@@ -167,6 +170,36 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
         return cls(groups=["g"], include_authorized_operations=False)
     if api == ApiKeys.LIST_GROUPS:
         return cls(states_filter=[], types_filter=[])
+    if api == ApiKeys.ALTER_REPLICA_LOG_DIRS:
+        topic = cls.AlterReplicaLogDir.AlterReplicaLogDirTopic(name="events", partitions=[1])
+        return cls(dirs=[cls.AlterReplicaLogDir(path="/elsewhere", topics=[topic])])
+    if api == ApiKeys.DESCRIBE_LOG_DIRS:
+        return cls(topics=[cls.DescribableLogDirTopic(topic="events", partitions=[1])])
+    if api == ApiKeys.ELECT_LEADERS:
+        wanted = cls.TopicPartitions(topic="events", partitions=[1])
+        return cls(election_type=0, topic_partitions=[wanted], timeout_ms=1000)
+    if api == ApiKeys.ALTER_PARTITION_REASSIGNMENTS:
+        partition = cls.ReassignableTopic.ReassignablePartition(partition_index=1, replicas=None)
+        return cls(
+            timeout_ms=1000,
+            allow_replication_factor_change=True,
+            topics=[cls.ReassignableTopic(name="events", partitions=[partition])],
+        )
+    if api == ApiKeys.LIST_PARTITION_REASSIGNMENTS:
+        return cls(timeout_ms=1000, topics=None)
+    if api == ApiKeys.DESCRIBE_QUORUM:
+        partition = cls.TopicData.PartitionData(partition_index=0)
+        return cls(topics=[cls.TopicData(topic_name="__cluster_metadata", partitions=[partition])])
+    if api == ApiKeys.DESCRIBE_CLUSTER:
+        return cls(
+            include_cluster_authorized_operations=False,
+            endpoint_type=1,
+            include_fenced_brokers=False,
+        )
+    if api == ApiKeys.DESCRIBE_TOPIC_PARTITIONS:
+        return cls(
+            topics=[cls.TopicRequest(name="events")], response_partition_limit=10, cursor=None
+        )
     raise AssertionError(f"no request for {api.name}")
 
 
@@ -205,6 +238,10 @@ ALLOWED_ERRORS = {
     ApiKeys.HEARTBEAT: {UNKNOWN_MEMBER_ID},
     ApiKeys.LEAVE_GROUP: {UNKNOWN_MEMBER_ID, NONE},
     ApiKeys.DESCRIBE_GROUPS: {NONE, GROUP_ID_NOT_FOUND},
+    # a single broker: no other log directory, nothing to elect or reassign
+    ApiKeys.ALTER_REPLICA_LOG_DIRS: {LOG_DIR_NOT_FOUND},
+    ApiKeys.ELECT_LEADERS: {NONE, ELECTION_NOT_NEEDED},
+    ApiKeys.ALTER_PARTITION_REASSIGNMENTS: {NONE, NO_REASSIGNMENT_IN_PROGRESS},
 }
 
 

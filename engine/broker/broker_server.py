@@ -325,6 +325,7 @@ class ClusterServices:
             broker.replica_manager.high_watermark_moved,
         )
         broker.replica_manager.alter_isr = self.alter_partitions.submit
+        broker.topics.isr_eligible = self._isr_eligible
         if config.replica_selector_class == RACK_AWARE_REPLICA_SELECTOR:
             broker.replica_manager.rack_of = self._rack_of
         broker.scheduler.schedule(
@@ -358,6 +359,11 @@ class ClusterServices:
                 then()
             else:
                 self._watches.append((check, deadline, then))
+
+    def _isr_eligible(self, node_id: int) -> bool:
+        """Kafka's isReplicaIsrEligible: registered, unfenced, not in controlled shutdown."""
+        registration = self.broker.metadata_cache.image.brokers.get(node_id)
+        return registration is not None and registration.active
 
     def _rack_of(self, node_id: int) -> str | None:
         registration = self.broker.metadata_cache.image.brokers.get(node_id)

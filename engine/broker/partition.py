@@ -15,6 +15,7 @@ their partition epoch is older than the one applied. A single broker with no con
 itself leader of everything with an ISR of itself.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.common import TopicPartition
@@ -90,6 +91,8 @@ class Partition:
     pending_isr: list[int] | None = None  # an AlterPartition in flight: the ISR it proposes
     remote_replicas: dict[int, ReplicaState] = field(default_factory=dict)
     leader_epoch_start_offset: int = 0
+    # whether a broker may be in an ISR: registered, unfenced, not shutting down (the metadata)
+    isr_eligible: Callable[[int], bool] = field(default=lambda replica_id: True, repr=False)
 
     def __post_init__(self) -> None:
         if self.local_id < 0:
@@ -203,7 +206,8 @@ class Partition:
 
     def maybe_increment_leader_high_watermark(self, now_ms: int = 0) -> bool:
         """Move the high watermark to the smallest log end offset of the maximal ISR and of the
-        caught-up followers; never back, and not at all while the ISR is below min ISR."""
+        caught-up followers that may join it (a fenced broker's may not); never back, and not
+        at all while the ISR is below min ISR."""
         if not self.is_leader or len(self.isr) < self.effective_min_isr:
             return False
         log = self.log
@@ -211,7 +215,10 @@ class Partition:
         for replica_id, state in self.remote_replicas.items():
             if state.log_end_offset < new and (
                 replica_id in self.maximal_isr
-                or state.is_caught_up(log.log_end_offset, now_ms, self.replica_lag_time_max_ms)
+                or (
+                    state.is_caught_up(log.log_end_offset, now_ms, self.replica_lag_time_max_ms)
+                    and self.isr_eligible(replica_id)
+                )
             ):
                 new = state.log_end_offset
         if new > log.high_watermark:
@@ -227,6 +234,7 @@ class Partition:
             state is None
             or self.pending_isr is not None
             or replica_id in self.isr
+            or not self.isr_eligible(replica_id)
             or state.log_end_offset < self.log.high_watermark
             or state.log_end_offset < self.leader_epoch_start_offset
         ):

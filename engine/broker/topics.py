@@ -109,6 +109,8 @@ class TopicManager:
         # called after every change to the topics or their partitions (BrokerServer publishes
         # a new cluster image)
         self.on_change: Callable[[], None] = lambda: None
+        # in a cluster, whether a broker may join an ISR (set by BrokerServer from the metadata)
+        self.isr_eligible: Callable[[int], bool] = lambda replica_id: True
         self._configs_path = os.path.join(config.log_dir, TOPIC_CONFIGS)
         overrides = {}
         if os.path.exists(self._configs_path):
@@ -185,6 +187,7 @@ class TopicManager:
                 leader_id=NO_LEADER,
                 local_id=self.node_id,
                 replica_lag_time_max_ms=self.config.replica_lag_time_max_ms,
+                isr_eligible=lambda replica_id: self.isr_eligible(replica_id),
             )
         partition = Partition(
             tp, log, leader_id=self.node_id, replicas=[self.node_id], isr=[self.node_id]

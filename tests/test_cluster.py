@@ -20,24 +20,12 @@ from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 
 from scenarios.cluster import KafkaConnection
 from scenarios.local_broker import LocalCluster
-from tests.conftest import KBENCH, TEST_BROKER_SETTINGS
-
-# kafka-python 3.0.12 leaves the socket of a refused connect (to a broker these tests killed) for
-# the garbage collector, whose ResourceWarning then surfaces in whichever test runs next
-pytestmark = pytest.mark.filterwarnings(
-    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+from tests.cluster_support import (
+    CLUSTER_SETTINGS,
+    restart_stopped,
+    wait_until,
 )
-
-# Failures are noticed in seconds, not Kafka's 9 s sessions and 30 s lag.
-CLUSTER_SETTINGS = {
-    **TEST_BROKER_SETTINGS,
-    "broker.heartbeat.interval.ms": "300",
-    "broker.session.timeout.ms": "2000",
-    "replica.lag.time.max.ms": "3000",
-    "replica.fetch.backoff.ms": "200",
-    "default.replication.factor": "3",
-    "min.insync.replicas": "2",
-}
+from tests.conftest import KBENCH
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +39,7 @@ def cluster(tmp_path_factory):
 def whole(cluster):
     """The cluster, with every broker running again after the test."""
     yield cluster
-    stopped = [n for n, b in cluster.brokers.items() if b.process.poll() is not None]
-    for node_id in stopped:
-        cluster.restart(node_id)
-    cluster.wait_for_brokers(set(cluster.brokers))
+    restart_stopped(cluster)
 
 
 def metadata(cluster: LocalCluster, topic: str) -> MetadataResponse:
@@ -75,17 +60,6 @@ def partition_state(cluster: LocalCluster, topic: str, index: int = 0):
     [t] = metadata(cluster, topic).topics
     assert t.error_code == 0, f"{topic}: error {t.error_code}"
     return next(p for p in t.partitions if p.partition_index == index)
-
-
-def wait_until(condition, timeout_s: float = 30.0, what: str = "the condition"):
-    """Poll until condition() is truthy (a deadline only so a broken cluster fails, not hangs)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout_s} s")
 
 
 def create_topic(cluster: LocalCluster, name: str, partitions: int = 1, **configs: str) -> None:

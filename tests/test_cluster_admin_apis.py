@@ -4,7 +4,6 @@ confluent-kafka's admin clients) and raw requests for what the clients do not se
 
 import json
 import os
-import time
 import urllib.request
 import uuid
 
@@ -40,18 +39,9 @@ from kafka.structs import TopicPartitionReplica
 
 from scenarios.cluster import KafkaConnection
 from scenarios.local_broker import LocalCluster
-from tests.conftest import TEST_BROKER_SETTINGS
+from tests.cluster_support import CLUSTER_SETTINGS, wait_until
 
-# Failures are noticed in seconds, not Kafka's 9 s sessions and 30 s lag.
-CLUSTER_SETTINGS = {
-    **TEST_BROKER_SETTINGS,
-    "broker.heartbeat.interval.ms": "300",
-    "broker.session.timeout.ms": "2000",
-    "replica.lag.time.max.ms": "3000",
-    "replica.fetch.backoff.ms": "200",
-    "default.replication.factor": "3",
-    "min.insync.replicas": "1",
-}
+CLUSTER_SETTINGS = {**CLUSTER_SETTINGS, "min.insync.replicas": "1"}
 RACKS = {1: "rack-a", 2: "rack-b", 3: "rack-c"}
 # what Kafka without an authorizer grants on the cluster (AclEntry.supportedOperations)
 CLUSTER_OPERATIONS = {
@@ -154,17 +144,6 @@ def alter_replica_log_dirs(
 def api_requests(address: str, api: str) -> int:
     with urllib.request.urlopen(f"http://{address}/stats") as f:
         return json.load(f)["apis"].get(api, {}).get("requests", 0)
-
-
-def wait_until(condition, timeout_s: float = 30.0, what: str = "the condition"):
-    """Poll until condition() is truthy (a deadline only so a broken cluster fails, not hangs)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout_s} s")
 
 
 def disk_bytes(data_dir: str, topic: str, partition: int) -> int:

@@ -6,7 +6,6 @@ a preferred election gives leadership back to a broker that was killed and came 
 
 import os
 import threading
-import time
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
@@ -22,31 +21,13 @@ from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 from engine.errors import ELECTION_NOT_NEEDED, NONE, UNKNOWN_TOPIC_OR_PARTITION
 from scenarios.cluster import KafkaConnection
 from scenarios.local_broker import CONTROLLER_ID, LocalCluster
-from tests.conftest import TEST_BROKER_SETTINGS
+from tests.cluster_support import (
+    CLUSTER_SETTINGS,
+    restart_stopped,
+    wait_until,
+)
 
 PREFERRED = 0
-
-# Failures are noticed in seconds, not Kafka's 9 s sessions and 30 s lag (as tests/test_cluster).
-CLUSTER_SETTINGS = {
-    **TEST_BROKER_SETTINGS,
-    "broker.heartbeat.interval.ms": "300",
-    "broker.session.timeout.ms": "2000",
-    "replica.lag.time.max.ms": "3000",
-    "replica.fetch.backoff.ms": "200",
-    "default.replication.factor": "3",
-    "min.insync.replicas": "2",
-}
-
-
-def wait_until(condition, timeout_s: float = 30.0, what: str = "the condition"):
-    """Poll until condition() is truthy (a deadline only so a broken cluster fails, not hangs)."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {timeout_s:.0f} s")
 
 
 def election_errors(response) -> dict[tuple[str, int], int]:
@@ -124,10 +105,7 @@ def cluster(tmp_path_factory):
 def whole(cluster):
     """The cluster, with every broker running again after the test."""
     yield cluster
-    stopped = [n for n, b in cluster.brokers.items() if b.process.poll() is not None]
-    for node_id in stopped:
-        cluster.restart(node_id)
-    cluster.wait_for_brokers(set(cluster.brokers))
+    restart_stopped(cluster)
 
 
 @pytest.fixture

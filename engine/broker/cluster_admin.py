@@ -42,7 +42,8 @@ from engine.protocol.apis import ApiKeys
 from engine.storage.log_manager import validate_topic_name
 
 if TYPE_CHECKING:
-    from engine.broker.kafka_apis import KafkaApis, Respond
+    from engine.broker.api_handlers import Respond
+    from engine.broker.kafka_apis import KafkaApis
 
 # DescribeCluster's EndpointType (Kafka's EndpointType): a broker answers for brokers
 ENDPOINT_BROKER, ENDPOINT_CONTROLLER = 1, 2

@@ -7,13 +7,12 @@ is answered with nothing, which `respond(None)` says.
 """
 
 import logging
-import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kafka.protocol.api_message import ApiMessage
 
+from engine.broker.api_handlers import ApiHandlers, Respond
 from engine.broker.cluster_admin import cluster_admin_handlers
 from engine.broker.config import KafkaConfig
 
@@ -53,11 +52,9 @@ from engine.errors import (
 )
 from engine.metadata.image import CONSUMER_OFFSETS, NO_LEADER, ClusterImage
 from engine.protocol.apis import APIS, ApiKeys, ApiTable
-from engine.protocol.codec import encode_response, supported
 from engine.protocol.fetch_response import (
     FetchPartitionResponse,
     FetchTopicResponse,
-    RecordsSlice,
     encode_fetch_response,
 )
 from engine.records.validator import first_batch_is_transactional
@@ -65,10 +62,6 @@ from engine.storage import FetchIsolation
 from engine.storage.config import TOPIC_CONFIG_FIELDS
 
 log = logging.getLogger(__name__)
-
-# a response frame as parts (bytes, and Fetch's record slices, sent as they are), or None: no reply
-Parts = list[bytes | RecordsSlice]
-Respond = Callable[[Parts | None], None]
 
 EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
@@ -90,66 +83,21 @@ _COMMIT_ERRORS = {
 _PATH_CONFIGS = ("log.dirs",)
 
 
-@dataclass
-class ApiStats:
-    """Per-API request counts and latency (request read to response ready), in the broker."""
-
-    requests: int = 0
-    total_latency_ms: float = 0.0
-    max_latency_ms: float = 0.0
-
-
-@dataclass
-class BrokerStats:
-    apis: dict[str, ApiStats] = field(default_factory=dict)
-    bytes_in: int = 0
-    bytes_out: int = 0
-    bytes_sendfile: int = 0  # fetch data sent by os.sendfile
-    bytes_copied: int = 0  # fetch data sent by read + send (zero.copy.enable=false)
-    connections_accepted: int = 0
-    connections_closed_on_error: int = 0
-
-    def record(self, api: str, latency_ms: float) -> None:
-        entry = self.apis.setdefault(api, ApiStats())
-        entry.requests += 1
-        entry.total_latency_ms += latency_ms
-        entry.max_latency_ms = max(entry.max_latency_ms, latency_ms)
-
-    def as_dict(self) -> dict:
-        return {
-            "apis": {
-                name: {
-                    "requests": s.requests,
-                    "mean_latency_ms": s.total_latency_ms / s.requests if s.requests else 0.0,
-                    "max_latency_ms": s.max_latency_ms,
-                }
-                for name, s in sorted(self.apis.items())
-            },
-            "bytes_in": self.bytes_in,
-            "bytes_out": self.bytes_out,
-            "bytes_sendfile": self.bytes_sendfile,
-            "bytes_copied": self.bytes_copied,
-            "connections_accepted": self.connections_accepted,
-            "connections_closed_on_error": self.connections_closed_on_error,
-        }
-
-
-class KafkaApis:
+class KafkaApis(ApiHandlers):
     """The request handlers, over the services a BrokerServer wired. Not thread-safe: the event
     loop's thread alone uses it."""
 
     api_table: ApiTable = APIS
 
     def __init__(self, broker: "BrokerServer") -> None:
+        super().__init__()
         self.broker = broker
         self._time_ms = broker.time_ms
-        self.stats = BrokerStats()
         self.log_manager = broker.log_manager
         self.topics = broker.topics
         self.replica_manager = broker.replica_manager
         self.producer_ids = broker.producer_ids
-        self._handlers: dict[int, Callable[[RequestContext, ApiMessage, Respond], None]] = {
-            ApiKeys.API_VERSIONS: self.handle_api_versions,
+        self._handlers |= {
             ApiKeys.METADATA: self.handle_metadata,
             ApiKeys.PRODUCE: self.handle_produce,
             ApiKeys.FETCH: self.handle_fetch,
@@ -187,17 +135,6 @@ class KafkaApis:
 
         return handle
 
-    # -- dispatch -------------------------------------------------------------------------------
-    def handle(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
-        api = ApiKeys(context.header.request_api_key)
-        started = time.perf_counter()
-
-        def timed(parts: Parts | None) -> None:
-            self.stats.record(api.name, (time.perf_counter() - started) * 1000)
-            respond(parts)
-
-        self._handlers[api](context, request, timed)
-
     @property
     def group_coordinator(self) -> GroupCoordinator:
         return self.broker.group_coordinator  # replaced when the coordinator moves (a cluster)
@@ -205,30 +142,6 @@ class KafkaApis:
     @property
     def config(self) -> KafkaConfig:
         return self.broker.config  # the advertised listener is known only after bind
-
-    def _reply(self, context: RequestContext, respond: Respond, response: ApiMessage) -> None:
-        respond([encode_response(context.header.correlation_id, response)])
-
-    @staticmethod
-    def _response_class(context: RequestContext) -> type[ApiMessage]:
-        return APIS[ApiKeys(context.header.request_api_key)][1][context.header.request_api_version]
-
-    # -- ApiVersions ----------------------------------------------------------------------------
-    def handle_api_versions(
-        self, context: RequestContext, request: ApiMessage, respond: Respond
-    ) -> None:
-        version = context.header.request_api_version
-        error = NONE
-        if not supported(ApiKeys.API_VERSIONS, version):
-            version, error = 0, UNSUPPORTED_VERSION  # KIP-511: answer v0, the client retries lower
-        response_class = APIS[ApiKeys.API_VERSIONS][1][version]
-        keys = [
-            response_class.ApiVersion(api_key=int(key), min_version=low, max_version=high)
-            for key, (_, _, low, high) in sorted(APIS.items())
-        ]
-        self._reply(
-            context, respond, response_class(error_code=error, api_keys=keys, throttle_time_ms=0)
-        )
 
     # -- Metadata -------------------------------------------------------------------------------
     def handle_metadata(

@@ -32,7 +32,8 @@ from engine.metadata.image import ClusterImage
 from engine.protocol.apis import ApiKeys
 
 if TYPE_CHECKING:
-    from engine.broker.kafka_apis import KafkaApis, Respond
+    from engine.broker.api_handlers import Respond
+    from engine.broker.kafka_apis import KafkaApis
 
 PREFERRED_ELECTION, UNCLEAN_ELECTION = 0, 1  # ElectLeaders' ElectionType
 _NO_DIRECTORY_ID = uuid.UUID(int=0)

@@ -15,14 +15,13 @@ Not thread-safe: the controller's event loop alone uses it.
 
 import heapq
 import itertools
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kafka.protocol.api_message import ApiMessage
 
-from engine.broker.kafka_apis import BrokerStats, Parts, Respond
+from engine.broker.api_handlers import ApiHandlers, Respond
 from engine.broker.replica_admin import (
     ReplicaInfo,
     asks_for_metadata_partition,
@@ -50,11 +49,9 @@ from engine.errors import (
     NONE,
     NOT_LEADER_OR_FOLLOWER,
     UNKNOWN_TOPIC_OR_PARTITION,
-    UNSUPPORTED_VERSION,
     KafkaError,
 )
 from engine.protocol.apis import CONTROLLER_APIS, ApiKeys, ApiTable
-from engine.protocol.codec import encode_response, supported
 from engine.protocol.fetch_response import (
     FetchPartitionResponse,
     FetchTopicResponse,
@@ -73,7 +70,7 @@ class _WaitingFetch:
     done: bool = False
 
 
-class ControllerApis:
+class ControllerApis(ApiHandlers):
     api_table: ApiTable = CONTROLLER_APIS
 
     def __init__(
@@ -82,14 +79,13 @@ class ControllerApis:
         metadata_log: MetadataLog,
         time_ms: Callable[[], int],
     ) -> None:
+        super().__init__()
         self.controller = controller
         self.metadata_log = metadata_log
         self._time_ms = time_ms
-        self.stats = BrokerStats()
         self._waiting: list[tuple[int, int, _WaitingFetch]] = []
         self._sequence = itertools.count()
-        self._handlers: dict[int, Callable[[RequestContext, Any, Respond], None]] = {
-            ApiKeys.API_VERSIONS: self.handle_api_versions,
+        self._handlers |= {
             ApiKeys.FETCH: self.handle_fetch,
             ApiKeys.CREATE_TOPICS: self.handle_create_topics,
             ApiKeys.DELETE_TOPICS: self.handle_delete_topics,
@@ -104,37 +100,6 @@ class ControllerApis:
             ApiKeys.LIST_PARTITION_REASSIGNMENTS: self.handle_list_partition_reassignments,
             ApiKeys.DESCRIBE_QUORUM: self.handle_describe_quorum,
         }
-
-    def handle(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
-        api = ApiKeys(context.header.request_api_key)
-        started = time.perf_counter()
-
-        def timed(parts: Parts | None) -> None:
-            self.stats.record(api.name, (time.perf_counter() - started) * 1000)
-            respond(parts)
-
-        self._handlers[api](context, request, timed)
-
-    def _response_class(self, context: RequestContext) -> type[ApiMessage]:
-        api = ApiKeys(context.header.request_api_key)
-        return self.api_table[api][1][context.api_version]
-
-    def _reply(self, context: RequestContext, respond: Respond, response: ApiMessage) -> None:
-        respond([encode_response(context.header.correlation_id, response)])
-
-    # -- ApiVersions, DescribeCluster -----------------------------------------------------------
-    def handle_api_versions(self, context: RequestContext, request: Any, respond: Respond) -> None:
-        version, error = context.api_version, NONE
-        if not supported(ApiKeys.API_VERSIONS, version, self.api_table):
-            version, error = 0, UNSUPPORTED_VERSION
-        response_class = self.api_table[ApiKeys.API_VERSIONS][1][version]
-        keys = [
-            response_class.ApiVersion(api_key=int(key), min_version=low, max_version=high)
-            for key, (_, _, low, high) in sorted(self.api_table.items())
-        ]
-        self._reply(
-            context, respond, response_class(error_code=error, api_keys=keys, throttle_time_ms=0)
-        )
 
     def handle_describe_cluster(
         self, context: RequestContext, request: Any, respond: Respond

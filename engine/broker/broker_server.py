@@ -308,13 +308,9 @@ class ClusterServices:
         self.fetchers = ReplicaFetcherManager(
             config, self.client, time_ms, broker.replica_manager.high_watermark_moved
         )
+        broker.replica_manager.fetchers = self.fetchers
         self.publisher = BrokerMetadataPublisher(
-            config.node_id,
-            broker.topics,
-            broker.replica_manager,
-            self.fetchers,
-            time_ms,
-            broker.coordinator_moved,
+            config.node_id, broker.topics, broker.replica_manager, broker.coordinator_moved
         )
         self.alter_partitions = AlterPartitionManager(
             self.client,

@@ -1,12 +1,11 @@
-"""BrokerMetadataPublisher: what a new cluster image asks of this broker, done (Kafka's
-BrokerMetadataPublisher and ReplicaManager.applyDelta).
+"""BrokerMetadataPublisher: what a new cluster image asks of this broker (Kafka's
+BrokerMetadataPublisher, handing the replicas' changes to ReplicaManager as Kafka's applyDelta).
 
 Between the image last applied and the new one, for every partition with a replica here: one
 whose replicas no longer include this broker, or whose topic is gone (or was recreated under a
-new id), is deleted; one this broker leads, new or changed (its partition epoch moved), becomes
-led here: the fetcher lets it go, the leader epoch starts at the log end, and waiting requests
-settle; one it follows, new or changed, is followed from its leader, starting with truncation
-when the leader epoch changed. Leading `__consumer_offsets`' partition makes this broker the
+new id), is deleted; one this broker leads, new or changed (its partition epoch moved), is made
+leader; one it follows, new or changed, is made follower of its leader (ReplicaManager says what
+each means). Leading `__consumer_offsets`' partition makes this broker the
 group coordinator, which loads the committed offsets from that log; losing it hands the groups
 over. The first image is applied only once the metadata log has been read to its end, so a
 restarting broker never acts on history.
@@ -19,7 +18,6 @@ import uuid
 from collections.abc import Callable
 
 from engine.broker.partition import Partition
-from engine.broker.replica_fetcher import ReplicaFetcherManager
 from engine.broker.replica_manager import ReplicaManager
 from engine.broker.topics import TopicManager
 from engine.common import TopicPartition
@@ -39,15 +37,11 @@ class BrokerMetadataPublisher:
         node_id: int,
         topics: TopicManager,
         replica_manager: ReplicaManager,
-        fetchers: ReplicaFetcherManager,
-        time_ms: Callable[[], int],
         on_coordinator_change: Callable[[Partition | None], None],
     ) -> None:
         self.node_id = node_id
         self.topics = topics
         self.replica_manager = replica_manager
-        self.fetchers = fetchers
-        self._time_ms = time_ms
         self._on_coordinator_change = on_coordinator_change
         self.applied: ClusterImage | None = None  # the last image applied here
         self._coordinator: Partition | None = None
@@ -103,35 +97,18 @@ class BrokerMetadataPublisher:
                     self._delete(TopicPartition(name, index))
 
     def _lead(self, partition: Partition, registration: PartitionRegistration) -> None:
-        self.fetchers.remove_partition(partition.tp)
-        if partition.make_leader(registration, self._time_ms()):
-            log.info(
-                "%s: leader in epoch %d, ISR %s",
-                partition.tp,
-                registration.leader_epoch,
-                list(registration.isr),
-            )
-            self.replica_manager.leadership_changed(partition.tp)
+        self.replica_manager.make_leader(partition, registration)
 
     def _follow(
         self, partition: Partition, registration: PartitionRegistration, image: ClusterImage
     ) -> None:
-        new_epoch = registration.leader_epoch != partition.leader_epoch or partition.is_leader
-        if not partition.make_follower(registration):
-            return
-        self.replica_manager.leadership_changed(partition.tp)
         leader = image.brokers.get(registration.leader)
         if registration.leader == NO_LEADER or leader is None or leader.fenced:
-            self.fetchers.remove_partition(partition.tp)
-            return
-        if new_epoch or self.fetchers.fetching(partition.tp) is None:
-            self.fetchers.add_partition(partition, leader.node_id, leader.address)
+            leader = None
+        self.replica_manager.make_follower(partition, registration, leader)
 
     def _delete(self, tp: TopicPartition) -> None:
-        self.fetchers.remove_partition(tp)
-        if self.topics.partition(tp) is not None:
-            self.topics.remove_partition(tp)
-            self.replica_manager.leadership_changed(tp)
+        self.replica_manager.stop_replica(tp)
 
     def _update_coordinator(self, image: ClusterImage) -> None:
         partition = self.topics.partition(TopicPartition(CONSUMER_OFFSETS, 0))

@@ -12,10 +12,12 @@ The owner calls tick() to expire them.
 
 import heapq
 import itertools
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from engine.broker.partition import Partition
+from engine.broker.replica_fetcher import ReplicaFetcherManager
 from engine.broker.topics import TopicManager
 from engine.common import TopicPartition
 from engine.errors import (
@@ -29,8 +31,11 @@ from engine.errors import (
     UNKNOWN_TOPIC_OR_PARTITION,
     KafkaError,
 )
+from engine.metadata.image import BrokerRegistration, PartitionRegistration
 from engine.storage import FetchIsolation, FileSlice
 from engine.storage.leader_epoch_cache import UNDEFINED
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
@@ -123,6 +128,8 @@ class ReplicaManager:
         self._sequence = itertools.count()
         # set by the broker: propose an ISR change for a partition this broker leads
         self.alter_isr: Callable[[Partition, list[int]], None] = lambda partition, isr: None
+        # a cluster member's replica fetchers (set by the broker; None alone)
+        self.fetchers: ReplicaFetcherManager | None = None
         # set by a broker with replica.selector.class = RackAwareReplicaSelector: the rack of
         # a broker (None: unknown); consumers then read from a replica in their rack
         self.rack_of: Callable[[int], str | None] | None = None
@@ -419,6 +426,48 @@ class ReplicaManager:
             if not produce.done:
                 self._try_complete_produce(produce)
             self._complete_produce(produce)
+
+    # -- leadership, from the controller's metadata (Kafka's applyDelta) ------------------------
+    def make_leader(self, partition: Partition, registration: PartitionRegistration) -> None:
+        """Lead partition: its fetcher lets it go, the new leader epoch starts at the log end,
+        and requests waiting on it settle."""
+        if self.fetchers is not None:
+            self.fetchers.remove_partition(partition.tp)
+        if partition.make_leader(registration, self._time_ms()):
+            log.info(
+                "%s: leader in epoch %d, ISR %s",
+                partition.tp,
+                registration.leader_epoch,
+                list(registration.isr),
+            )
+            self.leadership_changed(partition.tp)
+
+    def make_follower(
+        self,
+        partition: Partition,
+        registration: PartitionRegistration,
+        leader: BrokerRegistration | None,
+    ) -> None:
+        """Follow partition's leader (None: it has none alive, so nothing is fetched): from
+        truncation on when the leader epoch changed, else as the fetcher already does."""
+        new_epoch = registration.leader_epoch != partition.leader_epoch or partition.is_leader
+        if not partition.make_follower(registration):
+            return
+        self.leadership_changed(partition.tp)
+        if self.fetchers is None:
+            return
+        if leader is None:
+            self.fetchers.remove_partition(partition.tp)
+        elif new_epoch or self.fetchers.fetching(partition.tp) is None:
+            self.fetchers.add_partition(partition, leader.node_id, leader.address)
+
+    def stop_replica(self, tp: TopicPartition) -> None:
+        """This broker no longer holds tp: stop fetching it and delete it."""
+        if self.fetchers is not None:
+            self.fetchers.remove_partition(tp)
+        if self.topics.partition(tp) is not None:
+            self.topics.remove_partition(tp)
+            self.leadership_changed(tp)
 
     def leadership_changed(self, tp: TopicPartition) -> None:
         """A partition was made leader or follower: waiting requests on it settle now (acks=all

@@ -38,6 +38,7 @@ from engine.broker.topics import Topic, TopicAdminError
 from engine.common import TopicPartition
 from engine.errors import (
     COORDINATOR_NOT_AVAILABLE,
+    FENCED_LEADER_EPOCH,
     INVALID_REQUEST,
     LEADER_NOT_AVAILABLE,
     NONE,
@@ -45,8 +46,10 @@ from engine.errors import (
     NOT_ENOUGH_REPLICAS,
     NOT_ENOUGH_REPLICAS_AFTER_APPEND,
     NOT_LEADER_OR_FOLLOWER,
+    OFFSET_NOT_AVAILABLE,
     REQUEST_TIMED_OUT,
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    UNKNOWN_LEADER_EPOCH,
     UNKNOWN_TOPIC_OR_PARTITION,
     UNSUPPORTED_VERSION,
 )
@@ -369,26 +372,18 @@ class KafkaApis(ApiHandlers):
             partitions = []
             for p in t.partitions:
                 partition = self.topics.partition(TopicPartition(t.name, p.partition_index))
-                if partition is None:
+                error = list_offsets_error(partition, p, context.api_version)
+                if error != NONE:
                     partitions.append(
                         partition_class(
                             partition_index=p.partition_index,
-                            error_code=UNKNOWN_TOPIC_OR_PARTITION,
+                            error_code=error,
                             timestamp=-1,
                             offset=-1,
                         )
                     )
                     continue
-                if not partition.is_leader:
-                    partitions.append(
-                        partition_class(
-                            partition_index=p.partition_index,
-                            error_code=NOT_LEADER_OR_FOLLOWER,
-                            timestamp=-1,
-                            offset=-1,
-                        )
-                    )
-                    continue
+                assert partition is not None  # list_offsets_error answered for a missing one
                 timestamp, offset = self._offset_for(partition, p.timestamp)
                 partitions.append(
                     partition_class(
@@ -1031,3 +1026,21 @@ def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: Clus
         for r in response.results
         if r.error_code == NONE and r.name in image.topics
     )
+
+
+def list_offsets_error(partition: Partition | None, wanted: ApiMessage, version: int) -> int:
+    """Kafka's checks before ListOffsets answers: the partition is here and led here, in the
+    epoch the client knows (v4+), and a new leader's high watermark has reached the start of
+    its epoch (v5+: OFFSET_NOT_AVAILABLE until then, so an offset never goes back)."""
+    if partition is None:
+        return UNKNOWN_TOPIC_OR_PARTITION
+    epoch = wanted.current_leader_epoch if version >= 4 else -1
+    if 0 <= epoch < partition.leader_epoch:
+        return FENCED_LEADER_EPOCH
+    if epoch > partition.leader_epoch:
+        return UNKNOWN_LEADER_EPOCH
+    if not partition.is_leader:
+        return NOT_LEADER_OR_FOLLOWER
+    if version >= 5 and partition.high_watermark < partition.leader_epoch_start_offset:
+        return OFFSET_NOT_AVAILABLE
+    return NONE

@@ -125,14 +125,22 @@ def test_list_offsets_waits_for_a_new_leader_to_catch_up_on_its_epoch(tmp_path):
     # a new epoch starts at the log end, past the high watermark
     p.make_leader(PartitionRegistration((1, 2, 3), (1, 2), 1, 2, 2), now_ms=T0 + 2)
     assert p.high_watermark == end < p.leader_epoch_start_offset
-    wanted = SimpleNamespace(current_leader_epoch=2)
+    wanted = SimpleNamespace(timestamp=-1, current_leader_epoch=2)
     assert list_offsets_error(p, wanted, 5) == OFFSET_NOT_AVAILABLE
     assert list_offsets_error(p, wanted, 4) == NONE  # before v5 Kafka answers with the HW
+    earliest = SimpleNamespace(timestamp=-2, current_leader_epoch=2)
+    assert list_offsets_error(p, earliest, 5) == NONE  # the log start is always known
     p.update_follower_fetch_state(2, p.log.log_end_offset, 0, now_ms=T0 + 3)
     assert list_offsets_error(p, wanted, 5) == NONE
-    assert list_offsets_error(p, SimpleNamespace(current_leader_epoch=1), 5) == FENCED_LEADER_EPOCH
-    assert list_offsets_error(p, SimpleNamespace(current_leader_epoch=3), 5) == UNKNOWN_LEADER_EPOCH
+    assert (
+        list_offsets_error(p, SimpleNamespace(timestamp=-1, current_leader_epoch=1), 5)
+        == FENCED_LEADER_EPOCH
+    )
+    assert (
+        list_offsets_error(p, SimpleNamespace(timestamp=-1, current_leader_epoch=3), 5)
+        == UNKNOWN_LEADER_EPOCH
+    )
     p.make_follower(PartitionRegistration((1, 2, 3), (2,), 2, 3, 3))
-    assert list_offsets_error(p, SimpleNamespace(current_leader_epoch=3), 5) == (
+    assert list_offsets_error(p, SimpleNamespace(timestamp=-1, current_leader_epoch=3), 5) == (
         NOT_LEADER_OR_FOLLOWER
     )

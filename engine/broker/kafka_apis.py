@@ -1030,8 +1030,9 @@ def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: Clus
 
 def list_offsets_error(partition: Partition | None, wanted: ApiMessage, version: int) -> int:
     """Kafka's checks before ListOffsets answers: the partition is here and led here, in the
-    epoch the client knows (v4+), and a new leader's high watermark has reached the start of
-    its epoch (v5+: OFFSET_NOT_AVAILABLE until then, so an offset never goes back)."""
+    epoch the client knows (v4+), and, for the latest offset, a new leader's high watermark has
+    reached the start of its epoch (v5+: OFFSET_NOT_AVAILABLE until then, so the latest offset
+    never goes back; the earliest is always known)."""
     if partition is None:
         return UNKNOWN_TOPIC_OR_PARTITION
     epoch = wanted.current_leader_epoch if version >= 4 else -1
@@ -1041,6 +1042,10 @@ def list_offsets_error(partition: Partition | None, wanted: ApiMessage, version:
         return UNKNOWN_LEADER_EPOCH
     if not partition.is_leader:
         return NOT_LEADER_OR_FOLLOWER
-    if version >= 5 and partition.high_watermark < partition.leader_epoch_start_offset:
+    if (
+        version >= 5
+        and wanted.timestamp == LATEST_TIMESTAMP
+        and partition.high_watermark < partition.leader_epoch_start_offset
+    ):
         return OFFSET_NOT_AVAILABLE
     return NONE

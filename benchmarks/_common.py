@@ -11,9 +11,9 @@ from typing import Any
 import psutil
 
 from engine.records import SimpleRecord, build_batch
-from scenarios.runner import run_scenario
-from scenarios.scenario import RunContext, Scenario
-from scenarios.zero_copy import _cpu_seconds
+from scenarios.catalog.zero_copy import _cpu_seconds
+from scenarios.harness.runner import run_scenario
+from scenarios.harness.scenario import RunContext, Scenario
 
 KIB = 1 << 10
 MIB = 1 << 20

@@ -7,10 +7,10 @@ import sys
 
 from kafka.admin import KafkaAdminClient
 
-from scenarios.fetch_client import FetchClient
-from scenarios.loadgen import BatchProducer
-from scenarios.local_broker import LocalBroker
-from scenarios.zero_copy import _make_resident
+from scenarios.catalog.zero_copy import _make_resident
+from scenarios.clients.fetch_client import FetchClient
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.clients.local_broker import LocalBroker
 
 from ._common import GIB, MIB, ROUNDS, median, process_cpu_seconds, scratch_dir
 

@@ -15,13 +15,13 @@ from typing import NoReturn
 from engine.broker.config import kafka_config, parse_listener, parse_properties
 from engine.server.broker import run_broker
 from engine.tools.dump_log import dump_log
-from scenarios import results
-from scenarios.cluster import ClusterError
-from scenarios.compare import compare_runs, differences, print_changes, unshared
-from scenarios.local_broker import LocalCluster
-from scenarios.registry import SCENARIOS
-from scenarios.run import RunError, RunInterrupted
-from scenarios.run import run as run_scenarios
+from scenarios.catalog.registry import SCENARIOS
+from scenarios.clients.cluster import ClusterError
+from scenarios.clients.local_broker import LocalCluster
+from scenarios.harness import results
+from scenarios.harness.run import RunError, RunInterrupted
+from scenarios.harness.run import run as run_scenarios
+from scenarios.reporting.compare import compare_runs, differences, print_changes, unshared
 
 INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
 
@@ -304,7 +304,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
 
 
 def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from scenarios.report import ReportError, write_report  # matplotlib: only when reporting
+    from scenarios.reporting.report import (  # matplotlib: only when reporting
+        ReportError,
+        write_report,
+    )
 
     paths = args.results or sorted(glob.glob(os.path.join("reports", "*.json")))
     if not paths:

@@ -16,8 +16,7 @@ import os
 
 import pytest
 
-from scenarios import payloads
-from scenarios.batch_compression import (
+from scenarios.catalog.batch_compression import (
     CONFLUENT,
     DRIVERS,
     KAFKA_PYTHON,
@@ -25,10 +24,11 @@ from scenarios.batch_compression import (
     SATURATED_BELOW,
     BatchCompression,
 )
-from scenarios.claims import overall_verdict
-from scenarios.local_broker import LocalBroker
-from scenarios.runner import run_scenario
-from scenarios.scenario import ClaimCheck, RunContext
+from scenarios.clients import payloads
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness.claims import overall_verdict
+from scenarios.harness.runner import run_scenario
+from scenarios.harness.scenario import ClaimCheck, RunContext
 
 S = BatchCompression()
 

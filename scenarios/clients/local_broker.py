@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 
-from scenarios.cluster import ClusterError, KafkaConnection
+from scenarios.clients.cluster import ClusterError, KafkaConnection
 
 CONTROLLER_ID = 3000
 _READY_TIMEOUT_S = 60.0

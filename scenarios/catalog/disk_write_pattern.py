@@ -22,8 +22,8 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from scenarios.loadgen import BatchProducer
-from scenarios.scenario import (
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.harness.scenario import (
     ClaimCheck,
     Contrast,
     Metric,

@@ -11,15 +11,15 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from scenarios import results
-from scenarios.claims import overall_verdict
-from scenarios.cluster import ClusterError, delete_topics, probe
-from scenarios.environment import capture_environment
-from scenarios.local_broker import LocalBroker
-from scenarios.registry import SCENARIOS
-from scenarios.runner import Interrupted, planned_measurements, run_scenario
-from scenarios.scenario import RunContext, Scenario
-from scenarios.stats import Comparison, format_interval
+from scenarios.catalog.registry import SCENARIOS
+from scenarios.clients.cluster import ClusterError, delete_topics, probe
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness import results
+from scenarios.harness.claims import overall_verdict
+from scenarios.harness.environment import capture_environment
+from scenarios.harness.runner import Interrupted, planned_measurements, run_scenario
+from scenarios.harness.scenario import RunContext, Scenario
+from scenarios.harness.stats import Comparison, format_interval
 
 
 class RunError(Exception):
@@ -114,7 +114,7 @@ def run(
     assert path is not None  # written after every scenario, and there is at least one
     print_summary(document, out)
     print(f"\nresults: {path}", file=out)
-    from scenarios.report import write_report  # matplotlib is imported only here
+    from scenarios.reporting.report import write_report  # matplotlib is imported only here
 
     print(f"report: {write_report([path], reports_dir)[0]}", file=out)
     return path

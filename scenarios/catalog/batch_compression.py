@@ -2,11 +2,12 @@
 
 Real clients batch and compress by themselves; their knobs are the subject: batch.size x
 linger.ms x compression.type, over three payloads (random bytes, JSON-like text, a repeated log
-line; see scenarios/payloads.py), with two clients: confluent-kafka's Producer (librdkafka, C
-threads; the default, whose variants carry no client in their names) and kafka-python's
-KafkaProducer (pure Python: records appended and batches built in Python, compressed by the
-codec libraries' C code, sent by one Python thread; variants named "kafka-python-..."), so that
-the same batching can be seen in two implementations. Each measurement:
+line; see scenarios/clients/payloads.py), with two clients (scenarios/clients/producers.py):
+confluent-kafka's Producer (librdkafka, C threads; the default, whose variants carry no client
+in their names) and kafka-python's KafkaProducer (pure Python: records appended and batches
+built in Python, compressed by the codec libraries' C code, sent by one Python thread; variants
+named "kafka-python-..."), so that the same batching can be seen in two implementations. Each
+measurement:
 
 1. creates a fresh one-partition topic (bc-<variant>-<n> behind the run's prefix) and a fresh
    producer of the variant's client with the variant's settings, and sends one warm-up record
@@ -23,7 +24,7 @@ the same batching can be seen in two implementations. Each measurement:
    produce()/send() call (confluent-kafka: librdkafka's own clock, Message.latency();
    kafka-python: perf_counter() at send() to the future's callback, run on the sender thread),
    in open loop from its intended send time (its lag behind the schedule + Message.latency(),
-   so a stall counts in every record it held up: coordinated omission, see loadgen.py), and
+   so a stall counts in every record it held up: coordinated omission, see clients/loadgen.py), and
    the rate achieved: records over the span of their deliveries / the offered rate;
 3. fetches the topic back raw (Fetch v11 from the partition leader, no decompression) and sums
    the sizes of the record batches stored, headers included: the bytes on the broker's disk.
@@ -98,10 +99,10 @@ from typing import Any, ClassVar
 from hdrh.histogram import HdrHistogram
 
 from engine.records import HEADER_SIZE, RecordBatch, read_batch_prefix
-from scenarios import payloads
-from scenarios.fetch_client import FetchClient
-from scenarios.loadgen import OpenLoopSchedule
-from scenarios.scenario import (
+from scenarios.clients import payloads
+from scenarios.clients.fetch_client import FetchClient
+from scenarios.clients.loadgen import OpenLoopSchedule
+from scenarios.harness.scenario import (
     ClaimCheck,
     Contrast,
     Metric,
@@ -798,7 +799,7 @@ class BatchCompression(Scenario):
             raise ValueError(f"no open-loop driver for {sorted(closed_only)}")
         low, high = ctx.params["value_bytes"]
         largest = max(c["batch.size"] for c in _grid(ctx.params))
-        # enough values that the largest batch never repeats one (see payloads.py)
+        # enough values that the largest batch never repeats one (see clients/payloads.py)
         count = max(payloads.DEFAULT_COUNT, 2 * largest // low + 1)
         ctx.state["values"] = {
             kind: payloads.values(kind, count, low, high)

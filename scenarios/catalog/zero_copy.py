@@ -73,15 +73,23 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from scenarios.fetch_client import FetchClient, FetchedLog
-from scenarios.loadgen import BatchProducer
-from scenarios.local_broker import LocalBroker
-from scenarios.resources import (
+from scenarios.clients.fetch_client import FetchClient, FetchedLog
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness.resources import (
     ResourceMeter,
     evict_from_page_cache,
     page_cache_residency,
 )
-from scenarios.scenario import ClaimCheck, Contrast, Metric, RunContext, Scenario, Skip, Variant
+from scenarios.harness.scenario import (
+    ClaimCheck,
+    Contrast,
+    Metric,
+    RunContext,
+    Scenario,
+    Skip,
+    Variant,
+)
 
 _MIB = 1 << 20
 _GB = 1e9
@@ -303,7 +311,7 @@ class ZeroCopy(Scenario):
             ctx.notes.append("the raw file did not stay whole in the page cache: not all hot")
         ctx.state["raw_buffer"] = bytearray(max(ctx.params["fetch_sizes"]))
         receiver = subprocess.Popen(
-            [sys.executable, "-c", "from scenarios.zero_copy import drain; drain()"],
+            [sys.executable, "-c", "from scenarios.catalog.zero_copy import drain; drain()"],
             stdout=subprocess.PIPE,
             text=True,
         )

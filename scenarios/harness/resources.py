@@ -35,7 +35,7 @@ from typing import Any, NamedTuple
 
 import psutil
 
-from scenarios.environment import find_mount
+from scenarios.harness.environment import find_mount
 
 
 @dataclass

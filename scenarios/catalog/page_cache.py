@@ -38,16 +38,16 @@ from typing import Any
 import psutil
 from hdrh.histogram import HdrHistogram
 
-from scenarios.fetch_client import FetchClient
-from scenarios.loadgen import BatchProducer
-from scenarios.local_broker import LocalBroker
-from scenarios.resources import (
+from scenarios.clients.fetch_client import FetchClient
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness.resources import (
     ResourceMeter,
     block_device,
     evict_from_page_cache,
     page_cache_residency,
 )
-from scenarios.scenario import (
+from scenarios.harness.scenario import (
     ClaimCheck,
     Contrast,
     Metric,

@@ -78,7 +78,9 @@ from scenarios.clients.loadgen import BatchProducer
 from scenarios.clients.local_broker import LocalBroker
 from scenarios.harness.resources import (
     ResourceMeter,
+    cpu_seconds,
     evict_from_page_cache,
+    make_resident,
     page_cache_residency,
 )
 from scenarios.harness.scenario import (
@@ -307,7 +309,7 @@ class ZeroCopy(Scenario):
         ctx.state["raw_path"] = path
         ctx.watched.append(path)
         ctx.state["raw_fd"] = os.open(path, os.O_RDONLY)
-        if not _make_resident([path]):
+        if not make_resident([path]):
             ctx.notes.append("the raw file did not stay whole in the page cache: not all hot")
         ctx.state["raw_buffer"] = bytearray(max(ctx.params["fetch_sizes"]))
         receiver = subprocess.Popen(
@@ -417,7 +419,7 @@ class ZeroCopy(Scenario):
         fd: int = ctx.state["raw_fd"]
         total: int = ctx.params["raw_bytes"]
         buffer = memoryview(ctx.state["raw_buffer"])[:size]
-        _make_resident([ctx.state["raw_path"]])
+        make_resident([ctx.state["raw_path"]])
         passes = 0
         with ResourceMeter({"receiver": ctx.state["receiver"].pid}, interval_s=None) as meter:
             # the sending thread's own counters (see the module's docstring)
@@ -449,7 +451,7 @@ class ZeroCopy(Scenario):
         client: FetchClient = ctx.state["clients"][path]
         logs = ctx.state["logs"][path]
         if cache == "hot":
-            _make_resident(logs)
+            make_resident(logs)
         # the first fetch loop of each variant is digested: every variant must fetch the same bytes
         digest = None if variant.name in ctx.state["digests"] else hashlib.blake2b(digest_size=16)
         first_loop = digest
@@ -457,7 +459,7 @@ class ZeroCopy(Scenario):
         elapsed = 0.0
         before = broker_stats(broker.bootstrap)
         with ResourceMeter({"broker": broker.pid}, interval_s=None) as meter:
-            cpu_before = _cpu_seconds(broker.pid)
+            cpu_before = cpu_seconds(broker.pid)
             while True:
                 if cache == "cold":  # this process evicts while the broker sits idle
                     for log in logs:
@@ -472,7 +474,7 @@ class ZeroCopy(Scenario):
                 digest = None
                 if elapsed >= _sample_seconds(ctx):
                     break
-            cpu_after = _cpu_seconds(broker.pid)
+            cpu_after = cpu_seconds(broker.pid)
         after = broker_stats(broker.bootstrap)
         usage = meter.usage.processes["broker"]
         if cpu_before is not None and cpu_after is not None:
@@ -626,35 +628,6 @@ def _metrics(count: int, elapsed: float, cpu_s: float, switches: int) -> dict[st
         "cpu_s_per_gb": cpu_s / gigabytes,
         "switches_per_gb": switches / gigabytes,
     }
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """The process's CPU time (all threads, user + system) in seconds, to the nanosecond, from
-    the scheduler's run time in /proc/<pid>/task/*/schedstat; None where Linux has none."""
-    total = 0
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except FileNotFoundError:  # a thread that just ended
-            continue
-        except (OSError, ValueError, IndexError):
-            return None
-    return total / 1e9
-
-
-def _make_resident(paths: list[str]) -> bool:
-    """Read the files through the page cache where they are not all there; True when they are."""
-    for path in paths:
-        if page_cache_residency(path) < 0.999:
-            with open(path, "rb", buffering=0) as f:
-                while f.read(4 * _MIB):
-                    pass
-    return all(page_cache_residency(path) >= 0.999 for path in paths)
 
 
 def broker_stats(bootstrap: str) -> dict:

@@ -107,6 +107,7 @@ from scenarios.harness.scenario import (
     Skip,
     TopicWrite,
     Variant,
+    size_label,
 )
 
 _KIB = 1024
@@ -188,10 +189,6 @@ _METRIC_WORDS = {
 _PAYLOAD_LABELS = {"json": "JSON-like", "random": "random bytes", "repetitive": "repetitive"}
 
 
-def _size_label(size: int) -> str:
-    return f"{size // _MIB} MiB" if size >= _MIB else f"{size // _KIB} KiB"
-
-
 def _variant_name(
     payload: str,
     codec: str,
@@ -203,7 +200,7 @@ def _variant_name(
     """E.g. json-lz4-64KiB-linger5 (closed loop), json-none-64KiB-linger0-open3000 (open loop
     at 3,000 records/s offered), kafka-python-json-lz4-1KiB-linger5 (the other client)."""
     prefix = "" if client == CONFLUENT else f"{client}-"
-    size = _size_label(batch_size).replace(" ", "")
+    size = size_label(batch_size).replace(" ", "")
     suffix = "" if rate is None else f"-open{rate}"
     return f"{prefix}{payload}-{codec}-{size}-linger{linger_ms}{suffix}"
 
@@ -504,14 +501,14 @@ class BatchCompression(Scenario):
                 for s in (sizes[-1], sizes[0])
             )
             held = f"{at['compression.type']}, linger.ms {at['linger.ms']}, JSON-like"
-            pair = f"batch.size {_size_label(sizes[-1])}/{_size_label(sizes[0])}"
+            pair = f"batch.size {size_label(sizes[-1])}/{size_label(sizes[0])}"
             add("batching", "records_per_s", big, small, f"records/s, {pair} ({held})")
             add(
                 "batching-cpu",
                 "cpu_s_per_mb",
                 small,
                 big,
-                f"CPU-s/MB, batch.size {_size_label(sizes[0])}/{_size_label(sizes[-1])} ({held})",
+                f"CPU-s/MB, batch.size {size_label(sizes[0])}/{size_label(sizes[-1])} ({held})",
             )
             add(
                 "batching-latency-p99",
@@ -530,7 +527,7 @@ class BatchCompression(Scenario):
             ms: _variant_name(at["payload"], at["compression.type"], at["batch.size"], ms)
             for ms in lingers
         }
-        held = f"{at['compression.type']}, batch.size {_size_label(at['batch.size'])}, JSON-like"
+        held = f"{at['compression.type']}, batch.size {size_label(at['batch.size'])}, JSON-like"
         if {0, 5} <= lingers:
             add("linger", "records_per_s", name[5], name[0], f"records/s, linger.ms 5/0 ({held})")
             add(
@@ -595,7 +592,7 @@ class BatchCompression(Scenario):
             codec: _variant_name(at["payload"], codec, at["batch.size"], at["linger.ms"])
             for codec in codecs
         }
-        held = f"batch.size {_size_label(at['batch.size'])}, linger.ms {at['linger.ms']}, JSON-like"
+        held = f"batch.size {size_label(at['batch.size'])}, linger.ms {at['linger.ms']}, JSON-like"
         for metric, pairs in (
             ("compression_ratio", _RATIO_ORDER),
             ("library_cpu_s_per_mb", _CPU_ORDER),
@@ -629,7 +626,7 @@ class BatchCompression(Scenario):
             for kind in kinds
         }
         held = (
-            f"{at['compression.type']}, batch.size {_size_label(at['batch.size'])}, "
+            f"{at['compression.type']}, batch.size {size_label(at['batch.size'])}, "
             f"linger.ms {at['linger.ms']}"
         )
         if "random" in kinds:
@@ -658,8 +655,8 @@ class BatchCompression(Scenario):
                     "records_per_s",
                     big,
                     small,
-                    f"records/s, {client}, batch.size {_size_label(sizes[-1])}/"
-                    f"{_size_label(sizes[0])} ({at['compression.type']}, linger.ms "
+                    f"records/s, {client}, batch.size {size_label(sizes[-1])}/"
+                    f"{size_label(sizes[0])} ({at['compression.type']}, linger.ms "
                     f"{at['linger.ms']}, JSON-like)",
                 )
             for combo in _matching(params, {"client": client, RATE: None}):
@@ -676,7 +673,7 @@ class BatchCompression(Scenario):
                     ours,
                     combo["name"],
                     f"records/s, {CONFLUENT}/{client} ({combo['compression.type']}, batch.size "
-                    f"{_size_label(combo['batch.size'])}, linger.ms {combo['linger.ms']}, "
+                    f"{size_label(combo['batch.size'])}, linger.ms {combo['linger.ms']}, "
                     f"{_PAYLOAD_LABELS[combo['payload']]})",
                 )
         return contrasts

@@ -32,13 +32,10 @@ from scenarios.harness.scenario import (
     Skip,
     TopicWrite,
     Variant,
+    size_label,
 )
 
 _MIB = 1 << 20
-
-
-def _size_label(size: int) -> str:
-    return f"{size // _MIB} MiB" if size >= _MIB else f"{size // 1024} KiB"
 
 
 class DiskWritePattern(Scenario):
@@ -96,7 +93,7 @@ class DiskWritePattern(Scenario):
     def variants(self, params: Mapping[str, Any]) -> list[Variant]:
         variants = [
             Variant(
-                f"{pattern}-{mode}-{_size_label(size)}",
+                f"{pattern}-{mode}-{size_label(size)}",
                 {"pattern": pattern, "mode": mode, "block": size},
             )
             for mode in params["modes"]
@@ -116,17 +113,17 @@ class DiskWritePattern(Scenario):
     def contrasts(self, params: Mapping[str, Any]) -> list[Contrast]:
         contrasts = [
             Contrast(
-                f"seq-vs-random-{mode}-{_size_label(size)}",
+                f"seq-vs-random-{mode}-{size_label(size)}",
                 "mb_per_s",
-                f"sequential-{mode}-{_size_label(size)}",
-                f"random-{mode}-{_size_label(size)}",
-                f"sequential/random MB/s, {mode} {_size_label(size)}"
+                f"sequential-{mode}-{size_label(size)}",
+                f"random-{mode}-{size_label(size)}",
+                f"sequential/random MB/s, {mode} {size_label(size)}"
                 + (" (the page cache absorbs the order)" if mode == "buffered" else ""),
             )
             for mode in params["modes"]
             for size in params["block_sizes"]
         ]
-        small = _size_label(params["block_sizes"][0])
+        small = size_label(params["block_sizes"][0])
         contrasts.append(
             Contrast(
                 f"buffered-vs-fsync-{small}",
@@ -149,7 +146,7 @@ class DiskWritePattern(Scenario):
         return contrasts
 
     def claim_checks(self, params: Mapping[str, Any]) -> list[ClaimCheck]:
-        small = _size_label(params["block_sizes"][0])
+        small = size_label(params["block_sizes"][0])
         checks = [
             # "basically memory writes": orders of magnitude over forcing each write to disk
             ClaimCheck("page-cache-write", f"buffered-vs-fsync-{small}", 10.0),

@@ -73,6 +73,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+from engine.protocol.client import ConnectionClosed, receive_exactly
 from scenarios.clients.fetch_client import FetchClient, FetchedLog
 from scenarios.clients.loadgen import BatchProducer
 from scenarios.clients.local_broker import LocalBroker
@@ -91,6 +92,7 @@ from scenarios.harness.scenario import (
     Scenario,
     Skip,
     Variant,
+    size_label,
 )
 
 _MIB = 1 << 20
@@ -102,11 +104,8 @@ _BROKERS = {"sendfile": "true", "copy": "false"}  # path -> zero.copy.enable
 
 
 def _size_token(size: int) -> str:
-    return f"{size // _MIB}MiB" if size >= _MIB and size % _MIB == 0 else f"{size // 1024}KiB"
-
-
-def _size_label(size: int) -> str:
-    return f"{size // _MIB} MiB" if size >= _MIB and size % _MIB == 0 else f"{size // 1024} KiB"
+    """4KiB, 1MiB: a size in a variant's or contrast's name."""
+    return size_label(size).replace(" ", "")
 
 
 class ZeroCopy(Scenario):
@@ -212,7 +211,7 @@ class ZeroCopy(Scenario):
                 (
                     f"raw-{_size_token(s)}",
                     f"raw-{{}}-{_size_token(s)}",
-                    f"raw file, {_size_label(s)}",
+                    f"raw file, {size_label(s)}",
                 )
                 for s in params["fetch_sizes"]
             ]
@@ -221,7 +220,7 @@ class ZeroCopy(Scenario):
                 (
                     f"broker-{_size_token(s)}-{cache}",
                     f"broker-{{}}-{_size_token(s)}-{cache}",
-                    f"broker, {_size_label(s)} fetches, {cache} cache",
+                    f"broker, {size_label(s)} fetches, {cache} cache",
                 )
                 for cache in params["caches"]
                 for s in params["fetch_sizes"]
@@ -616,7 +615,7 @@ def _send_file(
             if read != count:
                 raise RuntimeError("short read: the raw file is shorter")
             sock.sendall(buffer[:count])
-    (acknowledged,) = _LENGTH.unpack(_recv_exactly(sock, _LENGTH.size))
+    (acknowledged,) = _LENGTH.unpack(receive_exactly(sock, memoryview(bytearray(_LENGTH.size))))
     if acknowledged != total:
         raise RuntimeError(f"the receiver got {acknowledged} bytes of {total}")
 
@@ -650,18 +649,6 @@ def _connect(address: str) -> socket.socket:
     return sock
 
 
-def _recv_exactly(sock: socket.socket, count: int) -> bytearray:
-    buffer = bytearray(count)
-    view = memoryview(buffer)
-    received = 0
-    while received < count:
-        got = sock.recv_into(view[received:])
-        if not got:
-            raise ConnectionError("the peer closed the connection")
-        received += got
-    return buffer
-
-
 def drain() -> None:
     """The raw part's receiver, a process of its own (`python -c`): prints its port, accepts one
     connection, then for each transfer (an int64 length, then that many bytes) drains the bytes
@@ -672,11 +659,12 @@ def drain() -> None:
     listener.close()
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buffer = memoryview(bytearray(_MIB))
+    length = bytearray(_LENGTH.size)
     with conn:
         while True:
             try:
-                (total,) = _LENGTH.unpack(_recv_exactly(conn, _LENGTH.size))
-            except ConnectionError:
+                (total,) = _LENGTH.unpack(receive_exactly(conn, memoryview(length)))
+            except (ConnectionClosed, ConnectionError):  # the sender is done
                 return
             remaining = total
             while remaining:

@@ -137,3 +137,13 @@ class Scenario(ABC):
 
     def teardown(self, ctx: RunContext) -> None:  # noqa: B027 - optional hook
         pass
+
+
+def size_label(n: float) -> str:
+    """Bytes as scenarios name them in variants and labels, and reports show them: 4 KiB,
+    1 MiB, 1.5 MiB, 512 B."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:g} {unit}" if value == int(value) else f"{value:.3g} {unit}"
+    return f"{n:g} B"

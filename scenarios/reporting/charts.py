@@ -38,6 +38,8 @@ from matplotlib.ticker import (
 )
 from matplotlib.transforms import Bbox
 
+from scenarios.harness.scenario import size_label
+
 _STYLE: dict[Any, Any] = {
     "font.size": 9,
     "axes.titlesize": 10,
@@ -138,15 +140,6 @@ def param(params: dict, names: Sequence[str]):
         if name in params:
             return params[name]
     return None
-
-
-def size_label(n: float) -> str:
-    """Bytes as the scenarios name them: 4 KiB, 1 MiB, 512 B."""
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            value = n / size
-            return f"{value:g} {unit}" if value == int(value) else f"{value:.3g} {unit}"
-    return f"{n:g} B"
 
 
 def short(x: float) -> str:

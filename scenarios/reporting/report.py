@@ -24,6 +24,7 @@ from typing import Any
 
 from scenarios.harness import results
 from scenarios.harness.claims import CLAIMS, overall_verdict
+from scenarios.harness.scenario import size_label
 from scenarios.harness.stats import Comparison, format_interval
 from scenarios.reporting.charts import (
     OUTCOME_CAPTION,
@@ -33,7 +34,6 @@ from scenarios.reporting.charts import (
     claims_chart,
     contrast_outcomes,
     scenario_charts,
-    size_label,
     trend_chart,
     winner,
 )

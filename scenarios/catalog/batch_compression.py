@@ -100,11 +100,13 @@ from scenarios.clients.fetch_client import FetchClient
 from scenarios.clients.producers import CONFLUENT, DRIVERS, KAFKA_PYTHON
 from scenarios.harness.scenario import (
     ClaimCheck,
+    CodecScatter,
     Contrast,
     Metric,
     RunContext,
     Scenario,
     Skip,
+    SweepChart,
     TopicWrite,
     Variant,
     size_label,
@@ -477,6 +479,22 @@ class BatchCompression(Scenario):
             f"last) / records/s offered; below {SATURATED_BELOW} the sample is saturated and "
             "decides no claim",
         ),
+    )
+    charts = (
+        SweepChart(
+            "throughput and latency vs batch.size",
+            "batch.size",
+            ("records_per_s", "mb_per_s", "p99_latency_us"),
+            xlabel="batch.size (bytes)",
+            x_is_bytes=True,
+        ),
+        SweepChart(
+            "throughput and latency vs linger.ms",
+            "linger.ms",
+            ("records_per_s", "records_per_batch", "p99_latency_us"),
+            xlabel="linger.ms (ms)",
+        ),
+        CodecScatter(),
     )
 
     def variants(self, params: Mapping[str, Any]) -> list[Variant]:

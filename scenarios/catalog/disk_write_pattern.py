@@ -30,6 +30,7 @@ from scenarios.harness.scenario import (
     RunContext,
     Scenario,
     Skip,
+    SweepChart,
     TopicWrite,
     Variant,
     size_label,
@@ -88,6 +89,16 @@ class DiskWritePattern(Scenario):
         Metric("mb_per_s", "MB/s", "higher", "bytes written / time, fsyncs included"),
         Metric("iops", "writes/s", "higher", "write calls (or produce requests) per second"),
         Metric("p99_write_us", "µs", "lower", "99th percentile of one write call or request"),
+    )
+    charts = (
+        SweepChart(
+            "MB/s vs block size",
+            "block",
+            ("mb_per_s",),
+            xlabel="block size (bytes)",
+            x_is_bytes=True,
+            panel_by="mode",
+        ),
     )
 
     def variants(self, params: Mapping[str, Any]) -> list[Variant]:

@@ -91,6 +91,7 @@ from scenarios.harness.scenario import (
     RunContext,
     Scenario,
     Skip,
+    SweepChart,
     Variant,
     size_label,
 )
@@ -178,6 +179,15 @@ class ZeroCopy(Scenario):
             "lower",
             "voluntary + involuntary context switches per GB sent: the broker process "
             "(broker), the sending thread plus the receiver process (raw)",
+        ),
+    )
+    charts = (
+        SweepChart(
+            "MB/s and CPU vs fetch size",
+            "size",
+            ("mb_per_s", "cpu_s_per_gb"),
+            xlabel="fetch size (bytes)",
+            x_is_bytes=True,
         ),
     )
 

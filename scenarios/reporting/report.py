@@ -22,6 +22,7 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from scenarios.catalog.registry import SCENARIOS
 from scenarios.harness import results
 from scenarios.harness.claims import CLAIMS, overall_verdict
 from scenarios.harness.scenario import size_label
@@ -642,7 +643,8 @@ def _charts(scenario: dict) -> list[str]:
         out.append(f'<p class="banner warn">Skipped: {_e(scenario["skipped"])}</p>')
     elif not scenario["summaries"]:
         out.append('<p class="banner bad">No statistics to chart: the scenario stopped early.</p>')
-    for chart in scenario_charts(scenario):
+    declared = SCENARIOS[name].charts if name in SCENARIOS else ()
+    for chart in scenario_charts(scenario, declared):
         out.append(_figure(chart, scenario=name))
     out.append("</section>")
     return out

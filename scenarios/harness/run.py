@@ -11,7 +11,6 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from scenarios.catalog.registry import SCENARIOS
 from scenarios.clients.cluster import ClusterError, delete_topics, probe
 from scenarios.clients.local_broker import LocalBroker
 from scenarios.harness import results
@@ -36,7 +35,7 @@ class RunInterrupted(Exception):
 
 
 def run(
-    names: list[str],
+    scenarios: Sequence[Scenario],
     profile: str,
     data_dir: str | None,
     bootstrap: str | None,
@@ -46,12 +45,11 @@ def run(
     *,
     keep_topics: bool = False,
 ) -> str:
-    """Run the named scenarios (all when empty); returns the results file's path.
+    """Run the scenarios, in this order; returns the results file's path.
 
     The results file is rewritten as each scenario finishes, so a failure or Ctrl-C later keeps
     what was measured. Every topic a scenario creates carries the run's prefix and is deleted
     when the scenario ends, however it ends, unless keep_topics."""
-    scenarios = [SCENARIOS[name] for name in names] if names else list(SCENARIOS.values())
     if bootstrap is not None:  # once, before anything is measured
         try:
             probe(bootstrap)

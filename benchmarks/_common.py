@@ -11,9 +11,9 @@ from typing import Any
 import psutil
 
 from engine.records import SimpleRecord, build_batch
-from scenarios.runner import run_scenario
-from scenarios.scenario import RunContext, Scenario
-from scenarios.zero_copy import _cpu_seconds
+from scenarios.harness.resources import cpu_seconds
+from scenarios.harness.runner import run_scenario
+from scenarios.harness.scenario import RunContext, Scenario
 
 KIB = 1 << 10
 MIB = 1 << 20
@@ -45,7 +45,7 @@ def scratch_dir(name: str) -> str:
 def process_cpu_seconds(pid: int) -> float:
     """A process's CPU time (user + system): the scheduler's nanoseconds where Linux has them,
     psutil's clock ticks otherwise."""
-    seconds = _cpu_seconds(pid)
+    seconds = cpu_seconds(pid)
     if seconds is None:
         times = psutil.Process(pid).cpu_times()
         seconds = times.user + times.system

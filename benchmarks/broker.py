@@ -7,10 +7,10 @@ import sys
 
 from kafka.admin import KafkaAdminClient
 
-from scenarios.fetch_client import FetchClient
-from scenarios.loadgen import BatchProducer
-from scenarios.local_broker import LocalBroker
-from scenarios.zero_copy import _make_resident
+from scenarios.clients.fetch_client import FetchClient
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness.resources import make_resident
 
 from ._common import GIB, MIB, ROUNDS, median, process_cpu_seconds, scratch_dir
 
@@ -60,7 +60,7 @@ class ProduceAndFetch:
                 stats = producer.produce(topic, 1, PRODUCE_BYTES)
                 produce_cpu = process_cpu_seconds(broker.pid) - cpu_before
                 admin.delete_topics([topic])  # its page cache is reused by the next round
-                if not _make_resident(logs):  # read back where the kernel evicted some
+                if not make_resident(logs):  # read back where the kernel evicted some
                     print("fetch round with the log not all in the page cache", file=sys.stderr)
                 cpu_before = process_cpu_seconds(broker.pid)
                 fetched = client.read_all(FETCH_TOPIC, 0, FETCH_BYTES)

@@ -1,6 +1,6 @@
 """disk-write-pattern's headline ratios, through the scenario itself and kbench's runner."""
 
-from scenarios.disk_write_pattern import DiskWritePattern
+from scenarios.catalog.disk_write_pattern import DiskWritePattern
 
 from ._common import KIB, MIB, ROUNDS, scenario_ratios
 

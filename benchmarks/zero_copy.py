@@ -1,7 +1,7 @@
 """zero-copy's raw headline: the sender's CPU for read + send over sendfile, through the
 scenario itself and kbench's runner."""
 
-from scenarios.zero_copy import ZeroCopy
+from scenarios.catalog.zero_copy import ZeroCopy
 
 from ._common import MIB, ROUNDS, scenario_ratios
 

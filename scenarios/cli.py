@@ -1,29 +1,25 @@
-"""The `kbench` command line."""
+"""The `kbench` command line: the scenarios' commands (run, list, report, compare, cluster), and
+the parser of every command. The engine's own (broker, dump-log, broker-stats) are engine.cli's,
+added here so that `kbench --help` lists them all and `python -m scenarios.cli broker` works; the
+console script (engine.cli:main) runs those without importing this module."""
 
 import argparse
 import glob
-import json
 import os
 import signal
 import sys
-import tempfile
 import time
-import traceback
-import urllib.request
-from typing import NoReturn
 
-from engine.broker.config import kafka_config, parse_listener, parse_properties
-from engine.server.broker import run_broker
-from engine.tools.dump_log import dump_log
-from scenarios import results
-from scenarios.cluster import ClusterError
-from scenarios.compare import compare_runs, differences, print_changes, unshared
-from scenarios.local_broker import LocalCluster
-from scenarios.registry import SCENARIOS
-from scenarios.run import RunError, RunInterrupted
-from scenarios.run import run as run_scenarios
-
-INTERRUPTED = 130  # the shell's status for a process ended by SIGINT (128 + 2)
+from engine import cli as engine_cli
+from engine.broker.config import kafka_config, parse_listener
+from engine.cli import INTERRUPTED, fail, guarded, parse_settings, usable_directory
+from scenarios.catalog.registry import SCENARIOS
+from scenarios.clients.cluster import ClusterError
+from scenarios.clients.local_broker import LocalCluster
+from scenarios.harness import results
+from scenarios.harness.run import RunError, RunInterrupted
+from scenarios.harness.run import run as run_scenarios
+from scenarios.reporting.compare import compare_runs, differences, print_changes, unshared
 
 
 def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -33,47 +29,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    dump = commands.add_parser(
-        "dump-log",
-        help="print the batches and indexes of log segments (like kafka-dump-log)",
-        description="Print the record batches of a segment file or partition directory.",
-    )
-    dump.add_argument(
-        "path",
-        metavar="PATH",
-        help="a segment file (.log, .index, .timeindex) or a partition directory",
-    )
-    dump.add_argument("--records", action="store_true", help="decode and print every record")
-    dump.add_argument(
-        "--index", action="store_true", help="print the index entries and cross-check them"
-    )
-    dump.add_argument(
-        "--verify",
-        action="store_true",
-        help="exit 1 at any corrupt batch or index entry, naming the first one",
-    )
-    broker = commands.add_parser(
-        "broker",
-        help="run the Kafka-protocol broker in the foreground",
-        description="Run the engine as a Kafka broker until SIGTERM or SIGINT. "
-        "Port 0 picks a free port; the address is printed on stdout.",
-    )
-    broker.add_argument("--data-dir", metavar="DIR", help="the log directory (log.dirs)")
-    broker.add_argument(
-        "--listen",
-        metavar="HOST:PORT",
-        help="address to listen on (default 127.0.0.1:9092; loopback unless told otherwise)",
-    )
-    broker.add_argument(
-        "--config", metavar="FILE", help="a server.properties file with Kafka property names"
-    )
-    broker.add_argument(
-        "--set",
-        metavar="KEY=VALUE",
-        action="append",
-        default=[],
-        help="a Kafka property, overriding --config (repeatable), e.g. --set num.partitions=3",
-    )
+    engine_commands = engine_cli.add_commands(commands)
     cluster = commands.add_parser(
         "cluster",
         help="run a replicated cluster: a controller and N brokers, each its own process",
@@ -96,12 +52,6 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         default=[],
         help="a Kafka property for every process (repeatable), e.g. --set min.insync.replicas=2",
     )
-    stats = commands.add_parser(
-        "broker-stats",
-        help="print a running broker's counters (requests and latency per API, bytes, sendfile)",
-        description="Print the counters of a kbench broker as JSON (also at http://ADDRESS/stats).",
-    )
-    stats.add_argument("address", metavar="HOST:PORT", help="the broker's listener")
     run = commands.add_parser(
         "run",
         help="run the scenarios (all of them by default) and write a results file",
@@ -178,9 +128,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "kbench version",
     )
     return parser, {
-        "dump-log": dump,
-        "broker": broker,
-        "broker-stats": stats,
+        **engine_commands,
         "cluster": cluster,
         "run": run,
         "list": listing,
@@ -190,24 +138,9 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The console script: every failure a user can cause ends in one line on stderr."""
-    try:
-        return _main(argv)
-    except KeyboardInterrupt:
-        print("kbench: interrupted", file=sys.stderr)
-        return INTERRUPTED
-    except BrokenPipeError:  # `kbench ... | head`
-        sys.stderr.close()
-        return 0
-    except Exception as exc:  # a bug of kbench's: one line, and the traceback on request
-        if os.environ.get("KBENCH_DEBUG"):
-            traceback.print_exc()
-        print(
-            f"kbench: internal error: {type(exc).__name__}: {exc} "
-            "(KBENCH_DEBUG=1 shows the traceback)",
-            file=sys.stderr,
-        )
-        return 1
+    """Every `kbench` command (the engine's are run by engine.cli): every failure a user can
+    cause ends in one line on stderr."""
+    return guarded(lambda: _main(argv))
 
 
 def _main(argv: list[str] | None) -> int:
@@ -215,15 +148,8 @@ def _main(argv: list[str] | None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # let the subcommand's own usage say what it expects
         commands[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
-    if args.command == "dump-log":
-        try:
-            return dump_log(args.path, records=args.records, index=args.index, verify=args.verify)
-        except ValueError as exc:
-            parser.exit(2, f"kbench dump-log: error: {exc}\n")
-    if args.command == "broker":
-        return _broker(args, commands["broker"])
-    if args.command == "broker-stats":
-        return _broker_stats(args.address, commands["broker-stats"])
+    if args.command in engine_cli.COMMANDS:
+        return engine_cli.run_command(args, commands)
     if args.command == "cluster":
         return _cluster(args, commands["cluster"])
     if args.command == "run":
@@ -237,31 +163,6 @@ def _main(argv: list[str] | None) -> int:
         return _report(args, commands["report"])
     parser.error(f"unknown command {args.command}")
     return 2
-
-
-def _fail(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    """What the user gave cannot be used: one line, status 2. (Argument syntax errors keep
-    argparse's usage line.)"""
-    parser.exit(2, f"{parser.prog}: error: {message}\n")
-
-
-def usable_directory(path: str, option: str) -> str:
-    """The absolute path of a directory that exists (made if need be) and takes new files;
-    ValueError naming `option` and the reason otherwise. Tried with a real file, since
-    permission bits say nothing to root and a read-only mount shows only on writing."""
-    path = os.path.abspath(path)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"{option} {path}: not a directory")
-    try:
-        os.makedirs(path, exist_ok=True)
-    except OSError as exc:
-        raise ValueError(f"{option} {path}: cannot create it: {exc.strerror}") from None
-    try:
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except OSError as exc:
-        raise ValueError(f"{option} {path}: cannot write there: {exc.strerror}") from None
-    return path
 
 
 def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
@@ -279,10 +180,10 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
         reports = usable_directory(args.reports, "--reports")
         data_dir = usable_directory(args.data_dir, "--data-dir") if args.data_dir else None
     except ValueError as exc:
-        _fail(parser, str(exc))
+        fail(parser, str(exc))
     try:
         run_scenarios(
-            args.scenarios,
+            [SCENARIOS[name] for name in args.scenarios] or list(SCENARIOS.values()),
             args.profile,
             data_dir,
             args.bootstrap,
@@ -291,7 +192,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
             keep_topics=args.keep_topics,
         )
     except RunError as exc:
-        _fail(parser, str(exc))
+        fail(parser, str(exc))
     except RunInterrupted as stop:
         where = (
             f"what was measured is in {stop.path}"
@@ -304,17 +205,20 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
 
 
 def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from scenarios.report import ReportError, write_report  # matplotlib: only when reporting
+    from scenarios.reporting.report import (  # matplotlib: only when reporting
+        ReportError,
+        write_report,
+    )
 
     paths = args.results or sorted(glob.glob(os.path.join("reports", "*.json")))
     if not paths:
-        _fail(parser, "no results files given and none in ./reports; run `kbench run` first")
+        fail(parser, "no results files given and none in ./reports; run `kbench run` first")
     try:
         output = usable_directory(args.output, "--output")
         for written in write_report(paths, output):
             print(written)
     except (ReportError, ValueError) as exc:
-        _fail(parser, str(exc))
+        fail(parser, str(exc))
     return 0
 
 
@@ -324,10 +228,10 @@ def _compare(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         baseline, candidate = results.load(args.baseline), results.load(args.candidate)
     except results.ResultsError as exc:
-        _fail(parser, str(exc))
+        fail(parser, str(exc))
     unlike = differences(baseline, candidate)
     if unlike and args.strict:
-        _fail(parser, "the runs differ in " + "; ".join(unlike))
+        fail(parser, "the runs differ in " + "; ".join(unlike))
     for line in unlike:
         print(f"warning: the runs differ in {line}", file=sys.stderr)
     for line in unshared(baseline, candidate):
@@ -353,42 +257,18 @@ def _list_scenarios() -> None:
         print()
 
 
-def _broker_stats(address: str, parser: argparse.ArgumentParser) -> int:
-    try:
-        host, port = parse_listener(address)
-    except ValueError as exc:
-        parser.error(str(exc))
-    try:
-        with urllib.request.urlopen(f"http://{host}:{port}/stats", timeout=10) as response:
-            print(json.dumps(json.loads(response.read()), indent=2))
-    except OSError as exc:
-        print(f"kbench broker-stats: cannot reach a broker at {address}: {exc}", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _settings(items: list[str], parser: argparse.ArgumentParser) -> dict[str, str]:
-    properties = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            parser.error(f"--set {item!r}: expected KEY=VALUE, e.g. --set num.partitions=3")
-        properties[key.strip()] = value.strip()
-    return properties
-
-
 def _cluster(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     if args.brokers < 1:
-        _fail(parser, f"--brokers must be at least 1, got {args.brokers}")
-    settings = _settings(args.set, parser)
+        fail(parser, f"--brokers must be at least 1, got {args.brokers}")
+    settings = parse_settings(args.set, parser)
     racks = [r.strip() for r in args.racks.split(",")] if args.racks else None
     if racks is not None and len(racks) != args.brokers:
-        _fail(parser, f"--racks names {len(racks)} racks for {args.brokers} brokers")
+        fail(parser, f"--racks names {len(racks)} racks for {args.brokers} brokers")
     try:
         directory = usable_directory(args.data_dir, "--data-dir")
         kafka_config({**settings, "log.dirs": directory})  # the settings' errors, in one line
     except ValueError as exc:
-        _fail(parser, str(exc))
+        fail(parser, str(exc))
     cluster = LocalCluster(directory, args.brokers, settings, racks)
     stopping = False
 
@@ -423,31 +303,6 @@ def _cluster(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         print("kbench cluster: stopping", file=sys.stderr, flush=True)
         cluster.stop()
     return 0
-
-
-def _broker(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    properties: dict[str, str] = {}
-    try:
-        if args.config:
-            with open(args.config, encoding="utf-8") as f:
-                properties.update(parse_properties(f.read()))
-        properties.update(_settings(args.set, parser))
-        if args.data_dir:
-            properties["log.dirs"] = args.data_dir
-        for directory in properties.get("log.dirs", properties.get("log.dir", "")).split(","):
-            if directory.strip():
-                usable_directory(directory.strip(), "--data-dir" if args.data_dir else "log.dirs")
-        if args.listen:
-            parse_listener(args.listen)
-            properties["listeners"] = args.listen
-        if "log.dirs" not in properties and "log.dir" not in properties:
-            parser.error("--data-dir DIR is required (or log.dirs in --config)")
-        config = kafka_config(properties)
-    except OSError as exc:
-        _fail(parser, f"--config {args.config}: {exc.strerror}")
-    except ValueError as exc:
-        _fail(parser, str(exc))
-    return run_broker(config)
 
 
 if __name__ == "__main__":

@@ -5,7 +5,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from scenarios.local_broker import LocalCluster
+from scenarios.clients.local_broker import LocalCluster
 from tests.conftest import TEST_BROKER_SETTINGS
 
 # Failures are noticed in seconds, not Kafka's 9 s sessions and 30 s lag.

@@ -10,7 +10,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from engine.records import CompressionType, SimpleRecord, build_batch
-from scenarios.local_broker import LocalBroker
+from scenarios.clients.local_broker import LocalBroker
 
 _ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BESIDE_PYTHON = os.path.join(os.path.dirname(sys.executable), "kbench")

@@ -23,7 +23,7 @@ from engine.errors import (
 )
 from engine.records import CompressionType, RecordBatch, compress
 from engine.records.batch import HEADER_SIZE
-from scenarios.loadgen import BatchProducer
+from scenarios.clients.loadgen import BatchProducer
 from tests.conftest import broker_process, make_batch
 from tests.test_broker_protocol import connect, frame, read_frame
 

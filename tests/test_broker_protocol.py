@@ -20,7 +20,7 @@ from engine.errors import CORRUPT_MESSAGE, MESSAGE_TOO_LARGE, UNSUPPORTED_VERSIO
 from engine.protocol import client as protocol_client
 from engine.protocol.client import encode_request
 from engine.records import SimpleRecord, build_batch
-from scenarios.fetch_client import fetch_request
+from scenarios.clients.fetch_client import fetch_request
 from tests.conftest import broker_process
 
 

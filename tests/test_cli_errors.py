@@ -12,9 +12,9 @@ from functools import partial
 
 import pytest
 
-from scenarios import results
-from scenarios.cluster import probe
-from scenarios.registry import SCENARIOS
+from scenarios.catalog.registry import SCENARIOS
+from scenarios.clients.cluster import probe
+from scenarios.harness import results
 from tests.conftest import KBENCH
 
 # sysfs takes no new files, whoever asks (permission bits would not stop root)

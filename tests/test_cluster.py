@@ -18,8 +18,8 @@ from kafka.admin import NewTopic
 from kafka.errors import CommitFailedError, KafkaTimeoutError, NotEnoughReplicasError
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 
-from scenarios.cluster import KafkaConnection
-from scenarios.local_broker import LocalCluster
+from scenarios.clients.cluster import KafkaConnection
+from scenarios.clients.local_broker import LocalCluster
 from tests.cluster_support import (
     CLUSTER_SETTINGS,
     restart_stopped,

@@ -37,8 +37,8 @@ from kafka.protocol.admin.topics import (
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 from kafka.structs import TopicPartitionReplica
 
-from scenarios.cluster import KafkaConnection
-from scenarios.local_broker import LocalCluster
+from scenarios.clients.cluster import KafkaConnection
+from scenarios.clients.local_broker import LocalCluster
 from tests.cluster_support import CLUSTER_SETTINGS, wait_until
 
 CLUSTER_SETTINGS = {**CLUSTER_SETTINGS, "min.insync.replicas": "1"}

@@ -9,10 +9,15 @@ from pathlib import Path
 import psutil
 import pytest
 
-from scenarios import environment
-from scenarios.environment import capture_environment, filesystem_warning, find_mount, git_state
+from scenarios.harness import environment
+from scenarios.harness.environment import (
+    capture_environment,
+    filesystem_warning,
+    find_mount,
+    git_state,
+)
 
-REPOSITORY = Path(environment.__file__).resolve().parent.parent
+REPOSITORY = Path(environment.__file__).resolve().parents[2]
 
 
 def _is_tmpfs(mount_point: str) -> bool:

@@ -18,7 +18,7 @@ from engine.storage.leader_epoch_cache import (
     UNDEFINED,
     LeaderEpochFileCache,
 )
-from scenarios.cluster import KafkaConnection
+from scenarios.clients.cluster import KafkaConnection
 
 
 def _cache(tmp_path, *entries: tuple[int, int]) -> LeaderEpochFileCache:

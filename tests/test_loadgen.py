@@ -1,6 +1,6 @@
 """The fast load generator against the real broker, closed and open loop."""
 
-from scenarios.loadgen import BatchProducer, OpenLoopSchedule
+from scenarios.clients.loadgen import BatchProducer, OpenLoopSchedule
 
 
 def test_open_loop_latency_counts_from_the_intended_send_time():

@@ -14,15 +14,15 @@ from engine.common import TopicPartition
 from engine.errors import NONE, POLICY_VIOLATION  # what Kafka's controller answers
 from engine.protocol.apis import APIS, ApiKeys
 from engine.records import SimpleRecord, build_batch, decode_records, iter_batches
-from scenarios import local_broker
-from scenarios.cluster import KafkaConnection
-from scenarios.fetch_client import fetch_request
-from scenarios.local_broker import LocalBroker
+from scenarios.clients import local_broker
+from scenarios.clients.cluster import KafkaConnection
+from scenarios.clients.fetch_client import fetch_request
+from scenarios.clients.local_broker import LocalBroker
 from tests.conftest import TEST_BROKER_SETTINGS, broker_process
 
 
 class Client:
-    """Raw requests on one connection (kbench's own client side, scenarios.cluster)."""
+    """Raw requests on one connection (kbench's own client side, scenarios.clients.cluster)."""
 
     def __init__(self, broker: LocalBroker) -> None:
         self.connection = KafkaConnection(

@@ -19,8 +19,8 @@ from kafka.errors import (
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 
 from engine.errors import ELECTION_NOT_NEEDED, NONE, UNKNOWN_TOPIC_OR_PARTITION
-from scenarios.cluster import KafkaConnection
-from scenarios.local_broker import CONTROLLER_ID, LocalCluster
+from scenarios.clients.cluster import KafkaConnection
+from scenarios.clients.local_broker import CONTROLLER_ID, LocalCluster
 from tests.cluster_support import (
     CLUSTER_SETTINGS,
     restart_stopped,

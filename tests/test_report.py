@@ -1,8 +1,8 @@
-"""`kbench report` (scenarios/report.py): HTML pages from results files, checked as a reader
-would: every chart is there and keeps its text inside its image with labelled axes, every claim
-shows once with its overall verdict and a row per part, contrasts are coloured by the variant
-they favour, the history has a trend and the run-to-run spread per headline contrast, and the
-page opens in headless Chromium without console errors.
+"""`kbench report` (scenarios/reporting/report.py): HTML pages from results files, checked as a
+reader would: every chart is there and keeps its text inside its image with labelled axes, every
+claim shows once with its overall verdict and a row per part, contrasts are coloured by the
+variant they favour, the history has a trend and the run-to-run spread per headline contrast,
+and the page opens in headless Chromium without console errors.
 
 The fixtures are two smoke runs of `kbench run --profile smoke` (all four scenarios), checked
 in under tests/data/ with the samples' resource figures dropped; tests/test_run.py checks that
@@ -23,9 +23,12 @@ import matplotlib.image
 import numpy
 import pytest
 
-from scenarios import report_charts, results
-from scenarios.claims import CLAIMS, overall_verdict
-from scenarios.report import (
+from scenarios.harness import results
+from scenarios.harness.claims import CLAIMS, overall_verdict
+from scenarios.harness.stats import Comparison, format_interval
+from scenarios.reporting import charts as report_charts
+from scenarios.reporting.charts import log_ticks, outcome, overflow
+from scenarios.reporting.report import (
     HISTORY_PAGE,
     NOT_MEASURED,
     ReportError,
@@ -33,8 +36,6 @@ from scenarios.report import (
     run_page,
     write_report,
 )
-from scenarios.report_charts import log_ticks, outcome, overflow
-from scenarios.stats import Comparison, format_interval
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 FIXTURES = [os.path.join(DATA, f"report-smoke-{i}.json") for i in (1, 2)]

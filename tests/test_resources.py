@@ -7,7 +7,7 @@ import time
 import psutil
 import pytest
 
-from scenarios.resources import (
+from scenarios.harness.resources import (
     ResourceMeter,
     block_device,
     directory_residency,

@@ -6,9 +6,9 @@ import re
 import jsonschema
 import pytest
 
-from scenarios import results
-from scenarios.cluster import probe
-from scenarios.registry import SCENARIOS
+from scenarios.catalog.registry import SCENARIOS
+from scenarios.clients.cluster import probe
+from scenarios.harness import results
 from tests.conftest import plain_install_env
 
 

@@ -5,8 +5,16 @@ import time
 
 import pytest
 
-from scenarios.runner import Interrupted, run_scenario
-from scenarios.scenario import ClaimCheck, Contrast, Metric, RunContext, Scenario, Skip, Variant
+from scenarios.harness.runner import Interrupted, run_scenario
+from scenarios.harness.scenario import (
+    ClaimCheck,
+    Contrast,
+    Metric,
+    RunContext,
+    Scenario,
+    Skip,
+    Variant,
+)
 
 
 class Doubling(Scenario):

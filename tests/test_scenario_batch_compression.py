@@ -16,19 +16,13 @@ import os
 
 import pytest
 
-from scenarios import payloads
-from scenarios.batch_compression import (
-    CONFLUENT,
-    DRIVERS,
-    KAFKA_PYTHON,
-    RATE,
-    SATURATED_BELOW,
-    BatchCompression,
-)
-from scenarios.claims import overall_verdict
-from scenarios.local_broker import LocalBroker
-from scenarios.runner import run_scenario
-from scenarios.scenario import ClaimCheck, RunContext
+from scenarios.catalog.batch_compression import RATE, SATURATED_BELOW, BatchCompression
+from scenarios.clients import payloads
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.clients.producers import CONFLUENT, DRIVERS, KAFKA_PYTHON
+from scenarios.harness.claims import overall_verdict
+from scenarios.harness.runner import run_scenario
+from scenarios.harness.scenario import ClaimCheck, RunContext
 
 S = BatchCompression()
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from scenarios.disk_write_pattern import DiskWritePattern
+from scenarios.catalog.disk_write_pattern import DiskWritePattern
 
 SCENARIO = DiskWritePattern()
 

@@ -11,11 +11,11 @@ import tempfile
 import pytest
 
 from engine.records import SimpleRecord, build_batch
-from scenarios import page_cache
-from scenarios.local_broker import LocalBroker
-from scenarios.page_cache import PageCache, PageCacheStateError
-from scenarios.runner import run_scenario
-from scenarios.scenario import RunContext, Variant
+from scenarios.catalog import page_cache
+from scenarios.catalog.page_cache import PageCache, PageCacheStateError
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness.runner import run_scenario
+from scenarios.harness.scenario import RunContext, Variant
 
 S = PageCache()
 FILE_VARIANTS = {"file-hot", "file-cold"}

@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from scenarios.fetch_client import FetchClient
-from scenarios.loadgen import BatchProducer
-from scenarios.local_broker import LocalBroker
-from scenarios.runner import run_scenario
-from scenarios.scenario import RunContext
-from scenarios.zero_copy import ForeignLoad, ZeroCopy, broker_stats
+from scenarios.catalog.zero_copy import ForeignLoad, ZeroCopy, broker_stats
+from scenarios.clients.fetch_client import FetchClient
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness.runner import run_scenario
+from scenarios.harness.scenario import RunContext
 
 S = ZeroCopy()
 
@@ -132,7 +132,7 @@ def test_a_sample_repeats_its_transfer_until_sample_seconds_have_passed(
     tmp_path, broker, monkeypatch
 ):
     ticks = iter(range(0, 10**12, 100_000_000))  # a clock that moves 0.1 s each time it is read
-    monkeypatch.setattr("scenarios.zero_copy._clock", lambda: next(ticks))
+    monkeypatch.setattr("scenarios.catalog.zero_copy._clock", lambda: next(ticks))
     ctx = _context(tmp_path, broker)
     ctx.params.update(fetch_sizes=[1 << 20], sample_seconds=0.25)  # three passes of 0.1 s
     S.setup(ctx)
@@ -168,8 +168,8 @@ def test_a_sample_disturbed_by_another_process_is_measured_again(tmp_path, broke
         def share(self):
             return next(shares)
 
-    monkeypatch.setattr("scenarios.zero_copy.ForeignLoad", Load)
-    monkeypatch.setattr("scenarios.zero_copy._wait_for_quiet", lambda ours: None)
+    monkeypatch.setattr("scenarios.catalog.zero_copy.ForeignLoad", Load)
+    monkeypatch.setattr("scenarios.catalog.zero_copy._wait_for_quiet", lambda ours: None)
     ctx = _context(tmp_path, broker)
     ctx.params.update(raw_bytes=0, caches=["hot"], retries=2)
     S.setup(ctx)

@@ -6,8 +6,8 @@ import statistics
 
 import pytest
 
-from scenarios.claims import overall_verdict
-from scenarios.stats import Comparison, Summary, compare, format_interval, judge, summarize
+from scenarios.harness.claims import overall_verdict
+from scenarios.harness.stats import Comparison, Summary, compare, format_interval, judge, summarize
 
 
 def binomial_tolerance(p: float, trials: int) -> float:

@@ -5,12 +5,12 @@
 
 throughput: one cluster (a controller and three brokers, data on --data-dir), three topics of one
 partition: RF=1 written with acks=1, RF=3 with acks=1, RF=3 with acks=all (min.insync.replicas=2).
-Each round sends --mib MiB of prebuilt 64 KiB batches of 100-byte records (scenarios.loadgen,
-window 8, one connection to the partition's leader) to each topic, in an order shuffled per
-round, so drift and noise hit every variant alike. Prints every round's MB/s, each variant's
-median, and the median of the per-round ratios to RF=1 acks=1 with a bootstrap 95 % interval,
-"inconclusive" when that interval holds 1 (scenarios.stats: the paired, order-statistic
-interval of the median ratio). While acks=all runs, the leader's view of its
+Each round sends --mib MiB of prebuilt 64 KiB batches of 100-byte records
+(scenarios.clients.loadgen, window 8, one connection to the partition's leader) to each topic, in
+an order shuffled per round, so drift and noise hit every variant alike. Prints every round's MB/s,
+each variant's median, and the median of the per-round ratios to RF=1 acks=1 with a bootstrap 95 %
+interval, "inconclusive" when that interval holds 1 (scenarios.harness.stats: the paired,
+order-statistic interval of the median ratio). While acks=all runs, the leader's view of its
 followers (GET /stats) is sampled every 50 ms: the follower lag in offsets, p50 and max.
 
 failover: a topic of RF=3, min.insync.replicas=2, written by an idempotent confluent-kafka
@@ -33,10 +33,10 @@ import urllib.request
 from confluent_kafka import Producer
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 
-from scenarios.cluster import KafkaConnection
-from scenarios.loadgen import BatchProducer
-from scenarios.local_broker import LocalCluster
-from scenarios.stats import compare, summarize
+from scenarios.clients.cluster import KafkaConnection
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.clients.local_broker import LocalCluster
+from scenarios.harness.stats import compare, summarize
 
 SETTINGS = {
     "broker.heartbeat.interval.ms": "500",

@@ -1,6 +1,6 @@
 """Results files: one JSON document per run, every sample included, schema versioned.
 
-The schema is scenarios/results_schema.json (JSON Schema 2020-12), described in
+The schema is scenarios/harness/results_schema.json (JSON Schema 2020-12), described in
 docs/results.md. A file is validated before it is written, and readers (reports, compare) check
 `schema_version` before trusting the layout.
 """
@@ -17,7 +17,8 @@ SCHEMA_VERSION = 1
 
 
 def schema() -> dict:
-    return json.loads(resources.files("scenarios").joinpath("results_schema.json").read_text())
+    schema_file = resources.files("scenarios.harness").joinpath("results_schema.json")
+    return json.loads(schema_file.read_text())
 
 
 def validate(document: dict) -> None:

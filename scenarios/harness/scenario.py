@@ -4,8 +4,9 @@ A scenario answers one question by measuring variants of the same work (sequenti
 writes, sendfile vs read + send, ...). It declares its parameters, the profiles that set them
 (`quick`: about a minute on 2 cores; `full`: thorough; `smoke`: seconds, for tests, numbers
 meaningless), its metrics with their units and better-direction, the pairs of variants whose
-ratio is the answer, and the claims of claims.md those ratios decide. The runner does the rest:
-warm-up, interleaving, repeats, statistics, resources and results.
+ratio is the answer, the claims (claims.py) those ratios decide, and the charts of its own that
+the report draws. The runner does the rest: warm-up, interleaving, repeats, statistics,
+resources and results.
 """
 
 from abc import ABC, abstractmethod
@@ -41,12 +42,12 @@ class Contrast:
 
 @dataclass(frozen=True, slots=True)
 class ClaimCheck:
-    """A claim of claims.md decided by a contrast: confirmed at or above threshold.
+    """A claim of claims.py (CLAIMS) decided by a contrast: confirmed at or above threshold.
 
     A claim that states several things (an ordering of codecs, say) gets one check per thing,
     each naming in `part` what it tests; the claim holds when every part does."""
 
-    claim: str  # the id in claims.md, e.g. "seq-write"
+    claim: str  # its id in CLAIMS, e.g. "seq-write"
     contrast: str  # a Contrast name
     threshold: float
     part: str = ""  # e.g. "lz4 has the lowest CPU: gzip/lz4 CPU-s/MB >= 1"
@@ -60,6 +61,29 @@ class TopicWrite:
     topic: str  # the name without the run's prefix, as passed to RunContext.topic()
     partitions: int
     bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class SweepChart:
+    """A chart the report draws of metrics against one numeric variant parameter (batch.size,
+    block size, fetch size): one line per combination of the other parameters that ran at two
+    or more of its values."""
+
+    title: str  # shown after the scenario's name, e.g. "MB/s vs block size"
+    x: str  # the variant parameter
+    metrics: tuple[str, ...]  # one panel each, or with panel_by the first one alone
+    xlabel: str
+    x_is_bytes: bool = False  # ticks as sizes (4 KiB, 1 MiB)
+    panel_by: str | None = None  # one panel per value of this variant parameter
+
+
+@dataclass(frozen=True, slots=True)
+class CodecScatter:
+    """A chart the report draws of compression ratio against CPU per MB, one point per codec
+    (the variant parameter compression.type) with both intervals."""
+
+
+ChartSpec = SweepChart | CodecScatter
 
 
 @dataclass
@@ -98,6 +122,9 @@ class Scenario(ABC):
     parameters: ClassVar[Mapping[str, str]]  # parameter -> what it means
     profiles: ClassVar[Mapping[str, Mapping[str, Any]]]  # "smoke", "quick", "full"
     metrics: ClassVar[tuple[Metric, ...]]
+    # the charts of this scenario's own, drawn by the report after those every scenario gets
+    # (its contrasts first; latency percentiles and each metric's variants after)
+    charts: ClassVar[tuple[ChartSpec, ...]] = ()
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)
@@ -137,3 +164,13 @@ class Scenario(ABC):
 
     def teardown(self, ctx: RunContext) -> None:  # noqa: B027 - optional hook
         pass
+
+
+def size_label(n: float) -> str:
+    """Bytes as scenarios name them in variants and labels, and reports show them: 4 KiB,
+    1 MiB, 1.5 MiB, 512 B."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:g} {unit}" if value == int(value) else f"{value:.3g} {unit}"
+    return f"{n:g} B"

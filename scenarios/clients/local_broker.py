@@ -19,7 +19,7 @@ from collections.abc import Mapping
 
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 
-from scenarios.cluster import ClusterError, KafkaConnection
+from scenarios.clients.cluster import ClusterError, KafkaConnection
 
 CONTROLLER_ID = 3000
 _READY_TIMEOUT_S = 60.0
@@ -48,7 +48,7 @@ class LocalBroker:
         return self.process.pid
 
     def start(self, port: int = 0) -> "LocalBroker":
-        args = [sys.executable, "-m", "scenarios.cli", "broker", "--data-dir", self.data_dir]
+        args = [sys.executable, "-m", "engine.cli", "broker", "--data-dir", self.data_dir]
         args += ["--listen", f"127.0.0.1:{port}"]
         for key, value in self.settings.items():
             args += ["--set", f"{key}={value}"]

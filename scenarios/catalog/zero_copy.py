@@ -73,15 +73,28 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from scenarios.fetch_client import FetchClient, FetchedLog
-from scenarios.loadgen import BatchProducer
-from scenarios.local_broker import LocalBroker
-from scenarios.resources import (
+from engine.protocol.client import ConnectionClosed, receive_exactly
+from scenarios.clients.fetch_client import FetchClient, FetchedLog
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness.resources import (
     ResourceMeter,
+    cpu_seconds,
     evict_from_page_cache,
+    make_resident,
     page_cache_residency,
 )
-from scenarios.scenario import ClaimCheck, Contrast, Metric, RunContext, Scenario, Skip, Variant
+from scenarios.harness.scenario import (
+    ClaimCheck,
+    Contrast,
+    Metric,
+    RunContext,
+    Scenario,
+    Skip,
+    SweepChart,
+    Variant,
+    size_label,
+)
 
 _MIB = 1 << 20
 _GB = 1e9
@@ -92,11 +105,8 @@ _BROKERS = {"sendfile": "true", "copy": "false"}  # path -> zero.copy.enable
 
 
 def _size_token(size: int) -> str:
-    return f"{size // _MIB}MiB" if size >= _MIB and size % _MIB == 0 else f"{size // 1024}KiB"
-
-
-def _size_label(size: int) -> str:
-    return f"{size // _MIB} MiB" if size >= _MIB and size % _MIB == 0 else f"{size // 1024} KiB"
+    """4KiB, 1MiB: a size in a variant's or contrast's name."""
+    return size_label(size).replace(" ", "")
 
 
 class ZeroCopy(Scenario):
@@ -171,6 +181,15 @@ class ZeroCopy(Scenario):
             "(broker), the sending thread plus the receiver process (raw)",
         ),
     )
+    charts = (
+        SweepChart(
+            "MB/s and CPU vs fetch size",
+            "size",
+            ("mb_per_s", "cpu_s_per_gb"),
+            xlabel="fetch size (bytes)",
+            x_is_bytes=True,
+        ),
+    )
 
     # -- declaration ----------------------------------------------------------------------------
     def variants(self, params: Mapping[str, Any]) -> list[Variant]:
@@ -202,7 +221,7 @@ class ZeroCopy(Scenario):
                 (
                     f"raw-{_size_token(s)}",
                     f"raw-{{}}-{_size_token(s)}",
-                    f"raw file, {_size_label(s)}",
+                    f"raw file, {size_label(s)}",
                 )
                 for s in params["fetch_sizes"]
             ]
@@ -211,7 +230,7 @@ class ZeroCopy(Scenario):
                 (
                     f"broker-{_size_token(s)}-{cache}",
                     f"broker-{{}}-{_size_token(s)}-{cache}",
-                    f"broker, {_size_label(s)} fetches, {cache} cache",
+                    f"broker, {size_label(s)} fetches, {cache} cache",
                 )
                 for cache in params["caches"]
                 for s in params["fetch_sizes"]
@@ -299,11 +318,11 @@ class ZeroCopy(Scenario):
         ctx.state["raw_path"] = path
         ctx.watched.append(path)
         ctx.state["raw_fd"] = os.open(path, os.O_RDONLY)
-        if not _make_resident([path]):
+        if not make_resident([path]):
             ctx.notes.append("the raw file did not stay whole in the page cache: not all hot")
         ctx.state["raw_buffer"] = bytearray(max(ctx.params["fetch_sizes"]))
         receiver = subprocess.Popen(
-            [sys.executable, "-c", "from scenarios.zero_copy import drain; drain()"],
+            [sys.executable, "-c", "from scenarios.catalog.zero_copy import drain; drain()"],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -409,7 +428,7 @@ class ZeroCopy(Scenario):
         fd: int = ctx.state["raw_fd"]
         total: int = ctx.params["raw_bytes"]
         buffer = memoryview(ctx.state["raw_buffer"])[:size]
-        _make_resident([ctx.state["raw_path"]])
+        make_resident([ctx.state["raw_path"]])
         passes = 0
         with ResourceMeter({"receiver": ctx.state["receiver"].pid}, interval_s=None) as meter:
             # the sending thread's own counters (see the module's docstring)
@@ -441,7 +460,7 @@ class ZeroCopy(Scenario):
         client: FetchClient = ctx.state["clients"][path]
         logs = ctx.state["logs"][path]
         if cache == "hot":
-            _make_resident(logs)
+            make_resident(logs)
         # the first fetch loop of each variant is digested: every variant must fetch the same bytes
         digest = None if variant.name in ctx.state["digests"] else hashlib.blake2b(digest_size=16)
         first_loop = digest
@@ -449,7 +468,7 @@ class ZeroCopy(Scenario):
         elapsed = 0.0
         before = broker_stats(broker.bootstrap)
         with ResourceMeter({"broker": broker.pid}, interval_s=None) as meter:
-            cpu_before = _cpu_seconds(broker.pid)
+            cpu_before = cpu_seconds(broker.pid)
             while True:
                 if cache == "cold":  # this process evicts while the broker sits idle
                     for log in logs:
@@ -464,7 +483,7 @@ class ZeroCopy(Scenario):
                 digest = None
                 if elapsed >= _sample_seconds(ctx):
                     break
-            cpu_after = _cpu_seconds(broker.pid)
+            cpu_after = cpu_seconds(broker.pid)
         after = broker_stats(broker.bootstrap)
         usage = meter.usage.processes["broker"]
         if cpu_before is not None and cpu_after is not None:
@@ -606,7 +625,7 @@ def _send_file(
             if read != count:
                 raise RuntimeError("short read: the raw file is shorter")
             sock.sendall(buffer[:count])
-    (acknowledged,) = _LENGTH.unpack(_recv_exactly(sock, _LENGTH.size))
+    (acknowledged,) = _LENGTH.unpack(receive_exactly(sock, memoryview(bytearray(_LENGTH.size))))
     if acknowledged != total:
         raise RuntimeError(f"the receiver got {acknowledged} bytes of {total}")
 
@@ -618,35 +637,6 @@ def _metrics(count: int, elapsed: float, cpu_s: float, switches: int) -> dict[st
         "cpu_s_per_gb": cpu_s / gigabytes,
         "switches_per_gb": switches / gigabytes,
     }
-
-
-def _cpu_seconds(pid: int) -> float | None:
-    """The process's CPU time (all threads, user + system) in seconds, to the nanosecond, from
-    the scheduler's run time in /proc/<pid>/task/*/schedstat; None where Linux has none."""
-    total = 0
-    try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return None
-    for task in tasks:
-        try:
-            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
-                total += int(f.read().split()[0])
-        except FileNotFoundError:  # a thread that just ended
-            continue
-        except (OSError, ValueError, IndexError):
-            return None
-    return total / 1e9
-
-
-def _make_resident(paths: list[str]) -> bool:
-    """Read the files through the page cache where they are not all there; True when they are."""
-    for path in paths:
-        if page_cache_residency(path) < 0.999:
-            with open(path, "rb", buffering=0) as f:
-                while f.read(4 * _MIB):
-                    pass
-    return all(page_cache_residency(path) >= 0.999 for path in paths)
 
 
 def broker_stats(bootstrap: str) -> dict:
@@ -669,18 +659,6 @@ def _connect(address: str) -> socket.socket:
     return sock
 
 
-def _recv_exactly(sock: socket.socket, count: int) -> bytearray:
-    buffer = bytearray(count)
-    view = memoryview(buffer)
-    received = 0
-    while received < count:
-        got = sock.recv_into(view[received:])
-        if not got:
-            raise ConnectionError("the peer closed the connection")
-        received += got
-    return buffer
-
-
 def drain() -> None:
     """The raw part's receiver, a process of its own (`python -c`): prints its port, accepts one
     connection, then for each transfer (an int64 length, then that many bytes) drains the bytes
@@ -691,11 +669,12 @@ def drain() -> None:
     listener.close()
     conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     buffer = memoryview(bytearray(_MIB))
+    length = bytearray(_LENGTH.size)
     with conn:
         while True:
             try:
-                (total,) = _LENGTH.unpack(_recv_exactly(conn, _LENGTH.size))
-            except ConnectionError:
+                (total,) = _LENGTH.unpack(receive_exactly(conn, memoryview(length)))
+            except (ConnectionClosed, ConnectionError):  # the sender is done
                 return
             remaining = total
             while remaining:

@@ -20,7 +20,7 @@ from kafka.protocol.admin.topics import CreateTopicsRequest, CreateTopicsRespons
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
 from engine.records import SimpleRecord, build_batch
-from scenarios.cluster import KafkaConnection
+from scenarios.clients.cluster import KafkaConnection
 
 _PRODUCE_VERSION = 7
 _CREATE_TOPICS_VERSION = 4

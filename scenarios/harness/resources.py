@@ -15,9 +15,13 @@ Caveats:
 - Disk counters are system-wide for the device: every process writing to it is counted,
   including writeback of data dirtied before the phase began.
 
+`cpu_seconds` is one process's CPU time to the nanosecond (the scheduler's run time), for
+phases too short for ResourceMeter's clock ticks (10 ms).
+
 Page-cache residency (`page_cache_residency`, `directory_residency`) is a snapshot: the kernel
-may load or evict pages the moment after. Linux reports a file's cached pages only to a caller
-that owns the file or may write to it; anyone else would read 0, so that is refused.
+may load or evict pages the moment after; `make_resident` and `evict_from_page_cache` bring a
+file in or out. Linux reports a file's cached pages only to a caller that owns the file or may
+write to it; anyone else would read 0, so that is refused.
 """
 
 import ctypes
@@ -35,7 +39,7 @@ from typing import Any, NamedTuple
 
 import psutil
 
-from scenarios.environment import find_mount
+from scenarios.harness.environment import find_mount
 
 
 @dataclass
@@ -278,6 +282,35 @@ def evict_from_page_cache(path: str) -> None:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # length 0: to the end of the file
     finally:
         os.close(fd)
+
+
+def make_resident(paths: list[str]) -> bool:
+    """Read the files through the page cache where they are not all there; True when they are."""
+    for path in paths:
+        if page_cache_residency(path) < 0.999:
+            with open(path, "rb", buffering=0) as f:
+                while f.read(4 << 20):
+                    pass
+    return all(page_cache_residency(path) >= 0.999 for path in paths)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """The process's CPU time (all threads, user + system) in seconds, to the nanosecond, from
+    the scheduler's run time in /proc/<pid>/task/*/schedstat; None where Linux has none."""
+    total = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:  # a thread that just ended
+            continue
+        except (OSError, ValueError, IndexError):
+            return None
+    return total / 1e9
 
 
 # --- mincore --------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import statistics
 from dataclasses import dataclass
 from typing import TextIO
 
-from scenarios.stats import Comparison, compare, format_interval
+from scenarios.harness.stats import Comparison, compare, format_interval
 
 
 @dataclass(frozen=True, slots=True)

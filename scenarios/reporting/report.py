@@ -4,11 +4,12 @@ One page per run: first the claims at a glance (each claim the run measured, onc
 overall verdict and a row per part: measured interval against threshold, as a chart and a
 table), then a summary of every scenario (its question, headline contrasts with their intervals
 and which variant is better, notes, skips and errors), a ledger of every claim in
-scenarios.claims.CLAIMS with the verdict this run gives it (or "not yet measured"), the machine
-it ran on with its warnings, and the charts of each scenario (scenarios/report_charts.py).
-Given several runs, a history page adds each headline ratio's run-to-run spread and one trend
-per headline contrast and per claim across the runs, in order of their start, each point
-labelled with its git commit and time.
+scenarios.harness.claims.CLAIMS with the verdict this run gives it (or "not yet measured"), the
+machine it ran on with its warnings, and the charts of each scenario (scenarios/reporting/
+charts.py: those every scenario gets, and those it declares in Scenario.charts). Given several
+runs, a history page adds each headline ratio's run-to-run spread and one trend per headline
+contrast and per claim across the runs, in order of their start, each point labelled with its
+git commit and time.
 
 Pages hold their charts as inline base64 PNGs and a little inline CSS: no scripts, no external
 URLs, so a page can be mailed or attached to a CI run as one file.
@@ -21,9 +22,12 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from scenarios import results
-from scenarios.claims import CLAIMS, overall_verdict
-from scenarios.report_charts import (
+from scenarios.catalog.registry import SCENARIOS
+from scenarios.harness import results
+from scenarios.harness.claims import CLAIMS, overall_verdict
+from scenarios.harness.scenario import size_label
+from scenarios.harness.stats import Comparison, format_interval
+from scenarios.reporting.charts import (
     OUTCOME_CAPTION,
     OUTCOME_COLOURS,
     VERDICT_COLOURS,
@@ -31,11 +35,9 @@ from scenarios.report_charts import (
     claims_chart,
     contrast_outcomes,
     scenario_charts,
-    size_label,
     trend_chart,
     winner,
 )
-from scenarios.stats import Comparison, format_interval
 
 HISTORY_PAGE = "kbench-history.html"
 NOT_MEASURED = "not yet measured"
@@ -52,7 +54,7 @@ class ReportError(ValueError):
 
 
 def load_run(path: str) -> dict:
-    """scenarios.results.load, its ResultsError turned into a ReportError."""
+    """scenarios.harness.results.load, its ResultsError turned into a ReportError."""
     try:
         return results.load(path)
     except results.ResultsError as e:
@@ -146,7 +148,7 @@ def claims_ledger(document: dict) -> list[dict]:
     verdicts on it (each the results' claim entry plus `measured`, the interval in words, and
     `label`, the contrast's label, `part`, what the check tests (its part, else the contrast's
     label), and `wording`, its verdict as a reader should see it); `verdict` and `wording`, the
-    claim's overall verdict (scenarios.claims.overall_verdict) or NOT_MEASURED and `status`,
+    claim's overall verdict (scenarios.harness.claims.overall_verdict) or NOT_MEASURED and `status`,
     which says why it is not yet measured."""
     scenarios = {s["name"]: s for s in document["scenarios"]}
     judged: dict[str, list[dict]] = {}
@@ -641,7 +643,8 @@ def _charts(scenario: dict) -> list[str]:
         out.append(f'<p class="banner warn">Skipped: {_e(scenario["skipped"])}</p>')
     elif not scenario["summaries"]:
         out.append('<p class="banner bad">No statistics to chart: the scenario stopped early.</p>')
-    for chart in scenario_charts(scenario):
+    declared = SCENARIOS[name].charts if name in SCENARIOS else ()
+    for chart in scenario_charts(scenario, declared):
         out.append(_figure(chart, scenario=name))
     out.append("</section>")
     return out

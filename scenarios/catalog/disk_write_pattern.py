@@ -22,23 +22,21 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
-from scenarios.loadgen import BatchProducer
-from scenarios.scenario import (
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.harness.scenario import (
     ClaimCheck,
     Contrast,
     Metric,
     RunContext,
     Scenario,
     Skip,
+    SweepChart,
     TopicWrite,
     Variant,
+    size_label,
 )
 
 _MIB = 1 << 20
-
-
-def _size_label(size: int) -> str:
-    return f"{size // _MIB} MiB" if size >= _MIB else f"{size // 1024} KiB"
 
 
 class DiskWritePattern(Scenario):
@@ -92,11 +90,21 @@ class DiskWritePattern(Scenario):
         Metric("iops", "writes/s", "higher", "write calls (or produce requests) per second"),
         Metric("p99_write_us", "µs", "lower", "99th percentile of one write call or request"),
     )
+    charts = (
+        SweepChart(
+            "MB/s vs block size",
+            "block",
+            ("mb_per_s",),
+            xlabel="block size (bytes)",
+            x_is_bytes=True,
+            panel_by="mode",
+        ),
+    )
 
     def variants(self, params: Mapping[str, Any]) -> list[Variant]:
         variants = [
             Variant(
-                f"{pattern}-{mode}-{_size_label(size)}",
+                f"{pattern}-{mode}-{size_label(size)}",
                 {"pattern": pattern, "mode": mode, "block": size},
             )
             for mode in params["modes"]
@@ -116,17 +124,17 @@ class DiskWritePattern(Scenario):
     def contrasts(self, params: Mapping[str, Any]) -> list[Contrast]:
         contrasts = [
             Contrast(
-                f"seq-vs-random-{mode}-{_size_label(size)}",
+                f"seq-vs-random-{mode}-{size_label(size)}",
                 "mb_per_s",
-                f"sequential-{mode}-{_size_label(size)}",
-                f"random-{mode}-{_size_label(size)}",
-                f"sequential/random MB/s, {mode} {_size_label(size)}"
+                f"sequential-{mode}-{size_label(size)}",
+                f"random-{mode}-{size_label(size)}",
+                f"sequential/random MB/s, {mode} {size_label(size)}"
                 + (" (the page cache absorbs the order)" if mode == "buffered" else ""),
             )
             for mode in params["modes"]
             for size in params["block_sizes"]
         ]
-        small = _size_label(params["block_sizes"][0])
+        small = size_label(params["block_sizes"][0])
         contrasts.append(
             Contrast(
                 f"buffered-vs-fsync-{small}",
@@ -149,7 +157,7 @@ class DiskWritePattern(Scenario):
         return contrasts
 
     def claim_checks(self, params: Mapping[str, Any]) -> list[ClaimCheck]:
-        small = _size_label(params["block_sizes"][0])
+        small = size_label(params["block_sizes"][0])
         checks = [
             # "basically memory writes": orders of magnitude over forcing each write to disk
             ClaimCheck("page-cache-write", f"buffered-vs-fsync-{small}", 10.0),

@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scenarios.claims import CLAIMS
-from scenarios.resources import ResourceMeter, directory_residency
-from scenarios.scenario import RunContext, Scenario, Skip
-from scenarios.stats import Verdict, compare, judge, summarize
+from scenarios.harness.claims import CLAIMS
+from scenarios.harness.resources import ResourceMeter, directory_residency
+from scenarios.harness.scenario import RunContext, Scenario, Skip
+from scenarios.harness.stats import Verdict, compare, judge, summarize
 
 REQUIRED_CONFIDENCE = 0.95  # below it (fewer than 6 rounds), no direction or verdict is claimed
 

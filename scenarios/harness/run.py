@@ -11,15 +11,14 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from scenarios import results
-from scenarios.claims import overall_verdict
-from scenarios.cluster import ClusterError, delete_topics, probe
-from scenarios.environment import capture_environment
-from scenarios.local_broker import LocalBroker
-from scenarios.registry import SCENARIOS
-from scenarios.runner import Interrupted, planned_measurements, run_scenario
-from scenarios.scenario import RunContext, Scenario
-from scenarios.stats import Comparison, format_interval
+from scenarios.clients.cluster import ClusterError, delete_topics, probe
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness import results
+from scenarios.harness.claims import overall_verdict
+from scenarios.harness.environment import capture_environment
+from scenarios.harness.runner import Interrupted, planned_measurements, run_scenario
+from scenarios.harness.scenario import RunContext, Scenario
+from scenarios.harness.stats import Comparison, format_interval
 
 
 class RunError(Exception):
@@ -36,7 +35,7 @@ class RunInterrupted(Exception):
 
 
 def run(
-    names: list[str],
+    scenarios: Sequence[Scenario],
     profile: str,
     data_dir: str | None,
     bootstrap: str | None,
@@ -46,12 +45,11 @@ def run(
     *,
     keep_topics: bool = False,
 ) -> str:
-    """Run the named scenarios (all when empty); returns the results file's path.
+    """Run the scenarios, in this order; returns the results file's path.
 
     The results file is rewritten as each scenario finishes, so a failure or Ctrl-C later keeps
     what was measured. Every topic a scenario creates carries the run's prefix and is deleted
     when the scenario ends, however it ends, unless keep_topics."""
-    scenarios = [SCENARIOS[name] for name in names] if names else list(SCENARIOS.values())
     if bootstrap is not None:  # once, before anything is measured
         try:
             probe(bootstrap)
@@ -114,7 +112,7 @@ def run(
     assert path is not None  # written after every scenario, and there is at least one
     print_summary(document, out)
     print(f"\nresults: {path}", file=out)
-    from scenarios.report import write_report  # matplotlib is imported only here
+    from scenarios.reporting.report import write_report  # matplotlib is imported only here
 
     print(f"report: {write_report([path], reports_dir)[0]}", file=out)
     return path

@@ -38,6 +38,8 @@ from matplotlib.ticker import (
 )
 from matplotlib.transforms import Bbox
 
+from scenarios.harness.scenario import ChartSpec, CodecScatter, SweepChart, size_label
+
 _STYLE: dict[Any, Any] = {
     "font.size": 9,
     "axes.titlesize": 10,
@@ -74,7 +76,6 @@ VERDICT_COLOURS = {
 _COLOUR_KEYS = ("pattern", "path", "state", "compression.type", "codec", "mode", "part", "client")
 # Spellings of the batch-compression parameters (results use Kafka's names).
 BATCH_SIZE = ("batch.size", "batch_size")
-LINGER = ("linger.ms", "linger_ms")
 CODEC = ("compression.type", "codec")
 
 
@@ -138,15 +139,6 @@ def param(params: dict, names: Sequence[str]):
         if name in params:
             return params[name]
     return None
-
-
-def size_label(n: float) -> str:
-    """Bytes as the scenarios name them: 4 KiB, 1 MiB, 512 B."""
-    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if n >= size:
-            value = n / size
-            return f"{value:g} {unit}" if value == int(value) else f"{value:.3g} {unit}"
-    return f"{n:g} B"
 
 
 def short(x: float) -> str:
@@ -747,55 +739,26 @@ def codec_scatter(scenario: dict) -> Chart | None:
         return Chart(title, _render(fig), caption)
 
 
-def scenario_charts(scenario: dict) -> list[Chart]:
-    """Every chart the report draws for one scenario, in reading order."""
+def scenario_charts(scenario: dict, declared: Sequence[ChartSpec] = ()) -> list[Chart]:
+    """Every chart the report draws for one scenario, in reading order: its contrasts, the
+    charts it declares (Scenario.charts), its latency percentiles and each metric's variants."""
     charts: list[Chart | None] = [contrasts_chart(scenario)]
     name = scenario["name"]
-    if name == "batch-compression":
-        charts.append(
-            sweep_chart(
-                scenario,
-                f"{name}: throughput and latency vs batch.size",
-                BATCH_SIZE,
-                ["records_per_s", "mb_per_s", "p99_latency_us"],
-                xlabel="batch.size (bytes)",
-                x_is_bytes=True,
+    for spec in declared:
+        if isinstance(spec, SweepChart):
+            charts.append(
+                sweep_chart(
+                    scenario,
+                    f"{name}: {spec.title}",
+                    (spec.x,),
+                    spec.metrics,
+                    xlabel=spec.xlabel,
+                    x_is_bytes=spec.x_is_bytes,
+                    panel_by=spec.panel_by,
+                )
             )
-        )
-        charts.append(
-            sweep_chart(
-                scenario,
-                f"{name}: throughput and latency vs linger.ms",
-                LINGER,
-                ["records_per_s", "records_per_batch", "p99_latency_us"],
-                xlabel="linger.ms (ms)",
-                x_is_bytes=False,
-            )
-        )
-        charts.append(codec_scatter(scenario))
-    elif name == "disk-write-pattern":
-        charts.append(
-            sweep_chart(
-                scenario,
-                f"{name}: MB/s vs block size",
-                ("block",),
-                ["mb_per_s"],
-                xlabel="block size (bytes)",
-                x_is_bytes=True,
-                panel_by="mode",
-            )
-        )
-    elif name == "zero-copy":
-        charts.append(
-            sweep_chart(
-                scenario,
-                f"{name}: MB/s and CPU vs fetch size",
-                ("size",),
-                ["mb_per_s", "cpu_s_per_gb"],
-                xlabel="fetch size (bytes)",
-                x_is_bytes=True,
-            )
-        )
+        elif isinstance(spec, CodecScatter):
+            charts.append(codec_scatter(scenario))
     # many variants in modes far apart (disk-write-pattern): one panel per mode
     modes = any("mode" in v["params"] for v in scenario["variants"])
     for family, members in percentile_families(scenario).items():

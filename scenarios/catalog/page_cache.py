@@ -38,16 +38,16 @@ from typing import Any
 import psutil
 from hdrh.histogram import HdrHistogram
 
-from scenarios.fetch_client import FetchClient
-from scenarios.loadgen import BatchProducer
-from scenarios.local_broker import LocalBroker
-from scenarios.resources import (
+from scenarios.clients.fetch_client import FetchClient
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness.resources import (
     ResourceMeter,
     block_device,
     evict_from_page_cache,
     page_cache_residency,
 )
-from scenarios.scenario import (
+from scenarios.harness.scenario import (
     ClaimCheck,
     Contrast,
     Metric,
@@ -55,6 +55,7 @@ from scenarios.scenario import (
     Scenario,
     Skip,
     Variant,
+    size_label,
 )
 
 _MIB = 1 << 20
@@ -71,10 +72,6 @@ _BROKER_EVICTION_TOLERANCE = 0.05
 
 class PageCacheStateError(RuntimeError):
     """The page cache could not be brought to the state a variant needs: no sample is taken."""
-
-
-def _size_label(size: int) -> str:
-    return f"{size // _MIB} MiB" if size >= _MIB else f"{size // 1024} KiB"
 
 
 class PageCache(Scenario):
@@ -170,7 +167,7 @@ class PageCache(Scenario):
                 "mb_per_s",
                 "file-hot",
                 "file-cold",
-                f"resident/evicted MB/s, file read in {_size_label(params['read_size'])} calls",
+                f"resident/evicted MB/s, file read in {size_label(params['read_size'])} calls",
             )
         ]
         if params["broker_bytes"]:
@@ -181,7 +178,7 @@ class PageCache(Scenario):
                     "broker-tailing-hot",
                     "broker-catching-up-cold",
                     "tailing (resident)/catching-up (evicted) consumer MB/s through the broker, "
-                    f"{_size_label(params['fetch_max_bytes'])} fetches",
+                    f"{size_label(params['fetch_max_bytes'])} fetches",
                 )
             )
         return contrasts

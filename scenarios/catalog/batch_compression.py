@@ -2,11 +2,12 @@
 
 Real clients batch and compress by themselves; their knobs are the subject: batch.size x
 linger.ms x compression.type, over three payloads (random bytes, JSON-like text, a repeated log
-line; see scenarios/payloads.py), with two clients: confluent-kafka's Producer (librdkafka, C
-threads; the default, whose variants carry no client in their names) and kafka-python's
-KafkaProducer (pure Python: records appended and batches built in Python, compressed by the
-codec libraries' C code, sent by one Python thread; variants named "kafka-python-..."), so that
-the same batching can be seen in two implementations. Each measurement:
+line; see scenarios/clients/payloads.py), with two clients (scenarios/clients/producers.py):
+confluent-kafka's Producer (librdkafka, C threads; the default, whose variants carry no client
+in their names) and kafka-python's KafkaProducer (pure Python: records appended and batches
+built in Python, compressed by the codec libraries' C code, sent by one Python thread; variants
+named "kafka-python-..."), so that the same batching can be seen in two implementations. Each
+measurement:
 
 1. creates a fresh one-partition topic (bc-<variant>-<n> behind the run's prefix) and a fresh
    producer of the variant's client with the variant's settings, and sends one warm-up record
@@ -23,7 +24,7 @@ the same batching can be seen in two implementations. Each measurement:
    produce()/send() call (confluent-kafka: librdkafka's own clock, Message.latency();
    kafka-python: perf_counter() at send() to the future's callback, run on the sender thread),
    in open loop from its intended send time (its lag behind the schedule + Message.latency(),
-   so a stall counts in every record it held up: coordinated omission, see loadgen.py), and
+   so a stall counts in every record it held up: coordinated omission, see clients/loadgen.py), and
    the rate achieved: records over the span of their deliveries / the offered rate;
 3. fetches the topic back raw (Fetch v11 from the partition leader, no decompression) and sums
    the sizes of the record batches stored, headers included: the bytes on the broker's disk.
@@ -85,39 +86,35 @@ that was a Java client on other hardware with 100-byte values and no delivery ca
 records/s here is reported as is.
 """
 
-import contextlib
-import gc
 import itertools
 import time
-from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from hdrh.histogram import HdrHistogram
 
 from engine.records import HEADER_SIZE, RecordBatch, read_batch_prefix
-from scenarios import payloads
-from scenarios.fetch_client import FetchClient
-from scenarios.loadgen import OpenLoopSchedule
-from scenarios.scenario import (
+from scenarios.clients import payloads
+from scenarios.clients.fetch_client import FetchClient
+from scenarios.clients.producers import CONFLUENT, DRIVERS, KAFKA_PYTHON
+from scenarios.harness.scenario import (
     ClaimCheck,
+    CodecScatter,
     Contrast,
     Metric,
     RunContext,
     Scenario,
     Skip,
+    SweepChart,
     TopicWrite,
     Variant,
+    size_label,
 )
 
 _KIB = 1024
 _MIB = 1 << 20
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
-CONFLUENT = "confluent-kafka"  # the default client: its variants' names carry no client
-KAFKA_PYTHON = "kafka-python"
-_ACKS = "all"  # both clients alike: librdkafka's default, and kafka-python's
 
 # where the contrasts are taken: the other knobs held at these values (the client's batching
 # is taken for every client, the rest for the default client); closed loop unless named
@@ -194,10 +191,6 @@ _METRIC_WORDS = {
 _PAYLOAD_LABELS = {"json": "JSON-like", "random": "random bytes", "repetitive": "repetitive"}
 
 
-def _size_label(size: int) -> str:
-    return f"{size // _MIB} MiB" if size >= _MIB else f"{size // _KIB} KiB"
-
-
 def _variant_name(
     payload: str,
     codec: str,
@@ -209,7 +202,7 @@ def _variant_name(
     """E.g. json-lz4-64KiB-linger5 (closed loop), json-none-64KiB-linger0-open3000 (open loop
     at 3,000 records/s offered), kafka-python-json-lz4-1KiB-linger5 (the other client)."""
     prefix = "" if client == CONFLUENT else f"{client}-"
-    size = _size_label(batch_size).replace(" ", "")
+    size = size_label(batch_size).replace(" ", "")
     suffix = "" if rate is None else f"-open{rate}"
     return f"{prefix}{payload}-{codec}-{size}-linger{linger_ms}{suffix}"
 
@@ -487,6 +480,22 @@ class BatchCompression(Scenario):
             "decides no claim",
         ),
     )
+    charts = (
+        SweepChart(
+            "throughput and latency vs batch.size",
+            "batch.size",
+            ("records_per_s", "mb_per_s", "p99_latency_us"),
+            xlabel="batch.size (bytes)",
+            x_is_bytes=True,
+        ),
+        SweepChart(
+            "throughput and latency vs linger.ms",
+            "linger.ms",
+            ("records_per_s", "records_per_batch", "p99_latency_us"),
+            xlabel="linger.ms (ms)",
+        ),
+        CodecScatter(),
+    )
 
     def variants(self, params: Mapping[str, Any]) -> list[Variant]:
         return [
@@ -510,14 +519,14 @@ class BatchCompression(Scenario):
                 for s in (sizes[-1], sizes[0])
             )
             held = f"{at['compression.type']}, linger.ms {at['linger.ms']}, JSON-like"
-            pair = f"batch.size {_size_label(sizes[-1])}/{_size_label(sizes[0])}"
+            pair = f"batch.size {size_label(sizes[-1])}/{size_label(sizes[0])}"
             add("batching", "records_per_s", big, small, f"records/s, {pair} ({held})")
             add(
                 "batching-cpu",
                 "cpu_s_per_mb",
                 small,
                 big,
-                f"CPU-s/MB, batch.size {_size_label(sizes[0])}/{_size_label(sizes[-1])} ({held})",
+                f"CPU-s/MB, batch.size {size_label(sizes[0])}/{size_label(sizes[-1])} ({held})",
             )
             add(
                 "batching-latency-p99",
@@ -536,7 +545,7 @@ class BatchCompression(Scenario):
             ms: _variant_name(at["payload"], at["compression.type"], at["batch.size"], ms)
             for ms in lingers
         }
-        held = f"{at['compression.type']}, batch.size {_size_label(at['batch.size'])}, JSON-like"
+        held = f"{at['compression.type']}, batch.size {size_label(at['batch.size'])}, JSON-like"
         if {0, 5} <= lingers:
             add("linger", "records_per_s", name[5], name[0], f"records/s, linger.ms 5/0 ({held})")
             add(
@@ -601,7 +610,7 @@ class BatchCompression(Scenario):
             codec: _variant_name(at["payload"], codec, at["batch.size"], at["linger.ms"])
             for codec in codecs
         }
-        held = f"batch.size {_size_label(at['batch.size'])}, linger.ms {at['linger.ms']}, JSON-like"
+        held = f"batch.size {size_label(at['batch.size'])}, linger.ms {at['linger.ms']}, JSON-like"
         for metric, pairs in (
             ("compression_ratio", _RATIO_ORDER),
             ("library_cpu_s_per_mb", _CPU_ORDER),
@@ -635,7 +644,7 @@ class BatchCompression(Scenario):
             for kind in kinds
         }
         held = (
-            f"{at['compression.type']}, batch.size {_size_label(at['batch.size'])}, "
+            f"{at['compression.type']}, batch.size {size_label(at['batch.size'])}, "
             f"linger.ms {at['linger.ms']}"
         )
         if "random" in kinds:
@@ -664,8 +673,8 @@ class BatchCompression(Scenario):
                     "records_per_s",
                     big,
                     small,
-                    f"records/s, {client}, batch.size {_size_label(sizes[-1])}/"
-                    f"{_size_label(sizes[0])} ({at['compression.type']}, linger.ms "
+                    f"records/s, {client}, batch.size {size_label(sizes[-1])}/"
+                    f"{size_label(sizes[0])} ({at['compression.type']}, linger.ms "
                     f"{at['linger.ms']}, JSON-like)",
                 )
             for combo in _matching(params, {"client": client, RATE: None}):
@@ -682,7 +691,7 @@ class BatchCompression(Scenario):
                     ours,
                     combo["name"],
                     f"records/s, {CONFLUENT}/{client} ({combo['compression.type']}, batch.size "
-                    f"{_size_label(combo['batch.size'])}, linger.ms {combo['linger.ms']}, "
+                    f"{size_label(combo['batch.size'])}, linger.ms {combo['linger.ms']}, "
                     f"{_PAYLOAD_LABELS[combo['payload']]})",
                 )
         return contrasts
@@ -798,7 +807,7 @@ class BatchCompression(Scenario):
             raise ValueError(f"no open-loop driver for {sorted(closed_only)}")
         low, high = ctx.params["value_bytes"]
         largest = max(c["batch.size"] for c in _grid(ctx.params))
-        # enough values that the largest batch never repeats one (see payloads.py)
+        # enough values that the largest batch never repeats one (see clients/payloads.py)
         count = max(payloads.DEFAULT_COUNT, 2 * largest // low + 1)
         ctx.state["values"] = {
             kind: payloads.values(kind, count, low, high)
@@ -896,289 +905,6 @@ class BatchCompression(Scenario):
             "p999_latency_us": float(histogram.get_value_at_percentile(99.9)),
             **open_loop,
         }
-
-
-# -- the clients --------------------------------------------------------------------------------
-@dataclass
-class ProduceRun:
-    """What one timed produce loop did."""
-
-    seconds: float  # first produce()/send() (or the schedule's start) to the end of flush()
-    cpu_s: float  # CPU time of this process (every thread) over the same interval
-    library_cpu_s: float  # of it, the client library's own threads' (not the calling thread's)
-    delivered: int
-    left: int  # records neither delivered nor failed when flush() gave up
-    errors: list[str] = field(default_factory=list)
-    # produce()/send() to its report; open loop: from the record's due time to its report
-    latencies_s: list[float] = field(default_factory=list)
-    # open loop: from the first record's delivery to the last's, in seconds
-    delivered_span_s: float | None = None
-
-
-class ProducerDriver(ABC):
-    """One real client's producer with a variant's batch.size, linger.ms and compression.type.
-
-    warm_up() sends one record and waits for it; produce() times sending `values` as fast as the
-    client takes them (closed loop), or record i at start + i/rate (open loop, where the client
-    can: `open_loop`), one delivery callback per record, and flush(); close() ends the client.
-    A subclass sends (_send_all, _send_all_at) and flushes (_flush); delivery callbacks append
-    to self.latencies and self.errors (list.append is atomic, so a callback may run on the
-    client's own thread)."""
-
-    client: ClassVar[str]
-    open_loop: ClassVar[bool] = False  # whether _send_all_at is implemented
-    flush_timeout_s = 120
-
-    def __init__(self, bootstrap: str, batch_size: int, linger_ms: int, codec: str) -> None:
-        self.latencies: list[float] = []  # seconds, one per delivered record that has one
-        self.errors: list[str] = []
-
-    @classmethod
-    def unavailable(cls) -> str | None:
-        """Why the client cannot run here, or None."""
-        return None
-
-    @abstractmethod
-    def warm_up(self, topic: str, value: bytes) -> None: ...
-
-    @abstractmethod
-    def _send_all(self, topic: str, values: list[bytes]) -> None: ...
-
-    def _send_all_at(self, topic: str, values: list[bytes], schedule: OpenLoopSchedule) -> None:
-        """Send value i when schedule.due_ns(i) comes; latency runs from that due time."""
-        raise NotImplementedError(f"{self.client}: no open-loop driver")
-
-    @abstractmethod
-    def _flush(self) -> int:
-        """Flush; the records still pending afterwards."""
-
-    def _delivered(self) -> int:
-        return len(self.latencies)
-
-    def close(self) -> None:  # noqa: B027 - optional: a client with nothing to close
-        pass
-
-    def produce(self, topic: str, values: list[bytes], rate: float | None = None) -> ProduceRun:
-        """Closed loop (rate None), or open loop at `rate` records/s."""
-        self.latencies.clear()
-        self.errors.clear()
-        gc.disable()  # as timeit does: no collector pauses inside the timed loop
-        try:
-            cpu_before = time.process_time()  # all threads of this process, the client's too
-            loop_before = time.thread_time()  # this thread's: produce()/send(), callbacks
-            started = time.perf_counter_ns()
-            if rate is None:
-                self._send_all(topic, values)
-            else:
-                self._send_all_at(topic, values, OpenLoopSchedule(started, rate))
-            left = self._flush()
-            seconds = (time.perf_counter_ns() - started) / 1e9
-            cpu_s = time.process_time() - cpu_before
-            loop_s = time.thread_time() - loop_before
-        finally:
-            gc.enable()
-        return ProduceRun(
-            seconds,
-            cpu_s,
-            max(cpu_s - loop_s, 0.0),
-            self._delivered(),
-            left,
-            list(self.errors),
-            list(self.latencies),
-            self._delivered_span_s(),
-        )
-
-    def _delivered_span_s(self) -> float | None:
-        """Open loop: first delivery to last, in seconds (None in closed loop)."""
-        return None
-
-
-class ConfluentKafkaDriver(ProducerDriver):
-    """confluent-kafka's Producer: librdkafka batches, compresses and sends on its own threads;
-    delivery reports are served by poll() in this thread, latency is librdkafka's own clock."""
-
-    client = CONFLUENT
-    open_loop = True
-
-    def __init__(self, bootstrap: str, batch_size: int, linger_ms: int, codec: str) -> None:
-        from confluent_kafka import Producer
-
-        super().__init__(bootstrap, batch_size, linger_ms, codec)
-        self.delivered = 0
-        self.next_offset = 0  # the offset the first timed record gets (after the warm-up's)
-        self.lags_s: list[float] | None = None  # open loop: record i's due time to produce()
-        self.interval_s = 0.0  # open loop: 1 / rate
-        self.done_s: list[float] = []  # open loop: when each report came, from the start
-        self.producer = Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "batch.size": batch_size,
-                "linger.ms": linger_ms,
-                "compression.type": codec,
-                "acks": _ACKS,  # its default
-                # librdkafka also caps a batch at 10,000 records and message.max.bytes
-                # (1,000,000); lifted so that batch.size alone decides, as in Kafka's client
-                "batch.num.messages": 1_000_000,
-                "message.max.bytes": max(1_000_000, batch_size),
-                "on_delivery": self._on_delivery,
-            }
-        )
-
-    def _on_delivery(self, error, message) -> None:
-        if error is not None:
-            self.errors.append(str(error))
-            return
-        self.delivered += 1
-        latency = message.latency()  # librdkafka's clock: produce() to this report
-        if latency is None:
-            return
-        if self.lags_s is not None:  # open loop: from the due time (one partition, fresh
-            # topic: the i-th timed record is at offset next_offset + i)
-            i = message.offset() - self.next_offset
-            latency += self.lags_s[i]
-            self.done_s.append(i * self.interval_s + latency)  # due time + latency
-        self.latencies.append(latency)
-
-    def _delivered(self) -> int:
-        return self.delivered
-
-    def _delivered_span_s(self) -> float | None:
-        if self.lags_s is None or not self.done_s:
-            return None
-        return max(self.done_s) - min(self.done_s)
-
-    def warm_up(self, topic: str, value: bytes) -> None:
-        offsets: list[int] = []
-
-        def delivered(error, message) -> None:
-            if error is None:
-                offsets.append(message.offset())
-            else:
-                self.errors.append(str(error))
-
-        self.producer.produce(topic, value, on_delivery=delivered)
-        if self.producer.flush(30) or self.errors or not offsets:
-            raise RuntimeError(f"{self.client}: warm-up record not delivered {self.errors}")
-        self.next_offset = offsets[0] + 1
-
-    def produce(self, topic: str, values: list[bytes], rate: float | None = None) -> ProduceRun:
-        self.delivered = 0
-        self.lags_s = None
-        return super().produce(topic, values, rate)
-
-    def _send_all(self, topic: str, values: list[bytes]) -> None:
-        produce, poll = self._produce, self.producer.poll
-        for value in values:
-            produce(topic, value, 0.005)
-            poll(0)  # serve delivery reports as they come
-
-    def _produce(self, topic: str, value: bytes, wait_s: float) -> None:
-        while True:
-            try:
-                self.producer.produce(topic, value)
-                return
-            except BufferError:  # the client's queue is full: serve it, then retry
-                self.producer.poll(wait_s)
-
-    def _send_all_at(self, topic: str, values: list[bytes], schedule: OpenLoopSchedule) -> None:
-        """Record i is due at schedule.due_ns(i): wait for it serving delivery reports (poll()
-        waits in whole milliseconds, so the last one is slept), then produce(). A record that
-        comes late (the loop fell behind, or the queue was full) carries its lag into its
-        latency, so a stall shows in every record it held up (coordinated omission)."""
-        produce, poll, clock, sleep = (
-            self._produce,
-            self.producer.poll,
-            time.perf_counter_ns,
-            time.sleep,
-        )
-        lags = self.lags_s = [0.0] * len(values)
-        self.interval_s = 1 / schedule.rate_per_s
-        self.done_s = []
-        for i, value in enumerate(values):
-            due = schedule.due_ns(i)
-            while (wait := due - clock()) > 2_000_000:
-                poll((wait - 1_000_000) / 1e9)
-            if wait > 0:
-                sleep(wait / 1e9)
-            produce(topic, value, 0.001)
-            lags[i] = (clock() - due) / 1e9  # before any report of it: poll() serves those
-            poll(0)
-
-    def _flush(self) -> int:
-        return self.producer.flush(self.flush_timeout_s)
-
-    def close(self) -> None:
-        del self.producer  # its threads end with it
-
-
-class KafkaPythonDriver(ProducerDriver):
-    """kafka-python's KafkaProducer: send() appends the record to a batch in Python and returns
-    a future; one sender thread builds, compresses and sends the batches and completes the
-    futures, running their callbacks. Latency is perf_counter() from just before send() to the
-    callback."""
-
-    client = KAFKA_PYTHON
-
-    def __init__(self, bootstrap: str, batch_size: int, linger_ms: int, codec: str) -> None:
-        from kafka import KafkaProducer
-
-        super().__init__(bootstrap, batch_size, linger_ms, codec)
-        self.producer = KafkaProducer(
-            bootstrap_servers=bootstrap,
-            client_id="kbench-batch-compression",
-            batch_size=batch_size,
-            linger_ms=linger_ms,
-            compression_type=None if codec == "none" else codec,
-            acks=_ACKS,
-            enable_idempotence=False,  # on by default in kafka-python 3; off in librdkafka
-            # a request holds at least one full batch (default 1 MiB); kafka-python 3 has no
-            # buffer_memory: its queue is unbounded
-            max_request_size=max(_MIB, 2 * batch_size),
-        )
-        self.sent = 0
-
-    @classmethod
-    def unavailable(cls) -> str | None:
-        try:
-            from kafka import KafkaProducer
-        except ImportError as error:
-            return f"kafka-python cannot be imported: {error}"
-        if "enable_idempotence" not in KafkaProducer.DEFAULT_CONFIG:
-            return "kafka-python is older than 3.0 (no enable_idempotence)"
-        return None
-
-    def warm_up(self, topic: str, value: bytes) -> None:
-        self.producer.send(topic, value).get(timeout=30)
-
-    def _send_all(self, topic: str, values: list[bytes]) -> None:
-        send, clock = self.producer.send, time.perf_counter
-        latencies, errors = self.latencies, self.errors
-
-        def delivered(sent: float, _metadata) -> None:
-            latencies.append(clock() - sent)
-
-        def failed(error: Exception) -> None:
-            errors.append(repr(error))
-
-        for value in values:
-            sent = clock()
-            send(topic, value).add_callback(delivered, sent).add_errback(failed)
-        self.sent = len(values)
-
-    def _flush(self) -> int:
-        from kafka.errors import KafkaTimeoutError
-
-        with contextlib.suppress(KafkaTimeoutError):  # what is left is counted below
-            self.producer.flush(self.flush_timeout_s)
-        return self.sent - len(self.latencies) - len(self.errors)
-
-    def close(self) -> None:
-        self.producer.close(timeout=30)
-
-
-DRIVERS: dict[str, type[ProducerDriver]] = {
-    driver.client: driver for driver in (ConfluentKafkaDriver, KafkaPythonDriver)
-}
 
 
 def _histogram_us(latencies_s: list[float]) -> HdrHistogram:

@@ -4,6 +4,7 @@ producer, and a broker that comes back truncating and rejoining the ISR."""
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -426,3 +427,25 @@ def test_a_consumer_reads_from_the_follower_in_its_rack(tmp_path):
         consumer.close()
         served = broker_stats(cluster, follower)["bytes_sendfile"] - before
         assert served >= 2000 * len(payload)  # the follower in its rack sent the records
+
+
+def test_a_restarted_controller_resumes_from_its_metadata_log(whole):
+    """The controller is SIGKILLed: the brokers keep serving what they lead; started again on
+    its log, it knows every broker and topic, and the cluster takes new topics."""
+    cluster = whole
+    create_topic(cluster, "before-restart")
+    producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all")
+    producer.send("before-restart", b"with the controller").get(timeout=30)  # its producer id
+    cluster.controller.stop(signal.SIGKILL)
+    producer.send("before-restart", b"while the controller is down").get(timeout=30)
+    cluster.controller.start(cluster.controller.port)
+    create_topic(cluster, "after-restart")
+    producer.send("after-restart", b"after").get(timeout=30)
+    producer.close()
+    assert sorted(b.node_id for b in metadata(cluster, "after-restart").brokers) == [1, 2, 3]
+    state = json.loads(
+        urllib.request.urlopen(f"http://{cluster.controller.bootstrap}/stats").read()
+    )
+    assert state["metadata_epoch"] == 2  # a new epoch of the same log
+    assert sorted(state["brokers"]) == ["1", "2", "3"]
+    assert not any(b["fenced"] for b in state["brokers"].values())

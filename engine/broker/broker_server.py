@@ -345,6 +345,10 @@ class ClusterServices:
             return
         self._watches.append((check, self.broker.time_ms() + max(timeout_ms, 0), then))
 
+    def call_later(self, delay_ms: int, then: Callable[[], None]) -> None:
+        """Call `then` after delay_ms (a retry), on the event loop."""
+        self._watches.append((lambda image: False, self.broker.time_ms() + delay_ms, then))
+
     def _settle_watches(self) -> None:
         if not self._watches:
             return

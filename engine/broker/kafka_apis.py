@@ -55,6 +55,7 @@ from engine.errors import (
 )
 from engine.metadata.image import CONSUMER_OFFSETS, NO_LEADER, ClusterImage
 from engine.protocol.apis import APIS, ApiKeys, ApiTable
+from engine.protocol.codec import encode_error_frame
 from engine.protocol.fetch_response import (
     FetchPartitionResponse,
     FetchTopicResponse,
@@ -75,6 +76,7 @@ RESOURCE_BROKER = 4
 CONFIG_SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG
 CONFIG_SOURCE_STATIC_BROKER = 4
 CONFIG_SOURCE_DEFAULT = 5
+_FORWARD_RETRY_MS = 100  # while the controller cannot be reached
 # what a commit's replication error is answered as (Kafka's GroupMetadataManager)
 _COMMIT_ERRORS = {
     NOT_LEADER_OR_FOLLOWER: NOT_COORDINATOR,
@@ -509,25 +511,35 @@ class KafkaApis(ApiHandlers):
         self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
 
     def _forward(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
-        """A cluster member passes topic admin to the controller, as Kafka forwards it, and
+        """A cluster member passes admin requests to the controller, as Kafka forwards them, and
         answers once its own metadata shows the result (or the request's timeout passes), so
-        a client that created a topic finds it here at once."""
+        a client that created a topic finds it here at once. While the controller cannot be
+        reached the forward is retried every 100 ms until the request's timeout; then the
+        client gets REQUEST_TIMED_OUT in a bare error frame and retries on a new connection."""
         cluster = self.broker.cluster
         assert cluster is not None
         response_class = self._response_class(context)
+        timeout_ms = getattr(request, "timeout_ms", 30_000)
+        deadline = self._time_ms() + timeout_ms
+
+        def send() -> None:
+            cluster.client.send(cluster.controller, request, response_class, answered)
 
         def answered(response: ApiMessage | None, error: Exception | None) -> None:
             if response is None:
+                if self._time_ms() + _FORWARD_RETRY_MS < deadline:
+                    cluster.call_later(_FORWARD_RETRY_MS, send)
+                    return
                 log.info("forwarding %s failed: %s", type(request).__name__, error)
-                respond(None)  # the connection closes; the client retries elsewhere
+                respond([encode_error_frame(context.header.correlation_id, REQUEST_TIMED_OUT)])
                 return
             cluster.when_metadata_shows(
                 lambda image: _admin_result_visible(request, response, image),
-                getattr(request, "timeout_ms", 30_000),
+                timeout_ms,
                 lambda: self._reply(context, respond, response),
             )
 
-        cluster.client.send(cluster.controller, request, response_class, answered)
+        send()
 
     def _create_in_cluster(
         self, name: str, num_partitions: int = -1, configs: Mapping[str, str] | None = None

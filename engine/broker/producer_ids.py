@@ -72,6 +72,7 @@ class RpcProducerIdManager:
         self._broker_epoch = broker_epoch
         self._next = self._block_end = 0
         self._waiting: list[ProducerIdCallback] = []
+        self._failing = False
 
     def generate_producer_id(self, callback: ProducerIdCallback) -> None:
         if self._next < self._block_end:
@@ -88,10 +89,17 @@ class RpcProducerIdManager:
     def _on_block(self, response: Any, error: Exception | None) -> None:
         waiting, self._waiting = self._waiting, []
         if error is not None or response.error_code != NONE:
-            log.info("AllocateProducerIds failed: %s", error or response.error_code)
+            # once per run of failures: producers retry InitProducerId every 100 ms or so
+            log.log(
+                logging.DEBUG if self._failing else logging.INFO,
+                "AllocateProducerIds failed: %s",
+                error or response.error_code,
+            )
+            self._failing = True
             for callback in waiting:  # retriable: the producer asks again
                 callback(COORDINATOR_LOAD_IN_PROGRESS, -1)
             return
+        self._failing = False
         self._next = response.producer_id_start
         self._block_end = self._next + response.producer_id_len
         for callback in waiting:

@@ -61,6 +61,10 @@ from engine.protocol.fetch_response import (
     FetchTopicResponse,
     encode_fetch_response,
 )
+from engine.protocol.produce_response import (
+    PartitionProduceResponse,
+    encode_produce_response,
+)
 from engine.records.validator import first_batch_is_transactional
 from engine.storage import FetchIsolation
 from engine.storage.config import TOPIC_CONFIG_FIELDS
@@ -273,40 +277,26 @@ class KafkaApis(ApiHandlers):
         results: Mapping[TopicPartition, ProduceResult | None],
         error: int = NONE,
     ) -> None:
-        response_class = self._response_class(context)
-        topic_class = response_class.TopicProduceResponse
-        partition_class = topic_class.PartitionProduceResponse
-        by_topic: dict[str, list] = {}
+        by_topic: dict[str, list[PartitionProduceResponse]] = {}
         for tp, result in results.items():
             if result is None:  # as Kafka's ProduceRequest.getErrorResponse: offsets -1
-                partition = partition_class(
-                    index=tp.partition,
-                    error_code=error,
-                    base_offset=-1,
-                    log_append_time_ms=-1,
-                    log_start_offset=-1,
-                )
+                partition = PartitionProduceResponse(tp.partition, error, -1)
             else:
-                partition = partition_class(
-                    index=tp.partition,
-                    error_code=result.error_code,
-                    base_offset=result.base_offset,
-                    log_append_time_ms=result.log_append_time_ms,
-                    log_start_offset=result.log_start_offset,
-                    record_errors=[],
-                    error_message=result.error_message,
+                partition = PartitionProduceResponse(
+                    tp.partition,
+                    result.error_code,
+                    result.base_offset,
+                    result.log_append_time_ms,
+                    result.log_start_offset,
+                    result.error_message,
                 )
             by_topic.setdefault(tp.topic, []).append(partition)
-        self._reply(
-            context,
-            respond,
-            response_class(
-                responses=[
-                    topic_class(name=name, partition_responses=partitions)
-                    for name, partitions in by_topic.items()
-                ],
-                throttle_time_ms=0,
-            ),
+        respond(
+            [
+                encode_produce_response(
+                    context.api_version, context.header.correlation_id, list(by_topic.items())
+                )
+            ]
         )
 
     # -- Fetch ----------------------------------------------------------------------------------

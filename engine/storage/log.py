@@ -314,24 +314,10 @@ class Log:
             next_offset += batch.last_offset_delta + 1
             if batch.max_timestamp > max_timestamp:
                 max_timestamp, offset_of_max_timestamp = batch.max_timestamp, next_offset - 1
-        try:
-            segment = self._maybe_roll(len(view), max_timestamp, next_offset - 1, now)
-            segment.append(view, batches)
-        except KafkaStorageError as exc:
-            self.report_storage_error("append", exc)
-            raise
-        except OSError as exc:  # a roll could not create or fsync files
-            error = KafkaStorageError(f"{self.directory}: roll failed: {exc}")
-            self.report_storage_error("roll", error)
-            raise error from exc
-        if self.storage_error is not None:
-            self.storage_recovered()
+        self._append_run(view, batches, max_timestamp, now)
         self.log_end_offset = next_offset
         self.leader_epoch_cache.assign(leader_epoch, first_offset)  # a no-op in the same epoch
-        self._update_producer_state(batches)
-        self._unflushed_messages += record_count
-        if self._unflushed_messages >= self.config.flush_messages:
-            self.flush()
+        self._appended(batches, record_count)
         return LogAppendInfo(
             first_offset=first_offset,
             last_offset=next_offset - 1,
@@ -389,10 +375,7 @@ class Log:
             self.log_end_offset = run[-1].next_offset
             for batch in run:  # the leader's epochs, where each began
                 self.leader_epoch_cache.assign(batch.partition_leader_epoch, batch.base_offset)
-        self._update_producer_state(batches)
-        self._unflushed_messages += record_count
-        if self._unflushed_messages >= self.config.flush_messages:
-            self.flush()
+        self._appended(batches, record_count)
         return LogAppendInfo(
             first_offset=first_offset,
             last_offset=next_offset - 1,
@@ -405,21 +388,32 @@ class Log:
             batches=batches,
         )
 
-    def _append_run(self, view: memoryview, run: list[RecordBatch], max_timestamp: int) -> None:
+    def _append_run(
+        self, view: memoryview, run: list[RecordBatch], max_timestamp: int, now: int | None = None
+    ) -> None:
+        """Write batches (offsets assigned, laid end to end in view) to the active segment,
+        rolling first if they do not fit; a failure is logged once and raised as
+        KafkaStorageError."""
         try:
-            segment = self._maybe_roll(
-                len(view), max_timestamp, run[-1].last_offset, self._time_ms()
-            )
+            now = self._time_ms() if now is None else now
+            segment = self._maybe_roll(len(view), max_timestamp, run[-1].last_offset, now)
             segment.append(view, run)
         except KafkaStorageError as exc:
             self.report_storage_error("append", exc)
             raise
-        except OSError as exc:
+        except OSError as exc:  # a roll could not create or fsync files
             error = KafkaStorageError(f"{self.directory}: roll failed: {exc}")
             self.report_storage_error("roll", error)
             raise error from exc
         if self.storage_error is not None:
             self.storage_recovered()
+
+    def _appended(self, batches: list[RecordBatch], record_count: int) -> None:
+        """After an append: the producers' state, and flush.messages."""
+        self._update_producer_state(batches)
+        self._unflushed_messages += record_count
+        if self._unflushed_messages >= self.config.flush_messages:
+            self.flush()
 
     def truncate_to(self, offset: int) -> bool:
         """Remove every batch at or beyond offset (a follower cutting the tail its new leader

@@ -33,6 +33,7 @@ EXPECTED = {
     "broker.ProduceAndFetch.track_broker_us_per_fetch_request": "us/request",
     "broker.ProduceAndFetch.track_cpu_seconds_per_gib_produce": "CPU-seconds/GiB",
     "broker.ProduceAndFetch.track_cpu_seconds_per_gib_fetch": "CPU-seconds/GiB",
+    "bare_ratios.VersusBare.track_ingest_time_over_bare": "ratio",
 }
 
 

@@ -20,6 +20,7 @@ from engine.records import (
     decode_records,
     decompress,
     iter_batches,
+    validator,
 )
 from engine.records.record import read_varint, write_varint
 from tests.conftest import make_batch
@@ -269,24 +270,88 @@ _records = st.lists(
 def test_runs_of_same_shaped_records_decide_as_a_walk_record_by_record(spec, repeat, flips):
     """Batches of repeated shapes take the column-wise path; with bytes flipped anywhere, it
     must accept and refuse exactly what parsing every record accepts and refuses."""
-    from engine.records.validator import validate_records
+    from engine.records.validator import walk_records
 
+    data, count = _flipped_batch(spec, repeat, flips)
+    for n in (count - 1, count, count + 1):
+        if n > 0:
+            assert _verdict(walk_records, data, n) == _verdict(_walk_one_by_one, data, n)
+
+
+def _flipped_batch(spec, repeat: int, flips) -> tuple[bytes, int]:
+    """The records section of a batch of spec's records repeated, with bytes overwritten."""
     records = [
         SimpleRecord(bytes(size), key=key, headers=headers, timestamp=1_000 + delta)
         for size, key, delta, headers in spec
     ] * repeat
     records = records[:5_000]
     data = bytearray(build_batch(records, timestamp=1_000)[HEADER_SIZE:])
-    assert _verdict(validate_records, bytes(data), len(records))
     for position, value in flips:
         data[position % len(data)] = value
-    expected = _verdict(_walk_one_by_one, bytes(data), len(records))
-    assert _verdict(validate_records, bytes(data), len(records)) == expected
-    for count in (len(records) - 1, len(records) + 1):
-        if count > 0:
-            assert _verdict(validate_records, bytes(data), count) == _verdict(
-                _walk_one_by_one, bytes(data), count
-            )
+    return bytes(data), len(records)
+
+
+def _problem(check, data: bytes, count: int, in_sequence: bool) -> str | None:
+    from engine.errors import InvalidRecordError
+
+    try:
+        check(data, count, offsets_in_sequence=in_sequence)
+    except InvalidRecordError as exc:
+        return str(exc)
+    return None
+
+
+_c_walk = pytest.mark.skipif(
+    validator.RECORD_WALK != "C",
+    reason="the C extension engine.records._walk was not built (no C compiler at install)",
+)
+
+
+@_c_walk
+@given(
+    _records,
+    st.integers(min_value=1, max_value=40),
+    st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), max_size=4),
+    st.booleans(),
+)
+def test_the_c_walk_refuses_what_the_python_walk_refuses_with_its_message(
+    spec, repeat, flips, in_sequence
+):
+    data, count = _flipped_batch(spec, repeat, flips)
+    for n in (0, count - 1, count, count + 1):
+        assert _problem(validator.validate_records, data, n, in_sequence) == _problem(
+            validator.walk_records, data, n, in_sequence
+        )
+
+
+@_c_walk
+@given(st.binary(max_size=300), st.integers(-2, 40), st.booleans())
+def test_the_c_walk_agrees_with_the_python_walk_on_arbitrary_bytes(data, count, in_sequence):
+    assert _problem(validator.validate_records, data, count, in_sequence) == _problem(
+        validator.walk_records, data, count, in_sequence
+    )
+
+
+@_c_walk
+@pytest.mark.parametrize(
+    "data, count, problem",
+    [
+        (b"", 1, "Incorrect declared batch size, premature EOF reached"),
+        (b"\x0c\x00\x00\x00\x01\x01\x00\x00", 1, "records still remaining in file"),
+        (b"\xff\xff\xff\xff\xff\x01", 1, "Varint is too long"),
+        (b"\x14\x00" + b"\xff" * 10, 1, "Varlong is too long"),
+        (b"\x14\x00", 1, "expected 10 bytes in record payload, but instead the buffer has only 1"),
+        (b"\x0c\x00\x00\x02\x01\x01\x00", 1, "Inner record at index 0 has offset delta 1"),
+        (b"\x0c\x00\x00\x00\x01\x01\x01", 1, "Found invalid number of record headers -1"),
+        (b"\x0c\x00\x00\x00\x01\x01\x02", 1, "1 is larger than the remaining size"),
+        (b"\x0e\x00\x00\x00\x01\x01\x02\x01", 1, "Invalid negative header key size -1"),
+        (b"\x0e\x00\x00\x00\x01\x01\x00\x00", 1, "expected to read 7 bytes in record payload, but"),
+    ],
+)
+def test_each_problem_the_c_walk_reports(data, count, problem):
+    message = _problem(validator.validate_records, data, count, True)
+    assert message is not None and problem in message
+    assert message == _problem(validator.walk_records, data, count, True)
 
 
 def test_records_kafka_python_builds_validate():

@@ -22,14 +22,26 @@ Cost: records are walked over the bytes, no object per record. A record is parse
 when the next one has the same length prefix, the rows that follow are checked all at once
 (uniform_rows): a run of equal-sized records with the same layout is proved by comparing byte
 columns (strided slices, C speed), so the usual batch of same-shaped records costs a few
-Python-level parses and some tens of column compares instead of one parse per record.
+Python-level parses and some tens of column compares instead of one parse per record. Faster
+still, and what the broker uses when the C extension engine.records._walk was built at install
+(it is optional: without a C compiler the install goes on and this walk is used), the same walk
+in C: about 1 µs for such a batch against some tens of µs here. Both give the same verdict and
+message for every input (tests/test_records.py compares them).
 """
 
 import struct
+from enum import IntEnum
 
 from engine.errors import UNKNOWN_SERVER_ERROR, InvalidRecordError, KafkaError
 from engine.records.batch import CONTROL_FLAG, RecordBatch
 from engine.records.compression import decompress
+
+try:
+    from engine.records import _walk
+except ImportError:  # not built: the Python walk below decides
+    _walk = None  # type: ignore[assignment]
+
+RECORD_WALK = "C" if _walk is not None else "Python"  # which walk validates, for the broker's log
 
 
 class RecordStreamError(KafkaError):
@@ -40,6 +52,43 @@ class RecordStreamError(KafkaError):
     """
 
     error_code = UNKNOWN_SERVER_ERROR
+
+
+class Problem(IntEnum):
+    """Why a records section is refused; _walk.c returns these numbers with two values."""
+
+    PREMATURE_EOF = 0
+    TRAILING_BYTES = 1
+    VARINT_TOO_LONG = 2
+    VARLONG_TOO_LONG = 3
+    SIZE_SHORT = 4
+    SIZE_MISMATCH = 5
+    OFFSET_DELTA = 6
+    HEADERS_NEGATIVE = 7
+    HEADERS_TOO_MANY = 8
+    HEADER_KEY_NEGATIVE = 9
+
+
+_MESSAGES = {  # Kafka's (DefaultRecord.readFrom, DefaultRecordBatch), but OFFSET_DELTA: ours
+    Problem.PREMATURE_EOF: "Incorrect declared batch size, premature EOF reached",
+    Problem.TRAILING_BYTES: "Incorrect declared batch size, records still remaining in file",
+    Problem.VARINT_TOO_LONG: "Found invalid record structure: Varint is too long",
+    Problem.VARLONG_TOO_LONG: "Found invalid record structure: Varlong is too long",
+    Problem.SIZE_SHORT: "Invalid record size: expected {a} bytes in record payload, but instead "
+    "the buffer has only {b} remaining bytes.",
+    Problem.SIZE_MISMATCH: "Invalid record size: expected to read {a} bytes in record payload, "
+    "but instead read {b}",
+    Problem.OFFSET_DELTA: "Inner record at index {a} has offset delta {b}: offset deltas must "
+    "run 0, 1, 2, ... in a batch",
+    Problem.HEADERS_NEGATIVE: "Found invalid number of record headers {a}",
+    Problem.HEADERS_TOO_MANY: "Found invalid number of record headers. {a} is larger than the "
+    "remaining size of the buffer",
+    Problem.HEADER_KEY_NEGATIVE: "Invalid negative header key size {a}",
+}
+
+
+def _invalid(problem: int, a: int = 0, b: int = 0) -> InvalidRecordError:
+    return InvalidRecordError(_MESSAGES[Problem(problem)].format(a=a, b=b))
 
 
 _MASK32 = 0xFFFFFFFF
@@ -71,7 +120,7 @@ def validate_client_batches(batches: list[RecordBatch], where: str = "") -> None
                 f"{batch.producer_id}{suffix}"
             )
         if codec == 0:
-            data = bytes(batch.records_view())
+            data: bytes | memoryview = batch.records_view()
         else:
             try:
                 data = decompress(codec, batch.records_view())
@@ -109,8 +158,7 @@ def _varint(data: bytes, pos: int, max_bytes: int, mask: int) -> tuple[int, int]
             return (raw >> 1) ^ -(raw & 1), pos
         shift += 7
         if shift >= limit:
-            kind = "Varint" if max_bytes == 5 else "Varlong"
-            raise InvalidRecordError(f"Found invalid record structure: {kind} is too long")
+            raise _invalid(Problem.VARINT_TOO_LONG if max_bytes == 5 else Problem.VARLONG_TOO_LONG)
 
 
 def _record_end(data: bytes, pos: int, end: int, offset_delta: int) -> int:
@@ -126,10 +174,7 @@ def _record_end(data: bytes, pos: int, end: int, offset_delta: int) -> int:
         length, pos = _varint(data, pos, 5, _MASK32)
     body = pos
     if end - pos < length:
-        raise InvalidRecordError(
-            f"Invalid record size: expected {length} bytes in record payload, but instead the "
-            f"buffer has only {end - pos} remaining bytes."
-        )
+        raise _invalid(Problem.SIZE_SHORT, length, end - pos)
     pos += 1  # attributes: unused in v2, not checked (as Kafka)
     byte = data[pos]  # timestampDelta varlong
     if byte < 0x80:
@@ -143,10 +188,7 @@ def _record_end(data: bytes, pos: int, end: int, offset_delta: int) -> int:
     else:
         delta, pos = _varint(data, pos, 5, _MASK32)
     if delta != offset_delta and offset_delta >= 0:
-        raise InvalidRecordError(
-            f"Inner record at index {offset_delta} has offset delta {delta}: offset deltas "
-            "must run 0, 1, 2, ... in a batch"
-        )
+        raise _invalid(Problem.OFFSET_DELTA, offset_delta, delta)
     byte = data[pos]  # key length, -1 (any negative) for null
     if byte < 0x80:
         size = (byte >> 1) ^ -(byte & 1)
@@ -172,25 +214,19 @@ def _record_end(data: bytes, pos: int, end: int, offset_delta: int) -> int:
     if headers:
         pos = _skip_headers(data, pos, end, headers)
     if pos - body != length:
-        raise InvalidRecordError(
-            f"Invalid record size: expected to read {length} bytes in record payload, but "
-            f"instead read {pos - body}"
-        )
+        raise _invalid(Problem.SIZE_MISMATCH, length, pos - body)
     return pos
 
 
 def _skip_headers(data: bytes, pos: int, end: int, count: int) -> int:
     if count < 0:
-        raise InvalidRecordError(f"Found invalid number of record headers {count}")
+        raise _invalid(Problem.HEADERS_NEGATIVE, count)
     if count > end - pos:
-        raise InvalidRecordError(
-            f"Found invalid number of record headers. {count} is larger than the remaining size "
-            "of the buffer"
-        )
+        raise _invalid(Problem.HEADERS_TOO_MANY, count)
     for _ in range(count):
         size, pos = _varint(data, pos, 5, _MASK32)
         if size < 0:
-            raise InvalidRecordError(f"Invalid negative header key size {size}")
+            raise _invalid(Problem.HEADER_KEY_NEGATIVE, size)
         pos += size
         size, pos = _varint(data, pos, 5, _MASK32)
         if size > 0:
@@ -198,13 +234,25 @@ def _skip_headers(data: bytes, pos: int, end: int, count: int) -> int:
     return pos
 
 
-def validate_records(data: bytes, count: int, *, offsets_in_sequence: bool = True) -> None:
+def validate_records(
+    data: bytes | bytearray | memoryview, count: int, *, offsets_in_sequence: bool = True
+) -> None:
     """Walk the records section (inflated) of a batch that declares `count` records.
 
     Raises InvalidRecordError for a malformed record, one that runs past the end, fewer or
     more records than declared, or (offsets_in_sequence) an offsetDelta other than its index.
     A stored batch may have gaps in its deltas (Kafka's compaction leaves them): pass False.
     """
+    if _walk is not None:
+        problem = _walk.walk(data, count, offsets_in_sequence)
+        if problem is not None:
+            raise _invalid(*problem)
+        return
+    walk_records(bytes(data), count, offsets_in_sequence=offsets_in_sequence)
+
+
+def walk_records(data: bytes, count: int, *, offsets_in_sequence: bool = True) -> None:
+    """validate_records in Python: what decides when the C walk is not built, and its reference."""
     end = len(data)
     pos = 0
     index = 0
@@ -230,9 +278,9 @@ def validate_records(data: bytes, count: int, *, offsets_in_sequence: bool = Tru
             if good < _MIN_RUN:
                 short_runs += 1
     except IndexError:
-        raise InvalidRecordError("Incorrect declared batch size, premature EOF reached") from None
+        raise _invalid(Problem.PREMATURE_EOF) from None
     if pos != end:
-        raise InvalidRecordError("Incorrect declared batch size, records still remaining in file")
+        raise _invalid(Problem.TRAILING_BYTES)
 
 
 # -- runs of same-shaped records, checked column by column ----------------------------------------

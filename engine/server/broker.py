@@ -23,6 +23,7 @@ import sys
 from engine.broker.broker_server import BrokerServer
 from engine.broker.config import KafkaConfig
 from engine.controller.controller_server import ControllerServer
+from engine.records.validator import RECORD_WALK
 from engine.server.socket_server import SocketServer
 from engine.storage.file_handles import raise_open_files_limit, segment_files_budget
 
@@ -69,11 +70,13 @@ def run_broker(config: KafkaConfig) -> int:
     broker = node
     segments = broker.log_manager.segment_count
     log.info(
-        "%d partitions, %d segments; up to %d segment files open at once (RLIMIT_NOFILE %d)",
+        "%d partitions, %d segments; up to %d segment files open at once (RLIMIT_NOFILE %d); "
+        "records validated by the %s walk",
         len(broker.log_manager.logs),
         segments,
         budget,
         soft,
+        RECORD_WALK,
     )
     return _serve(broker, config, "broker")
 

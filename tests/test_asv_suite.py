@@ -34,6 +34,7 @@ EXPECTED = {
     "broker.ProduceAndFetch.track_cpu_seconds_per_gib_produce": "CPU-seconds/GiB",
     "broker.ProduceAndFetch.track_cpu_seconds_per_gib_fetch": "CPU-seconds/GiB",
     "bare_ratios.VersusBare.track_ingest_time_over_bare": "ratio",
+    "bare_ratios.VersusBare.track_fetch_time_over_bare": "ratio",
 }
 
 

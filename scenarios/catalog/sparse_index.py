@@ -53,6 +53,12 @@ index adds at most 1 % to what a partition stores (no index / 4 KiB bytes stored
 at or above 0.99), and a read at a random offset with it takes at most 1.25 times as long as with
 an entry for every batch (128 B / 4 KiB µs at or above 0.8), hot and cold. Through the broker the
 same ratios are recorded, diluted by the protocol and the network.
+
+Profiles: quick (about a minute on 2 cores) reads 32 MiB logs in 8 MiB segments at six
+intervals (128 B, 4, 16, 64 KiB, 1 MiB, none) and fetches from four topics (128 B, 4 KiB,
+1 MiB, none), 7 rounds. full adds the 1 KiB and 256 KiB intervals and the 64 KiB topic, logs of
+128 MiB in 32 MiB segments (so a scan without an index walks four times as far), twice the reads
+per sample and 11 rounds.
 """
 
 import bisect
@@ -409,8 +415,7 @@ class SparseIndex(Scenario):
                     "sparse-index",
                     "stored-no-index",
                     0.99,
-                    part="indexes stay tiny: the 4 KiB index adds at most 1 % to the log "
-                    "(no index/4 KiB bytes stored >= 0.99)",
+                    part="indexes stay tiny: a 4 KiB index adds at most 1 % to the log",
                 )
             )
         if _DENSE in raw and _DEFAULT in raw:
@@ -421,8 +426,8 @@ class SparseIndex(Scenario):
                         "sparse-index",
                         f"read-128B-{state}",
                         0.8,
-                        part=f"lookups stay fast, {state}: a Log.read with a 4 KiB index takes "
-                        "at most 1.25x the time with an entry per batch (128 B/4 KiB µs >= 0.8)",
+                        part=f"lookups stay fast, {state}: a read with a 4 KiB index takes at "
+                        "most 1.25x as long as with an entry per batch",
                     )
                 )
         return checks

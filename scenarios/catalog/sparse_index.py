@@ -12,7 +12,8 @@ of index.interval.bytes in `intervals`, over the same batches:
   differ: any interval below the batch size gives an entry per batch), written once per interval
   with the engine's own Log (engine.storage; LogConfig `index.interval.bytes`), byte for byte the
   same. A sample is `Log.read(offset, max_bytes)` at `reads` random offsets (the same offsets for
-  every interval in a round), timed one by one: µs per read. "hot": every file of the log is in
+  every interval in a round), timed one by one: the sample's median µs per read (a burst of other
+  work on the machine moves a few reads, not the median). "hot": every file of the log is in
   the page cache (checked); "cold": before each read every file of the partition (.log, .index,
   .timeindex) is evicted from the page cache (fsync, POSIX_FADV_DONTNEED) and the .log files'
   residency checked to be 0, on the first `cold_reads` of the offsets. The engine reads an
@@ -56,7 +57,7 @@ same ratios are recorded, diluted by the protocol and the network.
 
 Profiles: quick (about a minute on 2 cores) reads 32 MiB logs in 8 MiB segments at six
 intervals (128 B, 4, 16, 64 KiB, 1 MiB, none) and fetches from four topics (128 B, 4 KiB,
-1 MiB, none), 7 rounds. full adds the 1 KiB and 256 KiB intervals and the 64 KiB topic, logs of
+1 MiB, none), 9 rounds. full adds the 1 KiB and 256 KiB intervals and the 64 KiB topic, logs of
 128 MiB in 32 MiB segments (so a scan without an index walks four times as far), twice the reads
 per sample and 11 rounds.
 """
@@ -66,6 +67,7 @@ import contextlib
 import os
 import random
 import shutil
+import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -226,7 +228,7 @@ class SparseIndex(Scenario):
             "broker_intervals": [128, 4096, _MIB, NO_INDEX],
             "fetches": 50,
             "cold_fetches": 20,
-            "rounds": 7,
+            "rounds": 9,
         },
         "full": {
             "intervals": [128, 1024, 4096, 16384, 65536, 262144, _MIB, NO_INDEX],
@@ -250,7 +252,8 @@ class SparseIndex(Scenario):
             "read_us",
             "µs",
             "lower",
-            "mean time of one Log.read (read) or one Fetch round trip (fetch) at a random offset",
+            "median time of one Log.read (read) or one Fetch round trip (fetch) at a random "
+            "offset, over the sample's reads",
         ),
         Metric(
             "headers_per_lookup",
@@ -594,7 +597,7 @@ class SparseIndex(Scenario):
         residencies = []
         if hot:
             residencies.append(_make_hot(log.directory))
-        elapsed_ns = 0
+        times_ns = []
         starts = []
         with ResourceMeter({"reader": os.getpid()}, interval_s=None) as meter:
             for offset in offsets:
@@ -602,7 +605,7 @@ class SparseIndex(Scenario):
                     residencies.append(_evict(log.directory, tolerance=0.0))
                 before = time.perf_counter_ns()
                 info = log.read(offset, max_bytes)
-                elapsed_ns += time.perf_counter_ns() - before
+                times_ns.append(time.perf_counter_ns() - before)
                 first = info.slices[0]
                 starts.append((first.file, first.position))
         lookups = [_lookup(ctx.state["tables"][interval], offset) for offset in offsets]
@@ -615,7 +618,7 @@ class SparseIndex(Scenario):
                 )
         ctx.state["lookups"].setdefault(variant.name, []).extend(lookups)
         values = {
-            "read_us": elapsed_ns / len(offsets) / 1e3,
+            "read_us": statistics.median(times_ns) / 1e3,
             "headers_per_lookup": sum(x.headers for x in lookups) / len(lookups),
             "scan_kib_per_lookup": sum(x.scan_bytes for x in lookups) / len(lookups) / _KIB,
             "residency_pct": 100.0 * sum(residencies) / len(residencies),
@@ -676,7 +679,7 @@ class SparseIndex(Scenario):
         residencies = []
         if hot:
             residencies.append(_make_hot(partition))
-        elapsed_ns = 0
+        times_ns = []
         broker: LocalBroker = ctx.state["broker"]
         with ResourceMeter({"broker": broker.pid}, interval_s=None) as meter:
             for offset in offsets:
@@ -686,7 +689,7 @@ class SparseIndex(Scenario):
                     fetcher = ctx.state["fetcher"] = FetchClient(broker.bootstrap)
                 before = time.perf_counter_ns()
                 _, records = fetcher.fetch(topic, 0, offset, max_bytes)
-                elapsed_ns += time.perf_counter_ns() - before
+                times_ns.append(time.perf_counter_ns() - before)
                 if len(records) < HEADER_SIZE:
                     raise RuntimeError(f"{variant.name}: no batch fetched at offset {offset}")
                 batch = RecordBatch(records)
@@ -696,7 +699,7 @@ class SparseIndex(Scenario):
                         f"offsets {batch.base_offset}-{batch.base_offset + batch.last_offset_delta}"
                     )
         values = {
-            "read_us": elapsed_ns / len(offsets) / 1e3,
+            "read_us": statistics.median(times_ns) / 1e3,
             "residency_pct": 100.0 * sum(residencies) / len(residencies),
         }
         read_bytes = meter.usage.processes["broker"].read_bytes

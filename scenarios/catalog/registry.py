@@ -3,9 +3,17 @@
 from scenarios.catalog.batch_compression import BatchCompression
 from scenarios.catalog.disk_write_pattern import DiskWritePattern
 from scenarios.catalog.page_cache import PageCache
+from scenarios.catalog.sparse_index import SparseIndex
 from scenarios.catalog.zero_copy import ZeroCopy
 from scenarios.harness.scenario import Scenario
 
 SCENARIOS: dict[str, Scenario] = {
-    s.name: s for s in (DiskWritePattern(), PageCache(), ZeroCopy(), BatchCompression())
+    s.name: s
+    for s in (
+        DiskWritePattern(),
+        PageCache(),
+        ZeroCopy(),
+        BatchCompression(),
+        SparseIndex(),
+    )
 }

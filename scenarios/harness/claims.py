@@ -93,7 +93,7 @@ CLAIMS: dict[str, Claim] = {
             "An index entry every ~4 KiB keeps indexes tiny while lookups stay fast",
             "log.index.interval.bytes = 4096",
             "Kafka configuration reference",
-            "(later)",
+            "sparse-index",
         ),
         Claim(
             "acks-cost",

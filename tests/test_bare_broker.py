@@ -6,7 +6,7 @@ import os
 import socket
 
 from engine.protocol.client import encode_request, read_frame
-from scenarios.clients.bare_broker import BareBroker
+from scenarios.clients.bare_broker import BareBroker, print_round, print_summary
 from scenarios.clients.fetch_client import FetchClient, fetch_request
 from scenarios.clients.loadgen import BatchProducer
 from tests.conftest import broker_process
@@ -60,3 +60,14 @@ def test_bare_fetch_frames_are_kbench_s_byte_for_byte(tmp_path):
     finally:
         bare.stop()
         kbench.stop()
+
+
+def test_the_scripts_print_each_round_the_medians_and_kbench_over_bare(capsys):
+    print_round(0, "kbench", 812.4)
+    print_summary({"kbench": [800.0, 900.0, 700.0], "bare": [1000.0, 1000.0, 1000.0]}, "target")
+
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "round 1 kbench     812 MB/s"
+    assert lines[1].startswith("kbench median     800 MB/s (CI ")
+    assert lines[2].startswith("bare   median    1000 MB/s (CI ")
+    assert lines[3].startswith("kbench/bare 0.80 (CI ") and lines[3].endswith("3 rounds); target")

@@ -1,4 +1,5 @@
 import json
+import mmap
 import os
 import subprocess
 import sys
@@ -8,10 +9,15 @@ import psutil
 import pytest
 
 from scenarios.harness.resources import (
+    PageCacheStateError,
     ResourceMeter,
     block_device,
+    directory_files,
     directory_residency,
+    evict,
     evict_from_page_cache,
+    files_residency,
+    make_hot,
     page_cache_residency,
 )
 
@@ -205,3 +211,93 @@ def test_directory_residency_is_weighted_by_bytes(tmp_path):
 def test_residency_of_a_directory_path_is_refused(tmp_path):
     with pytest.raises(ValueError):
         page_cache_residency(str(tmp_path))
+
+
+# --- page-cache states: make_hot, evict ---------------------------------------------------------
+
+
+def _partition(tmp_path) -> tuple[str, list[str]]:
+    """A partition directory: a 4 MiB and a 12 MiB segment and an index, none resident."""
+    directory = tmp_path / "topic-0"
+    directory.mkdir()
+    _write(directory / "00000000000000000000.log", 4 * MiB)
+    _write(directory / "00000000000000000000.index", 64 << 10)
+    _write(directory / "00000000000000001000.log", 12 * MiB)
+    (directory / "leader-epoch-checkpoint").mkdir()  # not a file: not listed
+    files = directory_files(str(directory))
+    for path in files:
+        evict_from_page_cache(path)
+    return str(directory), files
+
+
+def test_directory_files_lists_the_files_in_it_with_the_suffix(tmp_path):
+    directory, files = _partition(tmp_path)
+
+    assert [os.path.basename(p) for p in files] == [
+        "00000000000000000000.index",
+        "00000000000000000000.log",
+        "00000000000000001000.log",
+    ]
+    assert directory_files(directory, ".log") == [files[1], files[2]]
+    with pytest.raises(FileNotFoundError):
+        directory_files(str(tmp_path / "missing"))
+
+
+def test_files_residency_is_weighted_by_bytes(tmp_path):
+    _, (_, small, large) = _partition(tmp_path)
+    _read(small)
+
+    assert files_residency([small, large]) == pytest.approx(0.25, abs=0.01)
+    assert files_residency([small]) == pytest.approx(1.0, abs=0.01)
+
+
+def test_files_residency_of_no_bytes_is_refused(tmp_path):
+    (tmp_path / "empty.log").touch()
+
+    with pytest.raises(RuntimeError, match="nothing to read"):
+        files_residency([str(tmp_path / "empty.log")])
+
+
+def test_make_hot_reads_the_files_in_and_evict_drops_them(tmp_path):
+    directory, files = _partition(tmp_path)
+    segments = directory_files(directory, ".log")
+
+    assert make_hot(files, weigh=segments, minimum=1.0) == 1.0
+    assert all(page_cache_residency(p) == 1.0 for p in files)
+
+    assert evict(files, weigh=segments) == 0.0
+    assert all(page_cache_residency(p) == 0.0 for p in files)
+
+
+def test_evict_weighs_only_the_files_it_is_told_to(tmp_path):
+    _, (index, small, large) = _partition(tmp_path)
+    _read(index)
+    _read(small)
+
+    # only the large segment is evicted and weighed: the others stay as they were
+    assert evict([large]) == 0.0
+    assert page_cache_residency(small) == pytest.approx(1.0, abs=0.01)
+
+
+def test_pages_mapped_by_a_process_cannot_be_evicted(tmp_path):
+    # the kernel does not drop pages some process has mapped: eviction cannot reach 0 %
+    directory, files = _partition(tmp_path)
+    segments = directory_files(directory, ".log")
+    with open(segments[0], "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as m:
+        for offset in range(0, len(m), mmap.PAGESIZE):
+            m[offset]  # fault every page in, mapped
+
+        with pytest.raises(PageCacheStateError, match="still resident after eviction") as error:
+            evict(files, weigh=segments, timeout_s=0.0)
+        assert ", ".join(segments) in str(error.value)  # the files it weighed are named
+        with pytest.raises(PageCacheStateError, match=f"25.0% of {directory} still resident"):
+            evict(files, weigh=segments, timeout_s=0.0, label=directory)
+
+        # up to a tolerance, what stays is accepted and reported
+        assert evict(files, weigh=segments, tolerance=0.25) == pytest.approx(0.25, abs=0.01)
+        assert evict(files, weigh=segments, tolerance=0.25, patience_s=0.05) == pytest.approx(
+            0.25, abs=0.01
+        )
+        # but not what is beyond it
+        with pytest.raises(PageCacheStateError):
+            evict(files, weigh=segments, tolerance=0.2, timeout_s=0.0)

@@ -12,8 +12,9 @@ import pytest
 
 from engine.records import SimpleRecord, build_batch
 from scenarios.catalog import page_cache
-from scenarios.catalog.page_cache import PageCache, PageCacheStateError
+from scenarios.catalog.page_cache import PageCache
 from scenarios.clients.local_broker import LocalBroker
+from scenarios.harness.resources import PageCacheStateError
 from scenarios.harness.runner import run_scenario
 from scenarios.harness.scenario import RunContext, Variant
 

@@ -10,8 +10,8 @@ import os
 import pytest
 
 from engine.records import SimpleRecord, build_batch
-from scenarios.catalog import sparse_index
 from scenarios.catalog.sparse_index import INTERVAL, NO_INDEX, SparseIndex, interval_token
+from scenarios.harness import resources
 from scenarios.harness.claims import CLAIMS
 from scenarios.harness.runner import run_scenario
 from scenarios.harness.scenario import RunContext
@@ -179,7 +179,7 @@ def test_claims_contrasts_and_charts_of_the_quick_profile():
 
 def test_without_the_engine_or_eviction_the_parts_left_out_are_named(tmp_path, monkeypatch):
     # the page cache keeps everything (tmpfs): no cold variant; an external cluster: no fetches
-    monkeypatch.setattr(sparse_index, "evict_from_page_cache", lambda path: None)
+    monkeypatch.setattr(resources, "evict_from_page_cache", lambda path: None)
     ctx = context(tmp_path, engine=False)
     ctx.params.update(intervals=[128, 4096, NO_INDEX], rounds=1, reads=4)
     result = run_scenario(S, ctx, "smoke")

@@ -42,10 +42,12 @@ from scenarios.clients.fetch_client import FetchClient
 from scenarios.clients.loadgen import BatchProducer
 from scenarios.clients.local_broker import LocalBroker
 from scenarios.harness.resources import (
+    PageCacheStateError,
     ResourceMeter,
     block_device,
-    evict_from_page_cache,
-    page_cache_residency,
+    directory_files,
+    evict,
+    make_hot,
 )
 from scenarios.harness.scenario import (
     ClaimCheck,
@@ -68,10 +70,9 @@ _RECORDS_PER_BATCH = 600  # ~64 KiB batches, as loadgen's default
 # ~10 s on loopback with no connection left open); in-flight readahead holds pages briefly too.
 _EVICTION_TIMEOUT_S = 30.0
 _BROKER_EVICTION_TOLERANCE = 0.05
-
-
-class PageCacheStateError(RuntimeError):
-    """The page cache could not be brought to the state a variant needs: no sample is taken."""
+# A hot read starts from every page resident, 100 % exactly (make_hot's default allows 0.1 %
+# missing): the hot state is the scenario's own full read, checked to have left it all there.
+_HOT = 1.0
 
 
 class PageCache(Scenario):
@@ -204,7 +205,7 @@ class PageCache(Scenario):
         ctx.watched.append(path)
         ctx.state["reads"] = []  # (variant, bytes, records) of every measurement, for tests
         try:
-            _bring_to_state([path], hot=False, timeout_s=1.0)
+            evict([path], timeout_s=1.0)
         except PageCacheStateError:
             os.unlink(path)
             raise Skip(
@@ -259,7 +260,7 @@ class PageCache(Scenario):
                 producer.close()
             # Kafka's layout: log.dirs/<topic>-<partition>/<base offset>.log (.index, ...)
             partition_dir = os.path.join(data_dir, f"{_TOPIC}-0")
-            if not _segments(partition_dir):
+            if not os.path.isdir(partition_dir) or not directory_files(partition_dir, ".log"):
                 raise RuntimeError(f"no segment files in {partition_dir} after producing")
             ctx.state["partition_dir"] = partition_dir
             ctx.watched.append(partition_dir)
@@ -293,7 +294,9 @@ class PageCache(Scenario):
         block = ctx.params["read_size"]
         if hot:
             _read_file(path, block)
-        residency = _bring_to_state([path], hot)
+            residency = make_hot([path], minimum=_HOT)
+        else:
+            residency = evict([path], timeout_s=_EVICTION_TIMEOUT_S)
         with ResourceMeter({"client": os.getpid()}, path=ctx.work_dir, interval_s=None) as meter:
             read = _read_file(path, block)
         if read.bytes != ctx.params["file_bytes"]:
@@ -303,7 +306,8 @@ class PageCache(Scenario):
 
     def _measure_broker(self, ctx: RunContext, variant: Variant, hot: bool) -> dict[str, float]:
         partition_dir = ctx.state["partition_dir"]
-        files = _files(partition_dir)
+        files = directory_files(partition_dir)
+        segments = directory_files(partition_dir, ".log")
         if hot:
             for file_path in files:  # as just written: every page of the partition resident
                 _read_file(file_path, _MIB)
@@ -317,9 +321,15 @@ class PageCache(Scenario):
         # Pages the broker just sent with sendfile stay referenced by socket buffers, sometimes
         # for seconds after the connection closed; a cold broker read may start with a few
         # percent resident, and the residency metric records exactly how much.
-        residency = _bring_to_state(
-            files, hot, weigh=_segments(partition_dir), tolerance=_BROKER_EVICTION_TOLERANCE
-        )
+        if hot:
+            residency = make_hot(files, weigh=segments, minimum=_HOT)
+        else:
+            residency = evict(
+                files,
+                weigh=segments,
+                tolerance=_BROKER_EVICTION_TOLERANCE,
+                timeout_s=_EVICTION_TIMEOUT_S,
+            )
         broker = ctx.state["broker"]
         fetcher = ctx.state["fetcher"] = FetchClient(broker.bootstrap)
         with ResourceMeter({"broker": broker.pid}, path=ctx.work_dir, interval_s=None) as meter:
@@ -349,68 +359,6 @@ class PageCache(Scenario):
         elif source == "device" and meter.usage.disk_read_bytes is not None:
             values["disk_read_bytes"] = float(meter.usage.disk_read_bytes)
         return values
-
-
-# -- page-cache state ---------------------------------------------------------------------------
-
-
-def _files(directory: str) -> list[str]:
-    return sorted(
-        os.path.join(directory, name)
-        for name in os.listdir(directory)
-        if os.path.isfile(os.path.join(directory, name))
-    )
-
-
-def _segments(directory: str) -> list[str]:
-    return [p for p in _files(directory) if p.endswith(".log")] if os.path.isdir(directory) else []
-
-
-def _residency(paths: list[str]) -> float:
-    """Bytes-weighted share of the files' pages that are resident."""
-    sizes = [os.path.getsize(p) for p in paths]
-    total = sum(sizes)
-    if not total:
-        raise RuntimeError(f"nothing to read in {paths}")
-    return sum(page_cache_residency(p) * size for p, size in zip(paths, sizes, strict=True)) / total
-
-
-def _bring_to_state(
-    paths: list[str],
-    hot: bool,
-    weigh: list[str] | None = None,
-    timeout_s: float | None = None,
-    tolerance: float = 0.0,
-) -> float:
-    """Check (hot) or make (cold) the files fully resident or fully evicted; the residency of
-    `weigh` (default: paths) then, which is exactly 1.0 or 0.0, or PageCacheStateError.
-    Eviction keeps trying for timeout_s (default _EVICTION_TIMEOUT_S)."""
-    weigh = paths if weigh is None else weigh
-    residency = _residency(weigh)
-    if hot:
-        if residency < 1.0:
-            raise PageCacheStateError(
-                f"only {residency:.1%} of {', '.join(weigh)} resident right after reading it: "
-                "too little free memory for a hot read"
-            )
-        return residency
-    deadline = time.monotonic() + (_EVICTION_TIMEOUT_S if timeout_s is None else timeout_s)
-    pause = 0.005
-    while True:
-        for path in paths:
-            evict_from_page_cache(path)
-        residency = _residency(weigh)
-        if residency <= tolerance:
-            return residency
-        if time.monotonic() + pause > deadline:
-            break
-        time.sleep(pause)
-        pause = min(pause * 2, 0.2)
-    raise PageCacheStateError(
-        f"{residency:.1%} of {', '.join(weigh)} still resident after eviction: a cold read "
-        "cannot be measured (is the file mapped or locked by some process, or held by network "
-        "buffers?)"
-    )
 
 
 # -- readers ------------------------------------------------------------------------------------

@@ -79,11 +79,11 @@ from scenarios.clients.fetch_client import FetchClient
 from scenarios.clients.loadgen import BatchProducer
 from scenarios.clients.local_broker import LocalBroker
 from scenarios.harness.resources import (
+    PageCacheStateError,
     ResourceMeter,
-    directory_residency,
-    evict_from_page_cache,
-    make_resident,
-    page_cache_residency,
+    directory_files,
+    evict,
+    make_hot,
 )
 from scenarios.harness.scenario import (
     ClaimCheck,
@@ -111,10 +111,6 @@ _EVICTION_PATIENCE_S = 2.0
 _EVICTION_TIMEOUT_S = 30.0
 _BROKER_EVICTION_TOLERANCE = 0.05
 _SEED = 12_000
-
-
-class PageCacheStateError(RuntimeError):
-    """The page cache could not be brought to the state a variant needs: no sample is taken."""
 
 
 def interval_token(interval: int) -> str:
@@ -537,7 +533,8 @@ class SparseIndex(Scenario):
                 )
                 stats = producer.produce(topic, 1, params["broker_bytes"])
                 partition = os.path.join(broker.data_dir, f"{topic}-0")
-                for path in _files(partition, ".log"):  # written back now, not while measured
+                # written back now, not while measured
+                for path in directory_files(partition, ".log"):
                     fd = os.open(path, os.O_RDONLY)
                     try:
                         os.fsync(fd)
@@ -634,7 +631,7 @@ class SparseIndex(Scenario):
         directory, end = log.directory, log.log_end_offset
         log.close()  # a clean shutdown: every index entry is in its file
         written = 0
-        for path in _files(directory, ".index") + _files(directory, ".timeindex"):
+        for path in directory_files(directory, ".index") + directory_files(directory, ".timeindex"):
             if path.endswith(".index"):
                 written += os.path.getsize(path)
             os.unlink(path)
@@ -724,34 +721,9 @@ def _lookup(tables: dict[int, _Segment], offset: int) -> Lookup:
 # -- page-cache state ---------------------------------------------------------------------------
 
 
-def _files(directory: str, suffix: str = "") -> list[str]:
-    return sorted(
-        os.path.join(directory, name)
-        for name in os.listdir(directory)
-        if name.endswith(suffix) and os.path.isfile(os.path.join(directory, name))
-    )
-
-
-def _log_residency(directory: str) -> float:
-    """Bytes-weighted share of the partition's .log files in the page cache."""
-    paths = _files(directory, ".log")
-    sizes = [os.path.getsize(p) for p in paths]
-    if not sum(sizes):
-        raise RuntimeError(f"no log bytes in {directory}")
-    resident = sum(page_cache_residency(p) * s for p, s in zip(paths, sizes, strict=True))
-    return resident / sum(sizes)
-
-
 def _make_hot(directory: str) -> float:
-    """Every file of the partition in the page cache; its residency then (1.0), or an error."""
-    make_resident(_files(directory))
-    residency = directory_residency(directory)
-    if residency < 0.999:
-        raise PageCacheStateError(
-            f"only {residency:.1%} of {directory} resident right after reading it: too little "
-            "free memory for a hot read"
-        )
-    return residency
+    """Every file of the partition in the page cache; its residency then, or an error."""
+    return make_hot(directory_files(directory), label=directory)
 
 
 def _evict(
@@ -763,20 +735,11 @@ def _evict(
     """Evict every file of the partition until none of its .log bytes is resident, or, after
     patience_s, at most `tolerance` of them (pages a socket still holds go later); the .log
     files' residency then, or PageCacheStateError once timeout_s has passed."""
-    started = time.monotonic()
-    pause = 0.005
-    while True:
-        for path in _files(directory):
-            evict_from_page_cache(path)
-        residency = _log_residency(directory)
-        waited = time.monotonic() - started
-        if residency == 0.0 or (residency <= tolerance and waited >= patience_s):
-            return residency
-        if waited + pause > timeout_s:
-            raise PageCacheStateError(
-                f"{residency:.1%} of {directory} still resident after eviction: a cold read "
-                "cannot be measured (is the file mapped or locked by some process, or held by "
-                "network buffers?)"
-            )
-        time.sleep(pause)
-        pause = min(pause * 2, 0.2)
+    return evict(
+        directory_files(directory),
+        weigh=directory_files(directory, ".log"),
+        tolerance=tolerance,
+        patience_s=patience_s,
+        timeout_s=timeout_s,
+        label=directory,
+    )

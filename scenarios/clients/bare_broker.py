@@ -9,7 +9,8 @@ with a canned FetchResponse header (sizes and correlation id patched in) followe
 of the same whole batches kbench's broker would send, byte for byte the same frame.
 What kbench's broker spends beyond them on the same load is its own overhead per request and
 byte. ingest_rounds() and fetch_rounds() measure the two side by side, as
-tests/benchmarks/ingest_vs_bare.py, tests/benchmarks/fetch_vs_bare.py and the asv suite report.
+tests/benchmarks/ingest_vs_bare.py, tests/benchmarks/fetch_vs_bare.py and the asv suite report
+(the scripts with print_round and print_summary).
 
     python3 -m scenarios.clients.bare_broker ingest DIR   # prints "bare listening on HOST:PORT"
     python3 -m scenarios.clients.bare_broker fetch PARTITION_DIR_OR_SEGMENT
@@ -41,6 +42,7 @@ from scenarios.clients.fetch_client import FetchClient
 from scenarios.clients.loadgen import BatchProducer
 from scenarios.clients.local_broker import LocalBroker
 from scenarios.harness.resources import make_resident
+from scenarios.harness.stats import compare, summarize
 
 _SIZE = struct.Struct(">i")
 _INT16 = struct.Struct(">h")
@@ -414,6 +416,27 @@ def fetch_rounds(
         kbench.stop()
         bare.stop()
     return results
+
+
+def print_round(round_: int, name: str, mb_s: float) -> None:
+    """One round's MB/s, as ingest_rounds and fetch_rounds report it to on_round."""
+    print(f"round {round_ + 1} {name:6} {mb_s:7.0f} MB/s")
+
+
+def print_summary(results: dict[str, list[float]], target: str) -> None:
+    """Each server's median MB/s with its 95 % interval, then kbench/bare as the median of the
+    per-round ratios with its interval, followed by target (what the ratio is held against)."""
+    for name, values in results.items():
+        summary = summarize(values)
+        print(
+            f"{name:6} median {summary.median:7.0f} MB/s (CI {summary.ci_low:.0f}-"
+            f"{summary.ci_high:.0f})"
+        )
+    ratio = compare(results["kbench"], results["bare"])
+    print(
+        f"kbench/bare {ratio.ratio:.2f} (CI {ratio.ci_low:.2f}-{ratio.ci_high:.2f}, "
+        f"{ratio.n} rounds); {target}"
+    )
 
 
 _SERVERS = {"ingest": serve_ingest, "fetch": serve_fetch}

@@ -18,10 +18,12 @@ Caveats:
 `cpu_seconds` is one process's CPU time to the nanosecond (the scheduler's run time), for
 phases too short for ResourceMeter's clock ticks (10 ms).
 
-Page-cache residency (`page_cache_residency`, `directory_residency`) is a snapshot: the kernel
-may load or evict pages the moment after; `make_resident` and `evict_from_page_cache` bring a
-file in or out. Linux reports a file's cached pages only to a caller that owns the file or may
-write to it; anyone else would read 0, so that is refused.
+Page-cache residency (`page_cache_residency`, `directory_residency`, `files_residency`) is a
+snapshot: the kernel may load or evict pages the moment after; `make_resident` and
+`evict_from_page_cache` bring a file in or out. Linux reports a file's cached pages only to a
+caller that owns the file or may write to it; anyone else would read 0, so that is refused.
+`make_hot` and `evict` bring a set of files to the state a measurement needs and check it, or
+raise `PageCacheStateError`: a state that cannot be reached is an error, never a sample.
 """
 
 import ctypes
@@ -292,6 +294,92 @@ def make_resident(paths: list[str]) -> bool:
                 while f.read(4 << 20):
                     pass
     return all(page_cache_residency(path) >= 0.999 for path in paths)
+
+
+class PageCacheStateError(RuntimeError):
+    """The page cache could not be brought to the state a variant needs: no sample is taken."""
+
+
+def directory_files(directory: str, suffix: str = "") -> list[str]:
+    """The files directly in directory whose names end with suffix, sorted: a partition's
+    segment files with suffix ".log". Raises FileNotFoundError if directory is not there."""
+    return sorted(
+        os.path.join(directory, name)
+        for name in os.listdir(directory)
+        if name.endswith(suffix) and os.path.isfile(os.path.join(directory, name))
+    )
+
+
+def files_residency(paths: list[str]) -> float:
+    """Bytes-weighted share (0..1) of the files' pages in the page cache right now.
+
+    Raises RuntimeError when the files hold no byte at all: their share is undefined, and a
+    caller checking a state would otherwise take nothing for evicted.
+    """
+    sizes = [os.path.getsize(p) for p in paths]
+    total = sum(sizes)
+    if not total:
+        raise RuntimeError(f"nothing to read in {paths}")
+    return sum(page_cache_residency(p) * size for p, size in zip(paths, sizes, strict=True)) / total
+
+
+def make_hot(
+    paths: list[str],
+    weigh: list[str] | None = None,
+    *,
+    minimum: float = 0.999,
+    label: str | None = None,
+) -> float:
+    """Read the files through the page cache where they are not all there (`make_resident`),
+    then check that at least `minimum` of `weigh`'s bytes (default: paths) are resident; that
+    residency, or PageCacheStateError. `label` names the files in the error (default: weigh)."""
+    weigh = paths if weigh is None else weigh
+    make_resident(paths)
+    residency = files_residency(weigh)
+    if residency < minimum:
+        raise PageCacheStateError(
+            f"only {residency:.1%} of {label or ', '.join(weigh)} resident right after reading "
+            "it: too little free memory for a hot read"
+        )
+    return residency
+
+
+def evict(
+    paths: list[str],
+    weigh: list[str] | None = None,
+    *,
+    tolerance: float = 0.0,
+    patience_s: float = 0.0,
+    timeout_s: float = 30.0,
+    label: str | None = None,
+) -> float:
+    """Evict the files (`evict_from_page_cache`) until none of `weigh`'s bytes (default: paths)
+    is resident, or, once patience_s has passed, at most `tolerance` of them; that residency,
+    or PageCacheStateError once timeout_s has passed. `label` names the files in the error
+    (default: weigh).
+
+    Eviction is retried with a growing pause (5 ms doubling to 200 ms): POSIX_FADV_DONTNEED skips
+    pages something still references (in-flight readahead, socket buffers of sendfile), and
+    those are let go of later. patience_s waits for exactly 0 before settling for the tolerance.
+    """
+    weigh = paths if weigh is None else weigh
+    started = time.monotonic()
+    pause = 0.005
+    while True:
+        for path in paths:
+            evict_from_page_cache(path)
+        residency = files_residency(weigh)
+        waited = time.monotonic() - started
+        if residency == 0.0 or (residency <= tolerance and waited >= patience_s):
+            return residency
+        if waited + pause > timeout_s:
+            raise PageCacheStateError(
+                f"{residency:.1%} of {label or ', '.join(weigh)} still resident after eviction: "
+                "a cold read cannot be measured (is the file mapped or locked by some process, "
+                "or held by network buffers?)"
+            )
+        time.sleep(pause)
+        pause = min(pause * 2, 0.2)
 
 
 def cpu_seconds(pid: int) -> float | None:

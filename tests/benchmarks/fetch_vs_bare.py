@@ -14,8 +14,7 @@ Issue 11 asks for >= 0.70.
 import argparse
 import tempfile
 
-from scenarios.clients.bare_broker import fetch_rounds
-from scenarios.harness.stats import compare, summarize
+from scenarios.clients.bare_broker import fetch_rounds, print_round, print_summary
 
 
 def main() -> None:
@@ -31,19 +30,9 @@ def main() -> None:
             args.rounds,
             args.mib,
             args.fetch_kib << 10,
-            lambda round_, name, mb_s: print(f"round {round_ + 1} {name:6} {mb_s:7.0f} MB/s"),
+            print_round,
         )
-    for name, values in results.items():
-        summary = summarize(values)
-        print(
-            f"{name:6} median {summary.median:7.0f} MB/s (CI {summary.ci_low:.0f}-"
-            f"{summary.ci_high:.0f})"
-        )
-    ratio = compare(results["kbench"], results["bare"])
-    print(
-        f"kbench/bare {ratio.ratio:.2f} (CI {ratio.ci_low:.2f}-{ratio.ci_high:.2f}, "
-        f"{ratio.n} rounds); issue 11's target: >= 0.70"
-    )
+    print_summary(results, "issue 11's target: >= 0.70")
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ from engine.storage import FileRecords
 from scenarios.clients.fetch_client import FetchClient
 from scenarios.clients.loadgen import BatchProducer
 from scenarios.clients.local_broker import LocalBroker
-from scenarios.harness.resources import make_resident
+from scenarios.harness.resources import cpu_seconds, make_resident
 from scenarios.harness.stats import compare, summarize
 
 _SIZE = struct.Struct(">i")
@@ -318,12 +318,18 @@ class BareBroker:
 
 
 def ingest_rounds(
-    directory: str, rounds: int, mib: int, on_round: Callable[[int, str, float], None] | None = None
+    directory: str,
+    rounds: int,
+    mib: int,
+    on_round: Callable[[int, str, float], None] | None = None,
+    cpu_us_per_request: dict[str, list[float]] | None = None,
 ) -> dict[str, list[float]]:
     """MB/s per round of `kbench broker` and the bare ingest server, both keeping their logs
     under directory, driven by one BatchProducer each (prebuilt batches of 600 100-byte records,
     about 64 KiB, ProduceRequest v7, acks=1, window 16, one connection) with mib MiB per round,
-    the order alternating between rounds so drift hits both alike, after a 64 MiB warm-up."""
+    the order alternating between rounds so drift hits both alike, after a 64 MiB warm-up.
+    cpu_us_per_request, if given, gets each server's CPU time per request in every round: what
+    a server spends per request does not depend on how much of the machine others take."""
     bare_dir = os.path.join(directory, "bare")
     os.makedirs(bare_dir)
     bare = BareBroker("ingest", bare_dir)
@@ -337,14 +343,21 @@ def ingest_rounds(
         producers["kbench"] = BatchProducer(kbench.bootstrap)
         producers["bare"] = BatchProducer(bare.bootstrap)
         producers["kbench"].create_topic("bare", 1)
+        pids = {"kbench": kbench.pid, "bare": bare.pid}
         for producer in producers.values():  # warm-up: files, page cache, connections
             producer.produce("bare", 1, 64 << 20, window=16)
         results: dict[str, list[float]] = {name: [] for name in producers}
         for round_ in range(rounds):
             order = list(producers) if round_ % 2 == 0 else list(reversed(producers))
             for name in order:
+                cpu_before = cpu_seconds(pids[name])
                 stats = producers[name].produce("bare", 1, mib << 20, window=16)
+                cpu_after = cpu_seconds(pids[name])
                 results[name].append(stats.bytes / stats.seconds / 1e6)
+                if cpu_us_per_request is not None and None not in (cpu_before, cpu_after):
+                    cpu_us_per_request.setdefault(name, []).append(
+                        (cpu_after - cpu_before) * 1e6 / stats.requests  # type: ignore[operator]
+                    )
                 if on_round is not None:
                     on_round(round_, name, results[name][-1])
     finally:

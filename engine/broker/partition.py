@@ -187,7 +187,7 @@ class Partition:
         except KafkaError:
             return  # malformed framing: the Log refuses it
         try:
-            validate_client_batches(batches, str(self.tp))
+            validate_client_batches(batches, self.tp)
         except KafkaError:
             if not _refused_before_contents(self.log, records, batches):
                 raise

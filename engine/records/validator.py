@@ -97,27 +97,28 @@ _MIN_RUN = 8  # rows worth checking column-wise; below that, parsing them is as 
 _MAX_SHORT_RUNS = 3  # a batch whose runs keep breaking early is walked record by record
 
 
-def validate_client_batches(batches: list[RecordBatch], where: str = "") -> None:
+def validate_client_batches(batches: list[RecordBatch], where: object = "") -> None:
     """Raise unless every batch, and every record in it, is one a client may append.
 
-    `where` names the partition in messages. Nothing is modified.
+    `where` names the partition in messages (made a string only for one). Nothing is modified.
     """
-    suffix = f" in topic partition {where}" if where else ""
     for batch in batches:
         if batch.base_offset != 0:
             raise InvalidRecordError(
-                f"The baseOffset of the record batch in the append{suffix} should be 0, "
+                f"The baseOffset of the record batch in the append{_in(where)} should be 0, "
                 f"but it is {batch.base_offset}"
             )
         codec = batch.attributes & 0x07
         if codec > 4:
             raise RecordStreamError(f"Unknown compression type id: {codec}")
         if batch.attributes & CONTROL_FLAG:
-            raise InvalidRecordError(f"Clients are not allowed to write control records{suffix}")
+            raise InvalidRecordError(
+                f"Clients are not allowed to write control records{_in(where)}"
+            )
         if batch.producer_id >= 0 and batch.base_sequence < 0:
             raise InvalidRecordError(
                 f"Invalid sequence number {batch.base_sequence} in record batch with producerId "
-                f"{batch.producer_id}{suffix}"
+                f"{batch.producer_id}{_in(where)}"
             )
         if codec == 0:
             data: bytes | memoryview = batch.records_view()
@@ -129,7 +130,11 @@ def validate_client_batches(batches: list[RecordBatch], where: str = "") -> None
         try:
             validate_records(data, batch.record_count)
         except InvalidRecordError as exc:
-            raise InvalidRecordError(f"{exc}{suffix}") from None
+            raise InvalidRecordError(f"{exc}{_in(where)}") from None
+
+
+def _in(where: object) -> str:
+    return f" in topic partition {where}" if where else ""
 
 
 def first_batch_is_transactional(records: bytes | bytearray | memoryview | None) -> bool:

@@ -527,6 +527,7 @@ def measure(args: argparse.Namespace) -> None:
             f"{variant:16} p99 median {p99.median:.2f} ms (CI {p99.ci_low:.2f}-{p99.ci_high:.2f})"
             f", p50 {p50.median:.2f} ms (CI {p50.ci_low:.2f}-{p50.ci_high:.2f}); merged: p50 "
             f"{merged.get_value_at_percentile(50) / 1e6:.2f} "
+            f"p95 {merged.get_value_at_percentile(95) / 1e6:.2f} "
             f"p99 {merged.get_value_at_percentile(99) / 1e6:.2f} "
             f"p99.9 {merged.get_value_at_percentile(99.9) / 1e6:.2f} "
             f"max {merged.get_max_value() / 1e6:.2f} ms; delivered/offered {achieved.median:.3f}"

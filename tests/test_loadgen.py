@@ -1,5 +1,9 @@
 """The fast load generator against the real broker, closed and open loop."""
 
+import time
+
+from engine.records import SimpleRecord, build_batch
+from scenarios.clients.fetch_client import BatchHeader, whole_batches
 from scenarios.clients.loadgen import BatchProducer, OpenLoopSchedule
 
 
@@ -29,3 +33,30 @@ def _exercise(producer: BatchProducer) -> None:
     opened = producer.produce("load", 4, 8 * len(producer.batch), rate_per_s=2000)
     assert opened.requests == 8
     assert 0 < opened.p50_latency_us <= opened.p99_latency_us
+
+
+def test_open_loop_from_a_given_start_time(broker):
+    """start_ns lets processes share one schedule (CLOCK_MONOTONIC): nothing is sent before it,
+    and latency runs from it."""
+    producer = BatchProducer(broker.bootstrap, records_per_batch=10)
+    try:
+        producer.create_topic("scheduled", 1)
+        start_ns = time.perf_counter_ns() + 200_000_000
+        stats = producer.produce(
+            "scheduled", 1, 4 * len(producer.batch), rate_per_s=1000, start_ns=start_ns
+        )
+        assert time.perf_counter_ns() >= start_ns + 3_000_000  # request 3 was due at 3 ms
+        assert stats.requests == 4
+    finally:
+        producer.close()
+
+
+def test_whole_batches_leaves_a_partial_batch_for_the_next_fetch():
+    first = bytearray(build_batch([SimpleRecord(b"a"), SimpleRecord(b"b")]))
+    second = bytearray(build_batch([SimpleRecord(b"c")]))
+    second[:8] = (2).to_bytes(8, "big")  # baseOffset 2
+    view = memoryview(bytes(first + second[:-1]))
+    assert list(whole_batches(view)) == [BatchHeader(0, 2, 2, len(first))]
+    view = memoryview(bytes(first + second))
+    assert [b.next_offset for b in whole_batches(view)] == [2, 3]
+    assert list(whole_batches(memoryview(b""))) == []

@@ -16,6 +16,7 @@ marker, so the next start recovers them; that, and a shutdown that could not flu
 checkpoints, is logged as an error with exit status 1.
 """
 
+import gc
 import logging
 import signal
 import sys
@@ -100,6 +101,11 @@ def _serve(node: "BrokerServer | ControllerServer", config: KafkaConfig, role: s
         config.log_dir,
         str(config.zero_copy_enable).lower(),
     )
+    # What starting made (modules, the loaded logs, metadata) lives as long as the process: out
+    # of the collector's sight, a full collection no longer walks those ~45,000 objects, which
+    # stalled the event loop 15-30 ms at a time (measured at 10 MB/s, issue 11).
+    gc.collect()
+    gc.freeze()
     print(f"kbench {role} listening on {host}:{port}", flush=True)
     try:
         server.serve()

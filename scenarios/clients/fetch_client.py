@@ -9,7 +9,9 @@ when the next fetch returns it whole. Works against any Kafka-protocol broker.
 import socket
 import struct
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from hdrh.histogram import HdrHistogram
 from kafka.protocol.api_message import ApiMessage
@@ -48,6 +50,28 @@ class FetchedLog:
     high_watermark: int
     seconds: float
     latency: HdrHistogram = field(repr=False)  # ns per Fetch round trip
+
+
+class BatchHeader(NamedTuple):
+    base_offset: int
+    next_offset: int  # after the batch's last offset
+    records: int
+    end: int  # position in the response after the batch
+
+
+def whole_batches(view: memoryview) -> Iterator[BatchHeader]:
+    """The whole record batches at the front of a Fetch response's records, in order; a partial
+    batch at the end is left for the next fetch."""
+    position = 0
+    while position + _HEADER_SIZE <= len(view):
+        base_offset, length = _BATCH_PREFIX.unpack_from(view, position)
+        batch_end = position + _BATCH_PREFIX.size + length
+        if batch_end > len(view):
+            return
+        last_delta = _INT32.unpack_from(view, position + _LAST_OFFSET_DELTA_AT)[0]
+        records = _INT32.unpack_from(view, position + _RECORD_COUNT_AT)[0]
+        yield BatchHeader(base_offset, base_offset + last_delta + 1, records, batch_end)
+        position = batch_end
 
 
 def fetch_request(
@@ -128,15 +152,10 @@ class FetchClient:
             requests += 1
             received += len(view)
             position = 0
-            while position + _HEADER_SIZE <= len(view):
-                base_offset, length = _BATCH_PREFIX.unpack_from(view, position)
-                batch_end = position + _BATCH_PREFIX.size + length
-                if batch_end > len(view):
-                    break  # a partial batch at the end of the response
-                last_delta = _INT32.unpack_from(view, position + _LAST_OFFSET_DELTA_AT)[0]
-                records += _INT32.unpack_from(view, position + _RECORD_COUNT_AT)[0]
-                offset = base_offset + last_delta + 1
-                position = batch_end
+            for batch in whole_batches(view):
+                records += batch.records
+                offset = batch.next_offset
+                position = batch.end
                 batches += 1
             if position == 0:
                 if offset >= end:

@@ -104,10 +104,13 @@ class BatchProducer:
         window: int = 8,
         rate_per_s: float | None = None,
         acks: int = 1,
+        start_ns: int | None = None,
     ) -> ProduceStats:
         """Send about total_bytes of batches round robin over the topic's partitions, as fast as
         the window allows, or at rate_per_s requests per second (open loop, see above), to the
-        broker this producer is connected to (the partitions' leader)."""
+        broker this producer is connected to (the partitions' leader). start_ns: when the open
+        loop's first request is due (time.perf_counter_ns(), CLOCK_MONOTONIC on Linux, which
+        every process on the machine shares); default now."""
         cls = ProduceRequest[_PRODUCE_VERSION]
         frames = [
             self.connection.frame(
@@ -132,7 +135,7 @@ class BatchProducer:
         requests = max(total_bytes // len(self.batch), 1)
         histogram = HdrHistogram(1, 60_000_000_000, 3)
         sent_at: list[int] = []
-        started = time.perf_counter_ns()
+        started = time.perf_counter_ns() if start_ns is None else start_ns
         schedule = None if rate_per_s is None else OpenLoopSchedule(started, rate_per_s)
         sent = received = 0
         while received < requests:

@@ -88,16 +88,13 @@ records/s here is reported as is.
 
 import itertools
 import time
-from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
-
-from hdrh.histogram import HdrHistogram
 
 from engine.records import HEADER_SIZE, RecordBatch, read_batch_prefix
 from scenarios.clients import payloads
 from scenarios.clients.fetch_client import FetchClient
-from scenarios.clients.producers import CONFLUENT, DRIVERS, KAFKA_PYTHON
+from scenarios.clients.producers import CONFLUENT, DRIVERS, KAFKA_PYTHON, latency_histogram_us
 from scenarios.harness.scenario import (
     ClaimCheck,
     CodecScatter,
@@ -886,7 +883,7 @@ class BatchCompression(Scenario):
                 f"in the queue, {len(run.errors)} errors ({run.errors[:3]}), "
                 f"{stored_records} stored"
             )
-        histogram = _histogram_us(run.latencies_s)
+        histogram = latency_histogram_us(run.latencies_s)
         open_loop = {}
         if rate is not None:  # delivered over the span of deliveries against offered
             assert run.delivered_span_s is not None
@@ -905,23 +902,6 @@ class BatchCompression(Scenario):
             "p999_latency_us": float(histogram.get_value_at_percentile(99.9)),
             **open_loop,
         }
-
-
-def _histogram_us(latencies_s: list[float]) -> HdrHistogram:
-    """An HdrHistogram (3 significant digits) of latencies given in seconds, in µs.
-
-    hdrh records one value in ~4 µs of Python; each value is first cut to the histogram's own
-    resolution (its top 11 bits: what the histogram keeps anyway) and equal ones recorded once
-    with their count, which gives the same histogram a hundred times faster."""
-    histogram = HdrHistogram(1, 600_000_000, 3)  # 1 µs to 10 min
-    counts: Counter[int] = Counter()
-    for latency in latencies_s:
-        value = max(round(latency * 1e6), 1)
-        shift = value.bit_length() - 11
-        counts[value if shift <= 0 else (value >> shift) << shift] += 1
-    for value, count in counts.items():
-        histogram.record_value(value, count)
-    return histogram
 
 
 def _create_topic(ctx: RunContext, topic: str, timeout_s: float = 60) -> None:

@@ -1,5 +1,6 @@
 """Every scenario kbench knows, in the order `kbench run` runs them."""
 
+from scenarios.catalog.async_send import AsyncSend
 from scenarios.catalog.batch_compression import BatchCompression
 from scenarios.catalog.disk_write_pattern import DiskWritePattern
 from scenarios.catalog.page_cache import PageCache
@@ -15,5 +16,6 @@ SCENARIOS: dict[str, Scenario] = {
         ZeroCopy(),
         BatchCompression(),
         SparseIndex(),
+        AsyncSend(),
     )
 }

@@ -138,6 +138,13 @@ CLAIMS: dict[str, Claim] = {
             "a widely read course on message queues; Confluent 2020 benchmark",
             "(later)",
         ),
+        Claim(
+            "async-send",
+            "Async send with callbacks is much faster than waiting for each send",
+            "sync send is accurate but low throughput; async is the production choice",
+            "popular articles; Kafka producer documentation",
+            "async-send",
+        ),
     )
 }
 

@@ -114,14 +114,15 @@ class AsyncSend(Scenario):
         },
         "quick": {
             "clients": [CONFLUENT, KAFKA_PYTHON],
-            # about 0.5-0.8 s a sample here: confluent-kafka ~8,000 records/s sync, ~300,000
-            # async; kafka-python ~1,000 sync, ~30,000 async
+            # about 0.5 s a sample here: confluent-kafka ~8,000 records/s sync, ~300,000
+            # async; kafka-python ~1,000 sync, ~30,000 async. Six rounds, the fewest whose
+            # median has a 95 % interval, keep the profile under 45 s on 2 cores
             "records": {
-                CONFLUENT: {SYNC: 5000, ASYNC: 150_000, FIRE_AND_FORGET: 150_000},
-                KAFKA_PYTHON: {SYNC: 600, ASYNC: 20_000, FIRE_AND_FORGET: 20_000},
+                CONFLUENT: {SYNC: 4000, ASYNC: 120_000, FIRE_AND_FORGET: 120_000},
+                KAFKA_PYTHON: {SYNC: 500, ASYNC: 15_000, FIRE_AND_FORGET: 15_000},
             },
             "value_bytes": [100, 300],
-            "rounds": 5,
+            "rounds": 6,
         },
         "full": {
             "clients": [CONFLUENT, KAFKA_PYTHON],
@@ -156,6 +157,7 @@ class AsyncSend(Scenario):
             "mode_step",
             ("records_per_s", "p50_latency_us"),
             xlabel="mode: 1 sync (wait for each), 2 async (callbacks), 3 fire-and-forget (acks=0)",
+            along=("mode", "acks"),
         ),
     )
 

@@ -75,6 +75,9 @@ class SweepChart:
     xlabel: str
     x_is_bytes: bool = False  # ticks as sizes (4 KiB, 1 MiB)
     panel_by: str | None = None  # one panel per value of this variant parameter
+    # variant parameters that change together with x (a mode's name and settings beside its
+    # number on the axis): left out of what tells one line from another
+    along: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -750,7 +750,7 @@ def scenario_charts(scenario: dict, declared: Sequence[ChartSpec] = ()) -> list[
                 sweep_chart(
                     scenario,
                     f"{name}: {spec.title}",
-                    (spec.x,),
+                    (spec.x, *spec.along),
                     spec.metrics,
                     xlabel=spec.xlabel,
                     x_is_bytes=spec.x_is_bytes,

@@ -7,6 +7,7 @@ import pytest
 
 from scenarios.harness.runner import Interrupted, run_scenario
 from scenarios.harness.scenario import (
+    Bound,
     ClaimCheck,
     Contrast,
     Metric,
@@ -65,6 +66,36 @@ def test_rounds_interleave_and_warmups_are_kept_but_not_counted(tmp_path):
     assert "1.5" in claim["rule"]
     for sample in result.samples:  # no broker: the client (this process) is the only role
         assert set(sample.resources["processes"]) == {"client"}
+
+
+class Level(Doubling):
+    """Claims that quote a level: "fast" makes 200 ops/s, "slow" 100 ops/s."""
+
+    def contrasts(self, params):
+        return [
+            Contrast("fast-vs-150", "ops", "fast", Bound(150.0, "150 ops/s"), "fast / 150 ops/s"),
+            Contrast("150-vs-slow", "ops", Bound(150.0, "150 ops/s"), "slow", "150 ops/s / slow"),
+        ]
+
+    def claim_checks(self, params):
+        return [
+            ClaimCheck("node-peak", "fast-vs-150", 1.0),
+            ClaimCheck("node-peak", "150-vs-slow", 1.0),
+        ]
+
+
+def test_a_contrast_against_a_quoted_level_scales_the_median_and_its_interval(tmp_path):
+    ctx = RunContext(work_dir=str(tmp_path), params={"rounds": 7})
+    result = run_scenario(Level(), ctx, "smoke")
+    above, below = result.contrasts
+    fast = result.summaries["fast"]["ops"]
+    assert above["comparison"]["ratio"] == pytest.approx(fast["median"] / 150.0)
+    assert above["comparison"]["ci_low"] == pytest.approx(fast["ci_low"] / 150.0)
+    assert above["comparison"]["ci_high"] == pytest.approx(fast["ci_high"] / 150.0)
+    assert (above["numerator"], above["denominator"]) == ("fast", "150 ops/s")
+    assert (below["numerator"], below["denominator"]) == ("150 ops/s", "slow")
+    assert below["comparison"]["ratio"] == pytest.approx(1.5, rel=0.05)
+    assert [c["verdict"] for c in result.claims] == ["confirmed", "confirmed"]
 
 
 class Burning(Doubling):

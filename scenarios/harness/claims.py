@@ -107,21 +107,21 @@ CLAIMS: dict[str, Claim] = {
             "One producer, 100-byte records, no replication",
             "821,557 rec/s (78.3 MB/s); one consumer 940,521 rec/s",
             "Kreps 2014",
-            "batch-compression",
+            "node-peak",
         ),
         Claim(
             "e2e-latency",
             "End-to-end latency stays in single-digit milliseconds",
             "p50 2 ms, p99 3 ms, p99.9 14 ms",
             "Kreps 2014",
-            "(later)",
+            "e2e-latency",
         ),
         Claim(
             "consumer-latency",
             "Tuning the consumer (batch fetch, long poll) drops consume latency",
             "100 ms -> 10 ms (10x)",
             "popular articles",
-            "(later)",
+            "consumer-fetch",
         ),
         Claim(
             "partitions",
@@ -136,7 +136,7 @@ CLAIMS: dict[str, Claim] = {
             "One well-equipped node handles ~20 million messages/s, ~600 MB/s",
             "20M msgs/s, 600 MB/s; Confluent 2020: 605 MB/s peak",
             "a widely read course on message queues; Confluent 2020 benchmark",
-            "(later)",
+            "node-peak",
         ),
         Claim(
             "async-send",
@@ -144,6 +144,20 @@ CLAIMS: dict[str, Claim] = {
             "sync send is accurate but low throughput; async is the production choice",
             "popular articles; Kafka producer documentation",
             "async-send",
+        ),
+        Claim(
+            "pull-model",
+            "Pulling with long polls avoids the load swings of push and wasted requests",
+            "pull avoids message pile-up and lowers latency",
+            "popular articles; Kafka design: Push vs. pull",
+            "consumer-fetch",
+        ),
+        Claim(
+            "segments",
+            "Splitting a partition into segments keeps files small and makes cleanup cheap",
+            "segmented storage and automatic cleanup prevent oversized files",
+            "popular articles; Kafka documentation",
+            "segments",
         ),
     )
 }

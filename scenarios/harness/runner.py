@@ -15,7 +15,7 @@ from typing import Any
 
 from scenarios.harness.claims import CLAIMS
 from scenarios.harness.resources import ResourceMeter, directory_residency
-from scenarios.harness.scenario import RunContext, Scenario, Skip
+from scenarios.harness.scenario import Bound, RunContext, Scenario, Skip
 from scenarios.harness.stats import Verdict, compare, judge, summarize
 
 REQUIRED_CONFIDENCE = 0.95  # below it (fewer than 6 rounds), no direction or verdict is claimed
@@ -195,7 +195,8 @@ def _analyse(scenario: Scenario, result: ScenarioResult) -> None:
             if all(metric.name in s.values for s in own) and own
         }
     by_name = {}
-    for contrast in scenario.contrasts(result.params):
+    declared = {c.name: c for c in scenario.contrasts(result.params)}
+    for contrast in declared.values():
         numerator = _by_round(measured, contrast.numerator, contrast.metric)
         denominator = _by_round(measured, contrast.denominator, contrast.metric)
         rounds = sorted(set(numerator) & set(denominator))
@@ -208,8 +209,8 @@ def _analyse(scenario: Scenario, result: ScenarioResult) -> None:
                 "name": contrast.name,
                 "label": contrast.label,
                 "metric": contrast.metric,
-                "numerator": contrast.numerator,
-                "denominator": contrast.denominator,
+                "numerator": _side_name(contrast.numerator),
+                "denominator": _side_name(contrast.denominator),
                 "comparison": comparison.as_dict(),
                 "direction": (
                     comparison.direction(scenario.metric(contrast.metric).better)
@@ -222,7 +223,8 @@ def _analyse(scenario: Scenario, result: ScenarioResult) -> None:
         claim = CLAIMS[check.claim]
         entry = next(c for c in result.contrasts if c["name"] == check.contrast)
         verdict = judge(by_name[check.contrast], check.threshold, label=entry["label"])
-        pair = (entry["numerator"], entry["denominator"])
+        contrast = declared[check.contrast]
+        pair = [v for v in (contrast.numerator, contrast.denominator) if isinstance(v, str)]
         reason = scenario.undecided(
             check, {v: [s.values for s in measured if s.variant == v] for v in pair}
         )
@@ -250,5 +252,11 @@ def _analyse(scenario: Scenario, result: ScenarioResult) -> None:
         )
 
 
-def _by_round(samples: list[Sample], variant: str, metric: str) -> dict[int, float]:
-    return {s.round: s.values[metric] for s in samples if s.variant == variant}
+def _by_round(samples: list[Sample], side: str | Bound, metric: str) -> dict[int, float]:
+    if isinstance(side, Bound):  # the same level in every round
+        return {s.round: side.value for s in samples}
+    return {s.round: s.values[metric] for s in samples if s.variant == side}
+
+
+def _side_name(side: str | Bound) -> str:
+    return side.label if isinstance(side, Bound) else side

@@ -30,13 +30,23 @@ class Variant:
 
 
 @dataclass(frozen=True, slots=True)
+class Bound:
+    """A fixed figure on one side of a contrast, for a claim that quotes a level rather than a
+    ratio ("p99 within 10 ms", "20 M records/s"): each round's sample of the other side is
+    divided by it (or divides it), so the ratio's interval is the median's, scaled."""
+
+    value: float
+    label: str  # how the results and the report name it, e.g. "10 ms (single-digit)"
+
+
+@dataclass(frozen=True, slots=True)
 class Contrast:
     """numerator/denominator of one metric: a headline ratio of the scenario."""
 
     name: str
     metric: str
-    numerator: str  # variant names
-    denominator: str
+    numerator: "str | Bound"  # variant names, or a level a claim quotes
+    denominator: "str | Bound"
     label: str  # e.g. "sequential/random MB/s, buffered 4 KiB"
 
 

@@ -16,12 +16,13 @@ import os
 
 import pytest
 
-from scenarios.catalog.batch_compression import RATE, SATURATED_BELOW, BatchCompression
+from scenarios.catalog.batch_compression import RATE, BatchCompression
 from scenarios.clients import payloads
 from scenarios.clients.local_broker import LocalBroker
 from scenarios.clients.producers import CONFLUENT, DRIVERS, KAFKA_PYTHON
 from scenarios.harness.claims import overall_verdict
 from scenarios.harness.runner import run_scenario
+from scenarios.harness.saturation import SATURATED_BELOW
 from scenarios.harness.scenario import ClaimCheck, RunContext
 
 S = BatchCompression()

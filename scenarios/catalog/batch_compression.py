@@ -95,6 +95,7 @@ from engine.records import HEADER_SIZE, RecordBatch, read_batch_prefix
 from scenarios.clients import payloads
 from scenarios.clients.fetch_client import FetchClient
 from scenarios.clients.producers import CONFLUENT, DRIVERS, KAFKA_PYTHON, latency_histogram_us
+from scenarios.harness.saturation import ACHIEVED_FRACTION, SATURATED_BELOW, saturation_reason
 from scenarios.harness.scenario import (
     ClaimCheck,
     CodecScatter,
@@ -142,9 +143,6 @@ _PAYLOADS_AT: dict[str, Any] = {
     "linger.ms": 5,
     RATE: None,
 }
-# an open-loop sample whose delivered rate falls below this fraction of the offered rate is
-# saturated: its latency is latency at saturation, and it decides no claim
-SATURATED_BELOW = 0.95
 # "similar" latency in the linger claim: p99(linger 0)/p99(linger 5) at or above this (see
 # claim_checks)
 LINGER_SIMILAR = 0.8
@@ -469,7 +467,7 @@ class BatchCompression(Scenario):
             "send time at the offered rate in open loop (as p50)",
         ),
         Metric(
-            "achieved_fraction",
+            ACHIEVED_FRACTION,
             "x",
             "higher",
             "open loop only: records/s delivered (over the span from the first delivery to the "
@@ -744,24 +742,9 @@ class BatchCompression(Scenario):
     def undecided(
         self, check: ClaimCheck, samples: Mapping[str, Sequence[Mapping[str, float]]]
     ) -> str | None:
-        """Why `check` must not be decided from these samples (the measured samples of its
-        contrast's two variants, by variant), or None: an open-loop sample that delivered less
-        than SATURATED_BELOW of the offered rate measured saturation, not the load it names."""
-        saturated = {
-            variant: sum(v.get("achieved_fraction", 1.0) < SATURATED_BELOW for v in values)
-            for variant, values in samples.items()
-        }
-        if not any(saturated.values()):
-            return None
-        which = ", ".join(
-            f"{n} of {len(samples[variant])} samples of {variant}"
-            for variant, n in saturated.items()
-            if n
-        )
-        return (
-            f"saturated: {which} delivered below {SATURATED_BELOW:.0%} of the offered rate; "
-            "latency at saturation decides no claim"
-        )
+        """An open-loop sample that delivered less than SATURATED_BELOW of the offered rate
+        measured saturation, not the load it names (scenarios/harness/saturation.py)."""
+        return saturation_reason(samples)
 
     def cluster_writes(self, params: Mapping[str, Any]) -> list[TopicWrite]:
         """One topic per measurement (every variant's warm-up and rounds), created, written
@@ -888,7 +871,7 @@ class BatchCompression(Scenario):
         if rate is not None:  # delivered over the span of deliveries against offered
             assert run.delivered_span_s is not None
             achieved = (count - 1) / max(run.delivered_span_s, 1e-9)
-            open_loop["achieved_fraction"] = achieved / rate
+            open_loop[ACHIEVED_FRACTION] = achieved / rate
         return {
             "records_per_s": count / run.seconds,
             "mb_per_s": value_bytes / run.seconds / 1e6,

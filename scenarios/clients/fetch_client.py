@@ -112,10 +112,17 @@ class FetchClient:
         self.close()
 
     def fetch(
-        self, topic: str, partition: int, offset: int, max_bytes: int, max_wait_ms: int = 0
+        self,
+        topic: str,
+        partition: int,
+        offset: int,
+        max_bytes: int,
+        max_wait_ms: int = 0,
+        min_bytes: int = 1,
     ) -> tuple[int, memoryview]:
-        """One Fetch: (high watermark, the records bytes, valid until the next fetch)."""
-        request = fetch_request(topic, partition, offset, max_bytes, max_wait_ms)
+        """One Fetch: (high watermark, the records bytes, valid until the next fetch). The broker
+        answers when min_bytes have arrived or max_wait_ms have passed (a long poll)."""
+        request = fetch_request(topic, partition, offset, max_bytes, max_wait_ms, min_bytes)
         self._correlation += 1
         self.sock.sendall(encode_request(request, self._correlation, self.client_id))
         try:

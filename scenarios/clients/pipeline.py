@@ -1,0 +1,502 @@
+"""Records through a broker at an offered rate, timed from each record's intended send time to
+its delivery to a tailing consumer: end-to-end latency without coordinated omission.
+
+A producer offers `count` 100-byte records to one partition, open loop: record i is due at
+start + i/rate (scenarios.clients.loadgen.OpenLoopSchedule, on CLOCK_MONOTONIC, which every
+process on the machine shares), and its latency runs from that due time to the moment the
+consumer has it, so a record the producer sent late carries its lag too. A record's index is
+its offset less the warm-up's, so records carry nothing but their 100 bytes; the first
+`warmup` records are offered but not recorded. Latencies go into an HdrHistogram.
+
+Clients (`clients`):
+- confluent: the real client. confluent-kafka's Producer (acks=1, no idempotence, linger.ms=1
+  unless Load.producer says otherwise), one produce() per record as each comes due; and
+  confluent-kafka's Consumer assigned to the partition (fetch.min.bytes=1, fetch.wait.max.ms=500
+  unless Load.consumer says otherwise: librdkafka's property names), which reports how many
+  fetch requests it sent (librdkafka's statistics).
+- loadgen: the lightest clients, so the figure is the broker's. BatchProducer sends one
+  prebuilt batch of `per_request` records per due time, its records due with the request (as a
+  client that lingered and sent); FetchClient long-polls (fetch.min.bytes, fetch.wait.max.ms and
+  max.partition.fetch.bytes from Load.consumer) and records each batch's latency once per record
+  it holds.
+
+Layouts: `split` runs producer and consumer in two processes, `shared` in one (the consumer on
+a second thread, the two Python loops sharing one GIL). A third process can probe the machine
+(probe_machine). The parent (run) starts them, opens a StartGate when every role is ready (the
+consumer tailing the partition), meters the broker's CPU and the rest of the machine's, and
+gathers one Round. Each role runs in its own process or thread with its own clients; the gate
+(a threading.Barrier) is all that threads share.
+
+Run as `python -m scenarios.clients.pipeline --role ...` by run() only.
+"""
+
+import argparse
+import array
+import gc
+import json
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import psutil
+from hdrh.histogram import HdrHistogram
+
+from scenarios.clients.fetch_client import FetchClient, whole_batches
+from scenarios.clients.loadgen import BatchProducer, OpenLoopSchedule
+from scenarios.harness.resources import ResourceMeter
+
+RECORD_SIZE = 100
+CLIENTS = ("confluent", "loadgen")
+LAYOUTS = ("split", "shared")
+_VALUE = bytes(RECORD_SIZE)
+_FETCH_MAX_BYTES = 1 << 20
+
+
+def histogram() -> HdrHistogram:
+    """An empty latency histogram: 1 ns to 60 s, 3 significant digits."""
+    return HdrHistogram(1, 60_000_000_000, 3)
+
+
+@dataclass(frozen=True)
+class Load:
+    """What one run offers: `count` records at `rate` per second after a warm-up request,
+    `per_request` records sharing a due time (1: each record its own); the first `warmup`
+    records are offered but not recorded. `producer` and `consumer`: client properties that
+    replace the defaults (librdkafka's names; the loadgen clients read acks,
+    fetch.min.bytes, fetch.wait.max.ms and max.partition.fetch.bytes)."""
+
+    topic: str
+    rate: float  # records/s
+    count: int
+    warmup: int
+    per_request: int = 1
+    producer: dict[str, Any] = field(default_factory=dict)
+    consumer: dict[str, Any] = field(default_factory=dict)
+
+    def due_ns(self, schedule: OpenLoopSchedule, index: int) -> int:
+        return schedule.due_ns(index - index % self.per_request)
+
+    @property
+    def seconds(self) -> float:
+        """How long the offered load lasts."""
+        return self.count / self.rate
+
+
+class StartGate:
+    """The roles of one client process say "ready" on stdout together, then all start at the
+    time the parent sends back (one line on stdin, perf_counter_ns)."""
+
+    def __init__(self, roles: int) -> None:
+        self.start_ns = 0
+        self.cpu_at_start = 0.0  # the process's CPU seconds when the gate opened
+        self._barrier = threading.Barrier(roles, action=self._ready)
+
+    def _ready(self) -> None:
+        print("ready", flush=True)
+        self.start_ns = int(sys.stdin.readline())
+        self.cpu_at_start = time.process_time()
+
+    def wait(self) -> int:
+        self._barrier.wait()
+        return self.start_ns
+
+
+# -- producers -----------------------------------------------------------------------------------
+def confluent_produce(bootstrap: str, load: Load, gate: StartGate) -> dict:
+    """One produce() per record as it comes due; what the loop did."""
+    from confluent_kafka import Producer
+
+    errors: list[str] = []
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "acks": 1,
+            "enable.idempotence": False,
+            "linger.ms": 1,
+            **load.producer,
+            "delivery.report.only.error": True,  # no Python callback per record
+            "on_delivery": lambda error, _message: errors.append(str(error)),
+        }
+    )
+    producer.produce(load.topic, _VALUE, partition=0)  # the warm-up: metadata, connection
+    if producer.flush(30):
+        raise RuntimeError(f"the warm-up record was not delivered to {bootstrap}")
+    start_ns = gate.wait()
+    schedule = OpenLoopSchedule(start_ns, load.rate)
+    topic, count = load.topic, load.count
+    produce, poll, clock, sleep = producer.produce, producer.poll, time.perf_counter_ns, time.sleep
+    # How late produce() ran after the due time, one entry per burst of records sent together,
+    # counted for each record of the burst at its first (latest) record's lag: an upper bound,
+    # for a fraction of the cost of one histogram entry per record.
+    lag = histogram()
+    gc.disable()  # as timeit does: no collector pauses inside the timed loop
+    i = 0
+    while i < count:
+        now = clock()
+        wait = schedule.due_ns(i) - now
+        if wait > 1_500_000:
+            poll((wait - 1_000_000) / 1e9)  # serves reports; whole milliseconds
+            continue
+        if wait > 0:
+            sleep(wait / 1e9)
+            now = clock()
+        first = i
+        first_lag = now - schedule.due_ns(i)
+        while i < count and schedule.due_ns(i) <= now:
+            try:
+                produce(topic, _VALUE, partition=0)
+            except BufferError:  # the client's queue is full: this record waits, its lag counts
+                poll(0.001)
+                break
+            i += 1
+        if i > first:
+            lag.record_value(max(first_lag, 1), i - first)
+        poll(0)
+    gc.enable()
+    produced_ns = clock()
+    left = producer.flush(60)
+    if left or errors:
+        raise RuntimeError(f"{left} records not delivered, errors: {errors[:5]}")
+    return {
+        "produce_seconds": (produced_ns - start_ns) / 1e9,
+        "lag_p99_ms": lag.get_value_at_percentile(99) / 1e6,
+    }
+
+
+def loadgen_produce(bootstrap: str, load: Load, gate: StartGate) -> dict:
+    """BatchProducer, open loop: a batch of per_request records at each due time."""
+    producer = BatchProducer(bootstrap, record_size=RECORD_SIZE, records_per_batch=load.per_request)
+    batch = len(producer.batch)
+    acks = int(load.producer.get("acks", 1))
+    producer.produce(load.topic, 1, batch, acks=acks)  # the warm-up request
+    start_ns = gate.wait()
+    stats = producer.produce(
+        load.topic,
+        1,
+        load.count // load.per_request * batch,
+        rate_per_s=load.rate / load.per_request,
+        acks=acks,
+        start_ns=start_ns,
+    )
+    producer.close()
+    return {
+        "produce_seconds": stats.seconds,
+        # from the due time to the ProduceResponse: the acks latency, lateness included
+        "ack_p99_ms": stats.p99_latency_us / 1e3,
+    }
+
+
+# -- consumers -----------------------------------------------------------------------------------
+@dataclass
+class Consumed:
+    latencies: HdrHistogram
+    delivered: int  # records, the warm-up's included
+    last_ns: int  # when the last record came
+    fetches: int  # fetch requests sent while the load ran
+
+    def as_dict(self) -> dict:
+        return {
+            "histogram": self.latencies.encode().decode("ascii"),
+            "delivered": self.delivered,
+            "last_ns": self.last_ns,
+            "fetches": self.fetches,
+        }
+
+
+def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: float) -> Consumed:
+    """Tail the partition from offset 0 with confluent-kafka's Consumer."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    fetches = [0]  # the broker's FetchRequests so far, from librdkafka's statistics
+
+    def statistics(report: str) -> None:
+        brokers = json.loads(report).get("brokers", {}).values()
+        fetches[0] = sum(b.get("req", {}).get("Fetch", 0) for b in brokers)
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "kbench-e2e",  # required; assign() uses no group
+            "enable.auto.commit": False,
+            "fetch.min.bytes": 1,
+            "fetch.wait.max.ms": 500,
+            **load.consumer,
+            "statistics.interval.ms": 100,
+            "stats_cb": statistics,
+        }
+    )
+    consumer.assign([TopicPartition(load.topic, 0, 0)])
+    while (message := consumer.poll(1.0)) is None:  # the warm-up: tailing the partition now
+        pass
+    first_offset = (message.offset() or 0) + 1
+    start_ns = gate.wait()
+    fetches_before = fetches[0]
+    schedule = OpenLoopSchedule(start_ns, load.rate)
+    latencies = array.array("q")  # into the histogram afterwards: a fraction of the cost
+    consume, poll, clock, append = (
+        consumer.consume,
+        consumer.poll,
+        time.perf_counter_ns,
+        latencies.append,
+    )
+    end, warmup = first_offset + load.count, first_offset + load.warmup
+    offset = last_ns = 0
+    deadline = time.monotonic() + timeout_s
+    gc.disable()
+    while offset < end - 1 and time.monotonic() < deadline:
+        # what has arrived, without waiting: consume(n, timeout) waits for n records or the
+        # timeout, which would add up to n/rate to every latency; poll() returns on the first
+        messages = consume(1000, 0) or [m for m in (poll(0.1),) if m is not None]
+        now = clock()
+        for message in messages:
+            if message.error() is not None:
+                raise KafkaException(message.error())
+            offset = message.offset() or 0  # set on every record (None on errors only)
+            if offset >= warmup:
+                append(now - load.due_ns(schedule, offset - first_offset))
+        if messages:
+            last_ns = now
+    gc.enable()
+    poll(0.2)  # one more statistics report, covering the last fetches
+    consumer.close()
+    latency = histogram()
+    for value in latencies:
+        latency.record_value(max(value, 1))
+    return Consumed(latency, offset + 1, last_ns, fetches[0] - fetches_before)
+
+
+def fetch_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: float) -> Consumed:
+    """Tail the partition from offset 0 with FetchClient's long-poll fetches."""
+    min_bytes = int(load.consumer.get("fetch.min.bytes", 1))
+    max_wait_ms = int(load.consumer.get("fetch.wait.max.ms", 500))
+    max_bytes = int(load.consumer.get("max.partition.fetch.bytes", _FETCH_MAX_BYTES))
+    client = FetchClient(bootstrap, "kbench-e2e")
+    offset = 0
+    while offset == 0:  # the warm-up request's records
+        _, view = client.fetch(load.topic, 0, 0, max_bytes, max_wait_ms=500)
+        for batch in whole_batches(view):
+            offset = batch.next_offset
+    first_offset = offset
+    start_ns = gate.wait()
+    schedule = OpenLoopSchedule(start_ns, load.rate)
+    latency = histogram()
+    end, warmup = first_offset + load.count, first_offset + load.warmup
+    last_ns = fetches = 0
+    deadline = time.monotonic() + timeout_s
+    while offset < end and time.monotonic() < deadline:
+        _, view = client.fetch(
+            load.topic, 0, offset, max_bytes, max_wait_ms=max_wait_ms, min_bytes=min_bytes
+        )
+        fetches += 1
+        now = time.perf_counter_ns()
+        for batch in whole_batches(view):
+            # a BatchProducer request's records share their due time (per_request of them)
+            if batch.base_offset >= warmup:
+                due = load.due_ns(schedule, batch.base_offset - first_offset)
+                latency.record_value(max(now - due, 1), batch.records)
+            offset = batch.next_offset
+            last_ns = now
+    client.close()
+    return Consumed(latency, offset, last_ns, fetches)
+
+
+# -- the machine ---------------------------------------------------------------------------------
+_PROBE_INTERVAL_S = 0.01  # ~1.5 % of a core
+PROBE_SLOW = 3  # a probe this many times its round's median counts as a stall
+
+
+def _probe_unit() -> int:
+    total = 0
+    for i in range(2000):  # ~150 us of Python on this machine when it is not disturbed
+        total += i * i
+    return total
+
+
+def probe_machine(load: Load, gate: StartGate) -> dict:
+    """A fixed unit of Python work every 10 ms through the run, timed by the wall clock and
+    by this thread's CPU clock. Units PROBE_SLOW times slower than the run's median: by CPU
+    time, the virtual CPU itself ran slow (neighbours on the host, the hypervisor; this guest
+    sees no steal for it), for everything on it, the broker and clients included; by wall time,
+    that or waiting for a CPU here."""
+    start_ns = gate.wait()
+    end_ns = start_ns + round(load.seconds * 1e9)
+    wall, cpu = [], []
+    while time.perf_counter_ns() < end_ns:
+        wall_before, cpu_before = time.perf_counter_ns(), time.thread_time_ns()
+        _probe_unit()
+        wall.append(time.perf_counter_ns() - wall_before)
+        cpu.append(time.thread_time_ns() - cpu_before)
+        time.sleep(_PROBE_INTERVAL_S)
+    result: dict[str, float] = {"probes": len(wall)}
+    for clock, durations in (("cpu", cpu), ("wall", wall)):
+        durations.sort()
+        median = durations[len(durations) // 2]
+        result[f"{clock}_median_us"] = median / 1e3
+        result[f"{clock}_stalled"] = sum(d > PROBE_SLOW * median for d in durations) / len(
+            durations
+        )
+        result[f"{clock}_max_us"] = durations[-1] / 1e3
+    return result
+
+
+PRODUCERS = {"confluent": confluent_produce, "loadgen": loadgen_produce}
+CONSUMERS = {"confluent": confluent_consume, "loadgen": fetch_consume}
+
+
+def _client_process(args: argparse.Namespace) -> None:
+    """A client process: --role producer, consumer, or both (the consumer on a second thread),
+    or the machine's probe; prints one line of JSON."""
+    roles = ["producer", "consumer"] if args.role == "both" else [args.role]
+    load = Load(**json.loads(args.load))
+    gate = StartGate(len(roles))
+    result: dict = {}
+    if args.role == "probe":
+        print(json.dumps({"probe": probe_machine(load, gate)}), flush=True)
+        return
+    timeout_s = load.seconds * 4 + 60
+
+    def consume() -> None:
+        consumed = CONSUMERS[args.clients](args.bootstrap, load, gate, timeout_s)
+        result["consumer"] = consumed.as_dict()
+
+    thread = None
+    if "consumer" in roles:
+        if "producer" in roles:
+            thread = threading.Thread(target=consume)
+            thread.start()
+        else:
+            consume()
+    if "producer" in roles:
+        result["producer"] = PRODUCERS[args.clients](args.bootstrap, load, gate)
+    if thread is not None:
+        thread.join()
+    result[f"cpu_s_{args.role}"] = time.process_time() - gate.cpu_at_start
+    print(json.dumps(result), flush=True)
+
+
+# -- the parent ----------------------------------------------------------------------------------
+@dataclass
+class Round:
+    """What one run measured."""
+
+    histogram: HdrHistogram  # latency from due time to delivery, ns, the measured records
+    offered: float  # records/s
+    delivered: float  # records/s over the measured part
+    producer: dict  # what the producer's loop reports (produce_seconds, its lateness)
+    fetches: int  # the consumer's fetch requests while the load ran
+    cpu_s: dict[str, float]  # broker, clients, others (the rest of the machine), steal
+    probe: dict | None  # probe_machine's, when asked for
+
+    @property
+    def achieved_fraction(self) -> float:
+        """Delivered over offered: below scenarios.harness.saturation.SATURATED_BELOW the run
+        measured saturation, not the load it names."""
+        return self.delivered / self.offered
+
+    def percentile_ms(self, p: float) -> float:
+        return self.histogram.get_value_at_percentile(p) / 1e6
+
+
+def run(
+    bootstrap: str,
+    load: Load,
+    *,
+    clients: str = "confluent",
+    layout: str = "split",
+    probe: bool = False,
+    broker_pid: int | None = None,
+) -> Round:
+    """Offer `load` to its topic (which must exist, with partition 0 led by `bootstrap`'s
+    cluster) and measure it; broker_pid: the broker whose CPU the Round reports."""
+    if clients not in CLIENTS or layout not in LAYOUTS:
+        raise ValueError(f"clients must be one of {CLIENTS} and layout one of {LAYOUTS}")
+    roles = ["consumer", "producer"] if layout == "split" else ["both"]
+    if probe:
+        roles.append("probe")
+    processes = [
+        subprocess.Popen(
+            [
+                *(sys.executable, "-m", "scenarios.clients.pipeline", "--role", role),
+                *("--clients", clients, "--bootstrap", bootstrap),
+                *("--load", json.dumps(asdict(load))),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for role in roles
+    ]
+    try:
+        for role, process in zip(roles, processes, strict=True):
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != "ready":  # the consumer is tailing
+                raise RuntimeError(f"the pipeline's {role} process did not get ready")
+        start_ns = time.perf_counter_ns() + 100_000_000
+        busy_before, steal_before = _machine_s()
+        metered = {"broker": broker_pid} if broker_pid is not None else {}
+        with ResourceMeter(metered, interval_s=None) as meter:
+            for process in processes:
+                assert process.stdin is not None
+                process.stdin.write(f"{start_ns}\n")
+                process.stdin.flush()
+            result: dict = {}
+            for role, process in zip(roles, processes, strict=True):
+                output, _ = process.communicate(timeout=load.seconds * 4 + 120)
+                if process.returncode:
+                    raise RuntimeError(
+                        f"the pipeline's {role} process failed (exit {process.returncode})"
+                    )
+                result.update(json.loads(output))
+        busy_after, steal_after = _machine_s()
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    consumer = result["consumer"]
+    if consumer["delivered"] != load.count + load.per_request:  # offsets are records' indexes
+        raise RuntimeError(
+            f"{load.topic}: the consumer reached offset {consumer['delivered']} "
+            f"of {load.count + load.per_request}"
+        )
+    broker = meter.usage.processes.get("broker")
+    cpu_s = {
+        "broker": broker.user_s + broker.system_s if broker else 0.0,
+        "clients": sum(v for k, v in result.items() if k.startswith("cpu_s_")),  # not the probe
+    }
+    cpu_s["others"] = max(busy_after - busy_before - cpu_s["broker"] - cpu_s["clients"], 0.0)
+    cpu_s["steal"] = steal_after - steal_before
+    latency = HdrHistogram.decode(consumer["histogram"])
+    measured_from = start_ns + load.warmup / load.rate * 1e9
+    return Round(
+        latency,
+        load.rate,
+        latency.get_total_count() / max((consumer["last_ns"] - measured_from) / 1e9, 1e-9),
+        result["producer"],
+        consumer["fetches"],
+        cpu_s,
+        result.get("probe"),
+    )
+
+
+def _machine_s() -> tuple[float, float]:
+    """CPU seconds, so far, that the machine's processes and kernel ran (guest time is counted
+    in user already), and that the hypervisor took from its virtual CPUs (steal)."""
+    t = psutil.cpu_times()
+    return t.user + t.nice + t.system + t.irq + t.softirq, getattr(t, "steal", 0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="a client process of pipeline.run")
+    parser.add_argument("--role", choices=("producer", "consumer", "both", "probe"), required=True)
+    parser.add_argument("--clients", choices=CLIENTS, required=True)
+    parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--load", required=True, help="a Load as JSON")
+    _client_process(parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()

@@ -9,6 +9,8 @@ import pytest
 from scenarios.catalog.registry import SCENARIOS
 from scenarios.clients.cluster import probe
 from scenarios.harness import results
+from scenarios.harness.runner import expected_seconds
+from scenarios.harness.scenario import Bound
 from tests.conftest import plain_install_env
 
 
@@ -33,7 +35,14 @@ def test_kbench_run_writes_a_valid_results_file(tmp_path, run_kbench):
             for sample in own:
                 # zero is a measurement too: residency after eviction, disk reads on a hit
                 assert all(v >= 0 for v in sample["values"].values()), (name, sample["values"])
-        assert {c["numerator"] for c in scenario["contrasts"]} <= set(names)
+        levels = {  # a contrast's side is a variant or a level a claim quotes
+            side.label
+            for c in SCENARIOS[scenario["name"]].contrasts(scenario["params"])
+            for side in (c.numerator, c.denominator)
+            if isinstance(side, Bound)
+        }
+        for contrast in scenario["contrasts"]:
+            assert {contrast["numerator"], contrast["denominator"]} <= set(names) | levels
         for claim in scenario["claims"]:
             assert claim["verdict"] in ("confirmed", "not reproduced", "inconclusive")
     assert "claim seq-write:" in completed.stdout
@@ -41,6 +50,15 @@ def test_kbench_run_writes_a_valid_results_file(tmp_path, run_kbench):
     assert os.path.dirname(report) == str(tmp_path)
     with open(report, encoding="utf-8") as f:
         assert document["run_id"] in f.read()
+
+
+def test_the_quick_profiles_declare_their_measured_time_and_fit_ten_minutes():
+    """The progress bar weighs each scenario's measurements by its quick profile's measured
+    duration, and the README promises `kbench run` in ten minutes on 2 cores."""
+    for scenario in SCENARIOS.values():
+        assert scenario.quick_seconds > 0, scenario.name
+        assert expected_seconds(scenario, "quick") == pytest.approx(scenario.quick_seconds)
+    assert sum(s.quick_seconds for s in SCENARIOS.values()) <= 600
 
 
 def test_disk_write_pattern_compares_every_mode_and_the_broker(tmp_path, run_kbench):

@@ -91,6 +91,7 @@ class PageCache(Scenario):
         "(fetch.max.wait.ms is 0)",
         "rounds": "interleaved repeats of every variant",
     }
+    quick_seconds = 30  # measured: `kbench run` quick on a 2-core VM, 2026-11-29
     profiles = {
         "smoke": {
             "file_bytes": 4 * _MIB,

@@ -193,6 +193,7 @@ class SparseIndex(Scenario):
         "cold_fetches": "Fetches per cold sample, each after evicting the partition",
         "rounds": "interleaved repeats of every variant",
     }
+    quick_seconds = 66  # measured: `kbench run` quick on a 2-core VM, 2026-11-29
     profiles = {
         "smoke": {
             "intervals": [128, 4096, 65536, NO_INDEX],

@@ -16,7 +16,12 @@ from scenarios.clients.local_broker import LocalBroker
 from scenarios.harness import results
 from scenarios.harness.claims import overall_verdict
 from scenarios.harness.environment import capture_environment
-from scenarios.harness.runner import Interrupted, planned_measurements, run_scenario
+from scenarios.harness.runner import (
+    Interrupted,
+    expected_seconds,
+    planned_measurements,
+    run_scenario,
+)
 from scenarios.harness.scenario import RunContext, Scenario
 from scenarios.harness.stats import Comparison, format_interval
 
@@ -76,10 +81,19 @@ def run(
         prefix = f"kbench-{document['run_id']}-"
         if broker is None:
             _announce(scenarios, profile, prefix, target_bootstrap, keep_topics, out)
-        total = sum(planned_measurements(s, profile) for s in scenarios)
-        with tqdm(total=total, unit="measurement", file=sys.stderr, dynamic_ncols=True) as bar:
+        # the bar counts expected seconds, not measurements: a page-cache measurement takes a
+        # fifth of a second, a zero-copy one a second, and the ETA must hold across them
+        expected = {s.name: expected_seconds(s, profile) for s in scenarios}
+        with tqdm(
+            total=round(sum(expected.values())),
+            file=sys.stderr,
+            dynamic_ncols=True,
+            bar_format="{desc}{percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+        ) as bar:
+            done = 0.0
             for scenario in scenarios:
                 bar.set_description(scenario.name)
+                weight = expected[scenario.name] / planned_measurements(scenario, profile)
                 work_dir = os.path.join(root, scenario.name)
                 os.makedirs(work_dir, exist_ok=True)
                 ctx = RunContext(
@@ -91,7 +105,9 @@ def run(
                     topic_prefix=prefix,
                 )
                 try:
-                    result = run_scenario(scenario, ctx, profile, bar.update)
+                    result = run_scenario(
+                        scenario, ctx, profile, lambda n, w=weight: bar.update(n * w)
+                    )
                 except Interrupted as interrupted:
                     document["scenarios"].append(interrupted.result.as_dict())
                     path = results.write(document, reports_dir)
@@ -100,6 +116,8 @@ def run(
                     if not keep_topics:
                         _delete_topics(target_bootstrap, prefix)
                     shutil.rmtree(work_dir, ignore_errors=True)
+                done += expected[scenario.name]
+                bar.update(done - bar.n)  # rounding: the bar ends each scenario where planned
                 document["scenarios"].append(result.as_dict())
                 path = results.write(document, reports_dir)
     except (KeyboardInterrupt, Interrupted):

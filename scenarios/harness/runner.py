@@ -94,6 +94,16 @@ def planned_measurements(scenario: Scenario, profile: str) -> int:
     return (params["rounds"] + 1) * len(scenario.variants(params))
 
 
+def expected_seconds(scenario: Scenario, profile: str) -> float:
+    """About how long `profile` takes: its measurements at the pace the quick profile's took
+    (Scenario.quick_seconds). The progress bar's unit, so its ETA weighs a slow measurement
+    of one scenario against a fast one of another."""
+    quick = getattr(scenario, "quick_seconds", None)
+    if quick is None or "quick" not in scenario.profiles:  # e.g. a test's own scenario
+        return float(planned_measurements(scenario, profile))
+    return quick / planned_measurements(scenario, "quick") * planned_measurements(scenario, profile)
+
+
 def run_scenario(
     scenario: Scenario,
     ctx: RunContext,

@@ -138,6 +138,10 @@ class Scenario(ABC):
     # the charts of this scenario's own, drawn by the report after those every scenario gets
     # (its contrasts first; latency percentiles and each metric's variants after)
     charts: ClassVar[tuple[ChartSpec, ...]] = ()
+    # how long `kbench run` took for its quick profile on a 2-core machine, setup included
+    # (measured): a measurement of this scenario weighs quick_seconds / the quick profile's
+    # measurements in the progress bar, so the ETA holds across scenarios of different pace
+    quick_seconds: ClassVar[float]
 
     def metric(self, name: str) -> Metric:
         return next(m for m in self.metrics if m.name == name)

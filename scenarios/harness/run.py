@@ -104,10 +104,12 @@ def run(
                     engine=broker is not None,
                     topic_prefix=prefix,
                 )
+
+                def advance(measurements: int, weight: float = weight) -> None:
+                    bar.update(measurements * weight)
+
                 try:
-                    result = run_scenario(
-                        scenario, ctx, profile, lambda n, w=weight: bar.update(n * w)
-                    )
+                    result = run_scenario(scenario, ctx, profile, advance)
                 except Interrupted as interrupted:
                     document["scenarios"].append(interrupted.result.as_dict())
                     path = results.write(document, reports_dir)
@@ -191,7 +193,12 @@ def print_summary(document: dict, out: TextIO) -> None:
                     **{k: c[k] for k in ("ratio", "ci_low", "ci_high", "n", "confidence", "paired")}
                 )
             )
-            print(f"  {contrast['label']}: {interval} [{contrast['direction']}]", file=out)
+            # which variant is better; a level a claim quotes (10 ms) is no variant: its
+            # verdict below says on which side the variant lies
+            variants = {v["name"] for v in scenario["variants"]}
+            sides = {contrast["numerator"], contrast["denominator"]}
+            tag = f" [{contrast['direction']}]" if sides <= variants else ""
+            print(f"  {contrast['label']}: {interval}{tag}", file=out)
         by_claim: dict[str, list[dict]] = {}
         for check in scenario["claims"]:
             by_claim.setdefault(check["id"], []).append(check)

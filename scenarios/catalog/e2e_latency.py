@@ -330,6 +330,7 @@ class E2ELatency(Scenario):
             "their median by CPU time: how often the machine itself ran slow (with probe)",
         ),
     )
+    quick_seconds = 39  # measured: `kbench run` quick on a 2-core VM, 2026-11-29 (38.8 s)
     charts = (
         SweepChart(
             "latency percentiles vs offered rate",

@@ -76,10 +76,10 @@ sample of 1,500 records (quick) is its second slowest record, too few for a verd
 profile's 5,000 hold more). Claim consumer-latency (long poll against
 short polling) is the consumer-fetch scenario's; the consumer here long-polls throughout.
 
-On this machine (quick, 6 rounds at 1,000 records/s): p50 0.5-0.6 ms in every round; p99
-1.2-1.3 ms in the rounds in which the probe saw no slow unit and 8-18 ms in those in which it
-saw 3-7 %: the virtual machine's slow bursts, not the broker's steady work, set p99 here, so
-its median's interval straddles 10 ms (inconclusive) while p50 is well within 2 ms.
+On this machine (two quick runs, 6 rounds each at 1,000 records/s): p50 0.45-0.6 ms in every
+round; p99 1.2-1.3 ms in the rounds in which the probe saw no slow unit and 6-31 ms in those in
+which it saw 1-7 %: the virtual machine's slow bursts, not the broker's steady work, set p99
+here, so its median's interval straddles 10 ms (inconclusive) while p50 is well within 2 ms.
 
 Other contrasts, where both variants run: linger.ms 5/0 p50 and p99, acks all/1 p99, and
 confluent/loadgen p50 (the clients' share of the latency), each at the claim's rate.

@@ -329,6 +329,22 @@ def fetch_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: float)
     return Consumed(latency, offset, last_ns, fetches, fetch_seconds)
 
 
+def count_kafka_python_fetches(consumer: Any) -> list[int]:
+    """A one-element list that counts the fetch responses a KafkaConsumer handles from now on,
+    where it handles each one (its I/O thread): kafka-python's metrics give only a windowed
+    rate. Wraps a private method (kafka-python is pinned to 3.0)."""
+    fetches = [0]
+    fetcher = consumer._fetcher
+    handle = fetcher._handle_fetch_response
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        fetches[0] += 1
+        return handle(*args, **kwargs)
+
+    fetcher._handle_fetch_response = counted
+    return fetches
+
+
 def kafka_python_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: float) -> Consumed:
     """Tail the partition from offset 0 with kafka-python's KafkaConsumer."""
     from kafka import KafkaConsumer, TopicPartition
@@ -344,17 +360,7 @@ def kafka_python_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s:
         max_partition_fetch_bytes=int(settings.get("max.partition.fetch.bytes", _FETCH_MAX_BYTES)),
         max_poll_records=int(settings.get("max.poll.records", 500)),
     )
-    # Fetch responses handled, counted where the client handles each one (its I/O thread):
-    # kafka-python's metrics give only a windowed rate. A private method: pinned kafka-python 3.0.
-    fetches = [0]
-    fetcher = consumer._fetcher
-    handle = fetcher._handle_fetch_response
-
-    def counted(*args: Any, **kwargs: Any) -> Any:
-        fetches[0] += 1
-        return handle(*args, **kwargs)
-
-    fetcher._handle_fetch_response = counted
+    fetches = count_kafka_python_fetches(consumer)
     partition = TopicPartition(load.topic, 0)
     consumer.assign([partition])
     consumer.seek(partition, 0)

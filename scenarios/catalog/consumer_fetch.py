@@ -687,16 +687,17 @@ def _confluent_read(
     try:
         started = time.perf_counter()
         consumer.assign([TopicPartition(topic, 0, 0)])
-        records = offset = 0
+        records = position = 0  # the next offset to read
         deadline = time.monotonic() + 300
-        while offset < end - 1 and time.monotonic() < deadline:
-            messages = consumer.consume(poll_records, 1.0)
+        while position < end and time.monotonic() < deadline:
+            # consume(n) waits for n records or the timeout: never ask for more than are left
+            messages = consumer.consume(min(poll_records, end - position), 1.0)
             for message in messages:
                 if message.error() is not None:
                     raise KafkaException(message.error())
             if messages:
                 records += len(messages)
-                offset = messages[-1].offset() or 0
+                position = (messages[-1].offset() or 0) + 1
         seconds = time.perf_counter() - started
         consumer.poll(0.15)  # one more statistics report, covering the last fetches
     finally:
@@ -725,12 +726,12 @@ def _kafka_python_read(
         started = time.perf_counter()
         consumer.assign([partition])
         consumer.seek(partition, 0)
-        records = offset = 0
+        records = position = 0  # the next offset to read
         deadline = time.monotonic() + 300
-        while offset < end - 1 and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=1000).values():
+        while position < end and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=1000).values():  # as soon as records came
                 records += len(batch)
-                offset = batch[-1].offset
+                position = batch[-1].offset + 1
         seconds = time.perf_counter() - started
     finally:
         consumer.close()

@@ -33,3 +33,25 @@ def test_every_record_is_delivered_and_each_measured_one_timed(
 def test_a_load_names_its_clients_and_layout(broker):
     with pytest.raises(ValueError, match="clients must be one of"):
         pipeline.run(broker.bootstrap, pipeline.Load("t", 1, 1, 0), clients="java")
+
+
+def test_a_consumer_of_another_client_than_the_producer(broker):
+    """A loadgen producer feeding kafka-python's consumer: every record delivered and timed,
+    its fetches counted over a span, and the broker's CPU from the scheduler."""
+    admin = BatchProducer(broker.bootstrap)
+    admin.create_topic("mixed", 1)
+    admin.close()
+    load = pipeline.Load("mixed", rate=2000, count=400, warmup=100)
+    result = pipeline.run(
+        broker.bootstrap,
+        load,
+        clients="loadgen",
+        consumer_clients="kafka-python",
+        broker_pid=broker.pid,
+    )
+    assert result.histogram.get_total_count() == load.count - load.warmup
+    assert result.fetches >= 1 and result.fetch_seconds > 0
+    assert result.fetches_per_s == result.fetches / result.fetch_seconds
+    assert result.wall_s > 0 and result.broker_cpu_s is not None and result.broker_cpu_s > 0
+    with pytest.raises(ValueError, match="consumer_clients must be one of"):
+        pipeline.run(broker.bootstrap, load, consumer_clients="java")

@@ -2,6 +2,7 @@
 
 from scenarios.catalog.async_send import AsyncSend
 from scenarios.catalog.batch_compression import BatchCompression
+from scenarios.catalog.consumer_fetch import ConsumerFetch
 from scenarios.catalog.disk_write_pattern import DiskWritePattern
 from scenarios.catalog.e2e_latency import E2ELatency
 from scenarios.catalog.page_cache import PageCache
@@ -18,6 +19,7 @@ SCENARIOS: dict[str, Scenario] = {
         BatchCompression(),
         SparseIndex(),
         AsyncSend(),
+        ConsumerFetch(),
         E2ELatency(),
     )
 }

@@ -19,6 +19,13 @@ Clients (`clients`):
   client that lingered and sent); FetchClient long-polls (fetch.min.bytes, fetch.wait.max.ms and
   max.partition.fetch.bytes from Load.consumer) and records each batch's latency once per record
   it holds.
+- kafka-python (consumer only): kafka-python's KafkaConsumer assigned to the partition
+  (fetch_min_bytes, fetch_max_wait_ms, max_partition_fetch_bytes and max_poll_records from
+  Load.consumer under librdkafka's names and max.poll.records), counting the fetch responses it
+  handles.
+
+The producer's client and the consumer's may differ (run's consumer_clients): a loadgen producer
+feeding a real consumer keeps the producer from being what is measured.
 
 Layouts: `split` runs producer and consumer in two processes, `shared` in one (the consumer on
 a second thread, the two Python loops sharing one GIL). A third process can probe the machine
@@ -46,10 +53,11 @@ from hdrh.histogram import HdrHistogram
 
 from scenarios.clients.fetch_client import FetchClient, whole_batches
 from scenarios.clients.loadgen import BatchProducer, OpenLoopSchedule
-from scenarios.harness.resources import ResourceMeter
+from scenarios.harness.resources import ResourceMeter, cpu_seconds
 
 RECORD_SIZE = 100
-CLIENTS = ("confluent", "loadgen")
+CLIENTS = ("confluent", "loadgen")  # producers, and consumers
+CONSUMER_CLIENTS = (*CLIENTS, "kafka-python")  # consumers: those, and kafka-python
 LAYOUTS = ("split", "shared")
 _VALUE = bytes(RECORD_SIZE)
 _FETCH_MAX_BYTES = 1 << 20
@@ -66,7 +74,8 @@ class Load:
     `per_request` records sharing a due time (1: each record its own); the first `warmup`
     records are offered but not recorded. `producer` and `consumer`: client properties that
     replace the defaults (librdkafka's names; the loadgen clients read acks,
-    fetch.min.bytes, fetch.wait.max.ms and max.partition.fetch.bytes)."""
+    fetch.min.bytes, fetch.wait.max.ms and max.partition.fetch.bytes; the kafka-python consumer
+    those three and max.poll.records)."""
 
     topic: str
     rate: float  # records/s
@@ -196,6 +205,7 @@ class Consumed:
     delivered: int  # records, the warm-up's included
     last_ns: int  # when the last record came
     fetches: int  # fetch requests sent while the load ran
+    fetch_seconds: float = 0.0  # the span over which `fetches` were counted
 
     def as_dict(self) -> dict:
         return {
@@ -203,6 +213,7 @@ class Consumed:
             "delivered": self.delivered,
             "last_ns": self.last_ns,
             "fetches": self.fetches,
+            "fetch_seconds": self.fetch_seconds,
         }
 
 
@@ -210,11 +221,16 @@ def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: fl
     """Tail the partition from offset 0 with confluent-kafka's Consumer."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-    fetches = [0]  # the broker's FetchRequests so far, from librdkafka's statistics
+    # the broker's FetchRequests so far, from librdkafka's statistics, and the report's time
+    # (librdkafka's monotonic clock, µs): the span the counts cover
+    fetches = [0]
+    fetches_ts = [0]
 
     def statistics(report: str) -> None:
-        brokers = json.loads(report).get("brokers", {}).values()
+        stats = json.loads(report)
+        brokers = stats.get("brokers", {}).values()
         fetches[0] = sum(b.get("req", {}).get("Fetch", 0) for b in brokers)
+        fetches_ts[0] = int(stats.get("ts", 0))
 
     consumer = Consumer(
         {
@@ -232,8 +248,10 @@ def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: fl
     while (message := consumer.poll(1.0)) is None:  # the warm-up: tailing the partition now
         pass
     first_offset = (message.offset() or 0) + 1
+    while not fetches_ts[0]:  # a first report: where the count of fetches starts from
+        consumer.poll(0.05)
     start_ns = gate.wait()
-    fetches_before = fetches[0]
+    fetches_before, ts_before = fetches[0], fetches_ts[0]
     schedule = OpenLoopSchedule(start_ns, load.rate)
     latencies = array.array("q")  # into the histogram afterwards: a fraction of the cost
     consume, poll, clock, append = (
@@ -265,7 +283,13 @@ def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: fl
     latency = histogram()
     for value in latencies:
         latency.record_value(max(value, 1))
-    return Consumed(latency, offset + 1, last_ns, fetches[0] - fetches_before)
+    return Consumed(
+        latency,
+        offset + 1,
+        last_ns,
+        fetches[0] - fetches_before,
+        (fetches_ts[0] - ts_before) / 1e6,
+    )
 
 
 def fetch_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: float) -> Consumed:
@@ -281,6 +305,7 @@ def fetch_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: float)
             offset = batch.next_offset
     first_offset = offset
     start_ns = gate.wait()
+    counting_from = time.perf_counter_ns()
     schedule = OpenLoopSchedule(start_ns, load.rate)
     latency = histogram()
     end, warmup = first_offset + load.count, first_offset + load.warmup
@@ -299,8 +324,77 @@ def fetch_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: float)
                 latency.record_value(max(now - due, 1), batch.records)
             offset = batch.next_offset
             last_ns = now
+    fetch_seconds = (time.perf_counter_ns() - counting_from) / 1e9
     client.close()
-    return Consumed(latency, offset, last_ns, fetches)
+    return Consumed(latency, offset, last_ns, fetches, fetch_seconds)
+
+
+def count_kafka_python_fetches(consumer: Any) -> list[int]:
+    """A one-element list that counts the fetch responses a KafkaConsumer handles from now on,
+    where it handles each one (its I/O thread): kafka-python's metrics give only a windowed
+    rate. Wraps a private method (kafka-python is pinned to 3.0)."""
+    fetches = [0]
+    fetcher = consumer._fetcher
+    handle = fetcher._handle_fetch_response
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        fetches[0] += 1
+        return handle(*args, **kwargs)
+
+    fetcher._handle_fetch_response = counted
+    return fetches
+
+
+def kafka_python_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: float) -> Consumed:
+    """Tail the partition from offset 0 with kafka-python's KafkaConsumer."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    settings = load.consumer
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        client_id="kbench-e2e",
+        group_id=None,  # assign() only
+        enable_auto_commit=False,
+        fetch_min_bytes=int(settings.get("fetch.min.bytes", 1)),
+        fetch_max_wait_ms=int(settings.get("fetch.wait.max.ms", 500)),
+        max_partition_fetch_bytes=int(settings.get("max.partition.fetch.bytes", _FETCH_MAX_BYTES)),
+        max_poll_records=int(settings.get("max.poll.records", 500)),
+    )
+    fetches = count_kafka_python_fetches(consumer)
+    partition = TopicPartition(load.topic, 0)
+    consumer.assign([partition])
+    consumer.seek(partition, 0)
+    first_offset = 0
+    while not first_offset:  # the warm-up: tailing the partition now
+        for records in consumer.poll(timeout_ms=1000).values():
+            first_offset = records[-1].offset + 1
+    start_ns = gate.wait()
+    counting_from, fetches_before = time.perf_counter_ns(), fetches[0]
+    schedule = OpenLoopSchedule(start_ns, load.rate)
+    latencies = array.array("q")
+    poll, clock, append = consumer.poll, time.perf_counter_ns, latencies.append
+    end, warmup = first_offset + load.count, first_offset + load.warmup
+    offset = last_ns = 0
+    deadline = time.monotonic() + timeout_s
+    gc.disable()
+    while offset < end - 1 and time.monotonic() < deadline:
+        batches = poll(timeout_ms=100)  # returns as soon as a fetch brought records
+        now = clock()
+        for records in batches.values():
+            for record in records:
+                offset = record.offset
+                if offset >= warmup:
+                    append(now - load.due_ns(schedule, offset - first_offset))
+        if batches:
+            last_ns = now
+    gc.enable()
+    fetch_seconds = (clock() - counting_from) / 1e9
+    counted_fetches = fetches[0] - fetches_before
+    consumer.close()
+    latency = histogram()
+    for value in latencies:
+        latency.record_value(max(value, 1))
+    return Consumed(latency, offset + 1, last_ns, counted_fetches, fetch_seconds)
 
 
 # -- the machine ---------------------------------------------------------------------------------
@@ -343,7 +437,11 @@ def probe_machine(load: Load, gate: StartGate) -> dict:
 
 
 PRODUCERS = {"confluent": confluent_produce, "loadgen": loadgen_produce}
-CONSUMERS = {"confluent": confluent_consume, "loadgen": fetch_consume}
+CONSUMERS = {
+    "confluent": confluent_consume,
+    "loadgen": fetch_consume,
+    "kafka-python": kafka_python_consume,
+}
 
 
 def _client_process(args: argparse.Namespace) -> None:
@@ -359,7 +457,8 @@ def _client_process(args: argparse.Namespace) -> None:
     timeout_s = load.seconds * 4 + 60
 
     def consume() -> None:
-        consumed = CONSUMERS[args.clients](args.bootstrap, load, gate, timeout_s)
+        consumer_clients = args.consumer_clients or args.clients
+        consumed = CONSUMERS[consumer_clients](args.bootstrap, load, gate, timeout_s)
         result["consumer"] = consumed.as_dict()
 
     thread = None
@@ -389,6 +488,16 @@ class Round:
     fetches: int  # the consumer's fetch requests while the load ran
     cpu_s: dict[str, float]  # broker, clients, others (the rest of the machine), steal
     probe: dict | None  # probe_machine's, when asked for
+    fetch_seconds: float = 0.0  # the span over which the consumer counted its fetches
+    wall_s: float = 0.0  # the span over which cpu_s was metered (gate open to the roles' end)
+    # the broker's CPU over the same span from the scheduler's run time (to the nanosecond, where
+    # cpu_s has clock ticks of 10 ms); None without broker_pid or where Linux has no schedstat
+    broker_cpu_s: float | None = None
+
+    @property
+    def fetches_per_s(self) -> float:
+        """The consumer's fetch requests per second while it tailed the partition."""
+        return self.fetches / self.fetch_seconds if self.fetch_seconds > 0 else 0.0
 
     @property
     def achieved_fraction(self) -> float:
@@ -408,11 +517,15 @@ def run(
     layout: str = "split",
     probe: bool = False,
     broker_pid: int | None = None,
+    consumer_clients: str | None = None,
 ) -> Round:
     """Offer `load` to its topic (which must exist, with partition 0 led by `bootstrap`'s
-    cluster) and measure it; broker_pid: the broker whose CPU the Round reports."""
+    cluster) and measure it; broker_pid: the broker whose CPU the Round reports;
+    consumer_clients: the consumer's client when it is not the producer's (`clients`)."""
     if clients not in CLIENTS or layout not in LAYOUTS:
         raise ValueError(f"clients must be one of {CLIENTS} and layout one of {LAYOUTS}")
+    if consumer_clients is not None and consumer_clients not in CONSUMER_CLIENTS:
+        raise ValueError(f"consumer_clients must be one of {CONSUMER_CLIENTS}")
     roles = ["consumer", "producer"] if layout == "split" else ["both"]
     if probe:
         roles.append("probe")
@@ -421,6 +534,7 @@ def run(
             [
                 *(sys.executable, "-m", "scenarios.clients.pipeline", "--role", role),
                 *("--clients", clients, "--bootstrap", bootstrap),
+                *(("--consumer-clients", consumer_clients) if consumer_clients else ()),
                 *("--load", json.dumps(asdict(load))),
             ],
             stdin=subprocess.PIPE,
@@ -438,6 +552,7 @@ def run(
         busy_before, steal_before = _machine_s()
         metered = {"broker": broker_pid} if broker_pid is not None else {}
         with ResourceMeter(metered, interval_s=None) as meter:
+            broker_before = cpu_seconds(broker_pid) if broker_pid is not None else None
             for process in processes:
                 assert process.stdin is not None
                 process.stdin.write(f"{start_ns}\n")
@@ -450,6 +565,7 @@ def run(
                         f"the pipeline's {role} process failed (exit {process.returncode})"
                     )
                 result.update(json.loads(output))
+            broker_after = cpu_seconds(broker_pid) if broker_pid is not None else None
         busy_after, steal_after = _machine_s()
     finally:
         for process in processes:
@@ -479,6 +595,9 @@ def run(
         consumer["fetches"],
         cpu_s,
         result.get("probe"),
+        consumer["fetch_seconds"],
+        meter.usage.wall_s,
+        None if broker_before is None or broker_after is None else broker_after - broker_before,
     )
 
 
@@ -493,6 +612,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="a client process of pipeline.run")
     parser.add_argument("--role", choices=("producer", "consumer", "both", "probe"), required=True)
     parser.add_argument("--clients", choices=CLIENTS, required=True)
+    parser.add_argument(
+        "--consumer-clients", choices=CONSUMER_CLIENTS, help="the consumer's, if not --clients"
+    )
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--load", required=True, help="a Load as JSON")
     _client_process(parser.parse_args())

@@ -165,8 +165,9 @@ class _RawLog:
         self.directory = directory
         self.filler = filler
         self.first = self.end = 0  # kept blocks, by number
-        # after each pass: (data bytes it wrote, bytes the kept files take on the disk), for tests
-        self.passes: list[tuple[int, int]] = []
+        # after each pass, for tests: (data bytes it wrote, bytes the kept files take on the
+        # filesystem, their length)
+        self.passes: list[tuple[int, int, int]] = []
         os.makedirs(directory, exist_ok=True)
 
     def _write_blocks(self, fd: int, blocks: int) -> None:
@@ -809,7 +810,8 @@ class Segments(Scenario):
             written.append(layout.drop_front(drop))
             times_ns.append(time.perf_counter_ns() - before)
             layout.check()
-            layout.passes.append((written[-1], layout.allocated_bytes()))
+            length = sum(os.path.getsize(path) for path, _ in layout.kept_files())
+            layout.passes.append((written[-1], layout.allocated_bytes(), length))
         kept = (layout.end - layout.first) * _BLOCK
         return {
             "cleanup_ms": statistics.median(times_ns) / 1e6,

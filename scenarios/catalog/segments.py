@@ -15,9 +15,12 @@ segment.bytes costs and buys in the engine.
     first, or a crash loses the partition);
   - punch-hole: one file; the pass frees the dropped range with
     fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE): no data moves, the file keeps its
-    length (positions stay valid) and the range reads as zeros, taking no blocks;
+    length (positions stay valid; it grows by every pass's appends) and the range reads as
+    zeros, taking no blocks;
   - collapse-range: one file; fallocate(FALLOC_FL_COLLAPSE_RANGE) removes the range and shifts
-    the rest down (ext4 and XFS; positions change, so an index would need rewriting too).
+    the rest down (ext4 and XFS; positions change, so an index would need rewriting too). ext4
+    writes back and drops the page cache of the file from the range on, so what is kept must
+    be read from the disk again: kept_resident_pct shows it.
   The filesystems that refuse punch-hole or collapse-range (tmpfs refuses collapse-range; a
   probe in setup finds out) leave that layout out, with a note. Before each pass the producer's
   share is appended, `raw_drop_bytes`, and fsynced, untimed, so the log holds the same bytes

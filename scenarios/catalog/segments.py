@@ -48,14 +48,15 @@ segment.bytes costs and buys in the engine.
      the active segment (from the checkpointed recovery point) re-read, validated and its
      indexes rebuilt. Hot: the page cache kept the files (a process crash); cold: the same
      after evicting every file of the partition (a machine crash), where the filesystem lets
-     pages go (not tmpfs: left out, with a note). The log end offset must be what it was, no
-     byte truncated and the offsets contiguous from the log start offset, or the run stops;
+     pages go (not tmpfs: left out, with a note). The log end offset must be what it was,
+     nothing truncated and the last offset readable, or the run stops;
   4. restart after a clean shutdown (LogManager.shutdown(), then a new LogManager), ms;
-  5. open files: a header walk over every segment (the offsets check of step 3, as a consumer
-     catching up from the start touches them all), then the descriptors this process holds on
-     the partition's .log files: the engine opens a segment file on first use and keeps it
-     (at most half of RLIMIT_NOFILE, least recently used closed first), as Kafka keeps one
-     per segment.
+  5. open files: a walk over every segment's batch headers (as a consumer catching up from the
+     start touches them all), which must find the offsets contiguous from the log start offset
+     to the end: every record appended before the crashes is there. Then the descriptors this
+     process holds on the partition's .log files: the engine opens a segment file on first use
+     and keeps it (at most half of RLIMIT_NOFILE, least recently used closed first), as Kafka
+     keeps one per segment.
   Under --bootstrap this part is left out with a note: it measures the engine's own storage
   layer, not the cluster's.
 
@@ -64,13 +65,15 @@ the raw part (see _CHEAP below for why 10). Punching holes and collapsing ranges
 only: they are what lets a single file be cleaned without rewriting it, on filesystems that have
 them, and no claim speaks of them. "Files stay small" holds by construction (segment.bytes caps
 every file); what it buys and costs is in the log part's sweep: bigger segments mean fewer files
-and rolls, longer recoveries, and retention in coarser steps (retention.bytes is honoured in
-whole segments: a log keeps up to one segment more).
+and rolls per GB, and more to re-read after a crash; smaller ones more segments to open at every
+start; and retention works in steps of a segment (retention.bytes is honoured in whole segments:
+a log keeps up to one segment more).
 
 Profiles: quick (about 15 s on 2 cores) keeps 64 MiB raw logs, drops 8 MiB a pass (one 8 MiB
 segment: a log keeping 8x what it drops), 3 passes a sample, and sweeps segment.bytes 1, 8 and
-64 MiB over 128 MiB logs, 6 rounds. full keeps 512 MiB and drops 32 MiB a pass (16x), 5 passes,
-and sweeps 1 MiB to 1 GiB over 1 GiB logs (2 GiB for 1 GiB segments), 10 rounds.
+64 MiB over 128 MiB logs, 6 rounds. full (about 5 minutes; it writes ~60 GiB, half of it the
+rewrites) keeps 512 MiB and drops 32 MiB a pass (16x), 5 passes, and sweeps 1 MiB to 1 GiB
+over 1 GiB logs (2 GiB for 1 GiB segments), 10 rounds.
 """
 
 import contextlib

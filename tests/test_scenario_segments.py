@@ -193,9 +193,8 @@ def test_without_the_engine_fallocate_or_eviction_the_parts_left_out_are_named(
 
 
 def test_claims_contrasts_and_charts_of_the_quick_profile():
-    assert list(SCENARIOS)[-1] == S.name and list(SCENARIOS).index(S.name) == (
-        list(SCENARIOS).index("async-send") + 1
-    )
+    order = list(SCENARIOS)
+    assert order.index(S.name) > order.index("async-send")  # a second-wave scenario, after it
     params = copy.deepcopy(dict(S.profiles["quick"]))
     names = {v.name for v in S.variants(params)}
     metrics = {m.name for m in S.metrics}

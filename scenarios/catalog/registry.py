@@ -6,6 +6,7 @@ from scenarios.catalog.consumer_fetch import ConsumerFetch
 from scenarios.catalog.disk_write_pattern import DiskWritePattern
 from scenarios.catalog.e2e_latency import E2ELatency
 from scenarios.catalog.page_cache import PageCache
+from scenarios.catalog.segments import Segments
 from scenarios.catalog.sparse_index import SparseIndex
 from scenarios.catalog.zero_copy import ZeroCopy
 from scenarios.harness.scenario import Scenario
@@ -21,5 +22,6 @@ SCENARIOS: dict[str, Scenario] = {
         AsyncSend(),
         ConsumerFetch(),
         E2ELatency(),
+        Segments(),
     )
 }

@@ -52,6 +52,7 @@ from typing import Any
 
 from scenarios.clients import payloads
 from scenarios.clients.producers import CONFLUENT, DRIVERS, KAFKA_PYTHON, latency_histogram_us
+from scenarios.clients.topics import TopicAdmin
 from scenarios.harness.scenario import (
     ClaimCheck,
     Contrast,
@@ -224,8 +225,8 @@ class AsyncSend(Scenario):
         if ctx.bootstrap is None:
             raise Skip("no broker to produce to")
         try:
+            import confluent_kafka.admin  # noqa: F401 - the install holds it
             from confluent_kafka import Consumer
-            from confluent_kafka.admin import AdminClient
         except ImportError as error:  # a runtime dependency: only a broken install gets here
             raise Skip(f"confluent-kafka cannot be imported: {error}") from error
         unknown = set(ctx.params["clients"]) - set(DRIVERS)
@@ -240,22 +241,17 @@ class AsyncSend(Scenario):
             raise Skip("no client left to run: " + "; ".join(ctx.notes))
         low, high = ctx.params["value_bytes"]
         ctx.state["values"] = payloads.values(_PAYLOAD, payloads.DEFAULT_COUNT, low, high)
-        ctx.state["admin"] = AdminClient({"bootstrap.servers": ctx.bootstrap})
+        ctx.state["admin"] = TopicAdmin(ctx.bootstrap)
         ctx.state["consumer"] = Consumer(
             {"bootstrap.servers": ctx.bootstrap, "group.id": "kbench-async-send"}
         )
         ctx.state["topics"] = 0
         ctx.state["deliveries"] = []  # per measurement: what was sent, reported and stored
-        probe = ctx.topic("as-probe")
-        try:  # every measurement creates and deletes a topic: find out now if that works
-            _create_topic(ctx, probe, timeout_s=15)
-            _delete_topic(ctx, probe, timeout_s=15)
-        except Exception as error:
+        # every measurement creates and deletes a topic: find out now if that works
+        reason = ctx.state["admin"].probe(ctx.topic("as-probe"))
+        if reason is not None:
             self.teardown(ctx)
-            raise Skip(
-                f"the broker at {ctx.bootstrap} did not create and delete a topic ({error!r}): "
-                "each measurement needs a fresh topic (CreateTopics, DeleteTopics)"
-            ) from error
+            raise Skip(reason)
 
     def teardown(self, ctx: RunContext) -> None:
         consumer = ctx.state.pop("consumer", None)
@@ -268,11 +264,11 @@ class AsyncSend(Scenario):
     def measure(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
         ctx.state["topics"] += 1
         topic = ctx.topic(f"as-{variant.name}-{ctx.state['topics']}")
-        _create_topic(ctx, topic)
+        ctx.state["admin"].create(topic)
         try:
             return self._produce(ctx, variant, topic)
         finally:
-            _delete_topic(ctx, topic)
+            ctx.state["admin"].delete(topic)
 
     def _produce(self, ctx: RunContext, variant: Variant, topic: str) -> dict[str, float]:
         client, mode = variant.params["client"], variant.params["mode"]
@@ -322,19 +318,6 @@ class AsyncSend(Scenario):
             "p50_latency_us": float(histogram.get_value_at_percentile(50)),
             "p99_latency_us": float(histogram.get_value_at_percentile(99)),
         }
-
-
-def _create_topic(ctx: RunContext, topic: str, timeout_s: float = 60) -> None:
-    from confluent_kafka.admin import NewTopic
-
-    new = NewTopic(topic, num_partitions=1, replication_factor=1)
-    for future in ctx.state["admin"].create_topics([new], request_timeout=timeout_s).values():
-        future.result(timeout=timeout_s)
-
-
-def _delete_topic(ctx: RunContext, topic: str, timeout_s: float = 60) -> None:
-    for future in ctx.state["admin"].delete_topics([topic], request_timeout=timeout_s).values():
-        future.result(timeout=timeout_s)
 
 
 def _high_watermark(ctx: RunContext, topic: str, expected: int, timeout_s: float = 10) -> int:

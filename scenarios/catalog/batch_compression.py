@@ -95,6 +95,7 @@ from engine.records import HEADER_SIZE, RecordBatch, read_batch_prefix
 from scenarios.clients import payloads
 from scenarios.clients.fetch_client import FetchClient
 from scenarios.clients.producers import CONFLUENT, DRIVERS, KAFKA_PYTHON, latency_histogram_us
+from scenarios.clients.topics import TopicAdmin
 from scenarios.harness.saturation import ACHIEVED_FRACTION, SATURATED_BELOW, saturation_reason
 from scenarios.harness.scenario import (
     ClaimCheck,
@@ -765,7 +766,7 @@ class BatchCompression(Scenario):
         if ctx.bootstrap is None:
             raise Skip("no broker to produce to")
         try:
-            from confluent_kafka.admin import AdminClient
+            import confluent_kafka.admin  # noqa: F401 - the install holds it
         except ImportError as error:  # a runtime dependency: only a broken install gets here
             raise Skip(
                 "confluent-kafka (a dependency of kbench: the default client, and the admin "
@@ -795,19 +796,14 @@ class BatchCompression(Scenario):
             kind: payloads.values(kind, count, low, high)
             for kind in sorted({c["payload"] for c in _grid(ctx.params)})
         }
-        ctx.state["admin"] = AdminClient({"bootstrap.servers": ctx.bootstrap})
+        ctx.state["admin"] = TopicAdmin(ctx.bootstrap)
         ctx.state["topics"] = 0
         ctx.state["deliveries"] = []  # per measurement: what was produced, delivered and stored
-        probe = ctx.topic("bc-probe")
-        try:  # every measurement creates and deletes a topic: find out now if that works
-            _create_topic(ctx, probe, timeout_s=15)
-            _delete_topic(ctx, probe, timeout_s=15)
-        except Exception as error:
+        # every measurement creates and deletes a topic: find out now if that works
+        reason = ctx.state["admin"].probe(ctx.topic("bc-probe"))
+        if reason is not None:
             ctx.state.pop("admin")
-            raise Skip(
-                f"the broker at {ctx.bootstrap} did not create and delete a topic ({error!r}): "
-                "each measurement needs a fresh topic (CreateTopics, DeleteTopics)"
-            ) from error
+            raise Skip(reason)
 
     def teardown(self, ctx: RunContext) -> None:
         ctx.state.pop("admin", None)  # the client's threads end with it
@@ -817,11 +813,11 @@ class BatchCompression(Scenario):
     def measure(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
         ctx.state["topics"] += 1
         topic = ctx.topic(f"bc-{variant.name}-{ctx.state['topics']}")
-        _create_topic(ctx, topic)
+        ctx.state["admin"].create(topic)
         try:
             return self._produce_and_read_back(ctx, variant, topic)
         finally:
-            _delete_topic(ctx, topic)
+            ctx.state["admin"].delete(topic)
 
     def _produce_and_read_back(
         self, ctx: RunContext, variant: Variant, topic: str
@@ -889,19 +885,6 @@ class BatchCompression(Scenario):
         }
 
 
-def _create_topic(ctx: RunContext, topic: str, timeout_s: float = 60) -> None:
-    from confluent_kafka.admin import NewTopic
-
-    new = NewTopic(topic, num_partitions=1, replication_factor=1)
-    for future in ctx.state["admin"].create_topics([new], request_timeout=timeout_s).values():
-        future.result(timeout=timeout_s)
-
-
-def _delete_topic(ctx: RunContext, topic: str, timeout_s: float = 60) -> None:
-    for future in ctx.state["admin"].delete_topics([topic], request_timeout=timeout_s).values():
-        future.result(timeout=timeout_s)
-
-
 # -- reading back what was stored ---------------------------------------------------------------
 _FETCH_MAX_BYTES = 64 * _MIB
 
@@ -909,12 +892,11 @@ _FETCH_MAX_BYTES = 64 * _MIB
 def _stored(ctx: RunContext, topic: str, first_offset: int, records: int) -> tuple[int, int, int]:
     """(bytes, batches, records) of the record batches stored in partition 0 of topic holding
     offsets first_offset .. first_offset + records - 1, read raw from the partition leader."""
-    metadata = ctx.state["admin"].list_topics(topic, timeout=30)
-    leader = metadata.brokers[metadata.topics[topic].partitions[0].leader]
+    leader = ctx.state["admin"].leader(topic)
     end = first_offset + records
     offset, total, batches, stored = first_offset, 0, 0, 0
     deadline = time.monotonic() + 60
-    with FetchClient(f"{leader.host}:{leader.port}", "kbench-batch-compression") as client:
+    with FetchClient(leader, "kbench-batch-compression") as client:
         while offset < end:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{topic}: only offsets up to {offset} could be fetched")

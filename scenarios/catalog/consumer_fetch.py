@@ -84,6 +84,7 @@ from scenarios.clients import pipeline
 from scenarios.clients.fetch_client import FetchClient
 from scenarios.clients.loadgen import BatchProducer
 from scenarios.clients.producers import CONFLUENT, KAFKA_PYTHON
+from scenarios.clients.topics import TopicAdmin
 from scenarios.harness.resources import cpu_seconds
 from scenarios.harness.saturation import ACHIEVED_FRACTION, saturation_reason
 from scenarios.harness.scenario import (
@@ -467,7 +468,7 @@ class ConsumerFetch(Scenario):
             if setting[0] < 1 or setting[1] < 0:
                 raise ValueError(f"tail setting {list(setting)}: fetch.min.bytes >= 1, wait >= 0")
         try:
-            from confluent_kafka.admin import AdminClient
+            import confluent_kafka.admin  # noqa: F401 - the install holds it
         except ImportError as error:  # a runtime dependency: only a broken install gets here
             raise Skip(f"confluent-kafka cannot be imported: {error}") from error
         params["broker_cpu"] = (
@@ -480,7 +481,7 @@ class ConsumerFetch(Scenario):
                 "scheduler statistics read (an external cluster, --bootstrap, is neither)"
             )
         ctx.state.update(
-            admin=AdminClient({"bootstrap.servers": ctx.bootstrap}),
+            admin=TopicAdmin(ctx.bootstrap),
             topics=0,
             tails=[],  # per tail measurement: its topic, counts and span
             backlog_reads=[],  # per backlog measurement: what it read
@@ -644,29 +645,13 @@ class ConsumerFetch(Scenario):
     def _create_topic(self, ctx: RunContext, topic: str, timeout_s: float = 60) -> str:
         """Create a one-partition topic; the address of its partition's leader, once there is
         one."""
-        from confluent_kafka.admin import NewTopic
-
         admin = ctx.state["admin"]
-        new = NewTopic(topic, num_partitions=1, replication_factor=1)
-        for future in admin.create_topics([new], request_timeout=timeout_s).values():
-            future.result(timeout=timeout_s)
+        admin.create(topic, timeout_s=timeout_s)
         ctx.state["created"].append(topic)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            metadata = admin.list_topics(topic, timeout=timeout_s)
-            partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
-            leader = partitions[0].leader if 0 in partitions else -1
-            if leader in metadata.brokers:
-                broker = metadata.brokers[leader]
-                return f"{broker.host}:{broker.port}"
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{topic} has no leader after {timeout_s:g} s")
-            time.sleep(0.05)
+        return admin.leader(topic, timeout_s=timeout_s)
 
     def _delete_topic(self, ctx: RunContext, topic: str, timeout_s: float = 60) -> None:
-        admin = ctx.state["admin"]
-        for future in admin.delete_topics([topic], request_timeout=timeout_s).values():
-            future.result(timeout=timeout_s)
+        ctx.state["admin"].delete(topic, timeout_s=timeout_s)
 
 
 # -- the real clients' backlog reads -----------------------------------------------------------

@@ -3,6 +3,7 @@
 from scenarios.catalog.async_send import AsyncSend
 from scenarios.catalog.batch_compression import BatchCompression
 from scenarios.catalog.disk_write_pattern import DiskWritePattern
+from scenarios.catalog.node_peak import NodePeak
 from scenarios.catalog.page_cache import PageCache
 from scenarios.catalog.sparse_index import SparseIndex
 from scenarios.catalog.zero_copy import ZeroCopy
@@ -17,5 +18,6 @@ SCENARIOS: dict[str, Scenario] = {
         BatchCompression(),
         SparseIndex(),
         AsyncSend(),
+        NodePeak(),
     )
 }

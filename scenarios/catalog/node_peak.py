@@ -22,8 +22,12 @@ saturated (the first test) or over the latency bound. The search doubles the off
 bisects (geometric mean) between the highest kept and the lowest broken rate `refine` times.
 The peak sustainable rate is the highest offered rate kept. The warm-up measurement of each
 variant runs this full search; every later round runs a short one around the last round's
-peak (factor `track_factor`, `track_steps` steps, one bisection), so that each round's sample
-is a peak found again, at a fraction of the cost. Every step of every round (offered, achieved,
+peak (factor `track_factor`, squared after each kept step up to `factor`, `track_steps` steps,
+one bisection; when a slow spell of the
+machine breaks all of them, on down by `factor` as the full search does), so that each round's
+sample is a peak found again, at a fraction of the cost (the rounds are not independent: each
+starts where the last ended). A request due in a step may still be sent up to the p99 bound
+after the step's end, not later. Every step of every round (offered, achieved,
 p99, kept) goes into the sample's values (`step<i>_...`) and ctx.state["steps"].
 
 Variants:
@@ -164,24 +168,28 @@ def search(
     factor: float,
     refine: int,
     max_steps: int,
+    max_factor: float | None = None,
     floor: float = 1.0,
     ceiling: float = math.inf,
 ) -> list[Step]:
     """The steps of one rate search: from `start`, multiply the offered rate by `factor` while
-    steps are kept (divide while they are not), then bisect (geometric mean) between the highest
-    kept and the lowest broken rate `refine` times; at most `max_steps` steps, offered rates
-    within [floor, ceiling]."""
+    steps are kept, the factor squared after each (up to max_factor: a search that starts far
+    below the peak gets there in a few steps, as OpenMessaging Benchmark's RateController
+    doubles its ramping factor), or divide it by `factor` while they are not; then bisect
+    (geometric mean) between the highest kept and the lowest broken rate `refine` times; at most
+    `max_steps` steps, offered rates within [floor, ceiling]."""
     steps: list[Step] = []
     kept: Step | None = None
     broken: Step | None = None
-    rate = start
+    rate, up = start, factor
     while len(steps) < max_steps:
         steps.append(done := step(rate))
         if done.kept:
             kept = done
-            if broken is not None or rate * factor > ceiling:
+            if broken is not None or rate * up > ceiling:
                 break
-            rate *= factor
+            rate *= up
+            up = min(up * up, max_factor or factor)
         else:
             broken = done
             if kept is not None or rate / factor < floor:
@@ -606,10 +614,20 @@ class NodePeak(Scenario):
                 step,
                 estimate,
                 factor=params["track_factor"],
+                max_factor=params["factor"],
                 refine=1,
                 max_steps=params["track_steps"],
                 ceiling=params["max_rate"][kind],
             )
+            if peak(steps) is None:  # a slow spell broke every step: on down, as the full one
+                steps += search(
+                    step,
+                    min(s.offered_per_s for s in steps) / params["factor"],
+                    factor=params["factor"],
+                    refine=1,
+                    max_steps=max(params["max_steps"] - len(steps), 1),
+                    ceiling=params["max_rate"][kind],
+                )
         found = peak(steps)
         for i, s in enumerate(steps):
             ctx.state["steps"].append(
@@ -661,6 +679,8 @@ class NodePeak(Scenario):
                 ctx.params["step_s"],
                 window=ctx.params["window"],
                 processes=processes,
+                # a request sent later than the bound after its due time breaks it anyway
+                grace_s=ctx.params["p99_bound_ms"] / 1000,
             )
             if result.errors:
                 raise RuntimeError(f"{variant.name} at {rate:,.0f} records/s: {result.errors}")

@@ -13,9 +13,12 @@ connections for many steps, and runs one step at a time on them:
   records/s in total): the requests (~64 KiB batches of `records_per_batch` records) are due at
   `rate_per_s / records_per_batch` a second, dealt round robin to the processes (process k sends
   requests k, k + N, k + 2N, ...: one even schedule, not N requests due at once), from a start
-  shared by all to `seconds` later; nothing is sent from the step's deadline on, so a rate the
-  broker cannot keep ends on time with what was not sent counted. Each request's latency runs
-  from its due time to its acknowledgement (coordinated omission, see loadgen.py). Closed loop
+  shared by all to `seconds` later. A request due in the step may still go out up to `grace_s`
+  after its end (the producer ran late; its latency counts from its due time), but nothing is
+  sent after that deadline, so a rate the broker cannot keep ends on time, what was not sent
+  counted as offered and not acknowledged (and not in the latency histogram: the achieved
+  fraction tells of it). Each request's latency runs from its due time to its acknowledgement
+  (coordinated omission, see loadgen.py). Closed loop
   (rate None): as fast as each process's window allows, for `seconds` or, with seconds None,
   until stop().
 - consume(): every consumer process reads its share of the partitions (round robin), one Fetch
@@ -253,11 +256,15 @@ class LoadProcesses:
         window: int = 16,
         chunk_bytes: int = 16 << 20,
         processes: int | None = None,
+        grace_s: float = 0.1,
     ) -> ProduceResult:
         """One step: `rate_per_s` records/s offered in total for `seconds` (open loop), or as
         fast as the windows allow for `seconds` (rate None), by the first `processes` producer
-        processes (default: all); returns when every one has its last response."""
-        self.begin_produce(topic, partitions, rate_per_s, seconds, window, chunk_bytes, processes)
+        processes (default: all), requests due in the step sent up to grace_s after its end;
+        returns when every process has its last response."""
+        self.begin_produce(
+            topic, partitions, rate_per_s, seconds, window, chunk_bytes, processes, grace_s
+        )
         return self.end_produce()
 
     def begin_produce(
@@ -269,6 +276,7 @@ class LoadProcesses:
         window: int = 16,
         chunk_bytes: int = 16 << 20,
         processes: int | None = None,
+        grace_s: float = 0.1,
     ) -> None:
         """Start a produce step and return at once; end_produce() waits for it. seconds None
         (closed loop only): until stop()."""
@@ -283,13 +291,15 @@ class LoadProcesses:
         self._stop.clear()
         n = len(producers)
         start_ns = time.perf_counter_ns() + round(_START_LEAD_S * 1e9)
-        deadline_ns = None if seconds is None else start_ns + round(seconds * 1e9)
+        deadline_ns = None  # closed loop: the step's end; open loop: and the grace after it
+        if seconds is not None:
+            deadline_ns = start_ns + round((seconds + (grace_s if rate_per_s else 0)) * 1e9)
         self._step = (rate_per_s, seconds, start_ns, producers)
         for k, (_, pipe) in enumerate(producers):
             requests, per_s, first_due = 0, None, start_ns
             if rate_per_s is not None and seconds is not None:
                 total_per_s = rate_per_s / self.records_per_batch  # requests/s, every process
-                # process k sends requests k, k + n, ...: those due before the deadline
+                # process k sends requests k, k + n, ...: those due before the step's end
                 requests = max(math.ceil((seconds * total_per_s - k) / n), 0)
                 per_s = total_per_s / n
                 first_due = start_ns + round(k * 1e9 / total_per_s)
@@ -309,7 +319,7 @@ class LoadProcesses:
 
     def end_produce(self) -> ProduceResult:
         rate_per_s, seconds, start_ns, producers = self._step
-        timeout = None if seconds is None else _REPORT_GRACE_S + seconds
+        timeout = None if seconds is None else _REPORT_GRACE_S + 2 * seconds
         reports = [_report(pipe, process, timeout) for process, pipe in producers]
         merged = histogram()
         for report in reports:

@@ -26,10 +26,14 @@ connections for many steps, and runs one step at a time on them:
   sees, as fast as it can; or, tailing, with long polls from the given offsets for `seconds`.
 
 Each process reports what it did (records offered and acknowledged, or read; bytes; the time
-from the shared start to its last acknowledgement or fetch; a latency HdrHistogram in ns,
-acknowledgements or fetch round trips; an error as text) and the parent merges them into one
-ProduceResult or ConsumeResult: records offered and achieved, rates, the achieved fraction of the
-offered rate, latency percentiles of every request of every process. `acknowledged` counts
+from the shared start to its last request sent and to its last acknowledgement or fetch; a
+latency HdrHistogram in ns, acknowledgements or fetch round trips; an error as text) and the
+parent merges them into one ProduceResult or ConsumeResult: records offered and achieved, rates,
+the achieved fraction of the offered rate, latency percentiles of every request of every
+process. The achieved rate of an open-loop step is the records acknowledged over the time the
+processes took to send them (the step's length, or longer when they fell behind: the window
+was full), so a stall that only delays the last acknowledgements shows in the latency, not as
+a lower rate. `acknowledged` counts
 acknowledged records live (shared memory, updated as each process's requests are answered: per
 chunk of `chunk_bytes` in closed loop, at the end of an open-loop step), for a caller that samples
 a long closed-loop run.
@@ -98,6 +102,7 @@ class _Report:
     batch_bytes: int = 0  # record batch bytes acknowledged or read
     requests: int = 0
     last_ns: int = 0  # the last acknowledgement or fetch response
+    last_sent_ns: int = 0  # producers: the last request's send
     latency: bytes = b""  # an encoded HdrHistogram, ns
     error: str | None = None
 
@@ -114,9 +119,17 @@ class ProduceResult:
     seconds: float  # the shared start to the last acknowledgement of any process
     latency: HdrHistogram = field(repr=False)  # ns, from due time (open) or send (closed)
     errors: list[str] = field(default_factory=list)
+    step_seconds: float | None = None  # open loop: how long the rate was offered
+    sending_seconds: float = 0.0  # the shared start to the last request sent by any process
 
     @property
     def achieved_per_s(self) -> float:
+        """Open loop: records acknowledged over the time the producers took to send them (the
+        step's length, longer when they fell behind the schedule; requests left unsent count
+        as not acknowledged), so one late acknowledgement at the end, a stall the latency
+        shows, does not read as a lower rate. Closed loop: over start to last acknowledgement."""
+        if self.offered_per_s and self.step_seconds:
+            return self.records_acknowledged / max(self.sending_seconds, self.step_seconds)
         return self.records_acknowledged / self.seconds if self.seconds > 0 else 0.0
 
     @property
@@ -326,6 +339,7 @@ class LoadProcesses:
             if report.latency:
                 merged.add(HdrHistogram.decode(report.latency))
         last_ns = max((r.last_ns for r in reports), default=start_ns)
+        last_sent_ns = max((r.last_sent_ns for r in reports), default=start_ns)
         return ProduceResult(
             processes=len(reports),
             offered_per_s=rate_per_s,
@@ -335,6 +349,8 @@ class LoadProcesses:
             seconds=max(last_ns - start_ns, 0) / 1e9,
             latency=merged,
             errors=[r.error for r in reports if r.error],
+            step_seconds=seconds,
+            sending_seconds=max(last_sent_ns - start_ns, 0) / 1e9,
         )
 
     # -- consuming --------------------------------------------------------------------------------
@@ -527,6 +543,7 @@ def _produce(
                     deadline_ns=order.deadline_ns,
                 )
                 _count(report, stats.requests, batch, records_per_batch, acked)
+                report.last_sent_ns = order.first_due_ns + round(stats.sending_seconds * 1e9)
                 latency.add(stats.latency)
             return
         while not stop.is_set():  # closed loop: chunks until the deadline or stop()

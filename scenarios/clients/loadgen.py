@@ -58,6 +58,9 @@ class ProduceStats:
     # requests that were to be sent (total_bytes' worth); more than `requests` when the
     # deadline came first
     planned: int = 0
+    # from the start to the last request's send: in open loop, how long the requests took to
+    # go out (behind the schedule when the window was full)
+    sending_seconds: float = 0.0
 
 
 class BatchProducer:
@@ -188,4 +191,5 @@ class BatchProducer:
             p99_latency_us=histogram.get_value_at_percentile(99) / 1000,
             latency=histogram,
             planned=planned,
+            sending_seconds=(sent_at[-1] - started) / 1e9 if sent_at else 0.0,
         )

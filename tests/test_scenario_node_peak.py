@@ -68,6 +68,8 @@ def overload(tmp_path_factory):
         several=1,
         clients=[],
         start_rate={"batches": 1e9, "real": 1e9},
+        min_rate={"batches": 1e9, "real": 1e9},  # and never another rate
+        max_rate={"batches": 1e9, "real": 1e9},
         max_steps=1,
         track_steps=1,
         rounds=6,
@@ -142,6 +144,7 @@ def test_a_rate_no_machine_takes_is_saturated_and_decides_no_claim(overload):
     result, ctx = overload
     assert result.error is None, result.error
     assert ctx.state["steps"] and all(s["saturated"] for s in ctx.state["steps"])
+    assert all(s["offered_per_s"] == 1e9 for s in ctx.state["steps"])
     assert all(not s["kept"] for s in ctx.state["steps"])
     searched = [s for s in result.samples if s.variant == "batches-1p"]
     assert all(s.values[ACHIEVED_FRACTION] < SATURATED_BELOW for s in searched)
@@ -209,6 +212,10 @@ def test_profiles_and_cluster_writes():
     for profile in ("smoke", "quick", "full"):
         params = S.profiles[profile]
         assert params["several"] in params["producers"]
+        for kind in ("batches", "real"):
+            assert (
+                params["min_rate"][kind] <= params["start_rate"][kind] <= params["max_rate"][kind]
+            )
         writes = S.cluster_writes(params)
         assert {w.topic for w in writes} == {
             *(f"np-batches-{n}p" for n in params["producers"]),

@@ -183,7 +183,7 @@ def search(
     steps: list[Step] = []
     kept: Step | None = None
     broken: Step | None = None
-    rate, up = start, factor
+    rate, up = min(max(start, floor), ceiling), factor
     while len(steps) < max_steps:
         steps.append(done := step(rate))
         if done.kept:
@@ -228,6 +228,7 @@ class NodePeak(Scenario):
         "partitions": "partitions of each topic (per broker of a --bootstrap cluster)",
         "step_s": "seconds each offered rate of a search is held",
         "start_rate": "records/s the warm-up's full search starts from, by kind (batches, real)",
+        "min_rate": "records/s no search offers below, by kind",
         "max_rate": "records/s no search offers beyond, by kind",
         "factor": "the full search's multiplier between steps",
         "refine": "bisections after the full search's bracket",
@@ -258,6 +259,7 @@ class NodePeak(Scenario):
             "partitions": 1,
             "step_s": 0.1,
             "start_rate": {LOADGEN: 50_000, REAL: 20_000},
+            "min_rate": {LOADGEN: 10_000, REAL: 1_000},
             "max_rate": {LOADGEN: 64e6, REAL: 4e6},
             "refine": 1,
             "max_steps": 3,
@@ -275,6 +277,7 @@ class NodePeak(Scenario):
             # six rounds, the fewest whose median has a 95 % interval, within a minute
             "step_s": 0.4,
             "start_rate": {LOADGEN: 250_000, REAL: 50_000},
+            "min_rate": {LOADGEN: 10_000, REAL: 1_000},
             "max_rate": {LOADGEN: 64e6, REAL: 4e6},
             "refine": 2,
             "max_steps": 9,
@@ -290,6 +293,7 @@ class NodePeak(Scenario):
             "partitions": 6,  # as Kreps' topic
             "step_s": 2.0,
             "start_rate": {LOADGEN: 250_000, REAL: 50_000},
+            "min_rate": {LOADGEN: 10_000, REAL: 1_000},
             "max_rate": {LOADGEN: 64e6, REAL: 4e6},
             "refine": 3,
             "max_steps": 12,
@@ -603,6 +607,7 @@ class NodePeak(Scenario):
         params = ctx.params
         estimate = ctx.state["estimate"].get(variant.name)
         ctx.state["measurements"] += 1
+        within = {"floor": params["min_rate"][kind], "ceiling": params["max_rate"][kind]}
         if estimate is None:  # the variant's first measurement (the warm-up): a full search
             steps = search(
                 step,
@@ -610,7 +615,7 @@ class NodePeak(Scenario):
                 factor=params["factor"],
                 refine=params["refine"],
                 max_steps=params["max_steps"],
-                ceiling=params["max_rate"][kind],
+                **within,
             )
         else:
             steps = search(
@@ -620,16 +625,18 @@ class NodePeak(Scenario):
                 max_factor=params["factor"],
                 refine=1,
                 max_steps=params["track_steps"],
-                ceiling=params["max_rate"][kind],
+                **within,
             )
-            if peak(steps) is None:  # a slow spell broke every step: on down, as the full one
+            lowest = min(s.offered_per_s for s in steps)
+            # a slow spell broke every step: on down, as the full search goes
+            if peak(steps) is None and lowest / params["factor"] >= within["floor"]:
                 steps += search(
                     step,
-                    min(s.offered_per_s for s in steps) / params["factor"],
+                    lowest / params["factor"],
                     factor=params["factor"],
                     refine=1,
                     max_steps=max(params["max_steps"] - len(steps), 1),
-                    ceiling=params["max_rate"][kind],
+                    **within,
                 )
         found = peak(steps)
         for i, s in enumerate(steps):
@@ -647,7 +654,9 @@ class NodePeak(Scenario):
         # no kept step: the lowest one, saturated or over the bound, stands for the round
         at = found or min(steps, key=lambda s: s.offered_per_s)
         ctx.state["estimate"][variant.name] = (
-            found.offered_per_s if found else at.offered_per_s / params["track_factor"]
+            found.offered_per_s
+            if found
+            else max(at.offered_per_s / params["track_factor"], within["floor"])
         )
         rate = found.offered_per_s if found else at.achieved_per_s
         values = {

@@ -12,25 +12,25 @@ with NVMe disks). Here: one node (kbench's engine, or the leader of the partitio
 "Sustainable" is found by a rate search, as OpenMessaging Benchmark's rate discovery does (its
 RateController raises the offered rate while the publish and receive backlogs stay under 1,000
 messages, and optionally p99 latency under a target): each step offers a rate, open loop, for
-`step_s` seconds, records the rate offered and the rate achieved (records acknowledged over
-the time it took to send them: the step's length, longer when the producers fell behind their
+`step_s` seconds, records the rate offered and the rate achieved (records acknowledged over the
+time it took to send them: the step's length, longer when the producers fell behind their
 schedule, a window of requests unanswered; what a deadline left unsent counts as not
-acknowledged), and the p99 of the acknowledgements' latency from
-each request's intended send time (so a stall counts in every request it held up). A step is
-kept when the achieved fraction is at least SATURATED_BELOW (0.95: below it the producer fell
-behind its schedule, a backlog grew) and p99 is within `p99_bound_ms`; otherwise it is
-saturated (the first test) or over the latency bound. The search doubles the offered rate from
-`start_rate` until a step is not kept (halving from it instead when the first is not), then
-bisects (geometric mean) between the highest kept and the lowest broken rate `refine` times.
-The peak sustainable rate is the highest offered rate kept. The warm-up measurement of each
-variant runs this full search; every later round runs a short one around the last round's
-peak (factor `track_factor`, squared after each kept step up to `factor`, `track_steps` steps,
-one bisection; when a slow spell of the
-machine breaks all of them, on down by `factor` as the full search does), so that each round's
-sample is a peak found again, at a fraction of the cost (the rounds are not independent: each
-starts where the last ended). A request due in a step may still be sent up to the p99 bound
-after the step's end, not later. Every step of every round (offered, achieved,
-p99, kept) goes into the sample's values (`step<i>_...`) and ctx.state["steps"].
+acknowledged), and the p99 of the acknowledgements' latency from each request's intended send
+time (so a stall counts in every request it held up). A step is kept when the achieved fraction
+is at least SATURATED_BELOW (0.95: below it the producer fell behind its schedule, a backlog
+grew) and p99 is within `p99_bound_ms`; otherwise it is saturated (the first test) or over the
+latency bound. The search doubles the offered rate from `start_rate` until a step is not kept
+(halving from it instead when the first is not), then bisects (geometric mean) between the
+highest kept and the lowest broken rate `refine` times, never offering below `min_rate` or above
+`max_rate`. The peak sustainable rate is the highest offered rate kept. The warm-up measurement
+of each variant runs this full search; every later round runs a short one around the last
+round's peak (factor `track_factor`, squared after each kept step up to `factor`, `track_steps`
+steps, one bisection; when a slow spell of the machine breaks all of them, on down by `factor`
+as the full search does), so that each round's sample is a peak found again, at a fraction of
+the cost (the rounds are not independent: each starts where the last ended). A request due in a
+step may still be sent up to the p99 bound after the step's end, not later. Every step of every
+round (offered, achieved, p99, kept) goes into the sample's values (`step<i>_...`) and
+ctx.state["steps"].
 
 Variants:
 - batches-<n>p: n producer processes (scenarios/clients/load_processes.py), each a BatchProducer
@@ -55,7 +55,7 @@ Variants:
   of a sequential buffered write of `disk_bytes` in 1 MiB blocks to the data directory with a
   final fsync. The environment of a run records neither, so they are measured here.
 
-Each loadgen step's topic's high watermark is read before and after every measurement
+The high watermark of a loadgen variant's topic is read before and after every step
 (ListOffsets): it must have grown by exactly the records acknowledged, or the measurement
 fails; the consumer must read exactly the backlog's records.
 
@@ -63,8 +63,8 @@ Metrics: records/s (the peak: the highest kept offered rate; fetch-backlog: reco
 second), MB/s (record values, 100 B each, 10^6 bytes; the log stores ~10 % more: record and
 batch framing; loopback and disk-write: bytes moved), and at the peak step its achieved rate,
 achieved fraction and p50/p99 acknowledgement latency. A round whose search kept no step
-reports its lowest step, saturated (achieved fraction below 0.95): such a sample decides no
-claim (`undecided`).
+reports its lowest step (saturated, or over the latency bound: `peak_found` 0), and such a
+sample decides no claim (`undecided`).
 
 Claims decided (thresholds written before the scenario's first run, not moved after):
 - node-peak, in two parts, on batches-<several>p: records/s / 20 M >= 1, and MB/s / 600 >= 1.

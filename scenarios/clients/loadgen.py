@@ -12,7 +12,8 @@ one that was in flight (coordinated omission, as wrk2 and HdrHistogram's docs de
 """
 
 import time
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from hdrh.histogram import HdrHistogram
 from kafka.errors import TopicAlreadyExistsError, for_code
@@ -48,10 +49,18 @@ class OpenLoopSchedule:
 @dataclass
 class ProduceStats:
     bytes: int
-    requests: int
-    seconds: float
+    requests: int  # acknowledged
+    seconds: float  # from the start (the schedule's, in open loop) to the last acknowledgement
     p50_latency_us: float
     p99_latency_us: float
+    # ns per request, from its send (or, in open loop, its due time) to its acknowledgement
+    latency: HdrHistogram = field(repr=False)
+    # requests that were to be sent (total_bytes' worth); more than `requests` when the
+    # deadline came first
+    planned: int = 0
+    # from the start to the last request's send: in open loop, how long the requests took to
+    # go out (behind the schedule when the window was full)
+    sending_seconds: float = 0.0
 
 
 class BatchProducer:
@@ -99,19 +108,24 @@ class BatchProducer:
     def produce(
         self,
         topic: str,
-        partitions: int,
+        partitions: int | Sequence[int],
         total_bytes: int,
         window: int = 8,
         rate_per_s: float | None = None,
         acks: int = 1,
         start_ns: int | None = None,
+        deadline_ns: int | None = None,
     ) -> ProduceStats:
-        """Send about total_bytes of batches round robin over the topic's partitions, as fast as
-        the window allows, or at rate_per_s requests per second (open loop, see above), to the
-        broker this producer is connected to (the partitions' leader). start_ns: when the open
-        loop's first request is due (time.perf_counter_ns(), CLOCK_MONOTONIC on Linux, which
-        every process on the machine shares); default now."""
+        """Send about total_bytes of batches round robin over the topic's partitions (a count:
+        0..n-1, or the partition ids), as fast as the window allows, or at rate_per_s requests
+        per second (open loop, see above), to the broker this producer is connected to (the
+        partitions' leader). start_ns: when the open loop's first request is due
+        (time.perf_counter_ns(), CLOCK_MONOTONIC on Linux, which every process on the machine
+        shares); default now. deadline_ns: no request is sent from then on (those in flight are
+        still awaited), so a load the broker cannot keep up with ends on time; what was
+        acknowledged is `requests`, what was to be sent `planned`."""
         cls = ProduceRequest[_PRODUCE_VERSION]
+        ids = list(range(partitions)) if isinstance(partitions, int) else list(partitions)
         frames = [
             self.connection.frame(
                 cls(
@@ -130,7 +144,7 @@ class BatchProducer:
                     ],
                 )
             )
-            for p in range(partitions)
+            for p in ids
         ]
         requests = max(total_bytes // len(self.batch), 1)
         histogram = HdrHistogram(1, 60_000_000_000, 3)
@@ -138,17 +152,23 @@ class BatchProducer:
         started = time.perf_counter_ns() if start_ns is None else start_ns
         schedule = None if rate_per_s is None else OpenLoopSchedule(started, rate_per_s)
         sent = received = 0
-        while received < requests:
+        planned = requests
+        while True:
             while sent < requests and sent - received < window:
-                if schedule is not None:
-                    wait_ns = schedule.due_ns(sent) - time.perf_counter_ns()
-                    if wait_ns > 0 and sent > received:
+                now = time.perf_counter_ns()
+                due = now if schedule is None else schedule.due_ns(sent)
+                if deadline_ns is not None and max(now, due) >= deadline_ns:
+                    requests = sent  # the rest is not sent: the deadline came first
+                    break
+                if due > now:
+                    if sent > received:
                         break  # read the response in flight before the next one is due
-                    if wait_ns > 0:
-                        time.sleep(wait_ns / 1e9)
+                    time.sleep((due - now) / 1e9)
                 sent_at.append(time.perf_counter_ns())
-                self.sock.sendall(frames[sent % partitions])
+                self.sock.sendall(frames[sent % len(frames)])
                 sent += 1
+            if received == sent:  # all sent (or the deadline came) and answered
+                break
             response = ProduceResponse.decode(
                 bytes(self.connection.read_frame()), version=_PRODUCE_VERSION, header=True
             )
@@ -169,4 +189,7 @@ class BatchProducer:
             seconds=seconds,
             p50_latency_us=histogram.get_value_at_percentile(50) / 1000,
             p99_latency_us=histogram.get_value_at_percentile(99) / 1000,
+            latency=histogram,
+            planned=planned,
+            sending_seconds=(sent_at[-1] - started) / 1e9 if sent_at else 0.0,
         )

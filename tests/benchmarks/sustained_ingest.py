@@ -6,19 +6,19 @@
 
 For each storage (tmpfs: the broker's log on /dev/shm; disk: under /tmp, on the data disk) and
 each count of producer processes, a fresh `kbench broker` (LocalBroker) and a topic of
---partitions partitions; every producer process runs the load generator
-(scenarios.clients.loadgen.BatchProducer: prebuilt ~64 KiB batches of 600 100-byte records,
-ProduceRequest v7, acks=1, a window of 16 requests on one connection, round robin over the
-partitions) without pause. After --warm-up seconds, the partitions' log end offsets (GET /stats)
-and the broker's CPU time are sampled every second for --seconds: records/s per one-second
-interval (min, median with its 95 % interval, max), overall, and the CPU the broker and the
-producers used, in cores. On this 2-core machine the producers compete with the broker for the
-CPU, which is why several counts are measured.
+--partitions partitions; every producer process (scenarios.clients.load_processes, closed loop)
+runs the load generator (scenarios.clients.loadgen.BatchProducer: prebuilt ~64 KiB batches of
+600 100-byte records, ProduceRequest v7, acks=1, a window of 16 requests on one connection,
+round robin over the partitions) without pause. After --warm-up seconds, the partitions' log
+end offsets (GET /stats) and the broker's CPU time are sampled every second for --seconds:
+records/s per one-second interval (min, median with its 95 % interval, max), overall, and the
+CPU the broker and the producers used, in cores. On this 2-core machine the producers compete
+with the broker for the CPU, which is why several counts are measured.
 
 --sink measures what the producers can offer: the same producer processes against the bare
-server of tests.benchmarks.ingest_vs_bare (frames cut with recv_into, a canned response), its
-file a link to /dev/null, and records counted as the producers' acknowledged requests (updated
-every 16 MiB, so a one-second interval is known to about 5 %).
+ingest server of scenarios/clients/bare_broker.py (frames cut with recv_into, a canned
+response), its file a link to /dev/null, and records counted as the producers' acknowledged
+requests (updated every 16 MiB, so a one-second interval is known to about 5 %).
 
 30 s at 5 M records/s is 16 GB of log, more than this machine's memory: segments of 128 MiB are
 deleted once a partition holds more than 512 MiB (retention checked every second, files
@@ -30,7 +30,6 @@ under sustained ingest does. --py-spy DIR records the broker over each measured 
 import argparse
 import itertools
 import json
-import multiprocessing
 import os
 import shutil
 import subprocess
@@ -39,9 +38,8 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
-from multiprocessing.sharedctypes import Synchronized
-from multiprocessing.synchronize import Barrier, Event
 
+from scenarios.clients.load_processes import LoadProcesses
 from scenarios.clients.loadgen import BatchProducer
 from scenarios.clients.local_broker import LocalBroker
 from scenarios.harness.resources import cpu_seconds
@@ -68,18 +66,6 @@ class Sample:
     producers_cpu: float
 
 
-def producer(
-    bootstrap: str, partitions: int, ready: Barrier, stop: Event, acknowledged: Synchronized
-) -> None:
-    load = BatchProducer(bootstrap)
-    ready.wait()
-    while not stop.is_set():
-        stats = load.produce(TOPIC, partitions, CHUNK_BYTES, window=WINDOW)
-        with acknowledged.get_lock():
-            acknowledged.value += stats.requests * RECORDS_PER_BATCH
-    load.close()
-
-
 def log_end(bootstrap: str) -> int:
     with urllib.request.urlopen(f"http://{bootstrap}/stats", timeout=10) as response:
         partitions = json.loads(response.read())["partitions"]
@@ -87,11 +73,11 @@ def log_end(bootstrap: str) -> int:
 
 
 def sample(
-    bootstrap: str | None, broker_pid: int, producer_pids: list[int], acknowledged: Synchronized
+    bootstrap: str | None, broker_pid: int, producer_pids: list[int], load: LoadProcesses
 ) -> Sample:
     """bootstrap None: the sink, counted at the producers."""
     before = time.monotonic()
-    records = acknowledged.value if bootstrap is None else log_end(bootstrap)
+    records = load.acknowledged if bootstrap is None else log_end(bootstrap)
     at = (before + time.monotonic()) / 2
     return Sample(
         at,
@@ -102,10 +88,11 @@ def sample(
 
 
 def start_sink(directory: str) -> tuple[subprocess.Popen, str]:
-    """ingest_vs_bare's bare server, writing to /dev/null; (process, address)."""
+    """The bare ingest server (scenarios/clients/bare_broker.py), writing to /dev/null;
+    (process, address)."""
     os.symlink(os.devnull, os.path.join(directory, "bare.log"))
     process = subprocess.Popen(
-        [sys.executable, "-m", "tests.benchmarks.ingest_vs_bare", "--serve", directory],
+        [sys.executable, "-m", "scenarios.clients.bare_broker", "ingest", directory],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -116,7 +103,6 @@ def start_sink(directory: str) -> tuple[subprocess.Popen, str]:
 def measure(args: argparse.Namespace, storage: str, producers: int) -> list[Sample]:
     """One broker (or the sink), `producers` load generators, samples once a second over the
     window."""
-    context = multiprocessing.get_context("spawn")
     directory = tempfile.mkdtemp(prefix="kbench-ingest-", dir=STORAGE[storage])
     broker: LocalBroker | None = None
     sink: subprocess.Popen | None = None
@@ -130,22 +116,18 @@ def measure(args: argparse.Namespace, storage: str, producers: int) -> list[Samp
             log_path=os.path.join(directory, "broker.log"),
         ).start()
         address, pid = broker.bootstrap, broker.pid
-    ready = context.Barrier(producers + 1)
-    stop = context.Event()
-    acknowledged = context.Value("q", 0)
-    processes = [
-        context.Process(target=producer, args=(address, args.partitions, ready, stop, acknowledged))
-        for _ in range(producers)
-    ]
+    load = LoadProcesses(address, producers, records_per_batch=RECORDS_PER_BATCH)
     profiler = None
     try:
         if broker is not None:
             setup = BatchProducer(broker.bootstrap)
             setup.create_topic(TOPIC, args.partitions)
             setup.close()
-        for process in processes:
-            process.start()
-        ready.wait(timeout=60)
+        load.start()
+        # closed loop, each process as fast as its window allows, until stop()
+        load.begin_produce(
+            TOPIC, args.partitions, None, None, window=WINDOW, chunk_bytes=CHUNK_BYTES
+        )
         time.sleep(args.warm_up)
         if args.py_spy:
             out = os.path.join(args.py_spy, f"{'sink' if args.sink else storage}-{producers}.txt")
@@ -155,21 +137,19 @@ def measure(args: argparse.Namespace, storage: str, producers: int) -> list[Samp
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-        pids = [p.pid for p in processes if p.pid is not None]
+        pids = load.pids["producers"]
         bootstrap = None if broker is None else broker.bootstrap
-        samples = [sample(bootstrap, pid, pids, acknowledged)]
+        samples = [sample(bootstrap, pid, pids, load)]
         for second in range(1, args.seconds + 1):  # on a fixed schedule: no drift
             time.sleep(max(samples[0].at + second - time.monotonic(), 0))
-            samples.append(sample(bootstrap, pid, pids, acknowledged))
-        if any(not p.is_alive() for p in processes):
-            raise RuntimeError("a producer process ended early")
+            samples.append(sample(bootstrap, pid, pids, load))
+        load.stop()
+        done = load.end_produce()
+        if done.errors:
+            raise RuntimeError(f"a producer process failed: {done.errors}")
         return samples
     finally:
-        stop.set()
-        for process in processes:
-            process.join(timeout=60)
-            if process.exitcode is None:
-                process.kill()
+        load.close()
         if profiler is not None:
             profiler.wait(timeout=60)
         if broker is not None:

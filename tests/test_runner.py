@@ -75,19 +75,21 @@ class Level(Doubling):
         return [
             Contrast("fast-vs-150", "ops", "fast", Bound(150.0, "150 ops/s"), "fast / 150 ops/s"),
             Contrast("150-vs-slow", "ops", Bound(150.0, "150 ops/s"), "slow", "150 ops/s / slow"),
+            Contrast("fast-vs-300", "ops", "fast", Bound(300.0, "300 ops/s"), "fast / 300 ops/s"),
         ]
 
     def claim_checks(self, params):
         return [
             ClaimCheck("node-peak", "fast-vs-150", 1.0),
             ClaimCheck("node-peak", "150-vs-slow", 1.0),
+            ClaimCheck("node-peak", "fast-vs-300", 1.0),
         ]
 
 
 def test_a_contrast_against_a_quoted_level_scales_the_median_and_its_interval(tmp_path):
     ctx = RunContext(work_dir=str(tmp_path), params={"rounds": 7})
     result = run_scenario(Level(), ctx, "smoke")
-    above, below = result.contrasts
+    above, below, _ = result.contrasts
     fast = result.summaries["fast"]["ops"]
     assert above["comparison"]["ratio"] == pytest.approx(fast["median"] / 150.0)
     assert above["comparison"]["ci_low"] == pytest.approx(fast["ci_low"] / 150.0)
@@ -95,7 +97,9 @@ def test_a_contrast_against_a_quoted_level_scales_the_median_and_its_interval(tm
     assert (above["numerator"], above["denominator"]) == ("fast", "150 ops/s")
     assert (below["numerator"], below["denominator"]) == ("150 ops/s", "slow")
     assert below["comparison"]["ratio"] == pytest.approx(1.5, rel=0.05)
-    assert [c["verdict"] for c in result.claims] == ["confirmed", "confirmed"]
+    assert [c["verdict"] for c in result.claims] == ["confirmed", "confirmed", "not reproduced"]
+    # a level is no variant: the wording says on which side of it the measurement lies
+    assert result.claims[2]["wording"] == "not reproduced: wholly on the far side of 300 ops/s"
 
 
 class Burning(Doubling):

@@ -301,7 +301,7 @@ class BatchCompression(Scenario):
         "named here are not run",
         "rounds": "interleaved repeats of every variant",
     }
-    quick_seconds = 114  # measured: `kbench run` quick on a 2-core VM, 2026-11-29
+    quick_seconds = 109  # measured: `kbench run`, 2-core VM, 2026-11-29 (8 min 27 s for all)
     profiles = {
         "smoke": {
             "records": 2000,

@@ -331,7 +331,7 @@ class E2ELatency(Scenario):
             "their median by CPU time: how often the machine itself ran slow (with probe)",
         ),
     )
-    quick_seconds = 39  # measured: `kbench run` quick on a 2-core VM, 2026-11-29 (38.8 s)
+    quick_seconds = 40  # measured: `kbench run`, 2-core VM, 2026-11-29 (8 min 27 s for all)
     charts = (
         SweepChart(
             "latency percentiles vs offered rate",

@@ -91,7 +91,7 @@ class PageCache(Scenario):
         "(fetch.max.wait.ms is 0)",
         "rounds": "interleaved repeats of every variant",
     }
-    quick_seconds = 30  # measured: `kbench run` quick on a 2-core VM, 2026-11-29
+    quick_seconds = 29  # measured: `kbench run`, 2-core VM, 2026-11-29 (8 min 27 s for all)
     profiles = {
         "smoke": {
             "file_bytes": 4 * _MIB,

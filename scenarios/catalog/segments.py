@@ -481,7 +481,7 @@ class Segments(Scenario):
         "rounds": "interleaved repeats of every variant",
     }
     # measured: `kbench run` quick on a 2-core VM, 2026-11-29 (13.1, 14.3 and 17.9 s in three runs)
-    quick_seconds = 18
+    quick_seconds = 13  # measured: `kbench run`, 2-core VM, 2026-11-29 (8 min 27 s for all)
     profiles = {
         "smoke": {
             "raw_methods": list(METHODS),

@@ -193,7 +193,7 @@ class SparseIndex(Scenario):
         "cold_fetches": "Fetches per cold sample, each after evicting the partition",
         "rounds": "interleaved repeats of every variant",
     }
-    quick_seconds = 66  # measured: `kbench run` quick on a 2-core VM, 2026-11-29
+    quick_seconds = 64  # measured: `kbench run`, 2-core VM, 2026-11-29 (8 min 27 s for all)
     profiles = {
         "smoke": {
             "intervals": [128, 4096, 65536, NO_INDEX],

@@ -126,7 +126,7 @@ class ZeroCopy(Scenario):
         "tenth of a CPU while it ran (0: never)",
         "rounds": "interleaved repeats of every variant",
     }
-    quick_seconds = 104  # measured: `kbench run` quick on a 2-core VM, 2026-11-29
+    quick_seconds = 83  # measured: `kbench run`, 2-core VM, 2026-11-29 (8 min 27 s for all)
     profiles = {
         "smoke": {
             "raw_bytes": 4 * _MIB,

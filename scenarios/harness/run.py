@@ -89,6 +89,7 @@ def run(
             file=sys.stderr,
             dynamic_ncols=True,
             bar_format="{desc}{percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]",
+            smoothing=0,  # the ETA from the pace of the whole run so far, not the last second's
         ) as bar:
             done = 0.0
             for scenario in scenarios:

@@ -232,8 +232,16 @@ def _analyse(scenario: Scenario, result: ScenarioResult) -> None:
     for check in scenario.claim_checks(result.params):
         claim = CLAIMS[check.claim]
         entry = next(c for c in result.contrasts if c["name"] == check.contrast)
-        verdict = judge(by_name[check.contrast], check.threshold, label=entry["label"])
         contrast = declared[check.contrast]
+        levels = [
+            s.label for s in (contrast.numerator, contrast.denominator) if isinstance(s, Bound)
+        ]
+        verdict = judge(
+            by_name[check.contrast],
+            check.threshold,
+            label=entry["label"],
+            quoted=levels[0] if levels else None,
+        )
         pair = [v for v in (contrast.numerator, contrast.denominator) if isinstance(v, str)]
         reason = scenario.undecided(
             check, {v: [s.values for s in measured if s.variant == v] for v in pair}

@@ -165,11 +165,15 @@ def compare(
     )
 
 
-def judge(comparison: Comparison | Summary, threshold: float, *, label: str) -> Verdict:
+def judge(
+    comparison: Comparison | Summary, threshold: float, *, label: str, quoted: str | None = None
+) -> Verdict:
     """Confirmed if the whole interval lies at or above `threshold`; inconclusive about the
     direction if it is a ratio's and contains 1; not reproduced if it lies wholly below the
     threshold (and off 1); inconclusive if it straddles the threshold. `label` names the
-    measured quantity."""
+    measured quantity; `quoted`, when the ratio is to a figure a claim quotes (10 ms), names
+    it, and the wording says on which side of it the measurement lies, as there is no
+    direction between two variants to speak of."""
     level = _percent(comparison.confidence)
     limit = f"{threshold:g}"
     rule = (
@@ -181,6 +185,13 @@ def judge(comparison: Comparison | Summary, threshold: float, *, label: str) -> 
     low, high = comparison.ci_low, comparison.ci_high
     if low >= threshold:
         return Verdict("confirmed", rule)
+    if quoted is not None:
+        at = quoted if threshold == 1 else f"{threshold:g} x {quoted}"
+        if high < threshold:
+            return Verdict(
+                "not reproduced", rule, f"not reproduced: wholly on the far side of {at}"
+            )
+        return Verdict("inconclusive", rule, f"inconclusive: the interval straddles {at}")
     if isinstance(comparison, Comparison) and low <= 1.0 <= high:  # a ratio's direction
         return Verdict(
             "inconclusive", rule, "inconclusive about the direction (interval includes 1)"

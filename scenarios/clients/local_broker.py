@@ -122,7 +122,14 @@ class LocalCluster:
 
     @property
     def bootstrap(self) -> str:
-        return ",".join(b.bootstrap for b in self.brokers.values() if b.bootstrap)
+        """The addresses of the brokers running now: a client handed a killed broker's address
+        backs off from it, longer each time, and under load can spend its whole bootstrap
+        timeout (kafka-python: 30 s) before it tries a live one."""
+        return ",".join(
+            b.bootstrap
+            for b in self.brokers.values()
+            if b.process is not None and b.process.poll() is None
+        )
 
     def _broker(self, node_id: int) -> LocalBroker:
         settings = {

@@ -4,7 +4,8 @@ import time
 
 from engine.records import SimpleRecord, build_batch
 from scenarios.clients.fetch_client import BatchHeader, whole_batches
-from scenarios.clients.loadgen import BatchProducer, OpenLoopSchedule
+from scenarios.clients.loadgen import BatchProducer
+from scenarios.clients.schedule import OpenLoopSchedule
 
 
 def test_open_loop_latency_counts_from_the_intended_send_time():

@@ -55,3 +55,11 @@ def test_a_consumer_of_another_client_than_the_producer(broker):
     assert result.wall_s > 0 and result.broker_cpu_s is not None and result.broker_cpu_s > 0
     with pytest.raises(ValueError, match="consumer_clients must be one of"):
         pipeline.run(broker.bootstrap, load, consumer_clients="java")
+
+
+def test_a_consumer_that_fails_ends_its_process_instead_of_hanging_it(broker):
+    """Producer and consumer share a process (layout shared): the consumer's thread failing
+    before the start (no such topic) must not leave the producer waiting at the gate."""
+    load = pipeline.Load("no-such-topic", rate=1000, count=100, warmup=0, per_request=10)
+    with pytest.raises(RuntimeError, match="did not get ready"):
+        pipeline.run(broker.bootstrap, load, clients="loadgen", layout="shared")

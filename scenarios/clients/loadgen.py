@@ -22,6 +22,7 @@ from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
 from engine.records import SimpleRecord, build_batch
 from scenarios.clients.cluster import KafkaConnection
+from scenarios.clients.schedule import OpenLoopSchedule
 
 _PRODUCE_VERSION = 7
 _CREATE_TOPICS_VERSION = 4
@@ -29,21 +30,6 @@ _CREATE_TOPICS_VERSION = 4
 
 class LoadError(Exception):
     pass
-
-
-@dataclass(frozen=True, slots=True)
-class OpenLoopSchedule:
-    """When request i is due in an open-loop run at rate_per_s, and its latency measured from
-    then, not from when it could actually be sent."""
-
-    start_ns: int
-    rate_per_s: float
-
-    def due_ns(self, i: int) -> int:
-        return self.start_ns + round(i * 1e9 / self.rate_per_s)
-
-    def latency_ns(self, i: int, completed_ns: int) -> int:
-        return completed_ns - self.due_ns(i)
 
 
 @dataclass

@@ -2,7 +2,7 @@
 its delivery to a tailing consumer: end-to-end latency without coordinated omission.
 
 A producer offers `count` 100-byte records to one partition, open loop: record i is due at
-start + i/rate (scenarios.clients.loadgen.OpenLoopSchedule, on CLOCK_MONOTONIC, which every
+start + i/rate (scenarios.clients.schedule.OpenLoopSchedule, on CLOCK_MONOTONIC, which every
 process on the machine shares), and its latency runs from that due time to the moment the
 consumer has it, so a record the producer sent late carries its lag too. A record's index is
 its offset less the warm-up's, so records carry nothing but their 100 bytes; the first
@@ -51,8 +51,7 @@ from typing import Any
 import psutil
 from hdrh.histogram import HdrHistogram
 
-from scenarios.clients.fetch_client import FetchClient, whole_batches
-from scenarios.clients.loadgen import BatchProducer, OpenLoopSchedule
+from scenarios.clients.schedule import OpenLoopSchedule
 from scenarios.harness.resources import ResourceMeter, cpu_seconds
 
 RECORD_SIZE = 100
@@ -111,6 +110,10 @@ class StartGate:
     def wait(self) -> int:
         self._barrier.wait()
         return self.start_ns
+
+    def abort(self) -> None:
+        """A role failed: the others waiting at the gate stop waiting (BrokenBarrierError)."""
+        self._barrier.abort()
 
 
 # -- producers -----------------------------------------------------------------------------------
@@ -177,6 +180,8 @@ def confluent_produce(bootstrap: str, load: Load, gate: StartGate) -> dict:
 
 def loadgen_produce(bootstrap: str, load: Load, gate: StartGate) -> dict:
     """BatchProducer, open loop: a batch of per_request records at each due time."""
+    from scenarios.clients.loadgen import BatchProducer  # kafka-python: loaded where used
+
     producer = BatchProducer(bootstrap, record_size=RECORD_SIZE, records_per_batch=load.per_request)
     batch = len(producer.batch)
     acks = int(load.producer.get("acks", 1))
@@ -294,6 +299,8 @@ def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: fl
 
 def fetch_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: float) -> Consumed:
     """Tail the partition from offset 0 with FetchClient's long-poll fetches."""
+    from scenarios.clients.fetch_client import FetchClient, whole_batches  # as BatchProducer
+
     min_bytes = int(load.consumer.get("fetch.min.bytes", 1))
     max_wait_ms = int(load.consumer.get("fetch.wait.max.ms", 500))
     max_bytes = int(load.consumer.get("max.partition.fetch.bytes", _FETCH_MAX_BYTES))
@@ -455,23 +462,42 @@ def _client_process(args: argparse.Namespace) -> None:
         print(json.dumps({"probe": probe_machine(load, gate)}), flush=True)
         return
     timeout_s = load.seconds * 4 + 60
+    consumer_clients = args.consumer_clients or args.clients
+    failed: list[BaseException] = []
 
     def consume() -> None:
-        consumer_clients = args.consumer_clients or args.clients
-        consumed = CONSUMERS[consumer_clients](args.bootstrap, load, gate, timeout_s)
+        try:
+            consumed = CONSUMERS[consumer_clients](args.bootstrap, load, gate, timeout_s)
+        except BaseException as error:  # said in one line when the process ends, below
+            failed.append(error)
+            gate.abort()  # the producer must not wait at the gate for a consumer that is gone
+            return
         result["consumer"] = consumed.as_dict()
 
     thread = None
     if "consumer" in roles:
         if "producer" in roles:
-            thread = threading.Thread(target=consume)
+            if {args.clients, consumer_clients} & {"loadgen", "kafka-python"}:
+                # kafka-python's package is not safe to import from two threads at once (one
+                # can see the other's modules half initialised): load it before the second
+                import kafka  # noqa: F401
+            thread = threading.Thread(target=consume, daemon=True)
             thread.start()
         else:
             consume()
     if "producer" in roles:
-        result["producer"] = PRODUCERS[args.clients](args.bootstrap, load, gate)
+        try:
+            result["producer"] = PRODUCERS[args.clients](args.bootstrap, load, gate)
+        except threading.BrokenBarrierError:
+            if not failed:  # else the consumer failed before the start: its error ends it below
+                raise
+        except Exception as error:
+            gate.abort()  # the consumer must not wait at the gate for a producer that is gone
+            raise SystemExit(f"the pipeline's producer failed: {error!r}") from None
     if thread is not None:
         thread.join()
+    if failed:
+        raise SystemExit(f"the pipeline's consumer failed: {failed[0]!r}")
     result[f"cpu_s_{args.role}"] = time.process_time() - gate.cpu_at_start
     print(json.dumps(result), flush=True)
 
@@ -571,7 +597,10 @@ def run(
         for process in processes:
             if process.poll() is None:
                 process.kill()
-                process.wait()
+            process.wait()
+            for pipe in (process.stdin, process.stdout):  # communicate() closed them, or not
+                if pipe is not None:
+                    pipe.close()
     consumer = result["consumer"]
     if consumer["delivered"] != load.count + load.per_request:  # offsets are records' indexes
         raise RuntimeError(

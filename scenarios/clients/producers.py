@@ -21,7 +21,7 @@ from typing import ClassVar
 
 from hdrh.histogram import HdrHistogram
 
-from scenarios.clients.loadgen import OpenLoopSchedule
+from scenarios.clients.schedule import OpenLoopSchedule
 
 _MIB = 1 << 20
 CONFLUENT = "confluent-kafka"  # the default client: its variants' names carry no client

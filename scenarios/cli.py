@@ -1,7 +1,7 @@
-"""The `kbench` command line: the scenarios' commands (run, list, report, compare, cluster), and
-the parser of every command. The engine's own (broker, dump-log, broker-stats) are engine.cli's,
-added here so that `kbench --help` lists them all and `python -m scenarios.cli broker` works; the
-console script (engine.cli:main) runs those without importing this module."""
+"""The `kbench` command line: the scenarios' commands (run, list, report, compare, cluster,
+tune), and the parser of every command. The engine's own (broker, dump-log, broker-stats) are
+engine.cli's, added here so that `kbench --help` lists them all and `python -m scenarios.cli
+broker` works; the console script (engine.cli:main) runs those without importing this module."""
 
 import argparse
 import glob
@@ -127,8 +127,68 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         help="refuse (exit 2) to compare runs that differ in profile, parameters, machine or "
         "kbench version",
     )
+    tuning = commands.add_parser(
+        "tune",
+        help="search the client settings that serve a workload best under a latency SLO, and "
+        "prove the gain against Kafka's defaults",
+        description="Search producer and consumer settings (Optuna TPE; every trial a real "
+        "measurement at the workload's producerRate on a fresh topic) that minimise the SLO's "
+        "percentile of end-to-end latency; re-measure the best against Kafka's defaults "
+        "interleaved; write producer.properties and consumer.properties with the settings that "
+        "differ from the defaults.",
+    )
+    tuning.add_argument(
+        "workload", metavar="WORKLOAD.yaml", help="an OpenMessaging Benchmark workload"
+    )
+    tuning.add_argument(
+        "--slo", required=True, help="e.g. p99<=20ms: the percentile minimised, and its bound"
+    )
+    tuning.add_argument("--trials", type=int, required=True, metavar="N", help="trials in this run")
+    tuning.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        help="tune against this cluster (default: an engine broker)",
+    )
+    tuning.add_argument(
+        "--output",
+        metavar="DIR",
+        help="where the study and the properties files go (default: ./reports/tune-WORKLOAD)",
+    )
+    tuning.add_argument(
+        "--storage", metavar="FILE.db", help="the study's SQLite file (default: DIR/study.db)"
+    )
+    tuning.add_argument("--resume", action="store_true", help="continue the study in --storage")
+    tuning.add_argument(
+        "--space", metavar="SPACE.yaml", help="narrow or widen the properties' ranges"
+    )
+    tuning.add_argument(
+        "--require",
+        metavar="NAME=VALUE",
+        action="append",
+        default=[],
+        help="a durability floor the search never goes below, e.g. acks=all (repeatable)",
+    )
+    durations = tuning.add_mutually_exclusive_group()
+    durations.add_argument(
+        "--minutes-scale",
+        type=float,
+        default=1.0,
+        metavar="F",
+        help="scale the workload's testDurationMinutes and warmupDurationMinutes (e.g. 0.05)",
+    )
+    durations.add_argument(
+        "--smoke", action="store_true", help="seconds per trial, for tests (numbers meaningless)"
+    )
+    tuning.add_argument(
+        "--proof-rounds",
+        type=int,
+        metavar="N",
+        help="interleaved rounds of the proof (default 6, smoke 2)",
+    )
+    tuning.add_argument("--seed", type=int, help="the sampler's seed, for a repeatable search")
     return parser, {
         **engine_commands,
+        "tune": tuning,
         "cluster": cluster,
         "run": run,
         "list": listing,
@@ -161,6 +221,8 @@ def _main(argv: list[str] | None) -> int:
         return _compare(args, commands["compare"])
     if args.command == "report":
         return _report(args, commands["report"])
+    if args.command == "tune":
+        return _tune(args, commands["tune"])
     parser.error(f"unknown command {args.command}")
     return 2
 
@@ -202,6 +264,62 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
         print(f"kbench run: interrupted; {where}", file=sys.stderr)
         return INTERRUPTED
     return 0
+
+
+def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from scenarios.tuning import study, workload  # optuna: only when tuning
+    from scenarios.tuning.objective import parse_slo
+    from scenarios.tuning.space import load_space, require
+
+    try:
+        if args.trials < 0:
+            raise ValueError(f"--trials must be 0 or more, got {args.trials}")
+        proof_rounds = args.proof_rounds or (2 if args.smoke else 6)
+        if proof_rounds < 2:
+            raise ValueError(f"--proof-rounds must be at least 2, got {proof_rounds}")
+        tuned = workload.load(args.workload)
+        if reasons := tuned.unsupported():
+            raise ValueError(f"{args.workload}: not measurable yet: {'; '.join(reasons)}")
+        durations = workload.trial_durations(tuned, args.minutes_scale, args.smoke)
+        slo = parse_slo(args.slo)
+        space = require(load_space(args.space), args.require)
+        if args.bootstrap:
+            try:
+                parse_listener(args.bootstrap)
+            except ValueError as exc:
+                raise ValueError(f"--bootstrap: {exc}") from None
+        stem = os.path.splitext(os.path.basename(args.workload))[0]
+        output = usable_directory(
+            args.output or os.path.join("reports", f"tune-{stem}"), "--output"
+        )
+        storage = os.path.abspath(args.storage or os.path.join(output, "study.db"))
+        usable_directory(os.path.dirname(storage), "--storage's directory")
+    except ValueError as exc:  # WorkloadError, SloError and SpaceError among them
+        fail(parser, str(exc))
+    options = study.Options(
+        tuned,
+        durations,
+        slo,
+        space,
+        args.trials,
+        storage,
+        output,
+        args.bootstrap,
+        args.resume,
+        proof_rounds,
+        args.seed,
+    )
+    try:
+        return study.tune(options)
+    except study.TuneError as exc:
+        fail(parser, str(exc))
+    except study.TuneInterrupted as stop:
+        print(
+            f"kbench tune: interrupted; {stop.trials} completed trials are kept in "
+            f"{stop.storage} (--resume continues the search)",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
 
 
 def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:

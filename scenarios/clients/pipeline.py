@@ -41,6 +41,7 @@ import argparse
 import array
 import gc
 import json
+import signal
 import subprocess
 import sys
 import threading
@@ -638,6 +639,8 @@ def _machine_s() -> tuple[float, float]:
 
 
 def main() -> None:
+    # Ctrl-C reaches the whole process group; the parent (run) ends its client processes
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     parser = argparse.ArgumentParser(description="a client process of pipeline.run")
     parser.add_argument("--role", choices=("producer", "consumer", "both", "probe"), required=True)
     parser.add_argument("--clients", choices=CLIENTS, required=True)

@@ -1,0 +1,101 @@
+"""kbench tune end to end against a real engine broker, in smoke mode: every trial a pipeline
+measurement, the study kept in SQLite and continued by --resume, a planted slow setting never
+recommended, the durability floor never crossed, the proof interleaved, and properties files
+holding only what differs from Kafka's defaults. Behaviour, not timing: the SLO is loose enough
+that any setting but the planted one meets it on a loaded test machine."""
+
+import optuna
+import pytest
+
+from scenarios.cli import main
+from tests.conftest import broker_process
+
+WORKLOAD = """\
+name: tune smoke
+topics: 1
+partitionsPerTopic: 1
+messageSize: 100
+subscriptionsPerTopic: 1
+consumerPerSubscription: 1
+producersPerTopic: 1
+producerRate: 1000
+testDurationMinutes: 1
+warmupDurationMinutes: 0
+"""
+# linger.ms 500 is the planted slow setting: every record waits up to half a second, far past
+# the SLO; the rest is fixed, so the recommendation can only be linger.ms=0
+SPACE = """\
+linger.ms: [0, 500]
+batch.size: 16384
+compression.type: none
+fetch.min.bytes: 1
+fetch.max.wait.ms: 500
+max.partition.fetch.bytes: 1048576
+max.in.flight.requests.per.connection: 5
+"""
+SEED = 8  # TPE's first trials are random: with this seed the first two try 500, then 0
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory):
+    running = broker_process(str(tmp_path_factory.mktemp("tune") / "data")).start()
+    yield running
+    running.stop()
+
+
+def _trials(storage: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name="kbench-tune", storage=f"sqlite:///{storage}").trials
+
+
+def _settings(path: str) -> list[str]:
+    with open(path) as file:
+        return [line.strip() for line in file if line.strip() and not line.startswith("#")]
+
+
+def test_a_search_resumes_never_recommends_the_planted_setting_and_proves_interleaved(
+    engine, tmp_path, capsys
+):
+    workload, space = tmp_path / "workload.yaml", tmp_path / "space.yaml"
+    workload.write_text(WORKLOAD)
+    space.write_text(SPACE)
+    output = tmp_path / "out"
+    storage = str(output / "study.db")
+    argv = ["tune", str(workload), "--smoke", "--slo", "p99<=250ms", "--space", str(space)]
+    argv += ["--require", "acks=all", "--output", str(output), "--bootstrap", engine.bootstrap]
+    argv += ["--seed", str(SEED)]
+
+    assert main([*argv, "--trials", "2"]) == 0
+    printed = capsys.readouterr().out
+    first = _trials(storage)
+    assert len(first) == 2
+    lingers = {t.user_attrs["settings"]["linger.ms"]: t for t in first}
+    assert set(lingers) == {0, 500}  # the planted setting was tried
+    assert lingers[500].user_attrs["feasible"] is False
+    assert lingers[500].user_attrs["latency_ms"] > 250
+    assert lingers[0].user_attrs["feasible"] is True
+    assert "smoke mode" in printed and "floor acks=all" in printed
+
+    # the proof: the recommendation against Kafka's defaults, in rounds that alternate
+    assert "proof: recommended vs Kafka's defaults, 2 rounds interleaved" in printed
+    taken = [line.split(":")[0].strip() for line in printed.splitlines() if "  round " in line]
+    assert taken == [
+        "round 1, Kafka's defaults",
+        "round 1, recommended",
+        "round 2, recommended",
+        "round 2, Kafka's defaults",
+    ]
+    assert "recommended/Kafka's defaults p99:" in printed and "SLO p99<=250ms:" in printed
+    # only what differs from Kafka's defaults (linger.ms 5): the producer's linger.ms
+    assert _settings(output / "producer.properties") == ["linger.ms=0"]
+    assert _settings(output / "consumer.properties") == []
+
+    assert main([*argv, "--trials", "1", "--resume"]) == 0
+    resumed = _trials(storage)
+    assert len(resumed) == 3
+    assert [(t.number, t.params, t.user_attrs) for t in resumed[:2]] == [
+        (t.number, t.params, t.user_attrs) for t in first
+    ]
+    assert "resumed, 2 trials before this run" in capsys.readouterr().out
+    assert _settings(output / "producer.properties") == ["linger.ms=0"]
+    # the floor: every trial measured with acks=all
+    assert {t.user_attrs["settings"]["acks"] for t in resumed} == {"all"}

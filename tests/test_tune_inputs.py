@@ -211,7 +211,7 @@ def test_the_proof_measures_the_candidates_interleaved_order_reversed_every_othe
 
     def measure(settings: dict) -> Measurement:
         taken.append(settings["name"])
-        return Measurement(1.0, 1.0, 1.0, 1.0)
+        return Measurement(1.0, 1.0, 1.0, 1.0, 1.0)
 
     rounds = interleaved(measure, {"defaults": {"name": "D"}, "best": {"name": "B"}}, 4)
     assert "".join(taken) == "DBBDDBBD"

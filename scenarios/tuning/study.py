@@ -123,7 +123,12 @@ class Measurer:
             raise TrialFailed(str(exc)) from None
         # not in a finally: after Ctrl-C the broker is going too, and tune() deletes what is left
         self.admin.delete(topic)
-        return Measurement.of(measured, self.slo)
+        return Measurement.of(measured, load, self.slo)
+
+    def close(self) -> None:
+        """Drop the admin client before its broker stops, or librdkafka logs the disconnection
+        on stderr."""
+        del self.admin
 
 
 @contextmanager
@@ -156,9 +161,12 @@ def open_study(options: Options, spec: str) -> optuna.Study:
     # each trial gets kbench's own line; Optuna's warnings on a failed trial carry tracebacks
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     url = f"sqlite:///{os.path.abspath(options.storage)}"
-    existing = os.path.exists(options.storage) and any(
-        s.study_name == STUDY_NAME for s in optuna.get_all_study_summaries(url)
-    )
+    try:
+        existing = os.path.exists(options.storage) and any(
+            s.study_name == STUDY_NAME for s in optuna.get_all_study_summaries(url)
+        )
+    except Exception as exc:  # SQLAlchemy's errors: not a database, or not Optuna's
+        raise TuneError(f"--storage {options.storage}: not an Optuna study file ({exc})") from None
     if existing and not options.resume:
         raise TuneError(
             f"{options.storage} already holds a study: --resume continues it, or give another "
@@ -223,9 +231,11 @@ def interleaved(
     return taken
 
 
-def tune(options: Options, out: TextIO = sys.stdout) -> int:
-    """Run the search and the proof; 0 when a recommendation was written, 1 when no trial was
-    feasible. TuneError for what cannot be used, TuneInterrupted on Ctrl-C."""
+def tune(options: Options, out: TextIO | None = None) -> int:
+    """Run the search and the proof; 0 when the properties files were written, 1 when no trial
+    was feasible. TuneError for what cannot be used, TuneInterrupted on Ctrl-C. `out`: where
+    the account goes (default: stdout at the time of the call)."""
+    out = out or sys.stdout
     workload, slo = options.workload, options.slo
     study = open_study(options, spec_of(options))
     before = len(study.trials)
@@ -253,6 +263,7 @@ def tune(options: Options, out: TextIO = sys.stdout) -> int:
             try:
                 return _search_and_prove(options, study, measure, out)
             finally:
+                measure.close()
                 if options.bootstrap is not None:  # an engine broker's topics go with it
                     _delete_left_topics(bootstrap, prefix)
     except KeyboardInterrupt:
@@ -294,17 +305,35 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, 
         f"{len(completed)} completed trials: {_settings_text(changed) or DEFAULTS_NAME}",
         file=out,
     )
+    durability = spaces.BY_NAME["acks"]
+    if durability.durability.index(settings["acks"]) < len(durability.durability) - 1:
+        print(
+            f"note: acks={settings['acks']} acknowledges before every in-sync replica has a "
+            "record: --require acks=all keeps the search from it",
+            file=out,
+        )
     header = [
         f"kbench tune {options.workload.path}: {options.workload.producer_rate} records/s, "
         f"{slo.text}",
         f"best of {len(completed)} trials (trial {best.number} in {options.storage})",
+        f"each measurement: {options.durations.how}",
     ]
     if not changed:
         print(
             f"{DEFAULTS_NAME} were best: nothing to prove against them, nothing to change", file=out
         )
     else:
-        header.append(_prove(options, measure, settings, out))
+        try:
+            verdict, worse = _prove(options, measure, settings, out)
+        except TrialFailed as exc:
+            raise TuneError(f"the proof's measurement did not complete: {exc}") from None
+        header.append(verdict)
+        if worse:  # the search's best was lucky: recommend nothing rather than a slowdown
+            header.append(
+                f"so no change is recommended; the search's best: {_settings_text(changed)}"
+            )
+            print(f"the proof found trial {best.number} slower: keep {DEFAULTS_NAME}", file=out)
+            settings = dict(DEFAULTS)
     for client in ("producer", "consumer"):
         path = os.path.join(options.output, f"{client}.properties")
         with open(path, "w", encoding="utf-8") as file:
@@ -313,9 +342,12 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, 
     return 0
 
 
-def _prove(options: Options, measure: Measure, settings: dict[str, Value], out: TextIO) -> str:
+def _prove(
+    options: Options, measure: Measure, settings: dict[str, Value], out: TextIO
+) -> tuple[str, bool]:
     """Re-measure the recommendation against Kafka's defaults, interleaved; print the gain with
-    its interval and whether the SLO holds; return the verdict in one line."""
+    its interval and whether the SLO holds; return the verdict in one line, and whether the
+    recommendation was worse than the defaults beyond the noise."""
     slo, rounds = options.slo, options.proof_rounds
     print(
         f"proof: {RECOMMENDED_NAME} vs {DEFAULTS_NAME}, {rounds} rounds interleaved (order "
@@ -328,7 +360,7 @@ def _prove(options: Options, measure: Measure, settings: dict[str, Value], out: 
     def show(round_number: int, name: str, measured: Measurement) -> None:
         print(
             f"  round {round_number + 1}, {name}: {slo.label} {measured.latency_ms:.3g} ms, "
-            f"{measured.achieved_fraction:.0%} of the offered rate",
+            f"{measured.kept_fraction:.0%} of the offered rate kept",
             file=out,
             flush=True,
         )
@@ -367,7 +399,11 @@ def _prove(options: Options, measure: Measure, settings: dict[str, Value], out: 
     else:
         holds = f"inconclusive: the median's interval straddles {slo.bound_ms:g} ms"
     print(f"  SLO {slo.text}: {holds}", file=out)
-    return f"proof ({rounds} interleaved rounds): {slo.label} {format_interval(gain)}; SLO {holds}"
+    verdict = (
+        f"proof ({rounds} interleaved rounds): {RECOMMENDED_NAME}/{DEFAULTS_NAME} {slo.label} "
+        f"{format_interval(gain)}, {direction}; SLO {holds}"
+    )
+    return verdict, gain.direction("lower") == "worse"
 
 
 def _trial_line(trial: optuna.trial.FrozenTrial, slo: Slo) -> str:
@@ -380,7 +416,7 @@ def _trial_line(trial: optuna.trial.FrozenTrial, slo: Slo) -> str:
     verdict = "feasible" if attrs["feasible"] else "infeasible"
     return (
         f"trial {trial.number}: {slo.label} {attrs['latency_ms']:.3g} ms, "
-        f"{attrs['achieved_fraction']:.0%} of the offered rate, {verdict}: {what}"
+        f"{attrs['kept_fraction']:.0%} of the offered rate kept, {verdict}: {what}"
     )
 
 

@@ -308,6 +308,7 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         args.resume,
         proof_rounds,
         args.seed,
+        warmup=not args.smoke,
     )
     try:
         return study.tune(options)
@@ -315,8 +316,8 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         fail(parser, str(exc))
     except study.TuneInterrupted as stop:
         print(
-            f"kbench tune: interrupted; {stop.trials} completed trials are kept in "
-            f"{stop.storage} (--resume continues the search)",
+            f"kbench tune: interrupted; the study in {stop.storage} keeps {stop.trials} "
+            f"completed trial{'' if stop.trials == 1 else 's'} (--resume continues the search)",
             file=sys.stderr,
         )
         return INTERRUPTED

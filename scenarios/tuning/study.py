@@ -11,7 +11,8 @@ The best feasible trial (it kept the offered rate and met the SLO) is then prove
 defaults: both re-measured over several rounds, interleaved (the order reversed every other round,
 as the scenario harness runs variants), on fresh topics, and compared round by round
 (scenarios.harness.stats.compare, paired). The recommendation is written as producer.properties
-and consumer.properties holding only the settings that differ from Kafka's defaults.
+and consumer.properties holding only the settings that differ from Kafka's defaults, and only
+when the proof shows it faster: otherwise the files say to keep the defaults, and why.
 """
 
 import os
@@ -71,6 +72,7 @@ class Options:
     resume: bool = False
     proof_rounds: int = 6
     seed: int | None = None
+    warmup: bool = True  # one measurement first, discarded (smoke mode spares it)
 
 
 Measure = Callable[[dict[str, Value]], Measurement]
@@ -238,7 +240,8 @@ def tune(options: Options, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     workload, slo = options.workload, options.slo
     study = open_study(options, spec_of(options))
-    before = len(study.trials)
+    ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    before = len(study.get_trials(deepcopy=False, states=ended))  # not the enqueued defaults
     print(
         f"kbench tune: {workload.name}: {workload.producer_rate:,} records/s of "
         f"{workload.message_size} B, one partition; {options.durations.how}",
@@ -250,8 +253,8 @@ def tune(options: Options, out: TextIO | None = None) -> int:
     print(f"objective: minimise {slo.label} subject to {slo.text}{floor}", file=out)
     print(f"space: {options.space.describe()}", file=out)
     print(
-        f"study: {options.storage} ({'resumed, ' if before else ''}{before} trials before this "
-        f"run, {options.trials} more)",
+        f"study: {options.storage} ({'resumed, ' if options.resume else ''}{before} trials "
+        f"before this run, {options.trials} more)",
         file=out,
         flush=True,
     )
@@ -261,6 +264,14 @@ def tune(options: Options, out: TextIO | None = None) -> int:
             print(f"target: {'engine broker ' if broker_pid else ''}{bootstrap}", file=out)
             measure = Measurer(bootstrap, broker_pid, workload, options.durations, slo, prefix)
             try:
+                if options.warmup:  # as the harness's warm-up round: a first run is slower
+                    print(f"warm-up: one measurement of {DEFAULTS_NAME}, discarded", file=out)
+                    try:
+                        measure(dict(DEFAULTS))
+                    except TrialFailed as exc:
+                        raise TuneError(
+                            f"the warm-up measurement did not complete: {exc}"
+                        ) from None
                 return _search_and_prove(options, study, measure, out)
             finally:
                 measure.close()
@@ -324,15 +335,19 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, 
         )
     else:
         try:
-            verdict, worse = _prove(options, measure, settings, out)
+            verdict, better = _prove(options, measure, settings, out)
         except TrialFailed as exc:
             raise TuneError(f"the proof's measurement did not complete: {exc}") from None
         header.append(verdict)
-        if worse:  # the search's best was lucky: recommend nothing rather than a slowdown
+        if not better:  # a best trial that may have been lucky: no change beats an unproven one
             header.append(
                 f"so no change is recommended; the search's best: {_settings_text(changed)}"
             )
-            print(f"the proof found trial {best.number} slower: keep {DEFAULTS_NAME}", file=out)
+            print(
+                f"the proof does not show trial {best.number} faster than {DEFAULTS_NAME}: "
+                "keep them",
+                file=out,
+            )
             settings = dict(DEFAULTS)
     for client in ("producer", "consumer"):
         path = os.path.join(options.output, f"{client}.properties")
@@ -347,7 +362,7 @@ def _prove(
 ) -> tuple[str, bool]:
     """Re-measure the recommendation against Kafka's defaults, interleaved; print the gain with
     its interval and whether the SLO holds; return the verdict in one line, and whether the
-    recommendation was worse than the defaults beyond the noise."""
+    recommendation was faster than the defaults beyond the noise."""
     slo, rounds = options.slo, options.proof_rounds
     print(
         f"proof: {RECOMMENDED_NAME} vs {DEFAULTS_NAME}, {rounds} rounds interleaved (order "
@@ -403,7 +418,7 @@ def _prove(
         f"proof ({rounds} interleaved rounds): {RECOMMENDED_NAME}/{DEFAULTS_NAME} {slo.label} "
         f"{format_interval(gain)}, {direction}; SLO {holds}"
     )
-    return verdict, gain.direction("lower") == "worse"
+    return verdict, gain.direction("lower") == "better"
 
 
 def _trial_line(trial: optuna.trial.FrozenTrial, slo: Slo) -> str:

@@ -183,7 +183,7 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "--proof-rounds",
         type=int,
         metavar="N",
-        help="interleaved rounds of the proof (default 6, smoke 2)",
+        help="interleaved rounds of the proof, at least 2 (default 6; --smoke's fewer)",
     )
     tuning.add_argument("--seed", type=int, help="the sampler's seed, for a repeatable search")
     return parser, {
@@ -274,7 +274,9 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         if args.trials < 0:
             raise ValueError(f"--trials must be 0 or more, got {args.trials}")
-        proof_rounds = args.proof_rounds or (2 if args.smoke else 6)
+        proof_rounds = args.proof_rounds or (
+            study.SMOKE_PROOF_ROUNDS if args.smoke else study.PROOF_ROUNDS
+        )
         if proof_rounds < 2:
             raise ValueError(f"--proof-rounds must be at least 2, got {proof_rounds}")
         tuned = workload.load(args.workload)

@@ -264,3 +264,13 @@ def test_a_new_search_does_not_overwrite_a_kept_study(tmp_path, capsys):
     with pytest.raises(SystemExit):
         main([*argv, "--resume", "--storage", str(tmp_path / "other.db")])
     assert "holds no study to continue" in capsys.readouterr().err
+
+
+def test_a_closed_bootstrap_is_refused_before_a_study_file_is_made(tmp_path, capsys):
+    argv = ["tune", write(tmp_path, OMB_100B), "--slo", "p99<=20ms", "--trials", "1"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--output", str(tmp_path / "out"), "--bootstrap", "127.0.0.1:1"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("kbench tune: error: --bootstrap:") and "\n" not in err
+    assert not (tmp_path / "out" / "study.db").exists()

@@ -38,6 +38,8 @@ from scenarios.tuning.space import DEFAULTS, Space, Value
 from scenarios.tuning.workload import Durations, Workload
 
 STUDY_NAME = "kbench-tune"
+PROOF_ROUNDS = 6  # paired, the widest interval (min, max) of 6 ratios covers the median 96.8 %
+SMOKE_PROOF_ROUNDS = 2  # the fewest that interleave both orders
 DEFAULTS_NAME = "Kafka's defaults"
 RECOMMENDED_NAME = "recommended"
 
@@ -70,7 +72,7 @@ class Options:
     output: str  # where the properties files go
     bootstrap: str | None = None  # None: start an engine broker
     resume: bool = False
-    proof_rounds: int = 6
+    proof_rounds: int = PROOF_ROUNDS
     seed: int | None = None
     warmup: bool = True  # one measurement first, discarded (smoke mode spares it)
 
@@ -135,13 +137,10 @@ class Measurer:
 
 @contextmanager
 def target(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
-    """The cluster to measure: --bootstrap (checked first), or an engine broker started here on
-    a temporary data directory, stopped and removed afterwards. Yields (bootstrap, broker pid)."""
+    """The cluster to measure: --bootstrap (checked by tune() before the study is opened), or
+    an engine broker started here on a temporary data directory, stopped and removed
+    afterwards. Yields (bootstrap, broker pid)."""
     if bootstrap is not None:
-        try:
-            probe(bootstrap)
-        except ClusterError as exc:
-            raise TuneError(f"--bootstrap: {exc}") from None
         yield bootstrap, None
         return
     root = tempfile.mkdtemp(prefix="kbench-tune-")
@@ -239,6 +238,11 @@ def tune(options: Options, out: TextIO | None = None) -> int:
     the account goes (default: stdout at the time of the call)."""
     out = out or sys.stdout
     workload, slo = options.workload, options.slo
+    if options.bootstrap is not None:  # before the study file is made: a typo must not keep one
+        try:
+            probe(options.bootstrap)
+        except ClusterError as exc:
+            raise TuneError(f"--bootstrap: {exc}") from None
     study = open_study(options, spec_of(options))
     ended = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
     before = len(study.get_trials(deepcopy=False, states=ended))  # not the enqueued defaults

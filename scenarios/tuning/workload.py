@@ -125,7 +125,7 @@ def load(path: str) -> Workload:
     fields = _Fields(path, document)
     workload = Workload(
         path=os.path.abspath(path),
-        name=fields.text("name", os.path.splitext(os.path.basename(path))[0]),
+        name=fields.text("name", None) or os.path.splitext(os.path.basename(path))[0],
         topics=fields.whole("topics", minimum=1),
         partitions_per_topic=fields.whole("partitionsPerTopic", minimum=1),
         message_size=fields.whole("messageSize", minimum=1),
@@ -213,7 +213,7 @@ class _Fields:
             )
         return value
 
-    def text(self, name: str, default: str | None) -> Any:
+    def text(self, name: str, default: str | None) -> str | None:
         value = self._get(name, default, required=False)
         if value is not None and not isinstance(value, str):
             raise WorkloadError(f"{self.path}: {name} must be a string, got {value!r}")

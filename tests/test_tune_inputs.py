@@ -16,9 +16,8 @@ from scenarios.tuning.study import interleaved
 from scenarios.tuning.workload import WorkloadError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXAMPLES = sorted(
-    os.path.join(ROOT, "workloads", name) for name in os.listdir(os.path.join(ROOT, "workloads"))
-)
+WORKLOADS = os.path.join(ROOT, "scenarios", "tuning", "workloads")  # the examples that ship
+EXAMPLES = sorted(os.path.join(WORKLOADS, name) for name in os.listdir(WORKLOADS))
 
 OMB_100B = """\
 name: 1 topic / 1 partition / 100b

@@ -263,12 +263,10 @@ class AsyncSend(Scenario):
     # -- measure --------------------------------------------------------------------------------
     def measure(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
         ctx.state["topics"] += 1
-        topic = ctx.topic(f"as-{variant.name}-{ctx.state['topics']}")
-        ctx.state["admin"].create(topic)
-        try:
+        with ctx.state["admin"].fresh(
+            ctx.topic(f"as-{variant.name}-{ctx.state['topics']}")
+        ) as topic:
             return self._produce(ctx, variant, topic)
-        finally:
-            ctx.state["admin"].delete(topic)
 
     def _produce(self, ctx: RunContext, variant: Variant, topic: str) -> dict[str, float]:
         client, mode = variant.params["client"], variant.params["mode"]

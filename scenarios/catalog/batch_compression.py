@@ -812,12 +812,10 @@ class BatchCompression(Scenario):
     # -- measure --------------------------------------------------------------------------------
     def measure(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
         ctx.state["topics"] += 1
-        topic = ctx.topic(f"bc-{variant.name}-{ctx.state['topics']}")
-        ctx.state["admin"].create(topic)
-        try:
+        with ctx.state["admin"].fresh(
+            ctx.topic(f"bc-{variant.name}-{ctx.state['topics']}")
+        ) as topic:
             return self._produce_and_read_back(ctx, variant, topic)
-        finally:
-            ctx.state["admin"].delete(topic)
 
     def _produce_and_read_back(
         self, ctx: RunContext, variant: Variant, topic: str

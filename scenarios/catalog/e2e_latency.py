@@ -495,12 +495,8 @@ class E2ELatency(Scenario):
     def measure(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
         ctx.state["topics"] += 1
         # a fresh topic per measurement: the pipeline takes offsets for records' indexes
-        topic = ctx.topic(f"e2e-{ctx.state['topics']}")
-        ctx.state["admin"].create(topic)
-        try:
+        with ctx.state["admin"].fresh(ctx.topic(f"e2e-{ctx.state['topics']}")) as topic:
             return self._measure(ctx, variant, topic)
-        finally:
-            ctx.state["admin"].delete(topic)
 
     def _measure(self, ctx: RunContext, variant: Variant, topic: str) -> dict[str, float]:
         p = variant.params

@@ -7,6 +7,8 @@ Thread-safe as librdkafka's AdminClient is; it holds no other state.
 """
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class TopicAdmin:
@@ -26,6 +28,15 @@ class TopicAdmin:
     def delete(self, topic: str, timeout_s: float = 60) -> None:
         for future in self.client.delete_topics([topic], request_timeout=timeout_s).values():
             future.result(timeout=timeout_s)
+
+    @contextmanager
+    def fresh(self, topic: str, partitions: int = 1) -> Iterator[str]:
+        """A topic created for one measurement and deleted after it, however it ends."""
+        self.create(topic, partitions)
+        try:
+            yield topic
+        finally:
+            self.delete(topic)
 
     def leader(self, topic: str, partition: int = 0, timeout_s: float = 60) -> str:
         """host:port of the partition's leader, waited for until one is elected."""

@@ -16,23 +16,18 @@ when the proof shows it faster: otherwise the files say to keep the defaults, an
 """
 
 import os
-import shutil
 import sys
-import tempfile
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TextIO
 
 import optuna
 
-from scenarios.clients import pipeline
 from scenarios.clients.cluster import ClusterError, delete_topics, probe
-from scenarios.clients.local_broker import LocalBroker
-from scenarios.clients.topics import TopicAdmin
 from scenarios.harness.stats import compare, format_interval, summarize
 from scenarios.tuning import space as spaces
+from scenarios.tuning.measure import Measure, Measurer, TrialFailed, TuneError, target
 from scenarios.tuning.objective import Measurement, Slo, record
 from scenarios.tuning.space import DEFAULTS, Space, Value
 from scenarios.tuning.workload import Durations, Workload
@@ -44,10 +39,6 @@ DEFAULTS_NAME = "Kafka's defaults"
 RECOMMENDED_NAME = "recommended"
 
 
-class TuneError(Exception):
-    """The search cannot start or go on; the message is one line for the user."""
-
-
 class TuneInterrupted(Exception):
     """Ctrl-C: what was measured is kept in `storage` (`trials` finished trials)."""
 
@@ -55,10 +46,6 @@ class TuneInterrupted(Exception):
         super().__init__(storage)
         self.storage = storage
         self.trials = trials
-
-
-class TrialFailed(Exception):
-    """A trial's measurement did not complete (e.g. the consumer never got every record)."""
 
 
 @dataclass(frozen=True)
@@ -75,85 +62,6 @@ class Options:
     proof_rounds: int = PROOF_ROUNDS
     seed: int | None = None
     warmup: bool = True  # one measurement first, discarded (smoke mode spares it)
-
-
-Measure = Callable[[dict[str, Value]], Measurement]
-
-
-class Measurer:
-    """Measures settings on a fresh topic each time (named from `prefix`, deleted after)."""
-
-    def __init__(
-        self,
-        bootstrap: str,
-        broker_pid: int | None,
-        workload: Workload,
-        durations: Durations,
-        slo: Slo,
-        prefix: str,
-    ) -> None:
-        self.bootstrap = bootstrap
-        self.broker_pid = broker_pid
-        self.workload = workload
-        self.durations = durations
-        self.slo = slo
-        self.prefix = prefix
-        self.admin = TopicAdmin(bootstrap)
-        self.count = 0
-
-    def __call__(self, settings: dict[str, Value]) -> Measurement:
-        self.count += 1
-        topic = f"{self.prefix}{self.count}"
-        rate = self.workload.producer_rate
-        producer, consumer = spaces.client_properties(settings)
-        warmup = round(rate * self.durations.warmup_s)
-        load = pipeline.Load(
-            topic,
-            rate,
-            warmup + round(rate * self.durations.test_s),
-            warmup,
-            producer=producer,
-            consumer=consumer,
-        )
-        try:
-            self.admin.create(topic)
-            leader = self.admin.leader(topic)
-        except Exception as exc:  # librdkafka's KafkaException, a timeout: not the settings'
-            raise TuneError(f"cannot create topic {topic} on {self.bootstrap}: {exc}") from None
-        try:
-            measured = pipeline.run(leader, load, broker_pid=self.broker_pid)
-        except RuntimeError as exc:  # the pipeline's own account of a run that did not finish
-            self.admin.delete(topic)
-            raise TrialFailed(str(exc)) from None
-        # not in a finally: after Ctrl-C the broker is going too, and tune() deletes what is left
-        self.admin.delete(topic)
-        return Measurement.of(measured, load, self.slo)
-
-    def close(self) -> None:
-        """Drop the admin client before its broker stops, or librdkafka logs the disconnection
-        on stderr."""
-        del self.admin
-
-
-@contextmanager
-def target(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
-    """The cluster to measure: --bootstrap (checked by tune() before the study is opened), or
-    an engine broker started here on a temporary data directory, stopped and removed
-    afterwards. Yields (bootstrap, broker pid)."""
-    if bootstrap is not None:
-        yield bootstrap, None
-        return
-    root = tempfile.mkdtemp(prefix="kbench-tune-")
-    broker = LocalBroker(os.path.join(root, "broker"))
-    try:
-        try:
-            broker.start()
-        except RuntimeError as exc:
-            raise TuneError(str(exc)) from None
-        yield broker.bootstrap, broker.pid
-    finally:
-        broker.stop()
-        shutil.rmtree(root, ignore_errors=True)
 
 
 def open_study(options: Options, spec: str) -> optuna.Study:

@@ -150,6 +150,13 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         help="tune against this cluster (default: an engine broker)",
     )
     tuning.add_argument(
+        "--brokers",
+        type=int,
+        metavar="N",
+        help="tune on an engine cluster of N brokers (default: 3 when the topic is replicated, "
+        "else one broker)",
+    )
+    tuning.add_argument(
         "--output",
         metavar="DIR",
         help="where the study and the properties files go (default: ./reports/tune-WORKLOAD)",
@@ -166,7 +173,8 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         metavar="NAME=VALUE",
         action="append",
         default=[],
-        help="a durability floor the search never goes below, e.g. acks=all (repeatable)",
+        help="a durability floor the search never goes below, e.g. acks=all, "
+        "min.insync.replicas>=2, replication.factor>=3, flush.messages<=1000 (repeatable)",
     )
     durations = tuning.add_mutually_exclusive_group()
     durations.add_argument(
@@ -269,7 +277,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
 def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from scenarios.tuning import study, workload  # optuna: only when tuning
     from scenarios.tuning.objective import parse_slo
-    from scenarios.tuning.space import load_space, require
+    from scenarios.tuning.space import external, load_space, require
 
     try:
         if args.trials < 0:
@@ -285,11 +293,20 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         durations = workload.trial_durations(tuned, args.minutes_scale, args.smoke)
         slo = parse_slo(args.slo)
         space = require(load_space(args.space), args.require)
+        replicas = space.highest("replication.factor")
         if args.bootstrap:
             try:
                 parse_listener(args.bootstrap)
             except ValueError as exc:
                 raise ValueError(f"--bootstrap: {exc}") from None
+            if args.brokers is not None:
+                raise ValueError("--brokers: the engine's cluster size; not with --bootstrap")
+            space = external(space)
+        elif args.brokers is not None and args.brokers < max(replicas, 1):
+            raise ValueError(
+                f"--brokers {args.brokers}: replication.factor {replicas} needs at least "
+                f"{replicas} brokers"
+            )
         stem = os.path.splitext(os.path.basename(args.workload))[0]
         output = usable_directory(
             args.output or os.path.join("reports", f"tune-{stem}"), "--output"
@@ -311,6 +328,7 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         proof_rounds,
         args.seed,
         warmup=not args.smoke,
+        brokers=args.brokers,
     )
     try:
         return study.tune(options)

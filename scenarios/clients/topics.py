@@ -7,7 +7,7 @@ Thread-safe as librdkafka's AdminClient is; it holds no other state.
 """
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 
@@ -18,10 +18,25 @@ class TopicAdmin:
         self.bootstrap = bootstrap
         self.client = AdminClient({"bootstrap.servers": bootstrap})
 
-    def create(self, topic: str, partitions: int = 1, timeout_s: float = 60) -> None:
+    def create(
+        self,
+        topic: str,
+        partitions: int = 1,
+        timeout_s: float = 60,
+        *,
+        replication_factor: int = 1,
+        configs: Mapping[str, str] | None = None,
+    ) -> None:
+        """Create `topic` with these topic configs (CreateTopics' configs: Kafka's topic-level
+        names, e.g. min.insync.replicas), the rest the cluster's defaults."""
         from confluent_kafka.admin import NewTopic
 
-        new = NewTopic(topic, num_partitions=partitions, replication_factor=1)
+        new = NewTopic(
+            topic,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            config=dict(configs or {}),
+        )
         for future in self.client.create_topics([new], request_timeout=timeout_s).values():
             future.result(timeout=timeout_s)
 

@@ -1,6 +1,10 @@
-"""One trial's measurement: the settings offered the workload on a fresh topic of the target
-(an engine broker started here, or a --bootstrap cluster), through scenarios.clients.pipeline,
-and the topic deleted afterwards.
+"""One trial's measurement: the settings offered the workload on a fresh topic of the target,
+created with the trial's topic configs and replication factor, through
+scenarios.clients.pipeline, and the topic deleted afterwards.
+
+The target is a --bootstrap cluster, whose broker settings are its own, or the engine started
+here: one broker, or a cluster (scenarios.clients.local_broker.LocalCluster) when the space
+replicates; started again with a trial's broker settings when they differ from the running ones.
 
 A Measurer is used from one thread (the search's); it holds one admin client.
 """
@@ -12,11 +16,12 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from scenarios.clients import pipeline
-from scenarios.clients.local_broker import LocalBroker
+from scenarios.clients.cluster import ClusterError
+from scenarios.clients.local_broker import LocalBroker, LocalCluster
 from scenarios.clients.topics import TopicAdmin
 from scenarios.tuning import space as spaces
 from scenarios.tuning.objective import Measurement, Slo
-from scenarios.tuning.space import Value
+from scenarios.tuning.space import Space, Value
 from scenarios.tuning.workload import Durations, Workload
 
 
@@ -36,20 +41,18 @@ class Measurer:
 
     def __init__(
         self,
-        bootstrap: str,
-        broker_pid: int | None,
+        target: "Target",
         workload: Workload,
         durations: Durations,
         slo: Slo,
         prefix: str,
     ) -> None:
-        self.bootstrap = bootstrap
-        self.broker_pid = broker_pid
+        self.target = target
         self.workload = workload
         self.durations = durations
         self.slo = slo
         self.prefix = prefix
-        self.admin = TopicAdmin(bootstrap)
+        self.admin = TopicAdmin(target.bootstrap)
         self.count = 0
 
     def __call__(self, settings: dict[str, Value]) -> Measurement:
@@ -57,6 +60,8 @@ class Measurer:
         topic = f"{self.prefix}{self.count}"
         rate = self.workload.producer_rate
         producer, consumer = spaces.client_properties(settings)
+        configs = {k: str(v) for k, v in spaces.scoped(settings, "topic").items()}
+        replicas = int(configs.pop("replication.factor", "1"))
         warmup = round(rate * self.durations.warmup_s)
         load = pipeline.Load(
             topic,
@@ -66,13 +71,20 @@ class Measurer:
             producer=producer,
             consumer=consumer,
         )
+        broker = spaces.scoped(settings, "broker")
+        if self.target.differs(broker):
+            self.close()  # its broker goes
+            self.target.restart(broker)
+            self.admin = TopicAdmin(self.target.bootstrap)
         try:
-            self.admin.create(topic)
+            self.admin.create(topic, configs=configs, replication_factor=replicas)
             leader = self.admin.leader(topic)
         except Exception as exc:  # librdkafka's KafkaException, a timeout: not the settings'
-            raise TuneError(f"cannot create topic {topic} on {self.bootstrap}: {exc}") from None
+            raise TuneError(
+                f"cannot create topic {topic} on {self.target.bootstrap}: {exc}"
+            ) from None
         try:
-            measured = pipeline.run(leader, load, broker_pid=self.broker_pid)
+            measured = pipeline.run(leader, load, broker_pid=self.target.pid(leader))
         except RuntimeError as exc:  # the pipeline's own account of a run that did not finish
             self.admin.delete(topic)
             raise TrialFailed(str(exc)) from None
@@ -83,25 +95,87 @@ class Measurer:
     def close(self) -> None:
         """Drop the admin client before its broker stops, or librdkafka logs the disconnection
         on stderr."""
-        del self.admin
+        self.__dict__.pop("admin", None)
+
+
+RESTART_S = "about 1-2 s"  # a broker's restart here; a cluster's a few seconds more
+
+
+class Target:
+    """The cluster trials run on: `bootstrap` (None: the engine, started by start()), a
+    cluster of `brokers` when given or when the space replicates (else one broker)."""
+
+    def __init__(self, bootstrap: str | None, space: Space, brokers: int | None = None) -> None:
+        self.external = bootstrap is not None
+        self.bootstrap = bootstrap or ""
+        replicated = space.highest("replication.factor") > 1
+        self.brokers = brokers or (3 if replicated else 0)  # 0: one broker, no cluster
+        self.restarts = any(p.searched for p in space.properties if p.scope == "broker")
+        self.settings = spaces.scoped(spaces.DEFAULTS, "broker")  # the running broker's
+        self.root = "" if self.external else tempfile.mkdtemp(prefix="kbench-tune-")
+        self.engine: LocalBroker | LocalCluster | None = None
+        self.started = 0
+
+    def describe(self) -> str:
+        if self.external:
+            return f"{self.bootstrap} (its broker settings are its own: kbench cannot set them)"
+        what = f"engine cluster of {self.brokers} brokers" if self.brokers else "engine broker"
+        metered = ", the partition leader's CPU metered" if self.brokers else ""
+        restarts = (
+            f"; restarted ({RESTART_S}) when a trial's broker settings differ from the running"
+            if self.restarts
+            else ""
+        )
+        return f"{what} {self.bootstrap}{metered}{restarts}"
+
+    def differs(self, settings: dict[str, Value]) -> bool:
+        """Whether `settings` (a trial's broker settings) need the engine restarted: never on a
+        --bootstrap cluster, whose own are what the space holds none of."""
+        return not self.external and bool(settings) and settings != self.settings
+
+    def start(self, settings: dict[str, Value] | None = None) -> None:
+        """The engine with `settings` over its defaults, on a fresh data directory."""
+        self.settings = dict(settings or self.settings)
+        given = {k: str(v) for k, v in spaces.differences(self.settings).items()}
+        self.started += 1
+        directory = os.path.join(self.root, str(self.started))
+        if self.brokers:
+            self.engine = LocalCluster(directory, self.brokers, given)
+        else:
+            self.engine = LocalBroker(os.path.join(directory, "broker"), given)
+        try:
+            self.engine.start()
+        except (RuntimeError, ClusterError) as exc:
+            raise TuneError(str(exc)) from None
+        self.bootstrap = self.engine.bootstrap
+
+    def restart(self, settings: dict[str, Value]) -> None:
+        self.stop()
+        self.start(settings)
+
+    def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+            shutil.rmtree(os.path.join(self.root, str(self.started)), ignore_errors=True)
+            self.engine = None
+
+    def pid(self, address: str) -> int | None:
+        """The process of the engine's broker at `address` (the leader), None on --bootstrap."""
+        if isinstance(self.engine, LocalCluster):
+            return {b.bootstrap: b.pid for b in self.engine.brokers.values()}.get(address)
+        return self.engine.pid if self.engine is not None else None
 
 
 @contextmanager
-def target(bootstrap: str | None) -> Iterator[tuple[str, int | None]]:
-    """The cluster to measure: --bootstrap (checked by tune() before the study is opened), or
-    an engine broker started here on a temporary data directory, stopped and removed
-    afterwards. Yields (bootstrap, broker pid)."""
-    if bootstrap is not None:
-        yield bootstrap, None
-        return
-    root = tempfile.mkdtemp(prefix="kbench-tune-")
-    broker = LocalBroker(os.path.join(root, "broker"))
+def target(bootstrap: str | None, space: Space, brokers: int | None = None) -> Iterator[Target]:
+    """The Target (see there), started, and stopped and its data removed afterwards (--bootstrap
+    checked by tune() before the study is opened)."""
+    running = Target(bootstrap, space, brokers)
     try:
-        try:
-            broker.start()
-        except RuntimeError as exc:
-            raise TuneError(str(exc)) from None
-        yield broker.bootstrap, broker.pid
+        if not running.external:
+            running.start()
+        yield running
     finally:
-        broker.stop()
-        shutil.rmtree(root, ignore_errors=True)
+        running.stop()
+        if running.root:
+            shutil.rmtree(running.root, ignore_errors=True)

@@ -29,7 +29,7 @@ from scenarios.harness.stats import compare, format_interval, summarize
 from scenarios.tuning import space as spaces
 from scenarios.tuning.measure import Measure, Measurer, TrialFailed, TuneError, target
 from scenarios.tuning.objective import Measurement, Slo, record
-from scenarios.tuning.space import DEFAULTS, Space, Value
+from scenarios.tuning.space import Space, Value
 from scenarios.tuning.workload import Durations, Workload
 
 STUDY_NAME = "kbench-tune"
@@ -62,6 +62,7 @@ class Options:
     proof_rounds: int = PROOF_ROUNDS
     seed: int | None = None
     warmup: bool = True  # one measurement first, discarded (smoke mode spares it)
+    brokers: int | None = None  # the engine as a cluster of this many (None: as the space needs)
 
 
 def open_study(options: Options, spec: str) -> optuna.Study:
@@ -96,8 +97,9 @@ def open_study(options: Options, spec: str) -> optuna.Study:
     else:
         study.set_user_attr("spec", spec)
         searched = {p.name for p in options.space.properties if p.searched}
-        if options.space.contains(DEFAULTS):  # the baseline, measured in the search too
-            study.enqueue_trial({k: v for k, v in DEFAULTS.items() if k in searched})
+        baseline = options.space.baseline()  # Kafka's defaults, at the floor
+        if options.space.contains(baseline):  # measured in the search too
+            study.enqueue_trial({k: v for k, v in baseline.items() if k in searched})
     return study
 
 
@@ -172,14 +174,14 @@ def tune(options: Options, out: TextIO | None = None) -> int:
     )
     prefix = f"kbench-tune-{uuid.uuid4().hex[:8]}-"
     try:
-        with target(options.bootstrap) as (bootstrap, broker_pid):
-            print(f"target: {'engine broker ' if broker_pid else ''}{bootstrap}", file=out)
-            measure = Measurer(bootstrap, broker_pid, workload, options.durations, slo, prefix)
+        with target(options.bootstrap, options.space, options.brokers) as running:
+            print(f"target: {running.describe()}", file=out)
+            measure = Measurer(running, workload, options.durations, slo, prefix)
             try:
                 if options.warmup:  # as the harness's warm-up round: a first run is slower
                     print(f"warm-up: one measurement of {DEFAULTS_NAME}, discarded", file=out)
                     try:
-                        measure(dict(DEFAULTS))
+                        measure(options.space.baseline())
                     except TrialFailed as exc:
                         raise TuneError(
                             f"the warm-up measurement did not complete: {exc}"
@@ -188,7 +190,7 @@ def tune(options: Options, out: TextIO | None = None) -> int:
             finally:
                 measure.close()
                 if options.bootstrap is not None:  # an engine broker's topics go with it
-                    _delete_left_topics(bootstrap, prefix)
+                    _delete_left_topics(options.bootstrap, prefix)
     except KeyboardInterrupt:
         finished = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
         raise TuneInterrupted(options.storage, len(finished)) from None
@@ -241,7 +243,7 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, 
         f"best of {len(completed)} trials (trial {best.number} in {options.storage})",
         f"each measurement: {options.durations.how}",
     ]
-    if not changed:
+    if settings == options.space.baseline():
         print(
             f"{DEFAULTS_NAME} were best: nothing to prove against them, nothing to change", file=out
         )
@@ -260,12 +262,13 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, 
                 "keep them",
                 file=out,
             )
-            settings = dict(DEFAULTS)
-    for client in ("producer", "consumer"):
-        path = os.path.join(options.output, f"{client}.properties")
+            settings = options.space.baseline()
+    for scope in spaces.SCOPES:
+        path = os.path.join(options.output, f"{scope}.properties")
+        partitions = options.workload.partitions_per_topic
         with open(path, "w", encoding="utf-8") as file:
-            file.write(spaces.properties_file(settings, client, header))
-        print(f"{client}.properties: {path}", file=out)
+            file.write(spaces.properties_file(settings, scope, header, partitions))
+        print(f"{scope}.properties: {path}", file=out)
     return 0
 
 
@@ -282,7 +285,7 @@ def _prove(
         file=out,
         flush=True,
     )
-    candidates = {DEFAULTS_NAME: dict(DEFAULTS), RECOMMENDED_NAME: settings}
+    candidates = {DEFAULTS_NAME: options.space.baseline(), RECOMMENDED_NAME: settings}
 
     def show(round_number: int, name: str, measured: Measurement) -> None:
         print(

@@ -7,6 +7,7 @@ import os
 import optuna
 import pytest
 
+from engine.broker.config import kafka_config
 from scenarios.cli import main
 from scenarios.tuning import space as spaces
 from scenarios.tuning import workload
@@ -17,6 +18,7 @@ from scenarios.tuning.workload import WorkloadError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = os.path.join(ROOT, "scenarios", "tuning", "workloads")  # the examples that ship
+TOPIC_AND_BROKER = [p.name for p in spaces.PROPERTIES if p.scope in ("topic", "broker")]
 EXAMPLES = sorted(os.path.join(WORKLOADS, name) for name in os.listdir(WORKLOADS))
 
 OMB_100B = """\
@@ -173,8 +175,75 @@ def test_the_durability_floor_holds_whatever_the_search_tries(tmp_path):
         require(load_space(write(tmp_path, "acks: '1'\n", "fixed.yaml")), ["acks=all"])
     with pytest.raises(SpaceError, match="does not decide durability"):
         require(load_space(None), ["linger.ms=5"])
-    with pytest.raises(SpaceError, match="kbench tune does not set topic or broker"):
-        require(load_space(None), ["min.insync.replicas>=2"])
+    with pytest.raises(SpaceError, match="a floor bounds acks on its durable side: acks>=N"):
+        require(load_space(None), ["acks<=1"])
+
+
+def test_topic_and_broker_defaults_are_the_engines_and_fixed_unless_named(tmp_path):
+    engine = kafka_config({})  # the engine's config table: Kafka's defaults
+    assert {
+        name: spaces.DEFAULTS[name] for name in spaces.DEFAULTS if name in TOPIC_AND_BROKER
+    } == {
+        "segment.bytes": engine.log.segment_bytes,
+        "min.insync.replicas": engine.log.min_insync_replicas,
+        "flush.messages": engine.log.flush_messages,
+        "replication.factor": engine.default_replication_factor,
+        "replica.fetch.min.bytes": engine.replica_fetch_min_bytes,
+        "replica.fetch.wait.max.ms": engine.replica_fetch_wait_max_ms,
+    }
+    default = {p.name: p for p in load_space(None).properties}
+    assert not any(default[name].searched for name in TOPIC_AND_BROKER)
+    assert default["flush.messages"].describe() == "flush.messages=never"
+    path = write(tmp_path, "segment.bytes: search\nflush.messages: [1, 1000, never]\n", "s.yaml")
+    named = {p.name: p for p in load_space(path).properties}
+    assert named["segment.bytes"] == spaces.BY_NAME["segment.bytes"]  # the table's range
+    assert named["flush.messages"].choices == (1, 1000, spaces.NEVER)
+
+
+def test_a_min_insync_floor_replicates_floors_acks_and_refuses_the_impossible(tmp_path):
+    """min.insync.replicas>=2: every trial has it, with acks=all (it acts on nothing else) and
+    3 replicas; the baseline the proof compares with is at the floor too."""
+    floored = require(
+        load_space(write(tmp_path, "min.insync.replicas: [1, 2]\n", "s.yaml")),
+        ["min.insync.replicas>=2"],
+    )
+    assert {
+        (s["min.insync.replicas"], s["replication.factor"], s["acks"]) for s in _sampled(floored)
+    } == {(2, 3, "all")}
+    assert floored.highest("replication.factor") == 3
+    assert "acks=all (min.insync.replicas acts only on it)" in floored.floor
+    assert spaces.differences(floored.baseline()) == {
+        "min.insync.replicas": 2,
+        "replication.factor": 3,
+    }
+    flushed = require(load_space(None), ["flush.messages<=100"])
+    assert {s["flush.messages"] for s in _sampled(flushed)} == {100}
+    for space, requirements, message in [
+        (
+            "replication.factor: 1",
+            ["min.insync.replicas>=2"],
+            "--require min.insync.replicas>=2: "
+            "min.insync.replicas 2 is impossible with replication.factor=1",
+        ),
+        ("acks: '1'", ["min.insync.replicas>=2"], "min.insync.replicas acts only on acks=all"),
+        ("", ["min.insync.replicas<=2"], "on its durable side: min.insync.replicas>=N"),
+        ("", ["flush.messages>=5"], "on its durable side: flush.messages<=N"),
+        ("flush.messages: [1000, never]", ["flush.messages<=100"], "none of it at the floor"),
+        ("replica.fetch.wait.max.ms: search", [], "act only between a leader and its followers"),
+    ]:
+        with pytest.raises(SpaceError, match=message) as error:
+            require(load_space(write(tmp_path, space + "\n", "bad.yaml")), requirements)
+        assert "\n" not in str(error.value)
+
+
+def test_a_bootstrap_cluster_keeps_its_own_broker_settings(tmp_path):
+    assert not any(p.scope == "broker" for p in spaces.external(load_space(None)).properties)
+    path = write(tmp_path, "replica.fetch.min.bytes: 1024\nreplication.factor: 3\n", "s.yaml")
+    with pytest.raises(SpaceError) as error:
+        spaces.external(require(load_space(path), []))
+    assert "replica.fetch.min.bytes: broker settings cannot be set on a --bootstrap" in str(
+        error.value
+    )
 
 
 def _sampled(space: spaces.Space) -> list[dict]:
@@ -205,6 +274,23 @@ def test_the_properties_files_hold_only_what_differs_from_kafkas_defaults():
     assert [line for line in unchanged.splitlines() if not line.startswith("#")] == []
 
 
+def test_topic_and_broker_files_hold_only_what_differs_and_how_to_create_the_topic():
+    settings = dict(spaces.DEFAULTS, **{"min.insync.replicas": 2, "replication.factor": 3})
+    topic = spaces.properties_file(settings, "topic", [], partitions=4)
+    assert [line for line in topic.splitlines() if not line.startswith("#")] == [
+        "min.insync.replicas=2",
+        "replication.factor=3",
+    ]
+    assert "--partitions 4 --replication-factor 3 --config min.insync.replicas=2" in topic
+    settings["replica.fetch.wait.max.ms"] = 100
+    broker = spaces.properties_file(settings, "broker", [])
+    assert [line for line in broker.splitlines() if not line.startswith("#")] == [
+        "replica.fetch.wait.max.ms=100"
+    ]
+    producer, consumer = spaces.client_properties(settings)
+    assert not (producer.keys() | consumer.keys()) & set(TOPIC_AND_BROKER)  # not the clients'
+
+
 def test_the_proof_measures_the_candidates_interleaved_order_reversed_every_other_round():
     taken: list[str] = []
 
@@ -230,6 +316,14 @@ def test_the_proof_measures_the_candidates_interleaved_order_reversed_every_othe
         (["--slo", "p99<=20ms", "--trials", "-1"], "--trials must be 0 or more"),
         (["--slo", "p99<=20ms", "--proof-rounds", "1"], "--proof-rounds must be at least 2"),
         (["--slo", "p99<=20ms", "--bootstrap", "nowhere"], "--bootstrap"),
+        (
+            ["--slo", "p99<=20ms", "--require", "replication.factor>=3", "--brokers", "2"],
+            "--brokers 2: replication.factor 3 needs at least 3 brokers",
+        ),
+        (
+            ["--slo", "p99<=20ms", "--require", "min.insync.replicas<=2"],
+            "--require min.insync.replicas<=2: a floor bounds",
+        ),
     ],
 )
 def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys, arguments, message):

@@ -98,9 +98,6 @@ class Measurer:
         self.__dict__.pop("admin", None)
 
 
-RESTART_S = "about 1-2 s"  # a broker's restart here; a cluster's a few seconds more
-
-
 class Target:
     """The cluster trials run on: `bootstrap` (None: the engine, started by start()), a
     cluster of `brokers` when given or when the space replicates (else one broker)."""
@@ -111,7 +108,7 @@ class Target:
         replicated = space.highest("replication.factor") > 1
         self.brokers = brokers or (3 if replicated else 0)  # 0: one broker, no cluster
         self.restarts = any(p.searched for p in space.properties if p.scope == "broker")
-        self.settings = spaces.scoped(spaces.DEFAULTS, "broker")  # the running broker's
+        self.settings = spaces.scoped(space.baseline(), "broker")  # the running engine's
         self.root = "" if self.external else tempfile.mkdtemp(prefix="kbench-tune-")
         self.engine: LocalBroker | LocalCluster | None = None
         self.started = 0
@@ -122,7 +119,9 @@ class Target:
         what = f"engine cluster of {self.brokers} brokers" if self.brokers else "engine broker"
         metered = ", the partition leader's CPU metered" if self.brokers else ""
         restarts = (
-            f"; restarted ({RESTART_S}) when a trial's broker settings differ from the running"
+            # measured here: a broker about 1 s, a cluster of 3 (and its controller) about 4 s
+            "; restarted (about 1 s a broker) when a trial's broker settings differ from the "
+            "running ones"
             if self.restarts
             else ""
         )

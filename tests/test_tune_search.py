@@ -12,8 +12,15 @@ import sys
 
 import optuna
 import pytest
+from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 
 from scenarios.cli import main
+from scenarios.clients.local_broker import LocalCluster
+from scenarios.clients.topics import TopicAdmin
+from scenarios.tuning import space as spaces
+from scenarios.tuning import workload as workloads
+from scenarios.tuning.measure import Measurer, Target, target
+from scenarios.tuning.objective import parse_slo
 from tests.conftest import broker_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -144,3 +151,81 @@ def test_ctrl_c_keeps_what_was_measured_and_says_so_in_one_line(engine, tmp_path
     ]
     states = [t.state for t in _trials(storage)]
     assert states[0] == optuna.trial.TrialState.COMPLETE
+
+
+def test_a_min_insync_floor_runs_on_a_cluster_and_no_trial_goes_below_it(tmp_path, capsys):
+    """The space file lists min.insync.replicas 1, the floor removes it; the topic gets 3
+    replicas, so the engine is a cluster of 3 brokers."""
+    workload, space = tmp_path / "workload.yaml", tmp_path / "space.yaml"
+    workload.write_text(WORKLOAD)
+    space.write_text(
+        SPACE.replace("linger.ms: [0, 500]", "linger.ms: 5") + "min.insync.replicas: [1, 2]\n"
+    )
+    output = tmp_path / "out"
+    argv = ["tune", str(workload), "--smoke", "--slo", "p99<=50ms", "--space", str(space)]
+    argv += ["--require", "min.insync.replicas>=2", "--output", str(output), "--trials", "2"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "target: engine cluster of 3 brokers" in printed
+    assert "floor min.insync.replicas>=2, acks=all (min.insync.replicas acts only on it)" in printed
+    trials = _trials(str(output / "study.db"))
+    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert {
+        (s["min.insync.replicas"], s["replication.factor"], s["acks"])
+        for s in (t.user_attrs["settings"] for t in trials)
+    } == {(2, 3, "all")}
+    assert _settings(output / "topic.properties") == [
+        "min.insync.replicas=2",
+        "replication.factor=3",
+    ]
+    assert _settings(output / "broker.properties") == []
+
+
+def _pids(running: Target) -> set[int]:
+    assert isinstance(running.engine, LocalCluster)
+    return {b.pid for b in running.engine.brokers.values()}
+
+
+def _cmdline(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/cmdline") as file:
+        return file.read().split("\0")
+
+
+def test_topic_configs_reach_the_topic_and_a_broker_setting_restarts_the_engine(tmp_path):
+    """On an engine cluster of 2: a topic created with configs has them (DescribeConfigs); a
+    trial whose broker setting differs starts every broker again with it."""
+    path = tmp_path / "space.yaml"
+    path.write_text("replication.factor: 2\nreplica.fetch.wait.max.ms: [100, 500]\n")
+    space = spaces.require(spaces.load_space(str(path)), [])
+    (tmp_path / "workload.yaml").write_text(WORKLOAD)
+    workload = workloads.load(str(tmp_path / "workload.yaml"))
+    with target(None, space, brokers=2) as running:
+        assert "restarted (about 1 s a broker)" in running.describe()
+        configs = {"min.insync.replicas": "2", "flush.messages": "100", "segment.bytes": "1048576"}
+        admin = TopicAdmin(running.bootstrap)
+        admin.create("configured", replication_factor=2, configs=configs)
+        resource = ConfigResource(ResourceType.TOPIC, "configured")
+        client = AdminClient({"bootstrap.servers": running.bootstrap})
+        described = client.describe_configs([resource])[resource].result(timeout=30)
+        assert {name: described[name].value for name in configs} == configs
+        leader = admin.leader("configured")
+        assert running.pid(leader) in _pids(running)
+        del admin, client  # before their brokers stop
+        before = _pids(running)
+        assert not any("replica.fetch.wait.max.ms=100" in _cmdline(pid) for pid in before)
+
+        measure = Measurer(
+            running,
+            workload,
+            workloads.trial_durations(workload, smoke=True),
+            parse_slo("p99<=50ms"),
+            "kbench-tune-test-",
+        )
+        settings = dict(space.baseline(), **{"replica.fetch.wait.max.ms": 100})
+        assert running.differs(spaces.scoped(settings, "broker"))
+        measure(settings)
+        after = _pids(running)
+        assert after.isdisjoint(before)
+        assert all("replica.fetch.wait.max.ms=100" in _cmdline(pid) for pid in after)
+        assert not running.differs(spaces.scoped(settings, "broker"))
+        measure.close()

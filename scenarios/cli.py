@@ -131,11 +131,11 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         "tune",
         help="search the client settings that serve a workload best under a latency SLO, and "
         "prove the gain against Kafka's defaults",
-        description="Search producer and consumer settings (Optuna TPE; every trial a real "
-        "measurement at the workload's producerRate on a fresh topic) that minimise the SLO's "
-        "percentile of end-to-end latency; re-measure the best against Kafka's defaults "
-        "interleaved; write producer.properties and consumer.properties with the settings that "
-        "differ from the defaults.",
+        description="Search producer, consumer, topic and broker settings (Optuna TPE; every "
+        "trial a real measurement at the workload's producerRate on a fresh topic) that minimise "
+        "the SLO's percentile of end-to-end latency; re-measure the best against Kafka's defaults "
+        "interleaved; write producer.properties, consumer.properties, topic.properties and "
+        "broker.properties with the settings that differ from the defaults.",
     )
     tuning.add_argument(
         "workload", metavar="WORKLOAD.yaml", help="an OpenMessaging Benchmark workload"

@@ -10,9 +10,10 @@ Kafka's defaults are the first trial of a new study, when the space holds them.
 The best feasible trial (it kept the offered rate and met the SLO) is then proven against Kafka's
 defaults: both re-measured over several rounds, interleaved (the order reversed every other round,
 as the scenario harness runs variants), on fresh topics, and compared round by round
-(scenarios.harness.stats.compare, paired). The recommendation is written as producer.properties
-and consumer.properties holding only the settings that differ from Kafka's defaults, and only
-when the proof shows it faster: otherwise the files say to keep the defaults, and why.
+(scenarios.harness.stats.compare, paired). The recommendation is written as producer, consumer,
+topic and broker .properties files holding only the settings that differ from Kafka's defaults,
+and only when the proof shows it faster: otherwise the files say to keep the defaults (at the
+durability floor: Space.baseline), and why.
 """
 
 import os

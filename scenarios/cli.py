@@ -302,11 +302,9 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
             if args.brokers is not None:
                 raise ValueError("--brokers: the engine's cluster size; not with --bootstrap")
             space = external(space)
-        elif args.brokers is not None and args.brokers < max(replicas, 1):
-            raise ValueError(
-                f"--brokers {args.brokers}: replication.factor {replicas} needs at least "
-                f"{replicas} brokers"
-            )
+        elif args.brokers is not None and args.brokers < replicas:
+            why = f" for replication.factor {replicas}" if replicas > 1 else ""
+            raise ValueError(f"--brokers must be at least {replicas}{why}, got {args.brokers}")
         stem = os.path.splitext(os.path.basename(args.workload))[0]
         output = usable_directory(
             args.output or os.path.join("reports", f"tune-{stem}"), "--output"

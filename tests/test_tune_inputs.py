@@ -318,7 +318,7 @@ def test_the_proof_measures_the_candidates_interleaved_order_reversed_every_othe
         (["--slo", "p99<=20ms", "--bootstrap", "nowhere"], "--bootstrap"),
         (
             ["--slo", "p99<=20ms", "--require", "replication.factor>=3", "--brokers", "2"],
-            "--brokers 2: replication.factor 3 needs at least 3 brokers",
+            "--brokers must be at least 3 for replication.factor 3, got 2",
         ),
         (
             ["--slo", "p99<=20ms", "--require", "min.insync.replicas<=2"],

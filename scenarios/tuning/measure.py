@@ -100,13 +100,14 @@ class Measurer:
 
 class Target:
     """The cluster trials run on: `bootstrap` (None: the engine, started by start()), a
-    cluster of `brokers` when given or when the space replicates (else one broker)."""
+    cluster of `brokers` when given or when the space replicates (3, or the most replicas it
+    allows; else one broker)."""
 
     def __init__(self, bootstrap: str | None, space: Space, brokers: int | None = None) -> None:
         self.external = bootstrap is not None
         self.bootstrap = bootstrap or ""
-        replicated = space.highest("replication.factor") > 1
-        self.brokers = brokers or (3 if replicated else 0)  # 0: one broker, no cluster
+        replicas = space.highest("replication.factor")
+        self.brokers = brokers or (max(3, replicas) if replicas > 1 else 0)  # 0: one broker
         self.restarts = any(p.searched for p in space.properties if p.scope == "broker")
         self.settings = spaces.scoped(space.baseline(), "broker")  # the running engine's
         self.root = "" if self.external else tempfile.mkdtemp(prefix="kbench-tune-")

@@ -246,7 +246,9 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, 
     ]
     if settings == options.space.baseline():
         print(
-            f"{DEFAULTS_NAME} were best: nothing to prove against them, nothing to change", file=out
+            f"{DEFAULTS_NAME} were best: nothing to prove against them, nothing to change"
+            f"{' beyond the floor' if changed else ''}",
+            file=out,
         )
     else:
         try:

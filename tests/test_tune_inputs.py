@@ -10,9 +10,8 @@ import pytest
 from scenarios.cli import main
 from scenarios.tuning import space as spaces
 from scenarios.tuning import workload
-from scenarios.tuning.objective import Measurement, SloError, parse_slo
+from scenarios.tuning.objective import SloError, parse_slo
 from scenarios.tuning.space import SpaceError, load_space, require
-from scenarios.tuning.study import interleaved
 from scenarios.tuning.workload import WorkloadError
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -203,23 +202,6 @@ def test_the_properties_files_hold_only_what_differs_from_kafkas_defaults():
     assert "# librdkafka (confluent-kafka, kcat): fetch.wait.max.ms=100" in consumer
     unchanged = spaces.properties_file(dict(spaces.DEFAULTS), "producer", [])
     assert [line for line in unchanged.splitlines() if not line.startswith("#")] == []
-
-
-def test_the_proof_measures_the_candidates_interleaved_order_reversed_every_other_round():
-    taken: list[str] = []
-
-    def measure(settings: dict) -> Measurement:
-        taken.append(settings["name"])
-        return Measurement(1.0, 1.0, 1.0, 1.0, 1.0)
-
-    rounds = interleaved(measure, {"defaults": {"name": "D"}, "best": {"name": "B"}}, 4)
-    assert "".join(taken) == "DBBDDBBD"
-    assert [(r, name) for r, name, _ in rounds][:4] == [
-        (0, "defaults"),
-        (0, "best"),
-        (1, "best"),
-        (1, "defaults"),
-    ]
 
 
 @pytest.mark.parametrize(

@@ -96,7 +96,7 @@ def test_what_cannot_be_measured_yet_is_refused_each_in_one_line(tmp_path):
         "producerRate: 50000", "producerRate: 0"
     )
     reasons = workload.load(write(tmp_path, many)).unsupported()
-    assert [r.split(":")[0] for r in reasons] == ["partitionsPerTopic", "producerRate"]
+    assert [r.split(":")[0] for r in reasons] == ["partitionsPerTopic"]
 
 
 def test_durations_are_scaled_and_say_so(tmp_path):
@@ -212,6 +212,8 @@ def test_the_properties_files_hold_only_what_differs_from_kafkas_defaults():
         (["--slo", "p99<=20ms", "--trials", "-1"], "--trials must be 0 or more"),
         (["--slo", "p99<=20ms", "--proof-rounds", "1"], "--proof-rounds must be at least 2"),
         (["--slo", "p99<=20ms", "--bootstrap", "nowhere"], "--bootstrap"),
+        (["--slo", "p99<=20ms", "--top", "0"], "--top must be at least 1"),
+        (["--slo", "p99<=20ms", "--current", "/nonexistent.properties"], "cannot read it"),
     ],
 )
 def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys, arguments, message):
@@ -222,6 +224,17 @@ def test_the_command_refuses_bad_input_in_one_line(tmp_path, capsys, arguments, 
     assert exit_.value.code == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err and "Traceback" not in err
+
+
+def test_latency_at_producer_rate_0_is_refused_in_one_line(tmp_path, capsys):
+    path = write(tmp_path, OMB_100B.replace("producerRate: 50000", "producerRate: 0"))
+    argv = ["tune", path, "--slo", "p99<=20ms", "--trials", "1", "--objective", "latency"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*argv, "--output", str(tmp_path)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "producerRate 0 asks for the highest rate: --objective latency needs a rate" in err
+    assert "\n" not in err
 
 
 def test_a_workload_it_cannot_measure_is_refused_before_any_broker(tmp_path, capsys):

@@ -44,7 +44,7 @@ def test_the_shipped_workloads_are_read_and_measurable():
     for path in EXAMPLES:
         read = workload.load(path)
         assert read.unsupported() == [], path
-        assert read.producer_rate > 0 and read.message_size == 100
+    assert {workload.load(path).producer_rate for path in EXAMPLES} >= {0, 1000}  # both objectives
 
 
 def test_an_omb_workload_runs_unchanged(tmp_path):

@@ -81,12 +81,14 @@ def candidates(
     ranked: Sequence[optuna.trial.FrozenTrial],
 ) -> list[Candidate]:
     """Kafka's defaults, the current settings, the `top` best of `ranked` (feasible trials, best
-    first) with distinct settings, and the best pruned, each once."""
+    first) with distinct settings, and the best pruned, each once (current settings that are
+    Kafka's defaults are measured once, as the defaults)."""
     chosen = [Candidate(DEFAULTS_NAME, dict(DEFAULTS), _start(ranked, DEFAULTS))]
-    if current is not None:
+    if current is not None and current != DEFAULTS:
         chosen.append(Candidate(CURRENT_NAME, current, _start(ranked, current)))
+    baselines = len(chosen)
     for trial in ranked:
-        if len(chosen) >= top + 1 + (current is not None):
+        if len(chosen) >= baselines + top:
             break
         settings = trial.user_attrs["settings"]
         if all(c.settings != settings for c in chosen):

@@ -21,12 +21,11 @@ from scenarios.catalog.node_peak import (
     NODE_RECORDS_PER_S,
     NodePeak,
     Step,
-    peak,
-    search,
 )
 from scenarios.catalog.registry import SCENARIOS
 from scenarios.clients.local_broker import LocalBroker
 from scenarios.harness.claims import CLAIMS
+from scenarios.harness.rate_search import peak, search
 from scenarios.harness.runner import run_scenario
 from scenarios.harness.saturation import ACHIEVED_FRACTION, SATURATED_BELOW
 from scenarios.harness.scenario import Bound, RunContext

@@ -23,7 +23,7 @@ KEY_DISTRIBUTORS = ("NO_KEY", "KEY_ROUND_ROBIN", "RANDOM_NANO")  # OMB's KeyDist
 # smoke mode's durations: seconds, for tests; the numbers it gives mean nothing
 SMOKE_TEST_S = 2.0
 SMOKE_WARMUP_S = 0.5
-_MIN_RECORDS = 100  # a trial measures at least this many records, or its percentiles are noise
+MIN_RECORDS = 100  # a trial measures at least this many records, or its percentiles are noise
 
 
 class WorkloadError(ValueError):
@@ -71,11 +71,6 @@ class Workload:
             reasons.append(
                 f"messageSize: {self.message_size}, but kbench tune's records are "
                 f"{RECORD_SIZE} bytes so far"
-            )
-        if self.producer_rate == 0:
-            reasons.append(
-                "producerRate: 0 asks for OMB's search of the highest rate; kbench tune needs a "
-                "fixed rate so far"
             )
         if self.producer_increment_rate:
             reasons.append("producerIncrementRate: kbench tune offers one fixed rate so far")
@@ -168,10 +163,10 @@ def trial_durations(
         if minutes_scale != 1:
             how = f"{how}, scaled by {minutes_scale:g}: {test_s:g} s each after {warmup_s:g} s"
         durations = Durations(warmup_s, test_s, how)
-    if workload.producer_rate and workload.producer_rate * durations.test_s < _MIN_RECORDS:
+    if workload.producer_rate and workload.producer_rate * durations.test_s < MIN_RECORDS:
         raise WorkloadError(
             f"{durations.test_s:g} s at producerRate {workload.producer_rate} is fewer than "
-            f"{_MIN_RECORDS} records to measure; scale the durations less"
+            f"{MIN_RECORDS} records to measure; scale the durations less"
         )
     return durations
 

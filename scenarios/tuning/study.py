@@ -195,6 +195,8 @@ def tune(options: Options, out: TextIO | None = None) -> int:
 
 
 def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, out: TextIO) -> int:
+    from scenarios.tuning import report as pages  # matplotlib: imported only by a search
+
     slo = options.slo
 
     def objective(trial: optuna.Trial) -> float:
@@ -220,6 +222,7 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, 
             f"in {options.storage} (--resume to search on, or widen the space)",
             file=out,
         )
+        print(f"report: {pages.write_page(study, options, [], {}, None, None)}", file=out)
         return 1
     settings: dict[str, Value] = best.user_attrs["settings"]
     changed = spaces.differences(settings)
@@ -241,13 +244,16 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, 
         f"best of {len(completed)} trials (trial {best.number} in {options.storage})",
         f"each measurement: {options.durations.how}",
     ]
+    taken: list[tuple[int, str, Measurement]] = []
+    candidates: dict[str, dict[str, Value]] = {}
+    verdict = None
     if not changed:
         print(
             f"{DEFAULTS_NAME} were best: nothing to prove against them, nothing to change", file=out
         )
     else:
         try:
-            verdict, better = _prove(options, measure, settings, out)
+            verdict, better, taken, candidates = _prove(options, measure, settings, out)
         except TrialFailed as exc:
             raise TuneError(f"the proof's measurement did not complete: {exc}") from None
         header.append(verdict)
@@ -266,15 +272,23 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, 
         with open(path, "w", encoding="utf-8") as file:
             file.write(spaces.properties_file(settings, client, header))
         print(f"{client}.properties: {path}", file=out)
+    written = pages.write_results(
+        study, options, taken, candidates, verdict, bootstrap=measure.bootstrap
+    )
+    page = pages.write_page(
+        study, options, taken, candidates, settings, verdict, results_path=written
+    )
+    print(f"report: {page}\nresults: {written}", file=out)
     return 0
 
 
 def _prove(
     options: Options, measure: Measure, settings: dict[str, Value], out: TextIO
-) -> tuple[str, bool]:
+) -> tuple[str, bool, list[tuple[int, str, Measurement]], dict[str, dict[str, Value]]]:
     """Re-measure the recommendation against Kafka's defaults, interleaved; print the gain with
-    its interval and whether the SLO holds; return the verdict in one line, and whether the
-    recommendation was faster than the defaults beyond the noise."""
+    its interval and whether the SLO holds; return the verdict in one line, whether the
+    recommendation was faster than the defaults beyond the noise, and the measurements taken
+    of the candidates (for the report)."""
     slo, rounds = options.slo, options.proof_rounds
     print(
         f"proof: {RECOMMENDED_NAME} vs {DEFAULTS_NAME}, {rounds} rounds interleaved (order "
@@ -330,7 +344,7 @@ def _prove(
         f"proof ({rounds} interleaved rounds): {RECOMMENDED_NAME}/{DEFAULTS_NAME} {slo.label} "
         f"{format_interval(gain)}, {direction}; SLO {holds}"
     )
-    return verdict, gain.direction("lower") == "better"
+    return verdict, gain.direction("lower") == "better", taken, candidates
 
 
 def _trial_line(trial: optuna.trial.FrozenTrial, slo: Slo) -> str:

@@ -447,7 +447,7 @@ def _meta(
         else ""
     )
     return (
-        f'<p class="meta">{_e(w.producer_rate)} records/s of {_e(w.message_size)} B, one '
+        f'<p class="meta">{w.producer_rate:,} records/s of {_e(w.message_size)} B, one '
         f"partition ({_e(w.path)}) &#183; {_e(_mode(study))} mode: "
         f"{_e(_objective_words(study, options))} &#183; each measurement: "
         f"{_e(options.durations.how)}<br>study <code>{_e(options.storage)}</code>: "
@@ -528,7 +528,7 @@ def _trials(
             cells = [
                 _td(f"{point.latency_ms:.3g}", "num"),
                 _td(f"{attrs.get('p50_ms', math.nan):.3g}", "num"),
-                _td(short(point.throughput_rps), "num"),
+                _td(f"{point.throughput_rps:,.0f}", "num"),
                 _td(f"{attrs.get('kept_fraction', math.nan):.0%}", "num"),
             ]
         rows.append(

@@ -54,7 +54,13 @@ from scenarios.reporting.report import _figure as _html_figure
 from scenarios.tuning import space as spaces
 from scenarios.tuning.objective import Measurement
 from scenarios.tuning.space import DEFAULTS, Value
-from scenarios.tuning.study import DEFAULTS_NAME, RECOMMENDED_NAME, Options, _settings_text
+from scenarios.tuning.study import (
+    DEFAULTS_NAME,
+    RECOMMENDED_NAME,
+    Options,
+    _settings_text,
+    best_trial,
+)
 
 PAGE = "report.html"
 CURRENT_NAME = "current"  # the proof's candidate of the user's current settings, when given
@@ -249,6 +255,7 @@ def proof_scenario(
 ) -> dict:
     """The results file's scenario entry of the proof (docs/results.md)."""
     workload, slo = options.workload, options.slo
+    metric, better = _objective(study, options)
     params = {
         "workload": workload.name,
         "producer_rate": workload.producer_rate,
@@ -259,6 +266,7 @@ def proof_scenario(
         "warmup_s": options.durations.warmup_s,
         "test_s": options.durations.test_s,
         "rounds": options.proof_rounds,
+        "objective": metric,
     }
     values = [(r, name, _values(m, options)) for r, name, m in taken]
     samples = [
@@ -274,7 +282,6 @@ def proof_scenario(
         mine = [v for _, n, v in values if n == name]
         if mine:
             summaries[name] = {m: summarize([v[m] for v in mine]).as_dict() for m in mine[0]}
-    metric, better = _objective(study, options)
     contrasts = []
     if RECOMMENDED_NAME in summaries:
         for other in (DEFAULTS_NAME, CURRENT_NAME):
@@ -306,10 +313,10 @@ def proof_scenario(
             )
     skipped = None
     if not taken:
-        skipped = (
-            "no proof: " + verdict
-            if verdict
-            else "no proof: the search's best trial was Kafka's defaults"
+        skipped = "no proof: " + (
+            "no trial was feasible"
+            if best_trial(study) is None
+            else "the search's best trial was Kafka's defaults"
         )
     started, finished = _span(study, options)
     return {
@@ -426,7 +433,7 @@ def write_page(
     body += _trials(study, options, points, front, chosen)
     body += _importance(study)
     body += _slices(study, options, points)
-    body += _proof(study, options, taken, candidates, verdict)
+    body += _proof(proof_scenario(study, options, taken, candidates, verdict), taken, options)
     path = os.path.join(options.output, PAGE)
     return _write(path, _page(title, body))
 
@@ -750,15 +757,12 @@ def slices_chart(
 
 
 def _proof(
-    study: optuna.Study,
-    options: Options,
-    taken: Sequence[tuple[int, str, Measurement]],
-    candidates: dict[str, dict[str, Value]],
-    verdict: str | None,
+    scenario: dict, taken: Sequence[tuple[int, str, Measurement]], options: Options
 ) -> list[str]:
+    """The proof's section, from its results entry (`scenario`) and its measurements."""
     slo = options.slo
     out = ['<section id="proof">', "<h2>Proof</h2>"]
-    scenario = proof_scenario(study, options, taken, candidates, verdict)
+    candidates = {v["name"]: v["params"] for v in scenario["variants"]}
     if not taken:
         out.append(f"<p>{_e(scenario['skipped'])}.</p></section>")
         return out
@@ -780,7 +784,7 @@ def _proof(
     ]
     header = ["round", "candidate", f"{slo.label} ms", "p50 ms", "p99 ms", "rate kept"]
     out.append(_table(header, rows, "rounds"))
-    metric, _ = _objective(study, options)
+    metric = scenario["params"]["objective"]
     measured = next(m for m in scenario["metrics"] if m["name"] == metric)
     summary_rows = [
         [
@@ -806,8 +810,6 @@ def _proof(
             f"{_e(format_interval(comparison(contrast)))}, "
             f"{_e(words)}</p>"
         )
-    if verdict:
-        out.append(f'<p class="rule">{_e(verdict)}</p>')
     for chart in (contrasts_chart(scenario), variant_bars(scenario, measured)):
         if chart is not None:
             out.append(_html_figure(chart, figure="proof"))

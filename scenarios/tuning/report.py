@@ -154,10 +154,11 @@ def importances(study: optuna.Study, target: str) -> tuple[dict[str, float], str
             f"(PED-ANOVA compares the best 10 % of them with the rest); this study has "
             f"{len(completed)}."
         )
-    varied = sorted(
-        {name for t in completed for name in t.params}
-        - {n for n in completed[0].params if len({repr(t.params.get(n)) for t in completed}) == 1}
-    )
+    seen: dict[str, set[str]] = {}
+    for trial in completed:
+        for name, value in trial.params.items():
+            seen.setdefault(name, set()).add(repr(value))
+    varied = sorted(name for name, values in seen.items() if len(values) > 1)
     if len(varied) < 2:
         return {}, (
             "Parameter importances need at least two parameters that took more than one value; "
@@ -167,7 +168,10 @@ def importances(study: optuna.Study, target: str) -> tuple[dict[str, float], str
         with warnings.catch_warnings():  # Optuna warns about what the page says anyway
             warnings.simplefilter("ignore")
             found = optuna.importance.get_param_importances(
-                study, params=varied, target=lambda t: t.user_attrs[target]
+                # a trial without `target` (an older one) is left out: Optuna drops NaN
+                study,
+                params=varied,
+                target=lambda t: t.user_attrs.get(target, math.nan),
             )
     except (ValueError, RuntimeError) as exc:  # e.g. a parameter missing from some trials
         return {}, f"Optuna could not compute parameter importances: {exc}"
@@ -224,15 +228,15 @@ def _metrics(options: Options) -> list[dict]:
 
 
 def _values(measured: Measurement, options: Options) -> dict[str, float]:
+    # a Measurement of the latency mode may carry no throughput: the offered rate it kept
+    throughput = getattr(measured, "throughput_rps", None)
+    if throughput is None:
+        throughput = options.workload.producer_rate * measured.kept_fraction
     values = {
-        _metric_name(options.slo.percentile): measured.latency_ms,
         "p50_latency_ms": measured.p50_ms,
         "p99_latency_ms": measured.p99_ms,
-        "throughput_rps": getattr(
-            measured,
-            "throughput_rps",
-            options.workload.producer_rate * measured.kept_fraction,
-        ),
+        _metric_name(options.slo.percentile): measured.latency_ms,
+        "throughput_rps": throughput,
         "kept_fraction": measured.kept_fraction,
         "achieved_fraction": measured.achieved_fraction,
     }
@@ -415,7 +419,7 @@ def write_page(
     points = trial_points(study, options.workload.producer_rate)
     front = pareto_front(study, points)
     chosen = next(
-        (p for p in points if recommended is not None and _settings(p) == recommended), None
+        (p for p in points if recommended and p.attrs.get("settings") == recommended), None
     )
     title = f"kbench tune: {options.workload.name}, {slo.text}"
     body = [f"<h1>{_e(title)}</h1>", _meta(study, options, points, results_path)]
@@ -436,10 +440,6 @@ def write_page(
     body += _proof(proof_scenario(study, options, taken, candidates, verdict), taken, options)
     path = os.path.join(options.output, PAGE)
     return _write(path, _page(title, body))
-
-
-def _settings(point: TrialPoint) -> dict:
-    return point.attrs.get("settings", {})
 
 
 def _meta(
@@ -626,8 +626,9 @@ def trials_chart(
         handles.append(Line2D([], [], color=_BOUND_COLOUR, linestyle="--", label=f"SLO {slo.text}"))
         if _wide([p.latency_ms for p in points] + [slo.bound_ms]):
             _log_scale(ax, "y")
+        # from 0: at a fixed offered rate the trials stack close to it, saturated ones below
+        ax.set_xlim(0, max(p.throughput_rps for p in points) * 1.08)
         ax.xaxis.set_major_formatter(lambda v, _: short(v))
-        ax.margins(x=0.08)
         ax.set_xlabel("throughput (records/s)")
         ax.set_ylabel(f"{slo.label} latency (ms)")
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)

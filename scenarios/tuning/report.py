@@ -73,6 +73,12 @@ STATES = {
     "infeasible": ("X", "#c62828"),
     "saturated": ("v", "#757575"),
 }
+# how the page shows a value of each unit of the results' metrics
+_FORMATS = {
+    "ms": lambda v: f"{v:.3g}",
+    "records/s": lambda v: f"{v:,.0f}",
+    "fraction": lambda v: f"{v:.0%}",
+}
 _BOUND_COLOUR = "#6a1b9a"
 _FRONT_COLOUR = "#0b57d0"
 
@@ -437,7 +443,7 @@ def write_page(
     body += _trials(study, options, points, front, chosen)
     body += _importance(study)
     body += _slices(study, options, points)
-    body += _proof(proof_scenario(study, options, taken, candidates, verdict), taken, options)
+    body += _proof(proof_scenario(study, options, taken, candidates, verdict), taken)
     path = os.path.join(options.output, PAGE)
     return _write(path, _page(title, body))
 
@@ -554,7 +560,7 @@ def _trials(
         "p50 ms",
         "records/s",
         "rate kept",
-        "",
+        "mark",
         "settings",
     ]
     out.append(_table(header, rows, "trials"))
@@ -757,34 +763,34 @@ def slices_chart(
         )
 
 
-def _proof(
-    scenario: dict, taken: Sequence[tuple[int, str, Measurement]], options: Options
-) -> list[str]:
+def _proof(scenario: dict, taken: Sequence[tuple[int, str, Measurement]]) -> list[str]:
     """The proof's section, from its results entry (`scenario`) and its measurements."""
-    slo = options.slo
     out = ['<section id="proof">', "<h2>Proof</h2>"]
     candidates = {v["name"]: v["params"] for v in scenario["variants"]}
     if not taken:
         out.append(f"<p>{_e(scenario['skipped'])}.</p></section>")
         return out
+    names = list(candidates)
+    rounds = len({r for r, _, _ in taken})
     out.append(
-        f"<p>{_e(' and '.join(candidates))} re-measured over {options.proof_rounds} rounds, "
+        f"<p>{_e(', '.join(names[:-1]))} and {_e(names[-1])} re-measured over {rounds} rounds, "
         "interleaved (the order reversed every other round), each on a fresh topic; ratios are "
         "taken round by round.</p>"
     )
+    shown = {
+        m["name"]: _FORMATS[m["unit"]]
+        for m in scenario["metrics"]
+        if m["name"] != "achieved_fraction"  # in the results file, for the reader of it
+    }
     rows = [
         [
-            _td(r + 1, "num"),
-            _td(name),
-            _td(f"{m.latency_ms:.3g}", "num"),
-            _td(f"{m.p50_ms:.3g}", "num"),
-            _td(f"{m.p99_ms:.3g}", "num"),
-            _td(f"{m.kept_fraction:.0%}", "num"),
+            _td(s["round"] + 1, "num"),
+            _td(s["variant"]),
+            *(_td(f(s["values"][name]), "num") for name, f in shown.items()),
         ]
-        for r, name, m in taken
+        for s in scenario["samples"]
     ]
-    header = ["round", "candidate", f"{slo.label} ms", "p50 ms", "p99 ms", "rate kept"]
-    out.append(_table(header, rows, "rounds"))
+    out.append(_table(["round", "candidate", *shown], rows, "rounds"))
     metric = scenario["params"]["objective"]
     measured = next(m for m in scenario["metrics"] if m["name"] == metric)
     summary_rows = [

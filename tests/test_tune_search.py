@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from scenarios.cli import main
+from scenarios.harness import results
 from tests.conftest import broker_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -101,6 +102,13 @@ def test_a_search_resumes_never_recommends_the_planted_setting_and_proves_interl
     assert (recommended == []) == ("keep them" in printed)
     assert _settings(output / "producer.properties") == recommended
     assert _settings(output / "consumer.properties") == []
+    # the page beside the study, and the proof as a results file (tests/test_tune_report.py
+    # checks what they hold)
+    written = dict(line.split(": ", 1) for line in printed.splitlines()[-2:])
+    assert written["report"] == str(output / "report.html")
+    assert 'data-trial="1"' in (output / "report.html").read_text()
+    (scenario,) = results.load(written["results"])["scenarios"]
+    assert len(scenario["samples"]) == 4 and scenario["skipped"] is None
 
     assert main([*argv, "--trials", "1", "--resume"]) == 0
     resumed = _trials(storage)

@@ -216,7 +216,9 @@ def tune(options: Options, out: TextIO | None = None) -> int:
         raise TuneInterrupted(options.storage, len(finished)) from None
 
 
-def _search_and_prove(options: Options, study: optuna.Study, measure: Measure, out: TextIO) -> int:
+def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, out: TextIO) -> int:
+    from scenarios.tuning import report as pages  # matplotlib: imported only by a search
+
     slo, objective = options.slo, options.objective
 
     def trial_value(trial: optuna.Trial) -> float | list[float]:
@@ -254,6 +256,7 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measure, o
             f"{options.storage} (--resume to search on, or widen the space)",
             file=out,
         )
+        print(f"report: {pages.write_page(study, options, None, None)}", file=out)
         return 1
     best = leading[0]
     changed = _settings_text(spaces.differences(best.user_attrs["settings"]))
@@ -273,6 +276,7 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measure, o
         f"each measurement: {options.durations.how}",
     ]
     settings: dict[str, Value] = dict(DEFAULTS)
+    proven = None
     if len(candidates) < 2:
         print(
             f"{DEFAULTS_NAME} were best: nothing to prove against them, nothing to change", file=out
@@ -299,6 +303,9 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measure, o
         with open(path, "w", encoding="utf-8") as file:
             file.write(spaces.properties_file(settings, client, header))
         print(f"{client}.properties: {path}", file=out)
+    written = pages.write_results(study, options, proven, bootstrap=measure.bootstrap)
+    page = pages.write_page(study, options, proven, settings, results_path=written)
+    print(f"report: {page}\nresults: {written}", file=out)
     return 0
 
 

@@ -38,19 +38,26 @@ from scenarios.harness.stats import Summary, compare, format_interval, summarize
 
 # the reporting package's page and chart parts, shared rather than copied
 from scenarios.reporting.charts import (
-    _STYLE,
+    STYLE,
     Chart,
-    _figure,
-    _log_scale,
-    _render,
-    _wide,
     contrasts_chart,
+    log_scale,
+    new_figure,
+    render,
     short,
     variant_bars,
+    wide,
     winner,
 )
-from scenarios.reporting.report import _e, _page, _table, _td, _write, comparison
-from scenarios.reporting.report import _figure as _html_figure
+from scenarios.reporting.report import (
+    comparison,
+    escape,
+    figure_html,
+    html_page,
+    table,
+    td,
+    write_file,
+)
 from scenarios.tuning import space as spaces
 from scenarios.tuning.objective import Outcome
 from scenarios.tuning.proof import CURRENT_NAME, DEFAULTS_NAME, Proof
@@ -424,7 +431,7 @@ def write_page(
         (p for p in points if recommended and p.attrs.get("settings") == recommended), None
     )
     title = f"kbench tune: {options.workload.name}, {slo.text}"
-    body = [f"<h1>{_e(title)}</h1>", _meta(study, options, points, results_path)]
+    body = [f"<h1>{escape(title)}</h1>", _meta(study, options, points, results_path)]
     if _profile(options) == "smoke":
         body.append(
             '<div class="banner warn"><strong>Smoke mode:</strong> seconds per measurement to '
@@ -441,7 +448,7 @@ def write_page(
     body += _slices(study, options, points)
     body += _proof(proof_scenario(study, options, proof), proof.taken if proof else [])
     path = os.path.join(options.output, PAGE)
-    return _write(path, _page(title, body))
+    return write_file(path, html_page(title, body))
 
 
 def _meta(
@@ -450,16 +457,16 @@ def _meta(
     w = options.workload
     failed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
     link = (
-        f' &#183; results file <a href="{_e(os.path.relpath(results_path, options.output))}">'
-        f"{_e(os.path.basename(results_path))}</a> (<code>kbench compare</code> reads it)"
+        f' &#183; results file <a href="{escape(os.path.relpath(results_path, options.output))}">'
+        f"{escape(os.path.basename(results_path))}</a> (<code>kbench compare</code> reads it)"
         if results_path
         else ""
     )
     return (
-        f'<p class="meta">{_e(_rate(w))} of {_e(w.message_size)} B '
-        f"({_e(w.path)}) &#183; {_e(_mode(study))} mode: "
-        f"{_e(_objective_words(study, options))} &#183; each measurement: "
-        f"{_e(options.durations.how)}<br>study <code>{_e(options.storage)}</code>: "
+        f'<p class="meta">{escape(_rate(w))} of {escape(w.message_size)} B '
+        f"({escape(w.path)}) &#183; {escape(_mode(study))} mode: "
+        f"{escape(_objective_words(study, options))} &#183; each measurement: "
+        f"{escape(options.durations.how)}<br>study <code>{escape(options.storage)}</code>: "
         f"{len(points)} completed trials, {failed} failed{link}</p>"
     )
 
@@ -483,16 +490,16 @@ def _recommendation(recommended: dict[str, Value] | None, verdict: str | None) -
         if changed:
             rows = [
                 [
-                    f"<td><code>{_e(k)}</code></td>",
-                    _td(spaces.BY_NAME[k].client),
-                    _td(DEFAULTS[k], "num"),
-                    _td(v, "num"),
+                    f"<td><code>{escape(k)}</code></td>",
+                    td(spaces.BY_NAME[k].client),
+                    td(DEFAULTS[k], "num"),
+                    td(v, "num"),
                 ]
                 for k, v in changed.items()
             ]
             out.append(
                 "<p>producer.properties and consumer.properties beside this page hold:</p>"
-                + _table(["property", "client", "Kafka's default", "recommended"], rows, "props")
+                + table(["property", "client", "Kafka's default", "recommended"], rows, "props")
             )
         else:
             out.append(
@@ -500,7 +507,7 @@ def _recommendation(recommended: dict[str, Value] | None, verdict: str | None) -
                 "nothing.</p>"
             )
     if verdict:
-        out.append(f'<p class="rule">{_e(verdict)}</p>')
+        out.append(f'<p class="rule">{escape(verdict)}</p>')
     out.append("</section>")
     return out
 
@@ -518,7 +525,7 @@ def _trials(
     if chart is None:
         out.append("<p>No trial completed.</p>")
     else:
-        out.append(_html_figure(chart, figure="trials"))
+        out.append(figure_html(chart, figure="trials"))
     on_front = {p.number for p in front}
     rows = []
     for trial in study.get_trials(deepcopy=False):
@@ -531,22 +538,22 @@ def _trials(
             marks.append("recommended")
         if point is None:
             state = attrs.get("error", trial.state.name.lower())
-            cells = [_td("-", "num")] * 4
+            cells = [td("-", "num")] * 4
         else:
             state = point.state
             cells = [
-                _td(f"{point.latency_ms:.3g}", "num"),
-                _td(f"{attrs.get('p50_ms', math.nan):.3g}", "num"),
-                _td(f"{point.throughput_rps:,.0f}", "num"),
-                _td(f"{attrs.get('kept_fraction', math.nan):.0%}", "num"),
+                td(f"{point.latency_ms:.3g}", "num"),
+                td(f"{attrs.get('p50_ms', math.nan):.3g}", "num"),
+                td(f"{point.throughput_rps:,.0f}", "num"),
+                td(f"{attrs.get('kept_fraction', math.nan):.0%}", "num"),
             ]
         rows.append(
             [
                 f'<td class="num" data-trial="{trial.number}">{trial.number}</td>',
-                _td(state, f"t-{state}" if point else "rule"),
+                td(state, f"t-{state}" if point else "rule"),
                 *cells,
-                _td(", ".join(marks)),
-                _td(what),
+                td(", ".join(marks)),
+                td(what),
             ]
         )
     header = [
@@ -559,7 +566,7 @@ def _trials(
         "mark",
         "settings",
     ]
-    out.append(_table(header, rows, "trials"))
+    out.append(table(header, rows, "trials"))
     out.append("</section>")
     return out
 
@@ -576,8 +583,8 @@ def trials_chart(
         return None
     slo = options.slo
     title = f"Trials: records/s against {slo.label} latency"
-    with rc_context(_STYLE):
-        fig = _figure(9.5, 4.8)
+    with rc_context(STYLE):
+        fig = new_figure(9.5, 4.8)
         ax = fig.add_subplot()
         for state, (marker, colour) in STATES.items():
             mine = [p for p in points if p.state == state]
@@ -626,8 +633,8 @@ def trials_chart(
         ax.axhline(slo.bound_ms, color=_BOUND_COLOUR, linestyle="--", linewidth=1)
         handles, _ = ax.get_legend_handles_labels()
         handles.append(Line2D([], [], color=_BOUND_COLOUR, linestyle="--", label=f"SLO {slo.text}"))
-        if _wide([p.latency_ms for p in points] + [slo.bound_ms]):
-            _log_scale(ax, "y")
+        if wide([p.latency_ms for p in points] + [slo.bound_ms]):
+            log_scale(ax, "y")
         # from 0: at a fixed offered rate the trials stack close to it, saturated ones below
         ax.set_xlim(0, max(p.throughput_rps for p in points) * 1.08)
         ax.xaxis.set_major_formatter(lambda v, _: short(v))
@@ -637,7 +644,7 @@ def trials_chart(
         ax.set_title(title)
         return Chart(
             title,
-            _render(fig),
+            render(fig),
             "One point per completed trial: feasible kept the offered rate and met the SLO, "
             "infeasible kept the rate and missed the bound, saturated did not keep the rate; "
             "the dashed line is the SLO's bound; the step line joins the feasible trials no other "
@@ -650,12 +657,12 @@ def _importance(study: optuna.Study) -> list[str]:
     out = ['<section id="importance">', "<h2>Parameter importance</h2>"]
     found, why = importances(study, target)
     if not found:
-        out.append(f'<p class="banner info" data-importance="none">{_e(why)}</p>')
+        out.append(f'<p class="banner info" data-importance="none">{escape(why)}</p>')
     else:
         title = f"Parameter importance for {target}"
         names = list(found)
-        with rc_context(_STYLE):
-            fig = _figure(8, 0.9 + 0.3 * len(names))
+        with rc_context(STYLE):
+            fig = new_figure(8, 0.9 + 0.3 * len(names))
             ax = fig.add_subplot()
             ax.barh(range(len(names)), [found[n] for n in names], color=_FRONT_COLOUR, height=0.6)
             ax.set_yticks(range(len(names)), names)
@@ -674,11 +681,11 @@ def _importance(study: optuna.Study) -> list[str]:
             ax.set_title(title)
             chart = Chart(
                 title,
-                _render(fig),
+                render(fig),
                 "How much each searched parameter decides whether a trial is among the best "
                 "10 %, by Optuna's PED-ANOVA over every completed trial.",
             )
-        out.append(_html_figure(chart, figure="importance"))
+        out.append(figure_html(chart, figure="importance"))
     out.append("</section>")
     return out
 
@@ -689,7 +696,7 @@ def _slices(study: optuna.Study, options: Options, points: Sequence[TrialPoint])
     if chart is None:
         out.append("<p>No parameter was searched, or no trial completed.</p>")
     else:
-        out.append(_html_figure(chart, figure="slices"))
+        out.append(figure_html(chart, figure="slices"))
     out.append("</section>")
     return out
 
@@ -710,9 +717,9 @@ def slices_chart(
     title = f"Slices: {slo.label} latency against each searched parameter"
     columns = 2 if len(names) > 1 else 1
     rows = math.ceil(len(names) / columns)
-    log_y = _wide([p.latency_ms for p in points] + [slo.bound_ms])
-    with rc_context(_STYLE):
-        fig = _figure(10, 0.6 + 2.5 * rows)
+    log_y = wide([p.latency_ms for p in points] + [slo.bound_ms])
+    with rc_context(STYLE):
+        fig = new_figure(10, 0.6 + 2.5 * rows)
         axes = list(fig.subplots(rows, columns, squeeze=False).flat)
         for ax, name in zip(axes, names, strict=False):
             distribution = distributions[name]
@@ -733,12 +740,12 @@ def slices_chart(
             elif getattr(distribution, "log", False):
                 low, high = distribution.low, distribution.high  # type: ignore[attr-defined]
                 ax.set_xlim(low, high)
-                _log_scale(ax, "x")
+                log_scale(ax, "x")
             else:
                 ax.set_xlim(distribution.low, distribution.high)  # type: ignore[attr-defined]
                 ax.xaxis.set_major_formatter(lambda v, _: short(v))
             if log_y:
-                _log_scale(ax, "y")
+                log_scale(ax, "y")
             ax.set_xlabel(name + (" (log scale)" if getattr(distribution, "log", False) else ""))
             ax.set_ylabel(f"{slo.label} ms")
         for ax in axes[len(names) :]:  # the grid's unused panel
@@ -752,7 +759,7 @@ def slices_chart(
         fig.suptitle(title, fontsize=10)
         return Chart(
             title,
-            _render(fig),
+            render(fig),
             "Each panel: every completed trial's latency against one parameter's value, over the "
             "range searched. Where the points spread as widely at every value, the parameter "
             "stops mattering there; where they climb past the bound, it decides.",
@@ -764,12 +771,13 @@ def _proof(scenario: dict, taken: Sequence[tuple[int, str, Outcome]]) -> list[st
     out = ['<section id="proof">', "<h2>Proof</h2>"]
     candidates = {v["name"]: v["params"] for v in scenario["variants"]}
     if not taken:
-        out.append(f"<p>{_e(scenario['skipped'])}.</p></section>")
+        out.append(f"<p>{escape(scenario['skipped'])}.</p></section>")
         return out
     names = list(candidates)
     rounds = len({r for r, _, _ in taken})
     out.append(
-        f"<p>{_e(', '.join(names[:-1]))} and {_e(names[-1])} re-measured over {rounds} rounds, "
+        f"<p>{escape(', '.join(names[:-1]))} and {escape(names[-1])} re-measured over {rounds} "
+        "rounds, "
         "interleaved (the order reversed every other round), each on a fresh topic; ratios are "
         "taken round by round.</p>"
     )
@@ -780,26 +788,26 @@ def _proof(scenario: dict, taken: Sequence[tuple[int, str, Outcome]]) -> list[st
     }
     rows = [
         [
-            _td(s["round"] + 1, "num"),
-            _td(s["variant"]),
-            *(_td(f(s["values"][name]), "num") for name, f in shown.items()),
+            td(s["round"] + 1, "num"),
+            td(s["variant"]),
+            *(td(f(s["values"][name]), "num") for name, f in shown.items()),
         ]
         for s in scenario["samples"]
     ]
-    out.append(_table(["round", "candidate", *shown], rows, "rounds"))
+    out.append(table(["round", "candidate", *shown], rows, "rounds"))
     metric = scenario["params"]["objective"]
     measured = next(m for m in scenario["metrics"] if m["name"] == metric)
     summary_rows = [
         [
-            _td(name),
-            _td(format_interval(Summary(**medians[metric]), measured["unit"]), "num"),
-            _td(sum(o.measurement.saturated for _, n, o in taken if n == name), "num"),
-            _td(_settings_text(spaces.differences(candidates[name])) or DEFAULTS_NAME),
+            td(name),
+            td(format_interval(Summary(**medians[metric]), measured["unit"]), "num"),
+            td(sum(o.measurement.saturated for _, n, o in taken if n == name), "num"),
+            td(_settings_text(spaces.differences(candidates[name])) or DEFAULTS_NAME),
         ]
         for name, medians in scenario["summaries"].items()
     ]
     out.append(
-        _table(
+        table(
             ["candidate", f"{metric}, median", "saturated rounds", "settings"],
             summary_rows,
             "medians",
@@ -809,12 +817,13 @@ def _proof(scenario: dict, taken: Sequence[tuple[int, str, Outcome]]) -> list[st
         better = winner(contrast)
         words = f"{better} better" if better else "cannot tell (the interval includes 1)"
         out.append(
-            f'<p data-contrast="{_e(contrast["name"])}"><strong>{_e(contrast["label"])}</strong>: '
-            f"{_e(format_interval(comparison(contrast)))}, "
-            f"{_e(words)}</p>"
+            f'<p data-contrast="{escape(contrast["name"])}">'
+            f"<strong>{escape(contrast['label'])}</strong>: "
+            f"{escape(format_interval(comparison(contrast)))}, "
+            f"{escape(words)}</p>"
         )
     for chart in (contrasts_chart(scenario), variant_bars(scenario, measured)):
         if chart is not None:
-            out.append(_html_figure(chart, figure="proof"))
+            out.append(figure_html(chart, figure="proof"))
     out.append("</section>")
     return out

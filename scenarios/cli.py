@@ -97,7 +97,10 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         description="One HTML page per results file, and a history page when given several.",
     )
     reporting.add_argument(
-        "results", nargs="*", metavar="RESULTS.json", help="default: every reports/*.json"
+        "results",
+        nargs="*",
+        metavar="RESULTS.json",
+        help="default: every reports/*.json and kbench tune's reports/tune-*/kbench-*.json",
     )
     reporting.add_argument(
         "-o",
@@ -386,7 +389,11 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         write_report,
     )
 
-    paths = args.results or sorted(glob.glob(os.path.join("reports", "*.json")))
+    # kbench run's results, and kbench tune's beside each study in its default --output
+    paths = args.results or sorted(
+        glob.glob(os.path.join("reports", "*.json"))
+        + glob.glob(os.path.join("reports", "tune-*", "kbench-*.json"))
+    )
     if not paths:
         fail(parser, "no results files given and none in ./reports; run `kbench run` first")
     try:

@@ -17,6 +17,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
 from scenarios.cli import main
 from scenarios.clients.local_broker import LocalCluster
 from scenarios.clients.topics import TopicAdmin
+from scenarios.harness import results
 from scenarios.tuning import space as spaces
 from scenarios.tuning import workload as workloads
 from scenarios.tuning.measure import Measurer, Target, target
@@ -108,6 +109,13 @@ def test_a_search_resumes_never_recommends_the_planted_setting_and_proves_interl
     assert (recommended == []) == ("keep them" in printed)
     assert _settings(output / "producer.properties") == recommended
     assert _settings(output / "consumer.properties") == []
+    # the page beside the study, and the proof as a results file (tests/test_tune_report.py
+    # checks what they hold)
+    written = dict(line.split(": ", 1) for line in printed.splitlines()[-2:])
+    assert written["report"] == str(output / "report.html")
+    assert 'data-trial="1"' in (output / "report.html").read_text()
+    (scenario,) = results.load(written["results"])["scenarios"]
+    assert len(scenario["samples"]) == 4 and scenario["skipped"] is None
 
     assert main([*argv, "--trials", "1", "--resume"]) == 0
     resumed = _trials(storage)

@@ -32,13 +32,15 @@ def search(
     max_factor: float | None = None,
     floor: float = 1.0,
     ceiling: float = math.inf,
+    hopeless: Callable[[S, S], bool] | None = None,
 ) -> list[S]:
     """The steps of one rate search: from `start`, multiply the offered rate by `factor` while
     steps are kept, the factor squared after each (up to max_factor: a search that starts far
     below the peak gets there in a few steps, as OpenMessaging Benchmark's RateController
     doubles its ramping factor), or divide it by `factor` while they are not; then bisect
     (geometric mean) between the highest kept and the lowest broken rate `refine` times; at most
-    `max_steps` steps, offered rates within [floor, ceiling]."""
+    `max_steps` steps, offered rates within [floor, ceiling]. `hopeless(above, below)`: whether
+    a broken step at a lower rate shows that lowering it further will not help (it stops)."""
     steps: list[S] = []
     kept: S | None = None
     broken: S | None = None
@@ -52,8 +54,10 @@ def search(
             rate *= up
             up = min(up * up, max_factor or factor)
         else:
-            broken = done
+            above, broken = broken, done
             if kept is not None or rate / factor < floor:
+                break
+            if above is not None and hopeless is not None and hopeless(above, done):
                 break
             rate /= factor
     for _ in range(refine):

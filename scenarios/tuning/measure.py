@@ -92,6 +92,11 @@ class Measurer:
         self.admin.delete(topic)
         return Measurement.of(measured, load, self.slo)
 
+    @property
+    def bootstrap(self) -> str:
+        """The cluster measured now (the engine's address changes when it restarts)."""
+        return self.target.bootstrap
+
     def close(self) -> None:
         """Drop the admin client before its broker stops, or librdkafka logs the disconnection
         on stderr."""

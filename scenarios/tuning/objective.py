@@ -9,7 +9,9 @@ intended send time to its delivery to the consumer) and its bound. Two objective
   search (scenarios.harness.rate_search, as node-peak and OMB's rate discovery do: a step is kept
   when it kept its offered rate and met the bound), and, as a second objective, minimise the
   percentile at that rate: the study is multi-objective, its Pareto front the trade-off between
-  the two. A trial is feasible when some step was kept.
+  the two. A trial is feasible when some step was kept. A search that finds no rate kept stops
+  lowering it once a lower rate kept its rate but did not bring the percentile down: the
+  settings, not the rate, break the bound (settings_bound).
 
 "Kept the offered rate" is judged where the rate is offered: the producer's loop sent every
 record by its due time, within that fraction (the offered span over the span it took). The
@@ -185,12 +187,21 @@ def evaluate(
         refine=shape.refine,
         max_steps=shape.max_steps,
         max_factor=shape.max_factor,
+        hopeless=settings_bound,
     )
     found = peak(steps)
     if found is None:
         lowest = min(steps, key=lambda s: s.offered_per_s)
         return Outcome(objective, lowest.measurement, 0.0, False, tuple(steps))
     return Outcome(objective, found.measurement, found.offered_per_s, True, tuple(steps))
+
+
+def settings_bound(above: RatePoint, below: RatePoint) -> bool:
+    """Whether a lower rate that kept its rate but still broke the SLO, its percentile no better
+    than at the rate above (within 10 %), shows that the settings, not the rate, break the
+    bound (linger.ms past it, say): lower rates will not help, and the search stops there."""
+    m = below.measurement
+    return not m.saturated and m.latency_ms >= 0.9 * above.measurement.latency_ms
 
 
 def directions(objective: str) -> list[optuna.study.StudyDirection]:

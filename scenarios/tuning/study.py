@@ -219,7 +219,9 @@ def tune(options: Options, out: TextIO | None = None) -> int:
         raise TuneInterrupted(options.storage, len(finished)) from None
 
 
-def _search_and_prove(options: Options, study: optuna.Study, measure: Measure, out: TextIO) -> int:
+def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, out: TextIO) -> int:
+    from scenarios.tuning import report as pages  # matplotlib: imported only by a search
+
     slo, objective = options.slo, options.objective
 
     def trial_value(trial: optuna.Trial) -> float | list[float]:
@@ -257,6 +259,7 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measure, o
             f"{options.storage} (--resume to search on, or widen the space)",
             file=out,
         )
+        print(f"report: {pages.write_page(study, options, None, None)}", file=out)
         return 1
     best = leading[0]
     changed = _settings_text(spaces.differences(best.user_attrs["settings"]))
@@ -276,6 +279,7 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measure, o
         f"each measurement: {options.durations.how}",
     ]
     settings: dict[str, Value] = options.space.baseline()  # Kafka's defaults, at the floor
+    proven = None
     if len(candidates) < 2:
         print(
             f"{DEFAULTS_NAME} were best: nothing to prove against them, nothing to change"
@@ -305,6 +309,9 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measure, o
         with open(path, "w", encoding="utf-8") as file:
             file.write(spaces.properties_file(settings, scope, header, partitions))
         print(f"{scope}.properties: {path}", file=out)
+    written = pages.write_results(study, options, proven, bootstrap=measure.bootstrap)
+    page = pages.write_page(study, options, proven, settings, results_path=written)
+    print(f"report: {page}\nresults: {written}", file=out)
     return 0
 
 

@@ -86,6 +86,15 @@ def test_an_infeasible_candidate_is_never_recommended_however_fast():
     assert decide(candidates, taken, "lower").chosen is None
 
 
+def test_current_settings_outside_the_space_are_measured_but_never_recommended():
+    below = Candidate("current", {**DEFAULTS, "acks": "1"}, eligible=False)  # below acks=all
+    candidates = [_candidate(DEFAULTS_NAME), below]
+    proof = decide(
+        candidates, _rounds(candidates, {DEFAULTS_NAME: [10] * 4, "current": [2] * 4}), "lower"
+    )
+    assert proof.standings["current"].feasible and proof.chosen == candidates[0]
+
+
 def test_throughput_prefers_the_higher_rate_and_a_round_that_kept_nothing_has_no_ratio():
     def kept(rate: float) -> Outcome:
         measured = Measurement(rate or 500.0, 5.0, 2.0, 5.0, 1.0, 1.0)

@@ -9,10 +9,12 @@ setting that merely came along is not recommended. Each is measured once a round
 reversed every other round (as the scenario harness runs variants), each on a fresh topic.
 
 The choice: the best is the feasible candidate with the best median (lowest latency, or highest
-rate kept). Any feasible candidate whose round-by-round ratio to the best has an interval that
-includes 1 is indistinguishable from it; among the best and those, the one with the fewest
-changes from Kafka's defaults is recommended (the defaults themselves, with none, when they are
-among them). So a change is recommended only when it beats the defaults beyond the noise.
+rate kept), of those the space allows (current settings below the durability floor are measured
+as a baseline, never chosen). Any feasible candidate whose round-by-round ratio to the best has
+an interval that includes 1 is indistinguishable from it; among the best and those, the one
+with the fewest changes from Kafka's defaults is recommended (the defaults themselves, with
+none, when they are among them). So a change is recommended only when it beats the defaults
+beyond the noise.
 """
 
 import math
@@ -44,6 +46,7 @@ class Candidate:
     name: str
     settings: dict[str, Value]
     start: float = 0.0
+    eligible: bool = True  # may be recommended: within the space searched, floor included
 
     @property
     def changes(self) -> dict[str, Value]:
@@ -89,7 +92,8 @@ def candidates(
     if current is not None:  # what the space holds (not the broker's, on --bootstrap)
         current = {k: v for k, v in current.items() if k in baseline}
     if current is not None and current not in (DEFAULTS, baseline):
-        chosen.append(Candidate(CURRENT_NAME, current, _start(ranked, current)))
+        start = _start(ranked, current)
+        chosen.append(Candidate(CURRENT_NAME, current, start, space.contains(current)))
     baselines = len(chosen)
     for trial in ranked:
         if len(chosen) >= baselines + top:
@@ -183,7 +187,8 @@ def decide(
         mostly = sum(o.feasible for o in outcomes) * 2 > len(outcomes)
         values = [o.value for o in outcomes]
         standings[candidate.name] = Standing(candidate, outcomes, summarize(values), mostly)
-    feasible = [s for s in standings.values() if s.feasible]
+    # a baseline outside the space (current settings below the floor) is measured, never chosen
+    feasible = [s for s in standings.values() if s.feasible and s.candidate.eligible]
     if not feasible:
         return Proof(taken, standings, None, [], None)
     sign = -1 if better == "higher" else 1
@@ -222,6 +227,8 @@ def show(proof: Proof, slo: Slo, objective: str, out: TextIO) -> None:
     for name, standing in proof.standings.items():
         changes = len(standing.candidate.changes)
         note = "" if standing.feasible else ", infeasible in most rounds"
+        if not standing.candidate.eligible:
+            note += ", outside the space searched (not recommended)"
         print(
             f"  {name} ({changes} change{'s' * (changes != 1)}): {label} "
             f"{format_interval(standing.summary, unit)}{note}",

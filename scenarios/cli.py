@@ -132,13 +132,15 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
     )
     tuning = commands.add_parser(
         "tune",
-        help="search the client settings that serve a workload best under a latency SLO, and "
-        "prove the gain against Kafka's defaults",
+        help="search the settings that serve a workload best under a latency SLO, and prove "
+        "the gain against Kafka's defaults",
         description="Search producer, consumer, topic and broker settings (Optuna TPE; every "
-        "trial a real measurement at the workload's producerRate on a fresh topic) that minimise "
-        "the SLO's percentile of end-to-end latency; re-measure the best against Kafka's defaults "
-        "interleaved; write producer.properties, consumer.properties, topic.properties and "
-        "broker.properties with the settings that differ from the defaults.",
+        "trial a real measurement on a fresh topic) that minimise the SLO's percentile of "
+        "end-to-end latency at the workload's producerRate, or maximise the records/s kept "
+        "within the SLO (a rate search per trial); re-measure the leading candidates against "
+        "Kafka's defaults (and your current settings) interleaved; write producer, consumer, "
+        "topic and broker .properties files with the settings that differ from the defaults, "
+        "a page of the search and the proof as a results file.",
     )
     tuning.add_argument(
         "workload", metavar="WORKLOAD.yaml", help="an OpenMessaging Benchmark workload"

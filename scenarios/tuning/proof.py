@@ -230,7 +230,7 @@ def show(proof: Proof, slo: Slo, objective: str, out: TextIO) -> None:
         if not standing.candidate.eligible:
             note += ", outside the space searched (not recommended)"
         print(
-            f"  {name} ({changes} change{'s' * (changes != 1)}): {label} "
+            f"  {name} ({changes} change{'s' * (changes != 1)} from {DEFAULTS_NAME}): {label} "
             f"{format_interval(standing.summary, unit)}{note}",
             file=out,
         )

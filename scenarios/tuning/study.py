@@ -242,8 +242,10 @@ def _search_and_prove(options: Options, study: optuna.Study, measure: Measurer, 
             raise
         return record(trial, outcome, slo)
 
+    baseline = options.space.baseline()
+
     def report(_study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        print(_trial_line(trial, slo), file=out, flush=True)
+        print(_trial_line(trial, slo, baseline), file=out, flush=True)
 
     study.optimize(trial_value, n_trials=options.trials, catch=(TrialFailed,), callbacks=[report])
     leading = ranked(study, objective)
@@ -369,8 +371,11 @@ def _value_text(trial: optuna.trial.FrozenTrial, slo: Slo) -> str:
     return f"{attrs['throughput_rps']:,.0f} records/s at {slo.label} {attrs['latency_ms']:.3g} ms"
 
 
-def _trial_line(trial: optuna.trial.FrozenTrial, slo: Slo) -> str:
-    changed = _settings_text(spaces.differences(trial.user_attrs.get("settings", {})))
+def _trial_line(trial: optuna.trial.FrozenTrial, slo: Slo, baseline: dict[str, Value]) -> str:
+    """One trial as the search prints it: what it measured and the settings that differ from
+    `baseline` (Kafka's defaults at the floor: every trial shares the floor)."""
+    settings = trial.user_attrs.get("settings", {})
+    changed = _settings_text({k: v for k, v in settings.items() if baseline.get(k) != v})
     what = changed or DEFAULTS_NAME
     if trial.state != optuna.trial.TrialState.COMPLETE:
         error = trial.user_attrs.get("error", trial.state.name)

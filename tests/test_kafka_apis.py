@@ -173,6 +173,11 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
     if api == ApiKeys.ALTER_REPLICA_LOG_DIRS:
         topic = cls.AlterReplicaLogDir.AlterReplicaLogDirTopic(name="events", partitions=[1])
         return cls(dirs=[cls.AlterReplicaLogDir(path="/elsewhere", topics=[topic])])
+    if api == ApiKeys.DELETE_RECORDS:
+        deleted = cls.DeleteRecordsTopic.DeleteRecordsPartition(partition_index=1, offset=-1)
+        return cls(
+            topics=[cls.DeleteRecordsTopic(name="events", partitions=[deleted])], timeout_ms=1
+        )
     if api == ApiKeys.DESCRIBE_LOG_DIRS:
         return cls(topics=[cls.DescribableLogDirTopic(topic="events", partitions=[1])])
     if api == ApiKeys.ELECT_LEADERS:

@@ -40,6 +40,7 @@ from engine.errors import (
     COORDINATOR_NOT_AVAILABLE,
     FENCED_LEADER_EPOCH,
     INVALID_REQUEST,
+    KAFKA_STORAGE_ERROR,
     LEADER_NOT_AVAILABLE,
     NONE,
     NOT_COORDINATOR,
@@ -111,6 +112,7 @@ class KafkaApis(ApiHandlers):
             ApiKeys.PRODUCE: self.handle_produce,
             ApiKeys.FETCH: self.handle_fetch,
             ApiKeys.LIST_OFFSETS: self.handle_list_offsets,
+            ApiKeys.DELETE_RECORDS: self.handle_delete_records,
             ApiKeys.CREATE_TOPICS: self.handle_create_topics,
             ApiKeys.DELETE_TOPICS: self.handle_delete_topics,
             ApiKeys.CREATE_PARTITIONS: self.handle_create_partitions,
@@ -411,6 +413,52 @@ class KafkaApis(ApiHandlers):
         if found is None or found[1] >= log.high_watermark:
             return -1, -1
         return found
+
+    # -- DeleteRecords --------------------------------------------------------------------------
+    def handle_delete_records(
+        self, context: RequestContext, request: ApiMessage, respond: Respond
+    ) -> None:
+        """Each partition's log start offset moves on its leader (here) and then on its
+        followers; the answer carries the low watermark, the smallest log start offset among
+        the live replicas. An acknowledged deletion is in the log-start-offset-checkpoint
+        already (Kafka writes it within log.flush.start.offset.checkpoint.interval.ms), so
+        neither a restart nor a crash brings the records back."""
+        response_class = self._response_class(context)
+        topic_class = response_class.DeleteRecordsTopicResult
+        image = self.broker.metadata_cache.image
+        errors: dict[TopicPartition, int] = {}
+        offsets: dict[TopicPartition, int] = {}
+        for t in request.topics:
+            topic = image.topics.get(t.name)
+            for p in t.partitions:
+                tp = TopicPartition(t.name, p.partition_index)
+                if topic is None or p.partition_index not in topic.partitions:
+                    errors[tp] = UNKNOWN_TOPIC_OR_PARTITION
+                else:
+                    offsets[tp] = p.offset
+
+        def complete(deleted: dict[TopicPartition, int]) -> None:
+            if NONE in deleted.values() and not self.log_manager.checkpoint():
+                deleted = {tp: e if e != NONE else KAFKA_STORAGE_ERROR for tp, e in deleted.items()}
+            by_topic: dict[str, list[ApiMessage]] = {}
+            for tp, error in {**errors, **deleted}.items():
+                partition = self.topics.partition(tp)
+                low = (
+                    partition.low_watermark
+                    if partition is not None
+                    and partition.is_leader
+                    and error in (NONE, REQUEST_TIMED_OUT)
+                    else -1
+                )
+                by_topic.setdefault(tp.topic, []).append(
+                    topic_class.DeleteRecordsPartitionResult(
+                        partition_index=tp.partition, low_watermark=low, error_code=error
+                    )
+                )
+            topics = [topic_class(name=name, partitions=ps) for name, ps in by_topic.items()]
+            self._reply(context, respond, response_class(throttle_time_ms=0, topics=topics))
+
+        self.replica_manager.delete_records(offsets, request.timeout_ms, complete)
 
     # -- topic admin ----------------------------------------------------------------------------
     def handle_create_topics(

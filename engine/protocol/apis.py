@@ -31,6 +31,8 @@ from kafka.protocol.admin.topics import (
     CreatePartitionsResponse,
     CreateTopicsRequest,
     CreateTopicsResponse,
+    DeleteRecordsRequest,
+    DeleteRecordsResponse,
     DeleteTopicsRequest,
     DeleteTopicsResponse,
     DescribeTopicPartitionsRequest,
@@ -100,15 +102,18 @@ class ApiKeys(IntEnum):
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
+    DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
     ALTER_REPLICA_LOG_DIRS = 34
     DESCRIBE_LOG_DIRS = 35
     CREATE_PARTITIONS = 37
+    DELETE_GROUPS = 42
     ELECT_LEADERS = 43
     ALTER_PARTITION_REASSIGNMENTS = 45
     LIST_PARTITION_REASSIGNMENTS = 46
+    OFFSET_DELETE = 47
     DESCRIBE_QUORUM = 55
     ALTER_PARTITION = 56
     DESCRIBE_CLUSTER = 60
@@ -139,6 +144,8 @@ APIS: ApiTable = {
     ApiKeys.CREATE_TOPICS: (CreateTopicsRequest, CreateTopicsResponse, 2, 7),
     ApiKeys.DELETE_TOPICS: (DeleteTopicsRequest, DeleteTopicsResponse, 1, 6),
     ApiKeys.INIT_PRODUCER_ID: (InitProducerIdRequest, InitProducerIdResponse, 0, 4),
+    # the admin clients' deletions (issue 15), in Kafka 4.0's ranges
+    ApiKeys.DELETE_RECORDS: (DeleteRecordsRequest, DeleteRecordsResponse, 0, 2),
     # v2+, as Kafka 4.0 (KIP-896): kafka-python's consumers send it after a leader change
     ApiKeys.OFFSET_FOR_LEADER_EPOCH: (
         OffsetForLeaderEpochRequest,

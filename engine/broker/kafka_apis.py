@@ -128,6 +128,8 @@ class KafkaApis(ApiHandlers):
             ApiKeys.OFFSET_FETCH: self.handle_offset_fetch,
             ApiKeys.DESCRIBE_GROUPS: self.handle_describe_groups,
             ApiKeys.LIST_GROUPS: self.handle_list_groups,
+            ApiKeys.DELETE_GROUPS: self.handle_delete_groups,
+            ApiKeys.OFFSET_DELETE: self.handle_offset_delete,
         }
         self._handlers.update(cluster_admin_handlers(self))
         for key, local in replica_admin_handlers(self).items():
@@ -933,11 +935,16 @@ class KafkaApis(ApiHandlers):
                 ),
             )
 
-        # Kafka appends commits with acks=all: acknowledged once on the ISR, so they survive
-        # the coordinator's broker (a single broker's ISR is itself: at once)
+        self._once_replicated(NONE in errors.values(), answer)
+
+    def _once_replicated(self, appended: bool, answer: Callable[[int], None]) -> None:
+        """Kafka appends to __consumer_offsets with acks=all: what the coordinator appended is
+        acknowledged once on the ISR, so it survives the coordinator's broker (a single
+        broker's ISR is itself: at once). answer gets the replication error, as Kafka's
+        GroupMetadataManager maps it."""
         offsets_tp = TopicPartition(CONSUMER_OFFSETS, 0)
         partition = self.topics.partition(offsets_tp)
-        if partition is None or not any(e == NONE for e in errors.values()):
+        if partition is None or not appended:
             answer(NONE)
             return
         self.replica_manager.await_replication(
@@ -1000,6 +1007,56 @@ class KafkaApis(ApiHandlers):
                 topics=committed_topics(group_id, topics) if error == NONE else [],
             )
         self._reply(context, respond, response)
+
+    def handle_delete_groups(
+        self, context: RequestContext, request: ApiMessage, respond: Respond
+    ) -> None:
+        response_class = self._response_class(context)
+        errors = self.group_coordinator.delete_groups(list(request.groups_names))
+
+        def answer(replication_error: int) -> None:
+            results = [
+                response_class.DeletableGroupResult(
+                    group_id=group_id, error_code=error or replication_error
+                )
+                for group_id, error in errors.items()
+            ]
+            self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
+
+        self._once_replicated(NONE in errors.values(), answer)
+
+    def handle_offset_delete(
+        self, context: RequestContext, request: ApiMessage, respond: Respond
+    ) -> None:
+        response_class = self._response_class(context)
+        topic_class = response_class.OffsetDeleteResponseTopic
+        error, errors = self.group_coordinator.delete_offsets(
+            request.group_id,
+            [(t.name, p.partition_index) for t in request.topics for p in t.partitions],
+        )
+
+        def answer(replication_error: int) -> None:
+            topics: dict[str, list[ApiMessage]] = {}
+            for (topic, index), code in errors.items():
+                topics.setdefault(topic, []).append(
+                    topic_class.OffsetDeleteResponsePartition(
+                        partition_index=index, error_code=code
+                    )
+                )
+            self._reply(
+                context,
+                respond,
+                response_class(
+                    error_code=error or replication_error,
+                    throttle_time_ms=0,
+                    # a group error (or a failed write) answers for every partition
+                    topics=[]
+                    if error or replication_error
+                    else [topic_class(name=name, partitions=ps) for name, ps in topics.items()],
+                ),
+            )
+
+        self._once_replicated(error == NONE and NONE in errors.values(), answer)
 
     def handle_describe_groups(
         self, context: RequestContext, request: ApiMessage, respond: Respond

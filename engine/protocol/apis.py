@@ -19,6 +19,8 @@ from kafka.protocol.admin.cluster import (
 )
 from kafka.protocol.admin.configs import DescribeConfigsRequest, DescribeConfigsResponse
 from kafka.protocol.admin.groups import (
+    DeleteGroupsRequest,
+    DeleteGroupsResponse,
     DescribeGroupsRequest,
     DescribeGroupsResponse,
     ListGroupsRequest,
@@ -53,6 +55,8 @@ from kafka.protocol.consumer.group import (
     LeaveGroupResponse,
     OffsetCommitRequest,
     OffsetCommitResponse,
+    OffsetDeleteRequest,
+    OffsetDeleteResponse,
     OffsetFetchRequest,
     OffsetFetchResponse,
     SyncGroupRequest,
@@ -146,6 +150,8 @@ APIS: ApiTable = {
     ApiKeys.INIT_PRODUCER_ID: (InitProducerIdRequest, InitProducerIdResponse, 0, 4),
     # the admin clients' deletions (issue 15), in Kafka 4.0's ranges
     ApiKeys.DELETE_RECORDS: (DeleteRecordsRequest, DeleteRecordsResponse, 0, 2),
+    ApiKeys.DELETE_GROUPS: (DeleteGroupsRequest, DeleteGroupsResponse, 0, 2),
+    ApiKeys.OFFSET_DELETE: (OffsetDeleteRequest, OffsetDeleteResponse, 0, 0),
     # v2+, as Kafka 4.0 (KIP-896): kafka-python's consumers send it after a leader change
     ApiKeys.OFFSET_FOR_LEADER_EPOCH: (
         OffsetForLeaderEpochRequest,

@@ -3,7 +3,7 @@ KafkaAdminClient and confluent-kafka's AdminClient: DeleteGroups and OffsetDelet
 through `__consumer_offsets`; ListGroups with states and types, DescribeGroups."""
 
 import pytest
-from confluent_kafka import KafkaException
+from confluent_kafka import ConsumerGroupState, ConsumerGroupType, KafkaException
 from confluent_kafka.admin import AdminClient
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
@@ -96,6 +96,63 @@ def test_delete_group_offsets(admin, busy):
         admin.delete_group_offsets("never", [a0])
 
 
+def test_list_groups_by_state_and_type(admin, broker, busy):
+    commit(admin, "listed-empty", TopicPartition(OTHER, 0))
+    everything = {g["group_id"]: g for g in admin.list_groups()}
+    assert everything["busy"]["group_state"] == "Stable"
+    assert everything["busy"]["group_type"] == "classic"
+    assert everything["busy"]["protocol_type"] == "consumer"
+    assert everything["listed-empty"]["group_state"] == "Empty"
+    stable = {g["group_id"] for g in admin.list_groups(states_filter=["stable"])}
+    assert "busy" in stable and "listed-empty" not in stable
+    assert admin.list_groups(types_filter=["consumer"]) == []  # KIP-848 groups: none here
+    # confluent-kafka's, ListGroups v5 with both filters
+    client = AdminClient({"bootstrap.servers": broker.bootstrap})
+    listed = client.list_consumer_groups(
+        states={ConsumerGroupState.EMPTY}, types={ConsumerGroupType.CLASSIC}, request_timeout=10
+    ).result()
+    assert not listed.errors
+    assert {(g.group_id, g.state, g.type) for g in listed.valid} >= {
+        ("listed-empty", ConsumerGroupState.EMPTY, ConsumerGroupType.CLASSIC)
+    }
+    assert "busy" not in {g.group_id for g in listed.valid}
+
+
+def test_describe_groups(admin, broker, busy):
+    described = admin.describe_groups(["busy"])["busy"]
+    assert (described["group_state"], described["protocol_type"], described["protocol_data"]) == (
+        "Stable",
+        "consumer",
+        "range",
+    )
+    [member] = described["members"]
+    assert member["member_metadata"]["topics"] == [TOPIC]  # decoded by kafka-python
+    assert member["member_assignment"]["assigned_partitions"] == [
+        {"topic": TOPIC, "partitions": [0, 1]}
+    ]
+    # DescribeGroups v6 (KIP-1043): a group that does not exist is GROUP_ID_NOT_FOUND
+    never = admin.describe_groups(["never"])["never"]
+    assert never["group_state"] == "Dead"
+    assert never["error"].startswith("[Error 69] GroupIdNotFoundError: Group never not found.")
+    client = AdminClient({"bootstrap.servers": broker.bootstrap})
+    futures = client.describe_consumer_groups(["busy", "never"], request_timeout=10)
+    busy_group = futures["busy"].result()
+    assert (busy_group.state, busy_group.type, busy_group.partition_assignor) == (
+        ConsumerGroupState.STABLE,
+        ConsumerGroupType.CLASSIC,
+        "range",
+    )
+    assert {
+        (tp.topic, tp.partition) for tp in busy_group.members[0].assignment.topic_partitions
+    } == {
+        (TOPIC, 0),
+        (TOPIC, 1),
+    }
+    # librdkafka asks with a DescribeGroups version below 6: a Dead group, no error
+    assert futures["never"].result().state == ConsumerGroupState.DEAD
+
+
+# last: it closes the busy group's member and restarts the broker
 def test_deletions_survive_a_restart(broker, busy):
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     a0, a1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)

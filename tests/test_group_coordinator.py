@@ -795,11 +795,13 @@ def test_describe_and_list_groups(group):
     ]
     assert described.members[1].member_metadata == b"r"
     assert described.members[1].member_assignment == f"assignment of {b}".encode()
-    assert (unknown.error_code, unknown.state, unknown.members) == (NONE, "Dead", [])
+    assert (unknown.error_code, unknown.state, unknown.members) == (GROUP_ID_NOT_FOUND, "Dead", [])
 
     assert group.coordinator.list_groups() == [("g", "consumer", "Stable")]
     assert group.coordinator.list_groups(["Stable", "Empty"]) == [("g", "consumer", "Stable")]
     assert group.coordinator.list_groups(["Empty"]) == []
+    assert group.coordinator.list_groups([" stable"], ["Classic"]) == [("g", "consumer", "Stable")]
+    assert group.coordinator.list_groups(None, ["consumer"]) == []  # KIP-848's groups: none here
 
     group.join(a, client_id="a")
     rebalancing = group.coordinator.describe_groups(["g"])[0]

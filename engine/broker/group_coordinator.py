@@ -85,6 +85,9 @@ NO_MEMBER_ID = ""  # JoinGroupRequest.UNKNOWN_MEMBER_ID: a member that has no id
 NO_GENERATION = -1
 NO_LEADER = ""
 NO_PROTOCOL = ""
+CLASSIC_GROUP_TYPE = (
+    "classic"  # ListGroups' GroupType: every group here speaks the classic protocol
+)
 # A new member cannot heartbeat before its first JoinGroup response, and a disconnected one would
 # linger through long rebalances, so its join expires after this (Kafka's NewMemberJoinTimeoutMs).
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
@@ -1106,22 +1109,28 @@ class GroupCoordinator:
         described = []
         for group_id in group_ids:
             group = self._groups.get(group_id)
-            if group is None:
-                # Kafka describes an unknown group as Dead rather than failing.
+            if not self.active or group is None:
+                # Dead, and GROUP_ID_NOT_FOUND (DescribeGroups answers NONE before v6)
+                error = NOT_COORDINATOR if not self.active else GROUP_ID_NOT_FOUND
                 described.append(
-                    DescribedGroup(NONE, group_id, GroupState.DEAD.value, "", NO_PROTOCOL, [])
+                    DescribedGroup(error, group_id, GroupState.DEAD.value, "", NO_PROTOCOL, [])
                 )
             else:
                 described.append(group.summary())
         return described
 
-    def list_groups(self, states_filter: list[str] | None = None) -> list[ListedGroup]:
-        """(group_id, protocol_type, state) of every group, or of those in the given states."""
-        wanted = {state.lower() for state in states_filter or ()}
+    def list_groups(
+        self, states_filter: list[str] | None = None, types_filter: list[str] | None = None
+    ) -> list[ListedGroup]:
+        """(group_id, protocol_type, state) of every group, or of those in the given states and
+        of the given types (CLASSIC_GROUP_TYPE, the only one here), both case-insensitive."""
+        states = {state.strip().lower() for state in states_filter or ()}
+        if types_filter and CLASSIC_GROUP_TYPE not in {t.strip().lower() for t in types_filter}:
+            return []
         return [
             ListedGroup(group.group_id, group.protocol_type or "", group.state.value)
             for group in self._groups.values()
-            if not wanted or group.state.value.lower() in wanted
+            if not states or group.state.value.lower() in states
         ]
 
     def delete_groups(self, group_ids: list[str]) -> dict[str, int]:

@@ -19,6 +19,7 @@ from engine.broker.config import KafkaConfig
 if TYPE_CHECKING:
     from engine.broker.broker_server import BrokerServer
 from engine.broker.group_coordinator import (
+    CLASSIC_GROUP_TYPE,
     CommittedOffset,
     GroupCoordinator,
     JoinGroupResult,
@@ -39,6 +40,7 @@ from engine.common import TopicPartition
 from engine.errors import (
     COORDINATOR_NOT_AVAILABLE,
     FENCED_LEADER_EPOCH,
+    GROUP_ID_NOT_FOUND,
     INVALID_REQUEST,
     KAFKA_STORAGE_ERROR,
     LEADER_NOT_AVAILABLE,
@@ -1064,42 +1066,45 @@ class KafkaApis(ApiHandlers):
         response_class = self._response_class(context)
         group_class = response_class.DescribedGroup
         member_class = group_class.DescribedGroupMember
-        described = self.group_coordinator.describe_groups(list(request.groups))
-        self._reply(
-            context,
-            respond,
-            response_class(
-                throttle_time_ms=0,
-                groups=[
-                    group_class(
-                        error_code=g.error_code,
-                        group_id=g.group_id,
-                        group_state=g.state,
-                        protocol_type=g.protocol_type,
-                        protocol_data=g.protocol,
-                        members=[
-                            member_class(
-                                member_id=m.member_id,
-                                group_instance_id=m.group_instance_id,
-                                client_id=m.client_id,
-                                client_host=m.client_host,
-                                member_metadata=m.member_metadata,
-                                member_assignment=m.member_assignment,
-                            )
-                            for m in g.members
-                        ],
-                    )
-                    for g in described
-                ],
-            ),
-        )
+        groups = []
+        for g in self.group_coordinator.describe_groups(list(request.groups)):
+            error, message = g.error_code, None
+            if error == GROUP_ID_NOT_FOUND:  # before v6 (KIP-1043) a Dead group, no error
+                error = error if context.api_version >= 6 else NONE
+                message = f"Group {g.group_id} not found." if error else None
+            members = [
+                member_class(
+                    member_id=m.member_id,
+                    group_instance_id=m.group_instance_id,
+                    client_id=m.client_id,
+                    client_host=m.client_host,
+                    member_metadata=m.member_metadata,
+                    member_assignment=m.member_assignment,
+                )
+                for m in g.members
+            ]
+            groups.append(
+                group_class(
+                    error_code=error,
+                    error_message=message,
+                    group_id=g.group_id,
+                    group_state=g.state,
+                    protocol_type=g.protocol_type,
+                    protocol_data=g.protocol,
+                    members=members,
+                )
+            )
+        self._reply(context, respond, response_class(throttle_time_ms=0, groups=groups))
 
     def handle_list_groups(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
         response_class = self._response_class(context)
-        states = request.states_filter if context.header.request_api_version >= 4 else None
-        groups = self.group_coordinator.list_groups(states or None)
+        version = context.api_version
+        groups = self.group_coordinator.list_groups(
+            request.states_filter if version >= 4 else None,
+            request.types_filter if version >= 5 else None,
+        )
         self._reply(
             context,
             respond,
@@ -1108,7 +1113,10 @@ class KafkaApis(ApiHandlers):
                 error_code=NONE,
                 groups=[
                     response_class.ListedGroup(
-                        group_id=group_id, protocol_type=protocol_type, group_state=state
+                        group_id=group_id,
+                        protocol_type=protocol_type,
+                        group_state=state,
+                        group_type=CLASSIC_GROUP_TYPE,
                     )
                     for group_id, protocol_type, state in groups
                 ],

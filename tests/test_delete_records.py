@@ -14,6 +14,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import OffsetOutOfRangeError
 from kafka.protocol.admin.topics import DeleteRecordsRequest, DeleteRecordsResponse
+from kafka.protocol.consumer import OffsetSpec
 
 from engine import errors
 from engine.errors import OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION
@@ -172,6 +173,22 @@ def test_the_log_start_offset_survives(broker, how):
     reader = consumer(broker, auto_offset_reset="earliest")
     try:
         assert reader.beginning_offsets([tp])[tp] == 20
+    finally:
+        reader.close()
+
+
+def test_kafka_python_infers_kafka_4_0(admin, broker):
+    """ListOffsets v8-10 are served (the tiered-storage timestamps answered as Kafka 4.0 answers
+    them without tiered storage), so kafka-python takes the broker for Kafka 4.0."""
+    make_topic(admin, broker.bootstrap, "dr-local")
+    tp = TopicPartition("dr-local", 0)
+    admin.delete_records({tp: 4})
+    earliest_local = admin.list_partition_offsets({tp: OffsetSpec.EARLIEST_LOCAL})[tp]
+    latest_tiered = admin.list_partition_offsets({tp: OffsetSpec.LATEST_TIERED})[tp]
+    assert (earliest_local.offset, latest_tiered.offset) == (4, -1)
+    reader = consumer(broker)
+    try:
+        assert reader.config["api_version"] == (4, 0)
     finally:
         reader.close()
 

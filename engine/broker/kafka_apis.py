@@ -76,7 +76,9 @@ log = logging.getLogger(__name__)
 
 EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
-MAX_TIMESTAMP = -3
+MAX_TIMESTAMP = -3  # v7+ (KIP-734)
+EARLIEST_LOCAL_TIMESTAMP = -4  # v8+ (KIP-405)
+LATEST_TIERED_TIMESTAMP = -5  # v9+ (KIP-1005)
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
@@ -389,7 +391,7 @@ class KafkaApis(ApiHandlers):
                         error_code=NONE,
                         timestamp=timestamp,
                         offset=offset,
-                        leader_epoch=partition.leader_epoch,
+                        leader_epoch=partition.leader_epoch if offset >= 0 else -1,
                     )
                 )
             topics.append(topic_class(name=t.name, partitions=partitions))
@@ -397,9 +399,14 @@ class KafkaApis(ApiHandlers):
 
     @staticmethod
     def _offset_for(partition: Partition, timestamp: int) -> tuple[int, int]:
+        """(timestamp, offset), as Kafka 4.0's UnifiedLog.fetchOffsetByTimestamp answers them
+        without tiered storage: the local log is the whole log, nothing is tiered (and
+        ListOffsets v10's TimeoutMs, for reads from remote storage, has nothing to wait for)."""
         log = partition.log
-        if timestamp == EARLIEST_TIMESTAMP:
+        if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
             return -1, log.log_start_offset
+        if timestamp == LATEST_TIERED_TIMESTAMP:
+            return -1, -1
         if timestamp == LATEST_TIMESTAMP:
             # read_uncommitted: the high watermark; read_committed: the last stable offset, which
             # is the same offset without transactions

@@ -2,6 +2,9 @@
 
 Ranges are what kafka-python 3.x, librdkafka and aiokafka use (design.md): Fetch stops at v12
 because v13+ names topics by id; Produce at v9 (kafka-python's cap, the first flexible version).
+kafka-python takes the broker for the newest Kafka release whose marker version this table
+serves (broker_version_data.infer_broker_version_from_api_versions): ListOffsets v10 is its
+marker of Kafka 4.0 (ListOffsets v7 that of 3.0, which it took kbench for before).
 Requests and responses are kafka-python's schema-generated classes.
 """
 
@@ -133,7 +136,8 @@ ApiTable = dict[ApiKeys, tuple[type[ApiMessage], type[ApiMessage], int, int]]
 APIS: ApiTable = {
     ApiKeys.PRODUCE: (ProduceRequest, ProduceResponse, 3, 9),
     ApiKeys.FETCH: (FetchRequest, FetchResponse, 4, 12),
-    ApiKeys.LIST_OFFSETS: (ListOffsetsRequest, ListOffsetsResponse, 1, 7),
+    # v8-10 answer the tiered-storage timestamps as Kafka 4.0 without tiered storage does
+    ApiKeys.LIST_OFFSETS: (ListOffsetsRequest, ListOffsetsResponse, 1, 10),
     ApiKeys.METADATA: (MetadataRequest, MetadataResponse, 0, 12),
     ApiKeys.OFFSET_COMMIT: (OffsetCommitRequest, OffsetCommitResponse, 2, 8),
     ApiKeys.OFFSET_FETCH: (OffsetFetchRequest, OffsetFetchResponse, 1, 8),

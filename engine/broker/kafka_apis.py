@@ -8,6 +8,7 @@ is answered with nothing, which `respond(None)` says.
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from kafka.protocol.api_message import ApiMessage
@@ -1079,17 +1080,6 @@ class KafkaApis(ApiHandlers):
             if error == GROUP_ID_NOT_FOUND:  # before v6 (KIP-1043) a Dead group, no error
                 error = error if context.api_version >= 6 else NONE
                 message = f"Group {g.group_id} not found." if error else None
-            members = [
-                member_class(
-                    member_id=m.member_id,
-                    group_instance_id=m.group_instance_id,
-                    client_id=m.client_id,
-                    client_host=m.client_host,
-                    member_metadata=m.member_metadata,
-                    member_assignment=m.member_assignment,
-                )
-                for m in g.members
-            ]
             groups.append(
                 group_class(
                     error_code=error,
@@ -1098,7 +1088,8 @@ class KafkaApis(ApiHandlers):
                     group_state=g.state,
                     protocol_type=g.protocol_type,
                     protocol_data=g.protocol,
-                    members=members,
+                    # the coordinator's DescribedGroupMember has the schema's field names
+                    members=[member_class(**asdict(m)) for m in g.members],
                 )
             )
         self._reply(context, respond, response_class(throttle_time_ms=0, groups=groups))

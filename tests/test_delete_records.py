@@ -1,7 +1,8 @@
 """DeleteRecords (issue 15) against `kbench broker` processes, through kafka-python's and
 confluent-kafka's admin clients: the log start offset moves, consumers start there, reads below
 it are out of range, retention deletes the segments below it, and it survives a restart and a
-crash; in a cluster the followers follow (tests/test_delete_records_cluster.py)."""
+crash; in a 3-broker cluster the followers follow, and one that was away while records were
+deleted starts over at the leader's log start offset."""
 
 import os
 import signal
@@ -237,3 +238,33 @@ def test_in_a_cluster_the_followers_follow(cluster):
             reader.close()
     finally:
         restart_stopped(cluster)
+
+
+def test_a_follower_that_was_away_starts_over_at_the_leaders_log_start(cluster):
+    admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    make_topic(admin, cluster.bootstrap, "dr-away", replicas=3)
+    tp = TopicPartition("dr-away", 0)
+    [partition] = admin.describe_topics(["dr-away"])[0]["partitions"]
+    away = next(r for r in partition["replica_nodes"] if r != partition["leader_id"])
+    admin.close()
+    cluster.stop_broker(away)
+    try:
+        producer = KafkaProducer(bootstrap_servers=cluster.bootstrap)
+        for i in range(RECORDS):
+            producer.send("dr-away", f"w{i}".encode()).get(timeout=30)
+        producer.close()
+        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+        # the live replicas move; the one away is not waited for
+        assert admin.delete_records({tp: -1})[tp]["low_watermark"] == 2 * RECORDS
+    finally:
+        restart_stopped(cluster)
+    # its log ends below the leader's start: it starts over there and catches up into the ISR
+    wait_until(
+        lambda: away in admin.describe_topics(["dr-away"])[0]["partitions"][0]["isr_nodes"],
+        30,
+        f"broker {away} back in the ISR",
+    )
+    admin.close()
+    directory = os.path.join(cluster.brokers[away].data_dir, "dr-away-0")
+    segments = sorted(n for n in os.listdir(directory) if n.endswith(".log"))
+    assert segments[0] == f"{2 * RECORDS:020d}.log"

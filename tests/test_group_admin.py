@@ -11,6 +11,7 @@ from kafka.errors import GroupIdNotFoundError, GroupSubscribedToTopicError, NoEr
 from kafka.structs import OffsetAndMetadata
 
 from engine.errors import GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP
+from tests.cluster_support import wait_until
 from tests.conftest import broker_process
 
 TOPIC, OTHER = "groups-a", "groups-b"
@@ -40,8 +41,7 @@ def busy(broker):
         auto_offset_reset="earliest",
         session_timeout_ms=10_000,
     )
-    while not member.assignment():
-        member.poll(timeout_ms=200)
+    wait_until(lambda: member.poll(timeout_ms=200) is not None and member.assignment(), 30)
     # explicit offsets: what a poll has consumed by now varies
     member.commit({tp: OffsetAndMetadata(1, "", -1) for tp in member.assignment()})
     yield member

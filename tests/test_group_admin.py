@@ -126,6 +126,14 @@ def test_describe_groups(admin, broker, busy):
         "consumer",
         "range",
     )
+    # asked for, as kafka-python asks: all a group has, as Kafka grants without an authorizer
+    assert set(described["authorized_operations"]) == {
+        "READ",
+        "DESCRIBE",
+        "DELETE",
+        "DESCRIBE_CONFIGS",
+        "ALTER_CONFIGS",
+    }
     [member] = described["members"]
     assert member["member_metadata"]["topics"] == [TOPIC]  # decoded by kafka-python
     assert member["member_assignment"]["assigned_partitions"] == [

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker.api_handlers import ApiHandlers, Respond
-from engine.broker.cluster_admin import cluster_admin_handlers
+from engine.broker.cluster_admin import GROUP_OPERATIONS, cluster_admin_handlers
 from engine.broker.config import KafkaConfig
 
 if TYPE_CHECKING:
@@ -1074,6 +1074,12 @@ class KafkaApis(ApiHandlers):
         response_class = self._response_class(context)
         group_class = response_class.DescribedGroup
         member_class = group_class.DescribedGroupMember
+        # DescribeGroupsResponse's authorized operations are a set of bits in kafka-python
+        operations = (
+            set(GROUP_OPERATIONS)
+            if context.api_version >= 3 and request.include_authorized_operations
+            else None
+        )
         groups = []
         for g in self.group_coordinator.describe_groups(list(request.groups)):
             error, message = g.error_code, None
@@ -1090,6 +1096,7 @@ class KafkaApis(ApiHandlers):
                     protocol_data=g.protocol,
                     # the coordinator's DescribedGroupMember has the schema's field names
                     members=[member_class(**asdict(m)) for m in g.members],
+                    authorized_operations=operations if error == NONE else None,
                 )
             )
         self._reply(context, respond, response_class(throttle_time_ms=0, groups=groups))

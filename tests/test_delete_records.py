@@ -18,7 +18,12 @@ from kafka.protocol.admin.topics import DeleteRecordsRequest, DeleteRecordsRespo
 from kafka.protocol.consumer import OffsetSpec
 
 from engine import errors
-from engine.errors import OFFSET_OUT_OF_RANGE, UNKNOWN_TOPIC_OR_PARTITION
+from engine.errors import (
+    INVALID_TOPIC_EXCEPTION,
+    NOT_LEADER_OR_FOLLOWER,
+    OFFSET_OUT_OF_RANGE,
+    UNKNOWN_TOPIC_OR_PARTITION,
+)
 from engine.storage import Log
 from scenarios.clients.cluster import KafkaConnection
 from scenarios.clients.local_broker import LocalCluster
@@ -58,6 +63,23 @@ def make_topic(
 
 def consumer(broker, **settings) -> KafkaConsumer:
     return KafkaConsumer(bootstrap_servers=broker.bootstrap, enable_auto_commit=False, **settings)
+
+
+def delete_records_raw(bootstrap: str, partitions: list[tuple[str, int]], offset: int):
+    """DeleteRecords v2 as the protocol carries it, for what the admin clients check first
+    (their metadata) or route elsewhere (to the leader)."""
+    partition_class = DeleteRecordsRequest.DeleteRecordsTopic.DeleteRecordsPartition
+    request = DeleteRecordsRequest[2](
+        topics=[
+            DeleteRecordsRequest.DeleteRecordsTopic(
+                name=name, partitions=[partition_class(partition_index=index, offset=offset)]
+            )
+            for name, index in partitions
+        ],
+        timeout_ms=1000,
+    )
+    with KafkaConnection(bootstrap) as connection:
+        return connection.request(request, DeleteRecordsResponse)
 
 
 def test_consumers_start_at_the_new_log_start_offset(admin, broker):
@@ -111,27 +133,15 @@ def test_errors_as_kafka_answers_them(admin, broker):
         beyond.result()
     assert raised.value.args[0].code() == OFFSET_OUT_OF_RANGE
     # the clients check their metadata first: a partition and a topic that do not exist
-    request = DeleteRecordsRequest[2](
-        topics=[
-            DeleteRecordsRequest.DeleteRecordsTopic(
-                name=name,
-                partitions=[
-                    DeleteRecordsRequest.DeleteRecordsTopic.DeleteRecordsPartition(
-                        partition_index=index, offset=1
-                    )
-                ],
-            )
-            for name, index in (("dr-errors", 7), ("dr-nowhere", 0))
-        ],
-        timeout_ms=1000,
+    response = delete_records_raw(
+        broker.bootstrap, [("dr-errors", 7), ("dr-nowhere", 0), ("__consumer_offsets", 0)], 1
     )
-    with KafkaConnection(broker.bootstrap) as connection:
-        response = connection.request(request, DeleteRecordsResponse)
     assert [
         (t.name, [(p.error_code, p.low_watermark) for p in t.partitions]) for t in response.topics
     ] == [
         ("dr-errors", [(UNKNOWN_TOPIC_OR_PARTITION, -1)]),
         ("dr-nowhere", [(UNKNOWN_TOPIC_OR_PARTITION, -1)]),
+        ("__consumer_offsets", [(INVALID_TOPIC_EXCEPTION, -1)]),  # internal
     ]
     # an offset below the log start offset changes nothing
     tp = TopicPartition("dr-errors", 0)
@@ -225,6 +235,9 @@ def test_in_a_cluster_the_followers_follow(cluster):
     [topic] = admin.describe_topics(["dr-replicated"])
     leader = topic["partitions"][0]["leader_id"]
     admin.close()
+    follower = next(b for n, b in cluster.brokers.items() if n != leader)
+    response = delete_records_raw(follower.bootstrap, [("dr-replicated", 0)], 20)
+    assert response.topics[0].partitions[0].error_code == NOT_LEADER_OR_FOLLOWER
     cluster.stop_broker(leader)  # a follower leads now, from its own log start offset
     try:
         reader = KafkaConsumer(bootstrap_servers=cluster.bootstrap)

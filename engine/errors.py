@@ -48,6 +48,7 @@ TRANSACTIONAL_ID_AUTHORIZATION_FAILED: Final[int] = (
 KAFKA_STORAGE_ERROR: Final[int] = _kafka.KafkaStorageError.errno
 NON_EMPTY_GROUP: Final[int] = _kafka.NonEmptyGroupError.errno
 GROUP_ID_NOT_FOUND: Final[int] = _kafka.GroupIdNotFoundError.errno
+GROUP_SUBSCRIBED_TO_TOPIC: Final[int] = _kafka.GroupSubscribedToTopicError.errno
 FENCED_LEADER_EPOCH: Final[int] = _kafka.FencedLeaderEpochError.errno
 UNKNOWN_LEADER_EPOCH: Final[int] = _kafka.UnknownLeaderEpochError.errno
 MEMBER_ID_REQUIRED: Final[int] = _kafka.MemberIdRequiredError.errno

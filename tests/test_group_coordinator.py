@@ -9,6 +9,7 @@ import errno
 from collections.abc import Iterator
 
 import pytest
+from kafka.protocol.consumer import ConsumerProtocolSubscription
 
 from engine.broker.group_coordinator import (
     CommittedOffset,
@@ -22,6 +23,7 @@ from engine.errors import (
     FENCED_INSTANCE_ID,
     GROUP_ID_NOT_FOUND,
     GROUP_MAX_SIZE_REACHED,
+    GROUP_SUBSCRIBED_TO_TOPIC,
     ILLEGAL_GENERATION,
     INCONSISTENT_GROUP_PROTOCOL,
     INVALID_GROUP_ID,
@@ -63,6 +65,13 @@ class InMemoryOffsetStore:
 
     def delete_group(self, group_id: str) -> None:
         self.commits = [(g, o) for g, o in self.commits if g != group_id]
+
+    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> None:
+        self.commits = [
+            (g, o)
+            for g, o in self.commits
+            if g != group_id or (o.topic, o.partition) not in partitions
+        ]
 
 
 class FullDiskOffsetStore(InMemoryOffsetStore):
@@ -197,9 +206,9 @@ class Group:
     def state(self, group_id: str = "g") -> str:
         return self.coordinator.describe_groups([group_id])[0].state
 
-    def stable(self, *client_ids: str) -> tuple[int, list[str]]:
+    def stable(self, *client_ids: str, protocols=RANGE) -> tuple[int, list[str]]:
         """Members that join together and sync to a Stable generation; the first leads."""
-        joins = [self.join_new(client_id) for client_id in client_ids]
+        joins = [self.join_new(client_id, protocols=protocols) for client_id in client_ids]
         while self.state() == "PreparingRebalance":
             self.advance(DELAY_MS)
         leader = joins[0][1].result
@@ -744,6 +753,33 @@ def test_delete_groups(group):
     assert [g.group_id for g in group.coordinator.list_groups()] == ["g"]
 
 
+def test_delete_offsets(group):
+    subscription = ConsumerProtocolSubscription(version=0, topics=["t"], user_data=None).encode()
+    generation, (a,) = group.stable("a", protocols=[("range", bytes(subscription))])
+    group.commit(a, generation, offset(0, 3), offset(0, 4, topic="gone"))
+    group.commit("", -1, offset(0, 5), offset(1, 6), group_id="idle")
+    delete = group.coordinator.delete_offsets
+    # members subscribe to "t": its offsets stay, the others go
+    assert delete("g", [("t", 0), ("gone", 0)]) == (
+        NONE,
+        {("t", 0): GROUP_SUBSCRIBED_TO_TOPIC, ("gone", 0): NONE},
+    )
+    assert group.fetch() == {("t", 0): offset(0, 3)}
+    # an Empty group loses any; unknown groups and groups of other protocols
+    assert delete("idle", [("t", 1), ("t", 9)]) == (NONE, {("t", 1): NONE, ("t", 9): NONE})
+    assert group.fetch(group_id="idle") == {("t", 0): offset(0, 5)}
+    assert delete("never", [("t", 0)]) == (GROUP_ID_NOT_FOUND, {})
+    group.join_new("c", group_id="connect", protocol_type="connect")
+    group.advance(DELAY_MS)
+    assert delete("connect", [("t", 0)]) == (NON_EMPTY_GROUP, {})
+    # metadata that is not a subscription: a consumer group counts as subscribed to all
+    group.join_new("x", group_id="opaque")
+    group.advance(DELAY_MS)
+    assert delete("opaque", [("t", 0)]) == (NONE, {("t", 0): GROUP_SUBSCRIBED_TO_TOPIC})
+    # a restart finds what is left
+    assert Group(store=group.store).fetch(group_id="idle") == {("t", 0): offset(0, 5)}
+
+
 # -- describe and list --------------------------------------------------------------------------
 def test_describe_and_list_groups(group):
     _, (a, b) = group.stable("a", "b")
@@ -759,11 +795,13 @@ def test_describe_and_list_groups(group):
     ]
     assert described.members[1].member_metadata == b"r"
     assert described.members[1].member_assignment == f"assignment of {b}".encode()
-    assert (unknown.error_code, unknown.state, unknown.members) == (NONE, "Dead", [])
+    assert (unknown.error_code, unknown.state, unknown.members) == (GROUP_ID_NOT_FOUND, "Dead", [])
 
     assert group.coordinator.list_groups() == [("g", "consumer", "Stable")]
     assert group.coordinator.list_groups(["Stable", "Empty"]) == [("g", "consumer", "Stable")]
     assert group.coordinator.list_groups(["Empty"]) == []
+    assert group.coordinator.list_groups([" stable"], ["Classic"]) == [("g", "consumer", "Stable")]
+    assert group.coordinator.list_groups(None, ["consumer"]) == []  # KIP-848's groups: none here
 
     group.join(a, client_id="a")
     rebalancing = group.coordinator.describe_groups(["g"])[0]

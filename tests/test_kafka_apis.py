@@ -15,6 +15,7 @@ from engine.errors import (
     LOG_DIR_NOT_FOUND,
     MEMBER_ID_REQUIRED,
     NO_REASSIGNMENT_IN_PROGRESS,
+    NON_EMPTY_GROUP,
     NONE,
     UNKNOWN_MEMBER_ID,
     UNSUPPORTED_VERSION,
@@ -173,6 +174,18 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
     if api == ApiKeys.ALTER_REPLICA_LOG_DIRS:
         topic = cls.AlterReplicaLogDir.AlterReplicaLogDirTopic(name="events", partitions=[1])
         return cls(dirs=[cls.AlterReplicaLogDir(path="/elsewhere", topics=[topic])])
+    if api == ApiKeys.DELETE_GROUPS:
+        return cls(groups_names=["g", "never"])
+    if api == ApiKeys.OFFSET_DELETE:
+        deleted = cls.OffsetDeleteRequestTopic.OffsetDeleteRequestPartition(partition_index=1)
+        return cls(
+            group_id="g", topics=[cls.OffsetDeleteRequestTopic(name="events", partitions=[deleted])]
+        )
+    if api == ApiKeys.DELETE_RECORDS:
+        deleted = cls.DeleteRecordsTopic.DeleteRecordsPartition(partition_index=1, offset=-1)
+        return cls(
+            topics=[cls.DeleteRecordsTopic(name="events", partitions=[deleted])], timeout_ms=1
+        )
     if api == ApiKeys.DESCRIBE_LOG_DIRS:
         return cls(topics=[cls.DescribableLogDirTopic(topic="events", partitions=[1])])
     if api == ApiKeys.ELECT_LEADERS:
@@ -238,6 +251,8 @@ ALLOWED_ERRORS = {
     ApiKeys.HEARTBEAT: {UNKNOWN_MEMBER_ID},
     ApiKeys.LEAVE_GROUP: {UNKNOWN_MEMBER_ID, NONE},
     ApiKeys.DESCRIBE_GROUPS: {NONE, GROUP_ID_NOT_FOUND},
+    ApiKeys.DELETE_GROUPS: {NONE, GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP},
+    ApiKeys.OFFSET_DELETE: {NONE, GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP},
     # a single broker: no other log directory, nothing to elect or reassign
     ApiKeys.ALTER_REPLICA_LOG_DIRS: {LOG_DIR_NOT_FOUND},
     ApiKeys.ELECT_LEADERS: {NONE, ELECTION_NOT_NEEDED},

@@ -73,6 +73,13 @@ def test_a_null_deep_inside_is_found():
         decode_request(bytes(request.encode(header=True)))
 
 
+def test_a_null_element_of_an_array_of_strings_is_found():
+    request = APIS[ApiKeys.DELETE_GROUPS][0][2](groups_names=["g", None])
+    request.with_header(correlation_id=1, client_id="t")
+    with pytest.raises(InvalidRequestError, match=r"field groups_names\[\] was serialized"):
+        decode_request(bytes(request.encode(header=True)))
+
+
 def test_the_broker_answers_allowed_nulls_and_closes_on_forbidden_ones(broker):
     """Through a real broker: one connection per request; after all of them a fresh connection
     is still served and the log holds no traceback."""

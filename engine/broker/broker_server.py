@@ -270,6 +270,9 @@ class _NoOffsets:
     def delete_group(self, group_id: str) -> None:
         raise NotCoordinatorError("not the group coordinator")
 
+    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> None:
+        raise NotCoordinatorError("not the group coordinator")
+
 
 class NotCoordinatorError(KafkaError):
     error_code = NOT_COORDINATOR

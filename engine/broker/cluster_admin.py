@@ -73,6 +73,16 @@ TOPIC_OPERATIONS = frozenset(
         ACLOperation.ALTER_CONFIGS,
     )
 )
+GROUP_OPERATIONS = frozenset(
+    op.value
+    for op in (
+        ACLOperation.READ,
+        ACLOperation.DESCRIBE,
+        ACLOperation.DELETE,
+        ACLOperation.DESCRIBE_CONFIGS,
+        ACLOperation.ALTER_CONFIGS,
+    )
+)
 # the schema's default: "not asked for" (Integer.MIN_VALUE)
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 # DescribeTopicPartitions answers at most this many partitions, whatever the request asks

@@ -55,10 +55,13 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum, StrEnum
 from typing import Any, NamedTuple, Protocol, TypeVar, cast
 
+from kafka.protocol.consumer import ConsumerProtocolSubscription, ConsumerProtocolType
+
 from engine.errors import (
     FENCED_INSTANCE_ID,
     GROUP_ID_NOT_FOUND,
     GROUP_MAX_SIZE_REACHED,
+    GROUP_SUBSCRIBED_TO_TOPIC,
     ILLEGAL_GENERATION,
     INCONSISTENT_GROUP_PROTOCOL,
     INVALID_COMMIT_OFFSET_SIZE,
@@ -82,6 +85,9 @@ NO_MEMBER_ID = ""  # JoinGroupRequest.UNKNOWN_MEMBER_ID: a member that has no id
 NO_GENERATION = -1
 NO_LEADER = ""
 NO_PROTOCOL = ""
+CLASSIC_GROUP_TYPE = (
+    "classic"  # ListGroups' GroupType: every group here speaks the classic protocol
+)
 # A new member cannot heartbeat before its first JoinGroup response, and a disconnected one would
 # linger through long rebalances, so its join expires after this (Kafka's NewMemberJoinTimeoutMs).
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000
@@ -125,7 +131,10 @@ class OffsetStore(Protocol):
         """Every stored commit, oldest first."""
 
     def delete_group(self, group_id: str) -> None:
-        """Forget every commit of the group."""
+        """Forget every commit of the group, and the group."""
+
+    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> None:
+        """Forget the group's commits of these partitions."""
 
 
 class JoinGroupResponseMember(NamedTuple):
@@ -275,6 +284,9 @@ class GroupMetadata:
     initial_delay_ms: int | None = None  # set while the join deadline is an initial delay
     initial_remaining_ms: int = 0  # how much longer the initial delay may still be extended
     sync_deadline_ms: int | None = None
+    # the topics this generation's members subscribe to (the consumer protocol's metadata);
+    # None: unknown (not a consumer group, or metadata that does not parse)
+    subscribed_topics: frozenset[str] | None = None
 
     def transition_to(self, target: GroupState) -> None:
         if self.state not in _VALID_PREVIOUS_STATES[target]:
@@ -381,6 +393,34 @@ class GroupMetadata:
             self.protocol_name = None
             self.transition_to(GroupState.EMPTY)
         self.pending_sync_members = set(self.members)
+        self.subscribed_topics = self._compute_subscribed_topics()
+
+    def _compute_subscribed_topics(self) -> frozenset[str] | None:
+        """Kafka's computeSubscribedTopics: the union of the members' subscriptions, read from
+        their metadata for the chosen protocol, for a group of protocol type "consumer"."""
+        if self.protocol_type != ConsumerProtocolType:
+            return None
+        if not self.members:
+            return frozenset()
+        if self.protocol_name is None:
+            return None
+        try:
+            return frozenset(
+                topic
+                for m in self.members.values()
+                for topic in ConsumerProtocolSubscription.decode(
+                    m.metadata(self.protocol_name)
+                ).topics
+            )
+        except Exception:  # whatever a malformed subscription provokes in the decoder
+            return None
+
+    def is_subscribed_to_topic(self, topic: str) -> bool:
+        """Kafka 4.0's ClassicGroup: when the subscriptions are unknown, a consumer group is
+        taken to be subscribed (to be safe), any other group not."""
+        if self.subscribed_topics is None:
+            return self.protocol_type == ConsumerProtocolType
+        return topic in self.subscribed_topics
 
     def current_member_metadata(self) -> list[JoinGroupResponseMember]:
         """What the leader's JoinGroup response lists: every member, for the chosen protocol."""
@@ -1069,30 +1109,39 @@ class GroupCoordinator:
         described = []
         for group_id in group_ids:
             group = self._groups.get(group_id)
-            if group is None:
-                # Kafka describes an unknown group as Dead rather than failing.
+            if not self.active or group is None:
+                # Dead, and GROUP_ID_NOT_FOUND (DescribeGroups answers NONE before v6)
+                error = NOT_COORDINATOR if not self.active else GROUP_ID_NOT_FOUND
                 described.append(
-                    DescribedGroup(NONE, group_id, GroupState.DEAD.value, "", NO_PROTOCOL, [])
+                    DescribedGroup(error, group_id, GroupState.DEAD.value, "", NO_PROTOCOL, [])
                 )
             else:
                 described.append(group.summary())
         return described
 
-    def list_groups(self, states_filter: list[str] | None = None) -> list[ListedGroup]:
-        """(group_id, protocol_type, state) of every group, or of those in the given states."""
-        wanted = {state.lower() for state in states_filter or ()}
+    def list_groups(
+        self, states_filter: list[str] | None = None, types_filter: list[str] | None = None
+    ) -> list[ListedGroup]:
+        """(group_id, protocol_type, state) of every group, or of those in the given states and
+        of the given types (CLASSIC_GROUP_TYPE, the only one here), both case-insensitive."""
+        states = {state.strip().lower() for state in states_filter or ()}
+        if types_filter and CLASSIC_GROUP_TYPE not in {t.strip().lower() for t in types_filter}:
+            return []
         return [
             ListedGroup(group.group_id, group.protocol_type or "", group.state.value)
             for group in self._groups.values()
-            if not wanted or group.state.value.lower() in wanted
+            if not states or group.state.value.lower() in states
         ]
 
     def delete_groups(self, group_ids: list[str]) -> dict[str, int]:
-        """DeleteGroups: only Empty groups go, with their committed offsets."""
+        """DeleteGroups: only Empty groups go, with their committed offsets (tombstones in the
+        offset store, so a restart does not bring them back)."""
         errors: dict[str, int] = {}
         for group_id in group_ids:
             group = self._groups.get(group_id)
-            if group is None:
+            if not self.active:
+                errors[group_id] = NOT_COORDINATOR
+            elif group is None:
                 errors[group_id] = GROUP_ID_NOT_FOUND
             elif group.state is not GroupState.EMPTY:
                 errors[group_id] = NON_EMPTY_GROUP
@@ -1107,6 +1156,38 @@ class GroupCoordinator:
                 self._offsets.pop(group_id, None)
                 errors[group_id] = NONE
         return errors
+
+    def delete_offsets(
+        self, group_id: str, partitions: list[tuple[str, int]]
+    ) -> tuple[int, dict[tuple[str, int], int]]:
+        """OffsetDelete, as Kafka 4.0 answers it for a classic group: (the group's error, each
+        partition's). An Empty group loses the offsets asked for; a group with members only
+        if it uses the consumer protocol (else NON_EMPTY_GROUP), and only those of topics its
+        members do not subscribe to (GROUP_SUBSCRIBED_TO_TOPIC for the others)."""
+        if not self.active:
+            return NOT_COORDINATOR, {}
+        group = self._groups.get(group_id)
+        if group is None:
+            return GROUP_ID_NOT_FOUND, {}
+        empty = group.state is GroupState.EMPTY
+        if not empty and group.protocol_type != ConsumerProtocolType:
+            return NON_EMPTY_GROUP, {}
+        errors = {
+            (topic, partition): GROUP_SUBSCRIBED_TO_TOPIC
+            if not empty and group.is_subscribed_to_topic(topic)
+            else NONE
+            for topic, partition in partitions
+        }
+        deleted = [key for key, error in errors.items() if error == NONE]
+        if deleted:
+            try:
+                self._offset_store.delete_offsets(group_id, deleted)
+            except (OSError, KafkaError) as exc:
+                return _storage_error_code(exc), {}
+            latest = self._offsets.get(group_id, {})
+            for key in deleted:
+                latest.pop(key, None)
+        return NONE, errors
 
     # -- timers ---------------------------------------------------------------------------------
     @_delivers_responses

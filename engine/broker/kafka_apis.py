@@ -8,17 +8,19 @@ is answered with nothing, which `respond(None)` says.
 
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker.api_handlers import ApiHandlers, Respond
-from engine.broker.cluster_admin import cluster_admin_handlers
+from engine.broker.cluster_admin import GROUP_OPERATIONS, cluster_admin_handlers
 from engine.broker.config import KafkaConfig
 
 if TYPE_CHECKING:
     from engine.broker.broker_server import BrokerServer
 from engine.broker.group_coordinator import (
+    CLASSIC_GROUP_TYPE,
     CommittedOffset,
     GroupCoordinator,
     JoinGroupResult,
@@ -39,7 +41,9 @@ from engine.common import TopicPartition
 from engine.errors import (
     COORDINATOR_NOT_AVAILABLE,
     FENCED_LEADER_EPOCH,
+    GROUP_ID_NOT_FOUND,
     INVALID_REQUEST,
+    KAFKA_STORAGE_ERROR,
     LEADER_NOT_AVAILABLE,
     NONE,
     NOT_COORDINATOR,
@@ -73,7 +77,9 @@ log = logging.getLogger(__name__)
 
 EARLIEST_TIMESTAMP = -2
 LATEST_TIMESTAMP = -1
-MAX_TIMESTAMP = -3
+MAX_TIMESTAMP = -3  # v7+ (KIP-734)
+EARLIEST_LOCAL_TIMESTAMP = -4  # v8+ (KIP-405)
+LATEST_TIERED_TIMESTAMP = -5  # v9+ (KIP-1005)
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
@@ -111,6 +117,7 @@ class KafkaApis(ApiHandlers):
             ApiKeys.PRODUCE: self.handle_produce,
             ApiKeys.FETCH: self.handle_fetch,
             ApiKeys.LIST_OFFSETS: self.handle_list_offsets,
+            ApiKeys.DELETE_RECORDS: self.handle_delete_records,
             ApiKeys.CREATE_TOPICS: self.handle_create_topics,
             ApiKeys.DELETE_TOPICS: self.handle_delete_topics,
             ApiKeys.CREATE_PARTITIONS: self.handle_create_partitions,
@@ -126,6 +133,8 @@ class KafkaApis(ApiHandlers):
             ApiKeys.OFFSET_FETCH: self.handle_offset_fetch,
             ApiKeys.DESCRIBE_GROUPS: self.handle_describe_groups,
             ApiKeys.LIST_GROUPS: self.handle_list_groups,
+            ApiKeys.DELETE_GROUPS: self.handle_delete_groups,
+            ApiKeys.OFFSET_DELETE: self.handle_offset_delete,
         }
         self._handlers.update(cluster_admin_handlers(self))
         for key, local in replica_admin_handlers(self).items():
@@ -383,7 +392,7 @@ class KafkaApis(ApiHandlers):
                         error_code=NONE,
                         timestamp=timestamp,
                         offset=offset,
-                        leader_epoch=partition.leader_epoch,
+                        leader_epoch=partition.leader_epoch if offset >= 0 else -1,
                     )
                 )
             topics.append(topic_class(name=t.name, partitions=partitions))
@@ -391,9 +400,14 @@ class KafkaApis(ApiHandlers):
 
     @staticmethod
     def _offset_for(partition: Partition, timestamp: int) -> tuple[int, int]:
+        """(timestamp, offset), as Kafka 4.0's UnifiedLog.fetchOffsetByTimestamp answers them
+        without tiered storage: the local log is the whole log, nothing is tiered (and
+        ListOffsets v10's TimeoutMs, for reads from remote storage, has nothing to wait for)."""
         log = partition.log
-        if timestamp == EARLIEST_TIMESTAMP:
+        if timestamp in (EARLIEST_TIMESTAMP, EARLIEST_LOCAL_TIMESTAMP):
             return -1, log.log_start_offset
+        if timestamp == LATEST_TIERED_TIMESTAMP:
+            return -1, -1
         if timestamp == LATEST_TIMESTAMP:
             # read_uncommitted: the high watermark; read_committed: the last stable offset, which
             # is the same offset without transactions
@@ -411,6 +425,52 @@ class KafkaApis(ApiHandlers):
         if found is None or found[1] >= log.high_watermark:
             return -1, -1
         return found
+
+    # -- DeleteRecords --------------------------------------------------------------------------
+    def handle_delete_records(
+        self, context: RequestContext, request: ApiMessage, respond: Respond
+    ) -> None:
+        """Each partition's log start offset moves on its leader (here) and then on its
+        followers; the answer carries the low watermark, the smallest log start offset among
+        the live replicas. An acknowledged deletion is in the log-start-offset-checkpoint
+        already (Kafka writes it within log.flush.start.offset.checkpoint.interval.ms), so
+        neither a restart nor a crash brings the records back."""
+        response_class = self._response_class(context)
+        topic_class = response_class.DeleteRecordsTopicResult
+        image = self.broker.metadata_cache.image
+        errors: dict[TopicPartition, int] = {}
+        offsets: dict[TopicPartition, int] = {}
+        for t in request.topics:
+            topic = image.topics.get(t.name)
+            for p in t.partitions:
+                tp = TopicPartition(t.name, p.partition_index)
+                if topic is None or p.partition_index not in topic.partitions:
+                    errors[tp] = UNKNOWN_TOPIC_OR_PARTITION
+                else:
+                    offsets[tp] = p.offset
+
+        def complete(deleted: dict[TopicPartition, int]) -> None:
+            if NONE in deleted.values() and not self.log_manager.checkpoint():
+                deleted = {tp: e if e != NONE else KAFKA_STORAGE_ERROR for tp, e in deleted.items()}
+            by_topic: dict[str, list[ApiMessage]] = {}
+            for tp, error in {**errors, **deleted}.items():
+                partition = self.topics.partition(tp)
+                low = (
+                    partition.low_watermark
+                    if partition is not None
+                    and partition.is_leader
+                    and error in (NONE, REQUEST_TIMED_OUT)
+                    else -1
+                )
+                by_topic.setdefault(tp.topic, []).append(
+                    topic_class.DeleteRecordsPartitionResult(
+                        partition_index=tp.partition, low_watermark=low, error_code=error
+                    )
+                )
+            topics = [topic_class(name=name, partitions=ps) for name, ps in by_topic.items()]
+            self._reply(context, respond, response_class(throttle_time_ms=0, topics=topics))
+
+        self.replica_manager.delete_records(offsets, request.timeout_ms, complete)
 
     # -- topic admin ----------------------------------------------------------------------------
     def handle_create_topics(
@@ -885,11 +945,16 @@ class KafkaApis(ApiHandlers):
                 ),
             )
 
-        # Kafka appends commits with acks=all: acknowledged once on the ISR, so they survive
-        # the coordinator's broker (a single broker's ISR is itself: at once)
+        self._once_replicated(NONE in errors.values(), answer)
+
+    def _once_replicated(self, appended: bool, answer: Callable[[int], None]) -> None:
+        """Kafka appends to __consumer_offsets with acks=all: what the coordinator appended is
+        acknowledged once on the ISR, so it survives the coordinator's broker (a single
+        broker's ISR is itself: at once). answer gets the replication error, as Kafka's
+        GroupMetadataManager maps it."""
         offsets_tp = TopicPartition(CONSUMER_OFFSETS, 0)
         partition = self.topics.partition(offsets_tp)
-        if partition is None or not any(e == NONE for e in errors.values()):
+        if partition is None or not appended:
             answer(NONE)
             return
         self.replica_manager.await_replication(
@@ -953,48 +1018,98 @@ class KafkaApis(ApiHandlers):
             )
         self._reply(context, respond, response)
 
+    def handle_delete_groups(
+        self, context: RequestContext, request: ApiMessage, respond: Respond
+    ) -> None:
+        response_class = self._response_class(context)
+        errors = self.group_coordinator.delete_groups(list(request.groups_names))
+
+        def answer(replication_error: int) -> None:
+            results = [
+                response_class.DeletableGroupResult(
+                    group_id=group_id, error_code=error or replication_error
+                )
+                for group_id, error in errors.items()
+            ]
+            self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
+
+        self._once_replicated(NONE in errors.values(), answer)
+
+    def handle_offset_delete(
+        self, context: RequestContext, request: ApiMessage, respond: Respond
+    ) -> None:
+        response_class = self._response_class(context)
+        topic_class = response_class.OffsetDeleteResponseTopic
+        error, errors = self.group_coordinator.delete_offsets(
+            request.group_id,
+            [(t.name, p.partition_index) for t in request.topics for p in t.partitions],
+        )
+
+        def answer(replication_error: int) -> None:
+            topics: dict[str, list[ApiMessage]] = {}
+            for (topic, index), code in errors.items():
+                topics.setdefault(topic, []).append(
+                    topic_class.OffsetDeleteResponsePartition(
+                        partition_index=index, error_code=code
+                    )
+                )
+            self._reply(
+                context,
+                respond,
+                response_class(
+                    error_code=error or replication_error,
+                    throttle_time_ms=0,
+                    # a group error (or a failed write) answers for every partition
+                    topics=[]
+                    if error or replication_error
+                    else [topic_class(name=name, partitions=ps) for name, ps in topics.items()],
+                ),
+            )
+
+        self._once_replicated(error == NONE and NONE in errors.values(), answer)
+
     def handle_describe_groups(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
         response_class = self._response_class(context)
         group_class = response_class.DescribedGroup
         member_class = group_class.DescribedGroupMember
-        described = self.group_coordinator.describe_groups(list(request.groups))
-        self._reply(
-            context,
-            respond,
-            response_class(
-                throttle_time_ms=0,
-                groups=[
-                    group_class(
-                        error_code=g.error_code,
-                        group_id=g.group_id,
-                        group_state=g.state,
-                        protocol_type=g.protocol_type,
-                        protocol_data=g.protocol,
-                        members=[
-                            member_class(
-                                member_id=m.member_id,
-                                group_instance_id=m.group_instance_id,
-                                client_id=m.client_id,
-                                client_host=m.client_host,
-                                member_metadata=m.member_metadata,
-                                member_assignment=m.member_assignment,
-                            )
-                            for m in g.members
-                        ],
-                    )
-                    for g in described
-                ],
-            ),
+        # DescribeGroupsResponse's authorized operations are a set of bits in kafka-python
+        operations = (
+            set(GROUP_OPERATIONS)
+            if context.api_version >= 3 and request.include_authorized_operations
+            else None
         )
+        groups = []
+        for g in self.group_coordinator.describe_groups(list(request.groups)):
+            error, message = g.error_code, None
+            if error == GROUP_ID_NOT_FOUND:  # before v6 (KIP-1043) a Dead group, no error
+                error = error if context.api_version >= 6 else NONE
+                message = f"Group {g.group_id} not found." if error else None
+            groups.append(
+                group_class(
+                    error_code=error,
+                    error_message=message,
+                    group_id=g.group_id,
+                    group_state=g.state,
+                    protocol_type=g.protocol_type,
+                    protocol_data=g.protocol,
+                    # the coordinator's DescribedGroupMember has the schema's field names
+                    members=[member_class(**asdict(m)) for m in g.members],
+                    authorized_operations=operations if error == NONE else None,
+                )
+            )
+        self._reply(context, respond, response_class(throttle_time_ms=0, groups=groups))
 
     def handle_list_groups(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
         response_class = self._response_class(context)
-        states = request.states_filter if context.header.request_api_version >= 4 else None
-        groups = self.group_coordinator.list_groups(states or None)
+        version = context.api_version
+        groups = self.group_coordinator.list_groups(
+            request.states_filter if version >= 4 else None,
+            request.types_filter if version >= 5 else None,
+        )
         self._reply(
             context,
             respond,
@@ -1003,7 +1118,10 @@ class KafkaApis(ApiHandlers):
                 error_code=NONE,
                 groups=[
                     response_class.ListedGroup(
-                        group_id=group_id, protocol_type=protocol_type, group_state=state
+                        group_id=group_id,
+                        protocol_type=protocol_type,
+                        group_state=state,
+                        group_type=CLASSIC_GROUP_TYPE,
                     )
                     for group_id, protocol_type, state in groups
                 ],

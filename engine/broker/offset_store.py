@@ -4,9 +4,13 @@ One record per committed partition, Kafka's layout (big-endian, strings as int16
     key   version int16 (1) · group string · topic string · partition int32
     value version int16 (3) · offset int64 · leader epoch int32 · metadata string ·
           commit timestamp int64
-A group's deletion appends a null value (a tombstone) for each of its keys. Replaying the log
-from its start rebuilds the latest commit per key, which is how a restart restores offsets. The
-log's own recovery covers crashes: a commit is durable as far as its append is.
+Deleting offsets (OffsetDelete) appends a null value (a tombstone) for each of their keys;
+deleting a group (DeleteGroups) one for each of its keys and one for its group metadata key
+(version 2 · group string), as Kafka's cleanupGroupMetadata writes them. kbench keeps no group
+metadata records (see group_coordinator.py), so replay skips keys of version 2 and above.
+Replaying the log from its start rebuilds the latest commit per key, which is how a restart
+restores offsets, and forgets what was deleted. The log's own recovery covers crashes: a commit
+or a deletion is durable as far as its append is.
 """
 
 import struct
@@ -20,6 +24,7 @@ from engine.storage import FetchIsolation
 # the topic's settings, as Kafka creates it: offsets.topic.segment.bytes' default
 OFFSETS_TOPIC_CONFIGS = {"segment.bytes": str(100 << 20)}
 _KEY_VERSION = 1
+_GROUP_KEY_VERSION = 2  # a group metadata record's key
 _VALUE_VERSION = 3
 _INT16 = struct.Struct(">h")
 _KEY_TAIL = struct.Struct(">i")
@@ -47,6 +52,10 @@ def encode_key(group_id: str, topic: str, partition: int) -> bytes:
     return (
         _INT16.pack(_KEY_VERSION) + _string(group_id) + _string(topic) + _KEY_TAIL.pack(partition)
     )
+
+
+def encode_group_key(group_id: str) -> bytes:
+    return _INT16.pack(_GROUP_KEY_VERSION) + _string(group_id)
 
 
 def decode_key(data: bytes) -> tuple[str, str, int]:
@@ -94,14 +103,28 @@ class LogOffsetStore:
         self._keys.setdefault(group_id, set()).update((o.topic, o.partition) for o in offsets)
 
     def delete_group(self, group_id: str) -> None:
-        keys = self._keys.pop(group_id, set())
-        if keys:
-            tombstones = [SimpleRecord(None, key=encode_key(group_id, t, p)) for t, p in keys]
-            self.partition.append_records_to_leader(build_batch(tombstones), -1)
+        keys = sorted(self._keys.get(group_id, ()))
+        self._append_tombstones(
+            [*(encode_key(group_id, t, p) for t, p in keys), encode_group_key(group_id)]
+        )
+        self._keys.pop(group_id, None)
+
+    def delete_offsets(self, group_id: str, partitions: list[tuple[str, int]]) -> None:
+        committed = self._keys.get(group_id, set())
+        deleted = sorted(committed.intersection(partitions))
+        if deleted:
+            self._append_tombstones([encode_key(group_id, t, p) for t, p in deleted])
+            committed.difference_update(deleted)
+
+    def _append_tombstones(self, keys: list[bytes]) -> None:
+        tombstones = [SimpleRecord(None, key=key) for key in keys]
+        self.partition.append_records_to_leader(build_batch(tombstones), -1)
 
     def load(self) -> Iterable[tuple[str, CommittedOffset]]:
         latest: dict[tuple[str, str, int], CommittedOffset | None] = {}
         for record in self._records():
+            if _INT16.unpack_from(record.key)[0] >= _GROUP_KEY_VERSION:
+                continue  # group metadata (a deleted group's tombstone)
             group_id, topic, partition = decode_key(record.key)
             if record.value is None:
                 latest[group_id, topic, partition] = None

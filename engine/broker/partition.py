@@ -278,6 +278,24 @@ class Partition:
             return True, NOT_ENOUGH_REPLICAS_AFTER_APPEND
         return False, NONE
 
+    @property
+    def low_watermark(self) -> int:
+        """Kafka's lowWatermarkIfLeader: the smallest log start offset of this log and of the
+        followers on live brokers (-1 while one of them has not fetched since this broker
+        became leader). A DeleteRecords is done when it reaches the offset asked for."""
+        low = self.log.log_start_offset
+        for replica_id, state in self.remote_replicas.items():
+            if self.isr_eligible(replica_id):
+                low = min(low, state.log_start_offset)
+        return low
+
+    def check_low_watermark_reaches_offset(self, required_offset: int) -> tuple[bool, int]:
+        """For DeleteRecords: (done, error), done once the low watermark reaches
+        required_offset, or with NOT_LEADER_OR_FOLLOWER if leadership moved away."""
+        if not self.is_leader:
+            return True, NOT_LEADER_OR_FOLLOWER
+        return self.low_watermark >= required_offset, NONE
+
     # -- the follower's side --------------------------------------------------------------------
     def append_records_as_follower(self, records: bytes | bytearray | memoryview) -> LogAppendInfo:
         return self.log.append_as_follower(records)
@@ -285,6 +303,13 @@ class Partition:
     def update_follower_high_watermark(self, leader_high_watermark: int) -> None:
         """The leader's high watermark, capped at what this follower has."""
         self.log.update_high_watermark(min(leader_high_watermark, self.log.log_end_offset))
+
+    def update_follower_log_start_offset(self, leader_log_start_offset: int) -> None:
+        """The leader's log start offset (moved by DeleteRecords or retention), capped at this
+        follower's high watermark, as Kafka's follower takes it from each fetch response."""
+        self.log.maybe_increment_log_start_offset(
+            min(leader_log_start_offset, self.log.high_watermark)
+        )
 
     @property
     def high_watermark(self) -> int:

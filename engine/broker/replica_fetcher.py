@@ -208,12 +208,30 @@ class ReplicaFetcher:
                 if state is None or state.state is not FetchState.FETCHING:
                     continue
                 if p.error_code == OFFSET_OUT_OF_RANGE:
-                    state.state = FetchState.TRUNCATING  # the leader's log ends below ours
+                    self._out_of_range(state, p.log_start_offset)
                     continue
                 if p.error_code != NONE:
                     state.delayed_until_ms = now + self.config.replica_fetch_backoff_ms
                     continue
                 self._process(state, p)
+
+    @staticmethod
+    def _out_of_range(state: PartitionFetchState, leader_log_start_offset: int) -> None:
+        """Kafka's handleOutOfRangeError: a log that ends below the leader's start (records
+        deleted or expired while this broker was away) starts over empty there; otherwise the
+        leader's log ends below this one's, and truncation finds where. Kafka asks the leader
+        for its start with ListOffsets; kbench's leaders send it with the error."""
+        log_ = state.partition.log
+        if leader_log_start_offset > log_.log_end_offset:
+            log.info(
+                "%s: the leader's log starts at %d, after this log's end %d: starting over there",
+                state.partition.tp,
+                leader_log_start_offset,
+                log_.log_end_offset,
+            )
+            log_.truncate_fully_and_start_at(leader_log_start_offset)
+        else:
+            state.state = FetchState.TRUNCATING
 
     def _process(self, state: PartitionFetchState, data: Any) -> None:
         partition = state.partition
@@ -229,6 +247,7 @@ class ReplicaFetcher:
                 return
         before = partition.high_watermark
         partition.update_follower_high_watermark(data.high_watermark)
+        partition.update_follower_log_start_offset(data.log_start_offset)
         if partition.high_watermark != before:
             self._on_high_watermark(partition.tp)
 

@@ -4,7 +4,9 @@ Sans-I/O: results go to a `respond` callback, maybe later. Two purgatories, as K
 - a fetch that finds fewer than fetch.min.bytes waits until an append (for followers) or a high
   watermark move (for consumers) gives it enough, or its fetch.max.wait.ms passes (DelayedFetch);
 - an acks=all produce waits until the high watermark of each of its partitions passes what it
-  appended, or its timeout passes, answered REQUEST_TIMED_OUT (DelayedProduce).
+  appended, or its timeout passes, answered REQUEST_TIMED_OUT (DelayedProduce); a DeleteRecords
+  waits the same way until every live replica's log start offset has reached the offset asked
+  for (Kafka's DelayedDeleteRecords).
 A fetch from a follower (replica id >= 0) reads to the log end and tells the partition how far the
 follower has got, which may move the high watermark and complete both kinds of waiting request.
 The owner calls tick() to expire them.
@@ -26,16 +28,19 @@ from engine.errors import (
     INVALID_TOPIC_EXCEPTION,
     NONE,
     NOT_LEADER_OR_FOLLOWER,
+    OFFSET_OUT_OF_RANGE,
     REQUEST_TIMED_OUT,
     UNKNOWN_LEADER_EPOCH,
     UNKNOWN_TOPIC_OR_PARTITION,
     KafkaError,
 )
-from engine.metadata.image import BrokerRegistration, PartitionRegistration
+from engine.metadata.image import CONSUMER_OFFSETS, BrokerRegistration, PartitionRegistration
 from engine.storage import FetchIsolation, FileSlice
 from engine.storage.leader_epoch_cache import UNDEFINED
 
 log = logging.getLogger(__name__)
+
+HIGH_WATERMARK = -1  # DeleteRecords' offset meaning "up to the high watermark"
 
 
 @dataclass(slots=True)
@@ -105,13 +110,18 @@ ProduceCallback = Callable[[dict[TopicPartition, ProduceResult]], None]
 @dataclass(eq=False)
 class DelayedProduce:
     """An acks=all produce waiting for its partitions' high watermarks (Kafka's DelayedProduce):
-    required_offsets holds the partitions still waiting, each with the offset after its append."""
+    required_offsets holds the partitions still waiting, each with the offset after its append.
+    With check=Partition.check_low_watermark_reaches_offset, a DeleteRecords waiting for its
+    partitions' low watermarks (Kafka's DelayedDeleteRecords)."""
 
     deadline_ms: int
     results: dict[TopicPartition, ProduceResult]
     required_offsets: dict[TopicPartition, int]
     respond: ProduceCallback
     done: bool = False
+    check: Callable[[Partition, int], tuple[bool, int]] = (
+        Partition.check_enough_replicas_reach_offset
+    )
 
 
 class ReplicaManager:
@@ -164,9 +174,14 @@ class ReplicaManager:
         if not required:  # acks 0 or 1, or nothing appended: answered now
             respond(results)
             return
-        delayed = DelayedProduce(self._time_ms() + timeout_ms, results, required, respond)
+        self._try_complete_else_watch(
+            DelayedProduce(self._time_ms() + timeout_ms, results, required, respond)
+        )
+
+    def _try_complete_else_watch(self, delayed: DelayedProduce) -> None:
+        """Answer now if every partition is settled, else wait for them or the deadline."""
         if self._try_complete_produce(delayed):
-            respond(results)
+            delayed.respond(delayed.results)
             return
         for tp in delayed.required_offsets:
             self._waiting_produce.setdefault(tp, set()).add(delayed)
@@ -183,7 +198,7 @@ class ReplicaManager:
                 ProduceResult(UNKNOWN_TOPIC_OR_PARTITION, error_message=f"{tp} does not exist"),
                 -1,
             )
-        if tp.topic in ("__consumer_offsets",):
+        if tp.topic == CONSUMER_OFFSETS:
             return ProduceResult(INVALID_TOPIC_EXCEPTION, error_message="internal topic"), -1
         try:
             info = partition.append_records_to_leader(
@@ -206,7 +221,7 @@ class ReplicaManager:
             if partition is None:
                 done, error = True, NOT_LEADER_OR_FOLLOWER
             else:
-                done, error = partition.check_enough_replicas_reach_offset(required_offset)
+                done, error = delayed.check(partition, required_offset)
             if done:
                 del delayed.required_offsets[tp]
                 if error != NONE:
@@ -237,27 +252,70 @@ class ReplicaManager:
     ) -> None:
         """Call respond(error) once tp's high watermark reaches required_offset, as an acks=all
         produce waits (the group coordinator's commits): NONE, REQUEST_TIMED_OUT, or why not."""
-        delayed = DelayedProduce(
-            self._time_ms() + timeout_ms,
-            {tp: ProduceResult()},
-            {tp: required_offset},
-            lambda results: respond(results[tp].error_code),
-        )
-        if self._try_complete_produce(delayed):
-            respond(delayed.results[tp].error_code)
-            return
-        self._waiting_produce.setdefault(tp, set()).add(delayed)
-        heapq.heappush(
-            self._produce_deadlines, (delayed.deadline_ms, next(self._sequence), delayed)
+        self._try_complete_else_watch(
+            DelayedProduce(
+                self._time_ms() + timeout_ms,
+                {tp: ProduceResult()},
+                {tp: required_offset},
+                lambda results: respond(results[tp].error_code),
+            )
         )
 
     def high_watermark_moved(self, tp: TopicPartition) -> None:
         """A partition's high watermark (or leadership) changed: acks=all produces waiting on it
         may be done, and consumers waiting for records may have some."""
+        self._try_complete_waiting(tp)
+        self._wake(tp)
+
+    def _try_complete_waiting(self, tp: TopicPartition) -> None:
         for delayed in list(self._waiting_produce.get(tp, ())):
             if self._try_complete_produce(delayed):
                 self._complete_produce(delayed)
-        self._wake(tp)
+
+    # -- DeleteRecords --------------------------------------------------------------------------
+    def delete_records(
+        self,
+        offsets: dict[TopicPartition, int],
+        timeout_ms: int,
+        respond: Callable[[dict[TopicPartition, int]], None],
+    ) -> None:
+        """Kafka's deleteRecords: move each partition's log start offset on this leader (-1: to
+        the high watermark), then answer once every live replica has moved its own, the
+        followers learning it from their fetches, or at timeout_ms with REQUEST_TIMED_OUT.
+        respond gets each partition's error; the caller reads the low watermarks then."""
+        results, required = {}, {}
+        for tp, offset in offsets.items():
+            error, offset = self._delete_records_on_leader(tp, offset)
+            results[tp] = ProduceResult(error)
+            if error == NONE:
+                required[tp] = offset
+        self._try_complete_else_watch(
+            DelayedProduce(
+                self._time_ms() + timeout_ms,
+                results,
+                required,
+                lambda settled: respond({tp: r.error_code for tp, r in settled.items()}),
+                check=Partition.check_low_watermark_reaches_offset,
+            )
+        )
+
+    def _delete_records_on_leader(self, tp: TopicPartition, offset: int) -> tuple[int, int]:
+        """(error, the new log start offset): Kafka's deleteRecordsOnLocalLog and
+        Partition.deleteRecordsOnLeader."""
+        if tp.topic == CONSUMER_OFFSETS:
+            return INVALID_TOPIC_EXCEPTION, -1
+        partition = self.topics.partition(tp)
+        if partition is None or not partition.is_leader:
+            return NOT_LEADER_OR_FOLLOWER, -1
+        partition_log = partition.log
+        offset = partition_log.high_watermark if offset == HIGH_WATERMARK else offset
+        if offset < 0:
+            return OFFSET_OUT_OF_RANGE, -1
+        try:
+            partition_log.maybe_increment_log_start_offset(offset)
+        except KafkaError as exc:
+            return exc.error_code, -1
+        return NONE, offset
 
     # -- fetch ----------------------------------------------------------------------------------
     def fetch_messages(
@@ -302,6 +360,8 @@ class ReplicaManager:
                 self.alter_isr(partition, expanded)
             if moved:
                 self.high_watermark_moved(request.tp)
+            else:  # its log start offset may settle a DeleteRecords
+                self._try_complete_waiting(request.tp)
 
     def _read(
         self, params: FetchParams, partitions: list[FetchPartition]

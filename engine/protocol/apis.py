@@ -2,6 +2,9 @@
 
 Ranges are what kafka-python 3.x, librdkafka and aiokafka use (design.md): Fetch stops at v12
 because v13+ names topics by id; Produce at v9 (kafka-python's cap, the first flexible version).
+kafka-python takes the broker for the newest Kafka release whose marker version this table
+serves (broker_version_data.infer_broker_version_from_api_versions): ListOffsets v10 is its
+marker of Kafka 4.0 (ListOffsets v7 that of 3.0, which it took kbench for before).
 Requests and responses are kafka-python's schema-generated classes.
 """
 
@@ -19,6 +22,8 @@ from kafka.protocol.admin.cluster import (
 )
 from kafka.protocol.admin.configs import DescribeConfigsRequest, DescribeConfigsResponse
 from kafka.protocol.admin.groups import (
+    DeleteGroupsRequest,
+    DeleteGroupsResponse,
     DescribeGroupsRequest,
     DescribeGroupsResponse,
     ListGroupsRequest,
@@ -31,6 +36,8 @@ from kafka.protocol.admin.topics import (
     CreatePartitionsResponse,
     CreateTopicsRequest,
     CreateTopicsResponse,
+    DeleteRecordsRequest,
+    DeleteRecordsResponse,
     DeleteTopicsRequest,
     DeleteTopicsResponse,
     DescribeTopicPartitionsRequest,
@@ -51,6 +58,8 @@ from kafka.protocol.consumer.group import (
     LeaveGroupResponse,
     OffsetCommitRequest,
     OffsetCommitResponse,
+    OffsetDeleteRequest,
+    OffsetDeleteResponse,
     OffsetFetchRequest,
     OffsetFetchResponse,
     SyncGroupRequest,
@@ -100,15 +109,18 @@ class ApiKeys(IntEnum):
     API_VERSIONS = 18
     CREATE_TOPICS = 19
     DELETE_TOPICS = 20
+    DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
     DESCRIBE_CONFIGS = 32
     ALTER_REPLICA_LOG_DIRS = 34
     DESCRIBE_LOG_DIRS = 35
     CREATE_PARTITIONS = 37
+    DELETE_GROUPS = 42
     ELECT_LEADERS = 43
     ALTER_PARTITION_REASSIGNMENTS = 45
     LIST_PARTITION_REASSIGNMENTS = 46
+    OFFSET_DELETE = 47
     DESCRIBE_QUORUM = 55
     ALTER_PARTITION = 56
     DESCRIBE_CLUSTER = 60
@@ -124,7 +136,8 @@ ApiTable = dict[ApiKeys, tuple[type[ApiMessage], type[ApiMessage], int, int]]
 APIS: ApiTable = {
     ApiKeys.PRODUCE: (ProduceRequest, ProduceResponse, 3, 9),
     ApiKeys.FETCH: (FetchRequest, FetchResponse, 4, 12),
-    ApiKeys.LIST_OFFSETS: (ListOffsetsRequest, ListOffsetsResponse, 1, 7),
+    # v8-10 answer the tiered-storage timestamps as Kafka 4.0 without tiered storage does
+    ApiKeys.LIST_OFFSETS: (ListOffsetsRequest, ListOffsetsResponse, 1, 10),
     ApiKeys.METADATA: (MetadataRequest, MetadataResponse, 0, 12),
     ApiKeys.OFFSET_COMMIT: (OffsetCommitRequest, OffsetCommitResponse, 2, 8),
     ApiKeys.OFFSET_FETCH: (OffsetFetchRequest, OffsetFetchResponse, 1, 8),
@@ -133,12 +146,16 @@ APIS: ApiTable = {
     ApiKeys.HEARTBEAT: (HeartbeatRequest, HeartbeatResponse, 0, 4),
     ApiKeys.LEAVE_GROUP: (LeaveGroupRequest, LeaveGroupResponse, 0, 4),
     ApiKeys.SYNC_GROUP: (SyncGroupRequest, SyncGroupResponse, 0, 5),
-    ApiKeys.DESCRIBE_GROUPS: (DescribeGroupsRequest, DescribeGroupsResponse, 0, 5),
-    ApiKeys.LIST_GROUPS: (ListGroupsRequest, ListGroupsResponse, 0, 4),
+    ApiKeys.DESCRIBE_GROUPS: (DescribeGroupsRequest, DescribeGroupsResponse, 0, 6),
+    ApiKeys.LIST_GROUPS: (ListGroupsRequest, ListGroupsResponse, 0, 5),
     ApiKeys.API_VERSIONS: (ApiVersionsRequest, ApiVersionsResponse, 0, 3),
     ApiKeys.CREATE_TOPICS: (CreateTopicsRequest, CreateTopicsResponse, 2, 7),
     ApiKeys.DELETE_TOPICS: (DeleteTopicsRequest, DeleteTopicsResponse, 1, 6),
     ApiKeys.INIT_PRODUCER_ID: (InitProducerIdRequest, InitProducerIdResponse, 0, 4),
+    # the admin clients' deletions (issue 15), in Kafka 4.0's ranges
+    ApiKeys.DELETE_RECORDS: (DeleteRecordsRequest, DeleteRecordsResponse, 0, 2),
+    ApiKeys.DELETE_GROUPS: (DeleteGroupsRequest, DeleteGroupsResponse, 0, 2),
+    ApiKeys.OFFSET_DELETE: (OffsetDeleteRequest, OffsetDeleteResponse, 0, 0),
     # v2+, as Kafka 4.0 (KIP-896): kafka-python's consumers send it after a leader change
     ApiKeys.OFFSET_FOR_LEADER_EPOCH: (
         OffsetForLeaderEpochRequest,

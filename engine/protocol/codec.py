@@ -45,8 +45,9 @@ _HEADER_DECODERS = {
     for flexible in (False, True)
 }
 # A field check: attribute name, whether null is allowed, the checks of its struct (or of each
-# element of its struct array), and whether it is an array.
-_NullCheck = tuple[str, bool, tuple["_NullCheck", ...], bool]
+# element of its struct array), whether it is an array, and whether it is an array of strings
+# (whose elements are never null).
+_NullCheck = tuple[str, bool, tuple["_NullCheck", ...], bool, bool]
 _NEVER_NULL = frozenset({"int8", "int16", "int32", "int64", "uint16", "float64", "bool", "uuid"})
 _body_decoders: dict[tuple[int, int], tuple[bool, Callable[..., Any], tuple[_NullCheck, ...]]] = {}
 
@@ -84,18 +85,28 @@ def _null_checks(fields: Any, version: int) -> tuple[_NullCheck, ...]:
         ):
             continue
         nested = _null_checks(getattr(field, "_fields", None), version)
-        checks.append((field.name, field.nullable_for_version_q(version), nested, field.is_array()))
+        checks.append(
+            (
+                field.name,
+                field.nullable_for_version_q(version),
+                nested,
+                field.is_array(),
+                field.type_str == "[]string",
+            )
+        )
     return tuple(checks)
 
 
 def _null_field(body: Any, checks: tuple[_NullCheck, ...], path: str = "") -> str | None:
     """The first field that is null where the schema does not allow it, as a path."""
-    for name, nullable, nested, is_array in checks:
+    for name, nullable, nested, is_array, strings in checks:
         value = getattr(body, name)
         if value is None:
             if nullable:
                 continue
             return path + name
+        if strings and None in value:
+            return f"{path}{name}[]"
         if not nested:
             continue
         for item in value if is_array else (value,):

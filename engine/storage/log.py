@@ -697,15 +697,36 @@ class Log:
         return False
 
     # -- retention ------------------------------------------------------------------------------
+    def maybe_increment_log_start_offset(self, offset: int) -> bool:
+        """Move the log start offset up to offset (Kafka's maybeIncrementLogStartOffset: a
+        DeleteRecords on the leader, the leader's log start offset on a follower). Reads below
+        it are out of range at once; the segments wholly below it go in the next retention
+        pass; the LogManager's log-start-offset-checkpoint keeps it across restarts. Beyond the
+        high watermark is OffsetOutOfRangeError. Returns whether it moved."""
+        if offset > self._high_watermark:
+            raise OffsetOutOfRangeError(
+                f"cannot move the log start offset of {self.directory} to {offset}: the high "
+                f"watermark is {self._high_watermark}"
+            )
+        if offset <= self.log_start_offset:
+            return False
+        self.log_start_offset = offset
+        self.leader_epoch_cache.truncate_from_start(offset)
+        return True
+
     def delete_old_segments(self) -> int:
-        """Apply retention.ms then retention.bytes to closed segments; returns how many went.
+        """Delete the closed segments wholly below the log start offset, then apply retention.ms
+        and retention.bytes to the others; returns how many went.
 
         Segments are deleted oldest first, never the active one, and never one holding offsets
         at or beyond the high watermark. Their files are renamed *.deleted and closed after
         file.delete.delay.ms, so reads already handed out stay valid.
         """
         now = self._time_ms()
-        deleted = 0
+        # the first segment is wholly below the log start offset when another one holds it
+        deleted = self._delete_segments(
+            lambda segment: self._segment_index(self.log_start_offset) > 0
+        )
         if self.config.retention_ms >= 0:
             deleted += self._delete_segments(
                 lambda segment: now - segment.largest_timestamp() > self.config.retention_ms

@@ -3,7 +3,8 @@
 Layout of the directory (log.dirs), as Kafka's:
     <topic>-<partition>/                one Log each
     recovery-point-offset-checkpoint    offsets below which each log is fsynced
-    log-start-offset-checkpoint         each log's start offset
+    log-start-offset-checkpoint         each log's start offset (moved by retention and
+                                        DeleteRecords)
     replication-offset-checkpoint       each log's high watermark
     .kafka_cleanshutdown                written last by a clean shutdown, removed at start
     .lock                               flock'd while a process owns the directory
@@ -12,7 +13,10 @@ Crash behaviour: without the clean-shutdown marker every log is recovered from i
 recovery point (from offset 0 if the checkpoint is missing or unreadable); the manager logs that
 it is recovering, each log what it truncated, and the manager a summary. The marker is written
 only when every log closed and the checkpoints were written; a shutdown that failed leaves the
-next start to recover.
+next start to recover. The checkpoints are written on a timer and at shutdown, and at once when
+a DeleteRecords has moved a log start offset (before it is answered), so deleted records do not
+come back after a crash; a log start offset moved by retention alone may go back to the first
+segment's base offset, which holds the same records.
 
 Segment files are opened when used and at most `file_handles.capacity` stay open (see
 file_handles.py), so a directory with more partitions than descriptors still loads and serves.

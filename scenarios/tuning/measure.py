@@ -1,6 +1,7 @@
-"""One trial's measurement: the settings offered the workload on a fresh topic of the target
-(an engine broker started here, or a --bootstrap cluster), through scenarios.clients.pipeline,
-and the topic deleted afterwards.
+"""One trial's measurement: the settings offered the workload on fresh topics of the target
+(an engine broker started here, or a --bootstrap cluster), in the workload's shape (topics,
+partitions, producers, consumers, payload), through scenarios.clients.pipeline, and the topics
+deleted afterwards.
 
 A Measurer is used from one thread (the search's); it holds one admin client.
 """
@@ -65,19 +66,20 @@ class Measurer:
             warmup,
             producer=producer,
             consumer=consumer,
+            **self.workload.load_shape(),
         )
         try:
-            self.admin.create(topic)
+            self.admin.create_all(load.topic_names, load.partitions)
             leader = self.admin.leader(topic)
         except Exception as exc:  # librdkafka's KafkaException, a timeout: not the settings'
             raise TuneError(f"cannot create topic {topic} on {self.bootstrap}: {exc}") from None
         try:
             measured = pipeline.run(leader, load, broker_pid=self.broker_pid)
         except RuntimeError as exc:  # the pipeline's own account of a run that did not finish
-            self.admin.delete(topic)
+            self.admin.delete_all(load.topic_names)
             raise TrialFailed(str(exc)) from None
         # not in a finally: after Ctrl-C the broker is going too, and tune() deletes what is left
-        self.admin.delete(topic)
+        self.admin.delete_all(load.topic_names)
         return Measurement.of(measured, load, self.slo)
 
     def close(self) -> None:

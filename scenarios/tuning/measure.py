@@ -70,7 +70,7 @@ class Measurer:
         )
         try:
             self.admin.create_all(load.topic_names, load.partitions)
-            leader = self.admin.leader(topic)
+            leader = self.admin.leader(load.topic_names[0])
         except Exception as exc:  # librdkafka's KafkaException, a timeout: not the settings'
             raise TuneError(f"cannot create topic {topic} on {self.bootstrap}: {exc}") from None
         try:

@@ -111,12 +111,15 @@ def omb_values(
 ) -> list[bytes]:
     """A workload's values of `size` bytes: with random_bytes_ratio (useRandomizedPayloads),
     OMB's pool of `pool_size` values, each that fraction random then zeros; else the payload
-    file's bytes (as long as `size`, checked by the workload); else zeros."""
+    file's bytes (as long as `size`); else zeros."""
     if random_bytes_ratio is not None:
         rng = random.Random(f"omb:{size}:{random_bytes_ratio}:{pool_size}")
         random_bytes = int(size * random_bytes_ratio)  # OMB truncates too
         return [rng.randbytes(random_bytes) + bytes(size - random_bytes) for _ in range(pool_size)]
     if payload_file is not None:
         with open(payload_file, "rb") as file:
-            return [file.read()]
+            payload = file.read()
+        if len(payload) != size:  # OMB's FilePayloadReader refuses it too
+            raise ValueError(f"{payload_file} holds {len(payload)} bytes, not {size}")
+        return [payload]
     return [bytes(size)]

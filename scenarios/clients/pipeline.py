@@ -8,7 +8,9 @@ record the producer sent late carries its lag too. The first `warmup` records ar
 not recorded. Latencies go into an HdrHistogram, merged over every consumer.
 
 A Load's shape (kbench tune's OpenMessaging Benchmark workloads) can spread the records:
-- `topics` topics of `partitions` partitions each; `producers` producer processes per topic.
+- `topics` topics of `partitions` partitions each; `producers` producer processes per topic
+  (one process each: two producers' loops in one process would share its GIL, one's records
+  waiting on the other's, where OMB's producers are Java threads that need no such lock).
   With N producers over all topics, producer k offers records k, k+N, k+2N, ... to its topic
   (k // producers): each keeps its own open-loop schedule, and together the records stay evenly
   spaced at the total rate, as OMB's producerRate is the total over all producers.

@@ -1,11 +1,12 @@
 """Records through a broker at an offered rate, timed from each record's intended send time to
 its delivery to a tailing consumer: end-to-end latency without coordinated omission.
 
-A producer offers `count` records to one partition, open loop: record i is due at start + i/rate
-(scenarios.clients.schedule.OpenLoopSchedule, on CLOCK_MONOTONIC, which every process on the
-machine shares), and its latency runs from that due time to the moment the consumer has it, so a
-record the producer sent late carries its lag too. The first `warmup` records are offered but
-not recorded. Latencies go into an HdrHistogram, merged over every consumer.
+A producer offers `count` records (100 bytes each, by default) to one partition, open loop:
+record i is due at start + i/rate (scenarios.clients.schedule.OpenLoopSchedule, on
+CLOCK_MONOTONIC, which every process on the machine shares), and its latency runs from that due
+time to the moment the consumer has it, so a record the producer sent late carries its lag too.
+The first `warmup` records are offered but not recorded. Latencies go into an HdrHistogram,
+merged over every consumer.
 
 A Load's shape (kbench tune's OpenMessaging Benchmark workloads) can spread the records:
 - `topics` topics of `partitions` partitions each; `producers` producer processes per topic
@@ -95,7 +96,6 @@ _WARMUP_MARK, _END_MARK = -1, -2  # indexes of the records around the load, not 
 CLIENTS = ("confluent", "loadgen")  # producers, and consumers
 CONSUMER_CLIENTS = (*CLIENTS, "kafka-python")  # consumers: those, and kafka-python
 LAYOUTS = ("split", "shared")
-_VALUE = bytes(RECORD_SIZE)
 _FETCH_MAX_BYTES = 1 << 20
 
 

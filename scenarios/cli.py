@@ -97,7 +97,10 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         description="One HTML page per results file, and a history page when given several.",
     )
     reporting.add_argument(
-        "results", nargs="*", metavar="RESULTS.json", help="default: every reports/*.json"
+        "results",
+        nargs="*",
+        metavar="RESULTS.json",
+        help="default: every reports/*.json and kbench tune's reports/tune-*/kbench-*.json",
     )
     reporting.add_argument(
         "-o",
@@ -185,6 +188,27 @@ def _build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argumen
         metavar="N",
         help="interleaved rounds of the proof, at least 2 (default 6; --smoke's fewer)",
     )
+    tuning.add_argument(
+        "--objective",
+        choices=("latency", "throughput"),
+        help="minimise the SLO's percentile at the workload's producerRate (the default), or "
+        "maximise the records/s kept within the SLO by a rate search per trial (the default "
+        "for producerRate 0)",
+    )
+    tuning.add_argument(
+        "--current",
+        metavar="FILE.properties",
+        action="append",
+        default=[],
+        help="the settings you run now (producer and consumer .properties), re-measured in the "
+        "proof beside Kafka's defaults (repeatable)",
+    )
+    tuning.add_argument(
+        "--top",
+        type=int,
+        metavar="K",
+        help="the search's best trials re-measured in the proof (default 2)",
+    )
     tuning.add_argument("--seed", type=int, help="the sampler's seed, for a repeatable search")
     return parser, {
         **engine_commands,
@@ -269,6 +293,7 @@ def _run(args: argparse.Namespace, parser: argparse.ArgumentParser, argv: list[s
 def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     from scenarios.tuning import study, workload  # optuna: only when tuning
     from scenarios.tuning.objective import parse_slo
+    from scenarios.tuning.proof import read_current
     from scenarios.tuning.space import load_space, require
 
     try:
@@ -285,6 +310,20 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         durations = workload.trial_durations(tuned, args.minutes_scale, args.smoke)
         slo = parse_slo(args.slo)
         space = require(load_space(args.space), args.require)
+        objective = args.objective or ("latency" if tuned.producer_rate else "throughput")
+        if objective == "latency" and not tuned.producer_rate:
+            raise ValueError(
+                f"{args.workload}: producerRate 0 asks for the highest rate: --objective "
+                "latency needs a rate to measure at (--objective throughput searches it)"
+            )
+        top = study.TOP if args.top is None else args.top
+        if top < 1:
+            raise ValueError(f"--top must be at least 1, got {top}")
+        current = None
+        if args.current:
+            current, ignored = read_current(args.current)
+            if ignored:
+                print(f"--current: not searched, left out: {', '.join(ignored)}", file=sys.stderr)
         if args.bootstrap:
             try:
                 parse_listener(args.bootstrap)
@@ -306,11 +345,14 @@ def _tune(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         args.trials,
         storage,
         output,
-        args.bootstrap,
-        args.resume,
-        proof_rounds,
-        args.seed,
-        warmup=not args.smoke,
+        objective=objective,
+        bootstrap=args.bootstrap,
+        resume=args.resume,
+        proof_rounds=proof_rounds,
+        top=top,
+        current=current,
+        seed=args.seed,
+        smoke=args.smoke,
     )
     try:
         return study.tune(options)
@@ -331,7 +373,11 @@ def _report(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         write_report,
     )
 
-    paths = args.results or sorted(glob.glob(os.path.join("reports", "*.json")))
+    # kbench run's results, and kbench tune's beside each study in its default --output
+    paths = args.results or sorted(
+        glob.glob(os.path.join("reports", "*.json"))
+        + glob.glob(os.path.join("reports", "tune-*", "kbench-*.json"))
+    )
     if not paths:
         fail(parser, "no results files given and none in ./reports; run `kbench run` first")
     try:

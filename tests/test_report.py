@@ -86,7 +86,7 @@ class Page(HTMLParser):
         self.rows: dict[str, list[list[list[str]]]] = {
             k: [] for k in ("ledger", "glance", "contrasts", "spread")
         }
-        self._table: str | None = None
+        self.table: str | None = None
         self._collecting: str | None = None  # the tag whose text goes to the last marker
         self._section_ids: list[str | None] = []
         self.feed(text)
@@ -112,11 +112,11 @@ class Page(HTMLParser):
             self._section_ids = [*self._section_ids, a.get("id")]
             self.sections.setdefault(a.get("id"), {"imgs": []})
         if tag == "table" and a.get("class") in self.rows:
-            self._table = a["class"]
-        if self._table and tag == "tr":
-            self.rows[self._table].append([])
-        if self._table and self.rows[self._table]:
-            row = self.rows[self._table][-1]
+            self.table = a["class"]
+        if self.table and tag == "tr":
+            self.rows[self.table].append([])
+        if self.table and self.rows[self.table]:
+            row = self.rows[self.table][-1]
             target = a.get("id") or a.get("href", "").removeprefix("#")
             if tag in ("strong", "a") and target.startswith("claim-"):
                 row.append(["claim", target.removeprefix("claim-"), ""])
@@ -155,13 +155,13 @@ class Page(HTMLParser):
         if tag == "section":
             self._section_ids = self._section_ids[:-1]
         if tag == "table":
-            self._table = None
+            self.table = None
 
     def handle_data(self, data):
         if self.stack and self.stack[-1] == "title":
             self.title += data
         if self._collecting:
-            self.rows[self._table][-1][-1][2] += data
+            self.rows[self.table][-1][-1][2] += data
         if "figcaption" in self.stack:
             self.figures[-1]["caption"] += data
         self.text.append(data)
@@ -210,14 +210,14 @@ def reports(tmp_path_factory):
     runs = [results.load(p) for p in FIXTURES]
     runs[0]["environment"]["git"] = {"commit": OLDER_COMMIT, "dirty": False}
     figures = []
-    render = report_charts._render
+    render = report_charts.render
 
     def spy(fig):
         figures.append(fig)
         return render(fig)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(report_charts, "_render", spy)
+        patch.setattr(report_charts, "render", spy)
         (page,) = write_report([_save(runs[1], base / "full.json")], str(base / "full"))
         small = [
             _save(_only(run, HISTORY_SCENARIOS), base / f"small-{i}.json")

@@ -21,12 +21,11 @@ from scenarios.catalog.node_peak import (
     NODE_RECORDS_PER_S,
     NodePeak,
     Step,
-    peak,
-    search,
 )
 from scenarios.catalog.registry import SCENARIOS
 from scenarios.clients.local_broker import LocalBroker
 from scenarios.harness.claims import CLAIMS
+from scenarios.harness.rate_search import peak, search
 from scenarios.harness.runner import run_scenario
 from scenarios.harness.saturation import ACHIEVED_FRACTION, SATURATED_BELOW
 from scenarios.harness.scenario import Bound, RunContext
@@ -181,6 +180,24 @@ def test_the_search_brackets_the_capacity_and_its_peak_is_the_highest_kept_rate(
     steps = search(lambda r: _step(capacity, r), 100, factor=1.25, max_factor=2, refine=0,
                    max_steps=4)  # fmt: skip
     assert [s.offered_per_s for s in steps] == [100, 125, 125 * 1.5625, 125 * 1.5625 * 2]
+
+
+def test_a_search_that_lowering_does_not_help_stops_lowering():
+    """Broken at every rate by latency alone (as with linger.ms past the bound): once a lower
+    rate's step is no better, the search stops instead of halving to its floor."""
+
+    def slow(rate: float) -> Step:
+        return Step(rate, rate, 150_000.0, 200_000.0, round(rate), round(rate), 100_000.0)
+
+    def no_better(above: Step, below: Step) -> bool:
+        return below.p99_latency_us >= 0.9 * above.p99_latency_us
+
+    steps = search(slow, 16_000, factor=2, refine=2, max_steps=8, hopeless=no_better)
+    assert [s.offered_per_s for s in steps] == [16_000, 8_000] and peak(steps) is None
+    # where lowering helps (the node fell behind), the search goes on down to a kept rate
+    steps = search(lambda r: _step(1000.0, r), 16_000, factor=2, refine=0, max_steps=8,
+                   hopeless=lambda above, below: not below.saturated)  # fmt: skip
+    assert [s.offered_per_s for s in steps] == [16_000, 8_000, 4_000, 2_000, 1_000]
 
 
 def test_contrasts_and_claim_checks():

@@ -14,6 +14,7 @@ import optuna
 import pytest
 
 from scenarios.cli import main
+from scenarios.harness import results
 from tests.conftest import broker_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,22 +84,31 @@ def test_a_search_resumes_never_recommends_the_planted_setting_and_proves_interl
     assert lingers[0].user_attrs["feasible"] is True
     assert "smoke mode" in printed and "floor acks=all" in printed
 
-    # the proof: the recommendation against Kafka's defaults, in rounds that alternate
-    assert "proof: recommended vs Kafka's defaults, 2 rounds interleaved" in printed
+    # the proof: the search's best re-measured against Kafka's defaults, in rounds that
+    # alternate (the planted setting, infeasible, is not a candidate)
+    best = f"trial {lingers[0].number}"
+    assert f"proof: Kafka's defaults, {best}; 2 rounds interleaved" in printed
     taken = [line.split(":")[0].strip() for line in printed.splitlines() if "  round " in line]
     assert taken == [
         "round 1, Kafka's defaults",
-        "round 1, recommended",
-        "round 2, recommended",
+        f"round 1, {best}",
+        f"round 2, {best}",
         "round 2, Kafka's defaults",
     ]
-    assert "recommended/Kafka's defaults p99:" in printed and "SLO p99<=50ms:" in printed
+    assert "SLO p99<=50ms:" in printed
     # only what differs from Kafka's defaults (linger.ms 5): the producer's linger.ms, and only
     # if the proof found it faster than the defaults (two smoke rounds rarely can)
-    recommended = ["linger.ms=0"] if ", lower latency" in printed else []
+    recommended = ["linger.ms=0"] if f"recommended: {best}" in printed else []
     assert (recommended == []) == ("keep them" in printed)
     assert _settings(output / "producer.properties") == recommended
     assert _settings(output / "consumer.properties") == []
+    # the page beside the study, and the proof as a results file (tests/test_tune_report.py
+    # checks what they hold)
+    written = dict(line.split(": ", 1) for line in printed.splitlines()[-2:])
+    assert written["report"] == str(output / "report.html")
+    assert 'data-trial="1"' in (output / "report.html").read_text()
+    (scenario,) = results.load(written["results"])["scenarios"]
+    assert len(scenario["samples"]) == 4 and scenario["skipped"] is None
 
     assert main([*argv, "--trials", "1", "--resume"]) == 0
     resumed = _trials(storage)
@@ -108,7 +118,7 @@ def test_a_search_resumes_never_recommends_the_planted_setting_and_proves_interl
     ]
     printed = capsys.readouterr().out
     assert "resumed, 2 trials before this run" in printed
-    recommended = ["linger.ms=0"] if ", lower latency" in printed else []
+    recommended = ["linger.ms=0"] if "recommended: trial" in printed else []
     assert _settings(output / "producer.properties") == recommended
     # the floor: every trial measured with acks=all
     assert {t.user_attrs["settings"]["acks"] for t in resumed} == {"all"}
@@ -144,3 +154,45 @@ def test_ctrl_c_keeps_what_was_measured_and_says_so_in_one_line(engine, tmp_path
     ]
     states = [t.state for t in _trials(storage)]
     assert states[0] == optuna.trial.TrialState.COMPLETE
+
+
+def test_a_throughput_search_finds_rates_keeps_a_pareto_front_and_proves_against_current(
+    engine, tmp_path, capsys
+):
+    workload, space = tmp_path / "workload.yaml", tmp_path / "space.yaml"
+    workload.write_text(WORKLOAD.replace("producerRate: 1000", "producerRate: 0"))
+    space.write_text(SPACE)
+    current = tmp_path / "producer.properties"
+    current.write_text("bootstrap.servers=kafka:9092\nlinger.ms=0\n")
+    output = tmp_path / "out"
+    argv = ["tune", str(workload), "--smoke", "--slo", "p99<=50ms", "--space", str(space)]
+    argv += ["--output", str(output), "--bootstrap", engine.bootstrap, "--seed", str(SEED)]
+    argv += ["--trials", "2", "--top", "1", "--current", str(current), "--require", "acks=all"]
+
+    assert main(argv) == 0  # producerRate 0: the throughput objective
+    captured = capsys.readouterr()
+    printed = captured.out
+    assert "--current: not searched, left out: bootstrap.servers" in captured.err
+    study = optuna.load_study(study_name="kbench-tune", storage=f"sqlite:///{output}/study.db")
+    assert study.directions == [
+        optuna.study.StudyDirection.MAXIMIZE,
+        optuna.study.StudyDirection.MINIMIZE,
+    ]
+    lingers = {t.user_attrs["settings"]["linger.ms"]: t for t in study.trials}
+    planted, fast = lingers[500], lingers[0]
+    # the planted setting keeps no rate within the bound, however low the search went
+    assert planted.user_attrs["feasible"] is False
+    assert planted.user_attrs["throughput_rps"] == 0
+    assert all(not step["kept"] for step in planted.user_attrs["steps"])
+    # linger.ms 0 keeps a rate: the highest kept step, within the SLO, is its value
+    kept = [s for s in fast.user_attrs["steps"] if s["kept"]]
+    assert fast.user_attrs["feasible"] is True
+    assert fast.values[0] == max(s["offered_per_s"] for s in kept) > 0
+    assert all(s["latency_ms"] <= 50 for s in kept)
+    assert [t.number for t in study.best_trials] == [fast.number]
+    assert f"Pareto front (records/s against p99): trial {fast.number}:" in printed
+    # the proof: the defaults and the current settings (the best trial's twin, measured once)
+    assert "proof: Kafka's defaults, current; 2 rounds interleaved" in printed
+    recommended = _settings(output / "producer.properties")
+    assert recommended in ([], ["linger.ms=0"])  # never the planted 500
+    assert (recommended == []) == ("keep them" in printed)

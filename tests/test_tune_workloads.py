@@ -85,7 +85,7 @@ def test_a_trial_of_a_workload_shape_on_its_own_topics(broker, tmp_path):
     durations = Durations(0.2, 1.0, "test")
     measure = Measurer(broker.bootstrap, broker.pid, read, durations, parse_slo("p99<=1s"), "w-")
     try:
-        measured = measure({})
+        measured = measure({}, read.producer_rate)
         assert measured.p50_ms > 0 and measured.kept_fraction > 0
         topics = TopicAdmin(broker.bootstrap).client.list_topics(timeout=10).topics
         assert not [name for name in topics if name.startswith("w-")]

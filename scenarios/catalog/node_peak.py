@@ -86,7 +86,6 @@ Topics are created in setup (np-... behind the run's prefix) and deleted in tear
 """
 
 import contextlib
-import math
 import os
 import socket
 import threading
@@ -99,6 +98,7 @@ from scenarios.clients.cluster import ClusterError, delete_topics
 from scenarios.clients.load_processes import LoadProcesses, leaders, log_end_offsets
 from scenarios.clients.loadgen import BatchProducer
 from scenarios.clients.producers import CONFLUENT, DRIVERS, latency_histogram_us
+from scenarios.harness.rate_search import peak, search
 from scenarios.harness.saturation import ACHIEVED_FRACTION, SATURATED_BELOW, saturation_reason
 from scenarios.harness.scenario import (
     Bound,
@@ -161,56 +161,6 @@ class Step:
     @property
     def kept(self) -> bool:
         return not self.saturated and self.p99_latency_us <= self.p99_bound_us
-
-
-def search(
-    step: Callable[[float], Step],
-    start: float,
-    *,
-    factor: float,
-    refine: int,
-    max_steps: int,
-    max_factor: float | None = None,
-    floor: float = 1.0,
-    ceiling: float = math.inf,
-) -> list[Step]:
-    """The steps of one rate search: from `start`, multiply the offered rate by `factor` while
-    steps are kept, the factor squared after each (up to max_factor: a search that starts far
-    below the peak gets there in a few steps, as OpenMessaging Benchmark's RateController
-    doubles its ramping factor), or divide it by `factor` while they are not; then bisect
-    (geometric mean) between the highest kept and the lowest broken rate `refine` times; at most
-    `max_steps` steps, offered rates within [floor, ceiling]."""
-    steps: list[Step] = []
-    kept: Step | None = None
-    broken: Step | None = None
-    rate, up = min(max(start, floor), ceiling), factor
-    while len(steps) < max_steps:
-        steps.append(done := step(rate))
-        if done.kept:
-            kept = done
-            if broken is not None or rate * up > ceiling:
-                break
-            rate *= up
-            up = min(up * up, max_factor or factor)
-        else:
-            broken = done
-            if kept is not None or rate / factor < floor:
-                break
-            rate /= factor
-    for _ in range(refine):
-        if kept is None or broken is None or len(steps) >= max_steps:
-            break
-        steps.append(done := step(math.sqrt(kept.offered_per_s * broken.offered_per_s)))
-        if done.kept:
-            kept = done
-        else:
-            broken = done
-    return steps
-
-
-def peak(steps: Sequence[Step]) -> Step | None:
-    """The highest offered rate that was kept, or None."""
-    return max((s for s in steps if s.kept), key=lambda s: s.offered_per_s, default=None)
 
 
 class NodePeak(Scenario):

@@ -11,7 +11,7 @@ widely (two decades for bars, 20x for sweeps, any ratio axis around 1), the usua
 e.g. buffered and fsync writes on one chart; log axes are labelled in plain numbers at 1-2-5
 steps or finer, enough to read a value off and never so many that the labels collide.
 
-Layout is matplotlib's constrained layout, with legends outside the data; `_render` checks that
+Layout is matplotlib's constrained layout, with legends outside the data; `render` checks that
 every text lies inside the figure (`overflow`) and widens the image when one would not. Colours
 carry meaning: a contrast is green when the variant it favours wins (`outcome`), a claim by its
 verdict.
@@ -40,7 +40,7 @@ from matplotlib.transforms import Bbox
 
 from scenarios.harness.scenario import ChartSpec, CodecScatter, SweepChart, size_label
 
-_STYLE: dict[Any, Any] = {
+STYLE: dict[Any, Any] = {
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -121,7 +121,7 @@ def log_ticks(lo: float, hi: float, most: int = 8) -> list[float]:
     return ticks
 
 
-def _log_scale(ax, which: str = "x") -> None:
+def log_scale(ax, which: str = "x") -> None:
     """A log axis over the data already drawn, its limits fixed, labelled at log_ticks in
     plain numbers (0.5, 2, 10k), with no minor ticks."""
     getattr(ax, f"set_{which}scale")("log")
@@ -154,14 +154,14 @@ def short(x: float) -> str:
 def overflow(fig: Figure) -> Bbox | None:
     """The bounding box of everything a drawn figure shows, in inches, when some of it lies
     outside the figure (text that its image would cut off); None when all of it fits."""
-    assert isinstance(fig.canvas, FigureCanvasAgg), "made by _figure"
+    assert isinstance(fig.canvas, FigureCanvasAgg), "made by new_figure"
     box = fig.get_tightbbox(fig.canvas.get_renderer())
     inside = fig.bbox_inches.padded(0.01)
     fits = inside.x0 <= box.x0 and inside.y0 <= box.y0 and box.x1 <= inside.x1
     return None if fits and box.y1 <= inside.y1 else box
 
 
-def _render(fig: Figure) -> bytes:
+def render(fig: Figure) -> bytes:
     """The figure as PNG bytes. The layout keeps every text inside the figure; should some still
     fall outside (say, a very long variant name), the image is widened to hold it."""
     buffer = io.BytesIO()
@@ -172,13 +172,13 @@ def _render(fig: Figure) -> bytes:
     return buffer.getvalue()
 
 
-def _figure(width: float, height: float) -> Figure:
+def new_figure(width: float, height: float) -> Figure:
     fig = Figure(figsize=(width, height), dpi=_DPI, layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
 
-def _wide(values: Sequence[float]) -> bool:
+def wide(values: Sequence[float]) -> bool:
     """True when positive values span more than two decades: draw them on a log axis."""
     positive = [v for v in values if v > 0]
     return len(positive) == len(values) and bool(positive) and max(positive) / min(positive) > 100
@@ -232,10 +232,10 @@ def variant_bars(scenario: dict, metric: dict) -> Chart | None:
     colour_of = {g: _PALETTE[i % len(_PALETTE)] for i, g in enumerate(groups)}
     bar_colours = [colour_of[g] for g in group_of]
     medians = [r["median"] for r in rows]
-    log = _wide([r["ci_low"] for r in rows] + medians)
+    log = wide([r["ci_low"] for r in rows] + medians)
     title = bars_title(scenario, metric)
-    with rc_context(_STYLE):
-        fig = _figure(9, 0.9 + 0.27 * len(variants))
+    with rc_context(STYLE):
+        fig = new_figure(9, 0.9 + 0.27 * len(variants))
         ax = fig.add_subplot()
         y = list(range(len(variants)))
         ax.barh(
@@ -263,7 +263,7 @@ def variant_bars(scenario: dict, metric: dict) -> Chart | None:
         ax.set_xlabel(f"{metric_label(metric)}{scale}, median, {_level(rows)}; {better} is better")
         ax.margins(x=0.12)
         if log:
-            _log_scale(ax, "x")
+            log_scale(ax, "x")
         else:
             ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: short(v)))
         if key:
@@ -277,7 +277,7 @@ def variant_bars(scenario: dict, metric: dict) -> Chart | None:
             )
         ax.set_title(title)
         caption = metric.get("description", "")
-        return Chart(title, _render(fig), caption)
+        return Chart(title, render(fig), caption)
 
 
 THRESHOLD_MARKER: dict[str, Any] = {"marker": "D", "markerfacecolor": "white", "color": "#6a1b9a"}
@@ -296,8 +296,8 @@ def forest(
     """Ratios with their intervals, one row each (label, ratio, ci_low, ci_high): a forest plot
     on a log axis around 1, with claim thresholds as hollow diamonds and, given `note`, a note
     in the row's colour right of the plot. `legend` maps each colour's meaning to the colour."""
-    with rc_context(_STYLE):
-        fig = _figure(10, max(2.6, 1.3 + 0.42 * len(rows)))
+    with rc_context(STYLE):
+        fig = new_figure(10, max(2.6, 1.3 + 0.42 * len(rows)))
         ax = fig.add_subplot()
         values = [1.0]
         for y, row in enumerate(rows):
@@ -341,7 +341,7 @@ def forest(
         ax.set_title(title)
         if all(v > 0 for v in values):
             ax.set_xlim(min(values) / 1.25, max(values) * 1.25)
-            _log_scale(ax, "x")
+            log_scale(ax, "x")
         handles = [
             Line2D([], [], marker="o", color=c, linestyle="none", label=meaning)
             for meaning, c in legend.items()
@@ -349,7 +349,7 @@ def forest(
         if any(thresholds(r) for r in rows):
             handles.append(Line2D([], [], linestyle="none", label="threshold", **THRESHOLD_MARKER))
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
-        return _render(fig)
+        return render(fig)
 
 
 def outcome(contrast: dict, better: str, threshold: float | None = None) -> str:
@@ -489,8 +489,8 @@ def percentile_chart(
     all_rows = [r for lines in panels.values() for _, pts in lines for _, r in pts]
     spread = 0.6 if len(members) == 1 else 0.12
     shown = sorted({50.0, 99.0, 99.9} | {p for p, _ in members})
-    with rc_context(_STYLE):
-        fig = _figure(10, 4.8) if not panel_by else _figure(3.3 * len(panels), 5.2)
+    with rc_context(STYLE):
+        fig = new_figure(10, 4.8) if not panel_by else new_figure(3.3 * len(panels), 5.2)
         axes = fig.subplots(1, len(panels), squeeze=False, sharey=True)[0]
         for ax, (where, lines) in zip(axes, panels.items(), strict=True):
             for i, (name, points) in enumerate(lines):
@@ -519,7 +519,7 @@ def percentile_chart(
                 ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         axes[0].set_ylabel(f"{family} ({unit}), median, {_level(all_rows)}")
         if all(r["ci_low"] > 0 for r in all_rows):
-            _log_scale(axes[0], "y")
+            log_scale(axes[0], "y")
         if panel_by:
             fig.suptitle(title, fontsize=10)
         else:
@@ -527,7 +527,7 @@ def percentile_chart(
         caption = "Measured: " + ", ".join(m["name"] for _, m in members)
         if panel_by:
             caption += f"; one panel per {panel_by}, all on one latency axis"
-        return Chart(title, _render(fig), caption)
+        return Chart(title, render(fig), caption)
 
 
 def _group_label(params: dict, keys: Sequence[str]) -> str:
@@ -606,8 +606,8 @@ def sweep_chart(
     if panel_by:
         values = dict.fromkeys(str(others[k].get(panel_by)) for k in series)
         panels = [(metric_names[0], value) for value in values]
-    with rc_context(_STYLE):
-        fig = _figure(min(4.2 * len(panels), 13), 3.8)
+    with rc_context(STYLE):
+        fig = new_figure(min(4.2 * len(panels), 13), 3.8)
         # panels of one metric share the y axis, so e.g. buffered and fsync writes compare
         axes = fig.subplots(1, len(panels), squeeze=False, sharey=bool(panel_by))[0]
         level_rows = []
@@ -653,7 +653,7 @@ def sweep_chart(
             panel_ys = [[y for ys in panel_ys for y in ys]]
         for ax, ys in zip(axes, panel_ys, strict=False):
             if ys and min(ys) > 0 and max(ys) / min(ys) > 20:
-                _log_scale(ax, "y")
+                log_scale(ax, "y")
             else:
                 ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: short(v)))
         handles = {h.get_label(): h for ax in axes for h in ax.get_legend_handles_labels()[0]}
@@ -669,7 +669,7 @@ def sweep_chart(
         caption = (
             f"Medians with their {_level(level_rows)}; each line holds the other parameters fixed."
         )
-        return Chart(title, _render(fig), caption)
+        return Chart(title, render(fig), caption)
 
 
 def codec_scatter_title(scenario: dict) -> str:
@@ -698,8 +698,8 @@ def codec_scatter(scenario: dict) -> Chart | None:
     keys = sorted(groups, key=lambda k: -len(groups[k]))
     title = codec_scatter_title(scenario)
     markers = "osD^vP*X"
-    with rc_context(_STYLE):
-        fig = _figure(9, 5)
+    with rc_context(STYLE):
+        fig = new_figure(9, 5)
         ax = fig.add_subplot()
         xs = []
         for i, key in enumerate(keys):
@@ -728,7 +728,7 @@ def codec_scatter(scenario: dict) -> Chart | None:
                 )
         ax.axhline(1.0, color="#999999", linewidth=0.8, linestyle=":")
         if xs and min(xs) > 0 and max(xs) / min(xs) > 20:
-            _log_scale(ax, "x")
+            log_scale(ax, "x")
         ax.set_xlabel("client CPU (CPU-s per MB of values), lower is better")
         ax.set_ylabel("compression ratio (x, values / stored bytes), higher is better")
         ax.legend(
@@ -736,7 +736,7 @@ def codec_scatter(scenario: dict) -> Chart | None:
         )
         ax.set_title(title)
         caption = "One point per codec; bars are the medians' intervals on both axes."
-        return Chart(title, _render(fig), caption)
+        return Chart(title, render(fig), caption)
 
 
 def scenario_charts(scenario: dict, declared: Sequence[ChartSpec] = ()) -> list[Chart]:
@@ -805,8 +805,8 @@ def trend_chart(
     order, x ticks labelled with each run's commit and time, a line at 1 and at a threshold,
     and a band over the run-to-run range of the ratios (their lowest to highest)."""
     width = max(5.5, min(1.1 * len(run_labels) + 3, 12))
-    with rc_context(_STYLE):
-        fig = _figure(width, 3.1)
+    with rc_context(STYLE):
+        fig = new_figure(width, 3.1)
         ax = fig.add_subplot()
         xs = [p["run"] for p in points]
         ratios = [p["ratio"] for p in points]
@@ -850,9 +850,9 @@ def trend_chart(
         ax.set_xlabel("run (#, commit, start UTC)")
         ax.set_ylabel(ylabel)
         if all(v > 0 for v in values) and max(values) / min(values) > 10:
-            _log_scale(ax, "y")
+            log_scale(ax, "y")
         if ax.get_legend_handles_labels()[0]:
             fig.legend(loc="outside lower center", ncols=2, frameon=False, fontsize=7)
         # about 0.55 em per character: wrap the title to the figure's width
         ax.set_title(textwrap.fill(title, int(width * 72 / (9 * 0.55)) - 4), fontsize=9)
-        return Chart(title, _render(fig))
+        return Chart(title, render(fig))

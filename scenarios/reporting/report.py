@@ -84,9 +84,9 @@ def write_report(result_paths: list[str], out_dir: str) -> list[str]:
     written = []
     for document, name in zip(runs, names, strict=True):
         page = run_page(document, history=HISTORY_PAGE if with_history else None)
-        written.append(_write(os.path.join(out_dir, name), page))
+        written.append(write_file(os.path.join(out_dir, name), page))
     if with_history:
-        written.append(_write(os.path.join(out_dir, HISTORY_PAGE), history_page(runs, names)))
+        written.append(write_file(os.path.join(out_dir, HISTORY_PAGE), history_page(runs, names)))
     return written
 
 
@@ -96,7 +96,7 @@ def page_name(document: dict) -> str:
     return f"kbench-{stamp}-{document['run_id']}.html"
 
 
-def _write(path: str, text: str) -> str:
+def write_file(path: str, text: str) -> str:
     with open(path + ".tmp", "w", encoding="utf-8") as f:
         f.write(text)
     os.replace(path + ".tmp", path)
@@ -245,11 +245,11 @@ ul.notes li { margin: 2px 0; }
 """
 
 
-def _e(value: object) -> str:
+def escape(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _page(title: str, body: Iterable[str]) -> str:
+def html_page(title: str, body: Iterable[str]) -> str:
     return "\n".join(
         [
             "<!DOCTYPE html>",
@@ -258,7 +258,7 @@ def _page(title: str, body: Iterable[str]) -> str:
             '<meta charset="utf-8">',
             '<meta name="viewport" content="width=device-width, initial-scale=1">',
             '<link rel="icon" href="data:,">',
-            f"<title>{_e(title)}</title>",
+            f"<title>{escape(title)}</title>",
             f"<style>{_CSS}</style>",
             "</head>",
             "<body>",
@@ -270,14 +270,14 @@ def _page(title: str, body: Iterable[str]) -> str:
     )
 
 
-def _figure(chart: Chart, **data: str) -> str:
-    attributes = "".join(f' data-{k}="{_e(v)}"' for k, v in data.items())
+def figure_html(chart: Chart, **data: str) -> str:
+    attributes = "".join(f' data-{k}="{escape(v)}"' for k, v in data.items())
     src = "data:image/png;base64," + base64.b64encode(chart.png).decode("ascii")
-    caption = f"<strong>{_e(chart.title)}</strong>"
+    caption = f"<strong>{escape(chart.title)}</strong>"
     if chart.caption:
-        caption += f" &#8212; {_e(chart.caption)}"
+        caption += f" &#8212; {escape(chart.caption)}"
     return (
-        f'<figure class="chart"{attributes}><img src="{src}" alt="{_e(chart.title)}">'
+        f'<figure class="chart"{attributes}><img src="{src}" alt="{escape(chart.title)}">'
         f"<figcaption>{caption}</figcaption></figure>"
     )
 
@@ -285,9 +285,8 @@ def _figure(chart: Chart, **data: str) -> str:
 def _verdict(verdict: str, wording: str = "") -> str:
     """A verdict badge, coloured by the verdict, reading as its wording."""
     css = "v-not-measured" if verdict == NOT_MEASURED else "v-" + verdict.replace(" ", "-")
-    return (
-        f'<span class="verdict {css}" data-verdict="{_e(verdict)}">{_e(wording or verdict)}</span>'
-    )
+    shown = escape(wording or verdict)
+    return f'<span class="verdict {css}" data-verdict="{escape(verdict)}">{shown}</span>'
 
 
 def _spanning(cells: Sequence[str], rows: int) -> list[str]:
@@ -295,18 +294,18 @@ def _spanning(cells: Sequence[str], rows: int) -> list[str]:
     return [c.replace("<td", f'<td rowspan="{rows}"', 1) for c in cells] if rows > 1 else [*cells]
 
 
-def _table(header: Sequence[str] | None, rows: Iterable[Sequence[str]], css: str = "") -> str:
+def table(header: Sequence[str] | None, rows: Iterable[Sequence[str]], css: str = "") -> str:
     head = ""
     if header:
-        head = "<thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr></thead>"
+        head = "<thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in header) + "</tr></thead>"
     body = "".join("<tr>" + "".join(cells) + "</tr>" for cells in rows)
     attribute = f' class="{css}"' if css else ""
     return f"<table{attribute}>{head}<tbody>{body}</tbody></table>"
 
 
-def _td(value: object, css: str = "") -> str:
+def td(value: object, css: str = "") -> str:
     attribute = f' class="{css}"' if css else ""
-    return f"<td{attribute}>{_e(value)}</td>"
+    return f"<td{attribute}>{escape(value)}</td>"
 
 
 def _anchor(name: str) -> str:
@@ -316,7 +315,7 @@ def _anchor(name: str) -> str:
 def run_page(document: dict, *, history: str | None = None) -> str:
     """The HTML page of one run; `history` names the history page to link to, if any."""
     title = f"kbench run {document['run_id']} \u2014 {_when(document)}"
-    body = [f"<h1>{_e(title)}</h1>", _run_meta(document)]
+    body = [f"<h1>{escape(title)}</h1>", _run_meta(document)]
     body += _warnings(document)
     links = [
         ('<a href="#glance">Claims at a glance</a>'),
@@ -325,10 +324,11 @@ def run_page(document: dict, *, history: str | None = None) -> str:
         ('<a href="#environment">Environment</a>'),
     ]
     links += [
-        f'<a href="#charts-{_anchor(s["name"])}">{_e(s["name"])}</a>' for s in document["scenarios"]
+        f'<a href="#charts-{_anchor(s["name"])}">{escape(s["name"])}</a>'
+        for s in document["scenarios"]
     ]
     if history:
-        links.append(f'<a href="{_e(history)}">History of all runs</a>')
+        links.append(f'<a href="{escape(history)}">History of all runs</a>')
     body.append("<nav>" + " ".join(links) + "</nav>")
     ledger = claims_ledger(document)
     body += _glance(ledger)
@@ -337,7 +337,7 @@ def run_page(document: dict, *, history: str | None = None) -> str:
     body += _environment(document)
     for scenario in document["scenarios"]:
         body += _charts(scenario)
-    return _page(title, body)
+    return html_page(title, body)
 
 
 def _run_meta(document: dict) -> str:
@@ -352,12 +352,12 @@ def _run_meta(document: dict) -> str:
     target = document["target"]
     where = "kbench's own broker" if target["kind"] == "engine" else "an external cluster"
     return (
-        f'<p class="meta">Profile <strong>{_e(document["profile"])}</strong> &#183; '
-        f"started {_e(started)}, finished {_e(finished)}{_e(took)} &#183; "
-        f"git {_e(commit(document))} &#183; target: {_e(where)} "
-        f"<code>{_e(target.get('bootstrap') or '-')}</code><br>"
-        f"<code>{_e(' '.join(document['command']))}</code><br>"
-        f"Machine: {_e(machine(document))}</p>"
+        f'<p class="meta">Profile <strong>{escape(document["profile"])}</strong> &#183; '
+        f"started {escape(started)}, finished {escape(finished)}{escape(took)} &#183; "
+        f"git {escape(commit(document))} &#183; target: {escape(where)} "
+        f"<code>{escape(target.get('bootstrap') or '-')}</code><br>"
+        f"<code>{escape(' '.join(document['command']))}</code><br>"
+        f"Machine: {escape(machine(document))}</p>"
     )
 
 
@@ -381,7 +381,7 @@ def _warnings(document: dict) -> list[str]:
     out = []
     warnings = document["environment"].get("warnings") or []
     if warnings:
-        items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+        items = "".join(f"<li>{escape(w)}</li>" for w in warnings)
         out.append(
             f'<div class="banner bad" id="warnings"><strong>Warnings about this machine'
             f"</strong><ul>{items}</ul></div>"
@@ -396,7 +396,7 @@ def _warnings(document: dict) -> list[str]:
     if problems:
         out.append(
             '<div class="banner bad"><strong>Scenarios that stopped with an error:</strong> '
-            + _e(", ".join(problems))
+            + escape(", ".join(problems))
             + "</div>"
         )
     return out
@@ -410,8 +410,8 @@ def _summary(document: dict) -> list[str]:
         name = scenario["name"]
         out.append(
             f'<article class="scenario-summary" id="summary-{_anchor(name)}">'
-            f"<h3>{_e(scenario['title'])} <code>{_e(name)}</code></h3>"
-            f'<p class="question">{_e(scenario["question"])}</p>'
+            f"<h3>{escape(scenario['title'])} <code>{escape(name)}</code></h3>"
+            f'<p class="question">{escape(scenario["question"])}</p>'
         )
         rounds = scenario["params"].get("rounds")
         facts = [
@@ -421,18 +421,19 @@ def _summary(document: dict) -> list[str]:
             f"{len([s for s in scenario['samples'] if not s['warmup']])} samples",
             f"{scenario['duration_s']:.1f} s",
         ]
-        out.append(f'<p class="meta">{_e(" · ".join(f for f in facts if f))}</p>')
+        out.append(f'<p class="meta">{escape(" · ".join(f for f in facts if f))}</p>')
         if scenario["skipped"]:
             out.append(
-                f'<p class="banner warn"><strong>Skipped:</strong> {_e(scenario["skipped"])}</p>'
+                '<p class="banner warn"><strong>Skipped:</strong> '
+                f"{escape(scenario['skipped'])}</p>"
             )
         if scenario["error"]:
             out.append(
-                f'<p class="banner bad"><strong>Error:</strong> {_e(scenario["error"])} '
+                f'<p class="banner bad"><strong>Error:</strong> {escape(scenario["error"])} '
                 "(the samples taken so far are kept in the results file; no statistics)</p>"
             )
         if scenario["notes"]:
-            items = "".join(f"<li>{_e(n)}</li>" for n in scenario["notes"])
+            items = "".join(f"<li>{escape(n)}</li>" for n in scenario["notes"])
             out.append(f'<p><strong>Notes</strong></p><ul class="notes">{items}</ul>')
         if scenario["contrasts"]:
             metrics = {m["name"]: m for m in scenario["metrics"]}
@@ -448,21 +449,21 @@ def _summary(document: dict) -> list[str]:
                 }[outcome]
                 rows.append(
                     [
-                        _td(contrast["label"]),
-                        _td(format_interval(comparison(contrast)), "num"),
-                        _td(better, f"o-{outcome}"),
-                        _td(f"{contrast['metric']}, {metric.get('better', '?')} is better"),
-                        _td(f"{contrast['numerator']} / {contrast['denominator']}"),
+                        td(contrast["label"]),
+                        td(format_interval(comparison(contrast)), "num"),
+                        td(better, f"o-{outcome}"),
+                        td(f"{contrast['metric']}, {metric.get('better', '?')} is better"),
+                        td(f"{contrast['numerator']} / {contrast['denominator']}"),
                     ]
                 )
             out.append(
-                _table(
+                table(
                     ["headline contrast", "ratio (interval)", "better here", "metric", "variants"],
                     rows,
                     "contrasts",
                 )
             )
-            out.append(f'<p class="rule">{_e(OUTCOME_CAPTION)}</p>')
+            out.append(f'<p class="rule">{escape(OUTCOME_CAPTION)}</p>')
         elif not scenario["skipped"]:
             out.append("<p>No headline contrasts.</p>")
         out.append("</article>")
@@ -486,7 +487,7 @@ def _glance(ledger: list[dict]) -> list[str]:
         checks = entry["measurements"]
         claim_cells = _spanning(
             [
-                f'<td><a href="#claim-{_anchor(entry["id"])}">{_e(entry["id"])}</a></td>',
+                f'<td><a href="#claim-{_anchor(entry["id"])}">{escape(entry["id"])}</a></td>',
                 f"<td>{_verdict(entry['verdict'], entry['wording'])}</td>",
             ],
             len(checks),
@@ -495,9 +496,9 @@ def _glance(ledger: list[dict]) -> list[str]:
             rows.append(
                 [
                     *(claim_cells if i == 0 else []),
-                    _td(m["part"]),
-                    _td(m["measured"], "num"),
-                    _td(f"{m['threshold']:g}", "num"),
+                    td(m["part"]),
+                    td(m["measured"], "num"),
+                    td(f"{m['threshold']:g}", "num"),
                     f"<td>{_verdict(m['verdict'], m['wording'])}</td>",
                 ]
             )
@@ -514,10 +515,10 @@ def _glance(ledger: list[dict]) -> list[str]:
                 )
     chart = claims_chart(chart_rows)
     if chart:
-        out.append(_figure(chart, scenario="claims"))
+        out.append(figure_html(chart, scenario="claims"))
     if rows:
         header = ["claim", "verdict", "part", "measured", "threshold", "part's verdict"]
-        out.append(_table(header, rows, "glance"))
+        out.append(table(header, rows, "glance"))
     out.append("</section>")
     return out
 
@@ -537,30 +538,30 @@ def _ledger(ledger: list[dict]) -> list[str]:
         measurements = entry["measurements"]
         claim_cells = _spanning(
             [
-                f'<td><strong id="claim-{_anchor(entry["id"])}">{_e(entry["id"])}</strong><br>'
-                f"{_e(entry['claim'])}</td>",
-                _td(entry["quoted"]),
-                _td(entry["source"]),
-                _td(entry["scenario"]),
+                f'<td><strong id="claim-{_anchor(entry["id"])}">{escape(entry["id"])}</strong><br>'
+                f"{escape(entry['claim'])}</td>",
+                td(entry["quoted"]),
+                td(entry["source"]),
+                td(entry["scenario"]),
                 f"<td>{_verdict(entry['verdict'], entry['wording'] if measurements else '')}</td>",
             ],
             len(measurements),
         )
         if not measurements:
-            rows.append([*claim_cells, "<td>-</td>", "<td>-</td>", _td(entry["status"], "rule")])
+            rows.append([*claim_cells, "<td>-</td>", "<td>-</td>", td(entry["status"], "rule")])
         for i, m in enumerate(measurements):
             rows.append(
                 [
                     *(claim_cells if i == 0 else []),
-                    f'<td data-part="{_e(m["part"])}">{_e(m["part"])}<br>'
-                    f'<span class="rule">{_e(m["measured"])}</span></td>',
-                    _td(f"{m['threshold']:g}", "num"),
+                    f'<td data-part="{escape(m["part"])}">{escape(m["part"])}<br>'
+                    f'<span class="rule">{escape(m["measured"])}</span></td>',
+                    td(f"{m['threshold']:g}", "num"),
                     f"<td>{_verdict(m['verdict'], m['wording'])}<br>"
-                    f'<span class="rule">{_e(m["rule"])}</span></td>',
+                    f'<span class="rule">{escape(m["rule"])}</span></td>',
                 ]
             )
     header = ["claim", "quoted figure", "source", "tested by", "verdict", "part, measured"]
-    out.append(_table([*header, "threshold", "part's verdict and rule"], rows, "ledger"))
+    out.append(table([*header, "threshold", "part's verdict and rule"], rows, "ledger"))
     out.append("</section>")
     return out
 
@@ -623,11 +624,11 @@ def _environment(document: dict) -> list[str]:
     warnings = env.get("warnings") or []
     out = ['<section id="environment">', "<h2>Environment</h2>"]
     if warnings:
-        items = "".join(f"<li>{_e(w)}</li>" for w in warnings)
+        items = "".join(f"<li>{escape(w)}</li>" for w in warnings)
         out.append(f'<div class="banner bad"><strong>Warnings</strong><ul>{items}</ul></div>')
     else:
         out.append('<p class="meta">No warnings about this machine or its data directory.</p>')
-    out.append(_table(None, ([f"<th>{_e(k)}</th>", _td(v)] for k, v in rows), "environment"))
+    out.append(table(None, ([f"<th>{escape(k)}</th>", td(v)] for k, v in rows), "environment"))
     out.append("</section>")
     return out
 
@@ -635,17 +636,17 @@ def _environment(document: dict) -> list[str]:
 def _charts(scenario: dict) -> list[str]:
     name = scenario["name"]
     out = [
-        f'<section class="charts" id="charts-{_anchor(name)}" data-scenario="{_e(name)}">',
-        f"<h2>{_e(scenario['title'])} <code>{_e(name)}</code></h2>",
-        f'<p class="question">{_e(scenario["question"])}</p>',
+        f'<section class="charts" id="charts-{_anchor(name)}" data-scenario="{escape(name)}">',
+        f"<h2>{escape(scenario['title'])} <code>{escape(name)}</code></h2>",
+        f'<p class="question">{escape(scenario["question"])}</p>',
     ]
     if scenario["skipped"]:
-        out.append(f'<p class="banner warn">Skipped: {_e(scenario["skipped"])}</p>')
+        out.append(f'<p class="banner warn">Skipped: {escape(scenario["skipped"])}</p>')
     elif not scenario["summaries"]:
         out.append('<p class="banner bad">No statistics to chart: the scenario stopped early.</p>')
     declared = SCENARIOS[name].charts if name in SCENARIOS else ()
     for chart in scenario_charts(scenario, declared):
-        out.append(_figure(chart, scenario=name))
+        out.append(figure_html(chart, scenario=name))
     out.append("</section>")
     return out
 
@@ -665,28 +666,28 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
     first, last = runs[0], runs[-1]
     title = f"kbench history \u2014 {len(runs)} runs, {_when(first)} to {_when(last)}"
     labels = [run_label(d, i) for i, d in enumerate(runs)]
-    body = [f"<h1>{_e(title)}</h1>"]
+    body = [f"<h1>{escape(title)}</h1>"]
     rows = []
     for i, document in enumerate(runs):
         env = document["environment"]
-        run_id = _e(document["run_id"])
-        link = f'<a href="{_e(pages[i])}">{run_id}</a>' if pages else run_id
+        run_id = escape(document["run_id"])
+        link = f'<a href="{escape(pages[i])}">{run_id}</a>' if pages else run_id
         warnings = env.get("warnings") or []
         rows.append(
             [
-                _td(i + 1, "num"),
-                _td(_when(document)),
+                td(i + 1, "num"),
+                td(_when(document)),
                 f"<td>{link}</td>",
-                f"<td><code>{_e(commit(document))}</code></td>",
-                _td(document["profile"]),
-                _td(env.get("hostname", "-")),
-                _td((env.get("cpu") or {}).get("model", "-")),
-                _td((env.get("data_dir") or {}).get("fstype", "-")),
-                _td("; ".join(warnings) or "-", "rule"),
+                f"<td><code>{escape(commit(document))}</code></td>",
+                td(document["profile"]),
+                td(env.get("hostname", "-")),
+                td((env.get("cpu") or {}).get("model", "-")),
+                td((env.get("data_dir") or {}).get("fstype", "-")),
+                td("; ".join(warnings) or "-", "rule"),
             ]
         )
     body.append(
-        _table(
+        table(
             ["#", "started", "run", "commit", "profile", "host", "CPU", "data fs", "warnings"],
             rows,
             "runs",
@@ -701,8 +702,8 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
         values = sorted({str(get(d)) for d in runs})
         if len(values) > 1:
             body.append(
-                f'<p class="banner warn">These runs differ in {_e(what)} '
-                f"({_e(', '.join(values))}): their points are not like for like.</p>"
+                f'<p class="banner warn">These runs differ in {escape(what)} '
+                f"({escape(', '.join(values))}): their points are not like for like.</p>"
             )
     body.append(
         '<nav><a href="#trends">Headline contrasts</a> <a href="#claim-trends">Claims</a></nav>'
@@ -730,13 +731,13 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
     body.append(
         "<p>Each point is one run's ratio with its interval, labelled with the run's commit and "
         "start time (UTC); the band spans the lowest to the highest ratio across the runs. "
-        f"{_e(OUTCOME_CAPTION)}</p>"
+        f"{escape(OUTCOME_CAPTION)}</p>"
     )
     spread_rows = [
         [
-            _td(scenario_name),
-            _td(series[-1][1]["label"]),
-            _td(len(series), "num"),
+            td(scenario_name),
+            td(series[-1][1]["label"]),
+            td(len(series), "num"),
             *_spread_cells([c["comparison"]["ratio"] for _, c, _ in series]),
         ]
         for scenario_name, by_contrast in contrasts.items()
@@ -745,11 +746,11 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
     if spread_rows:
         header = ["scenario", "headline contrast", "runs", "lowest", "highest", "highest/lowest"]
         body.append("<h3>Run-to-run spread of each headline ratio</h3>")
-        body.append(_table(header, spread_rows, "spread"))
+        body.append(table(header, spread_rows, "spread"))
     for scenario_name, by_contrast in contrasts.items():
         if not by_contrast:
             continue
-        body.append(f'<h3>{_e(scenario_name)}</h3><div class="trends">')
+        body.append(f'<h3>{escape(scenario_name)}</h3><div class="trends">')
         for name, series in by_contrast.items():
             label = series[-1][1]["label"]
             points = [{**c["comparison"], "run": i, "outcome": o} for i, c, o in series]
@@ -762,7 +763,9 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
             )
             caption = _trend_caption(runs, [(i, c, _OUTCOME_WORDS[o]) for i, c, o in series])
             body.append(
-                _figure(Chart(chart.title, chart.png, caption), contrast=f"{scenario_name}/{name}")
+                figure_html(
+                    Chart(chart.title, chart.png, caption), contrast=f"{scenario_name}/{name}"
+                )
             )
         body.append("</div>")
     if not any(contrasts.values()):
@@ -791,7 +794,7 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
         )
         caption = _trend_caption(runs, [(i, c, claim["verdict"]) for i, claim, c in checks])
         body.append(
-            _figure(
+            figure_html(
                 Chart(chart.title, chart.png, caption),
                 claim=claim_id,
                 contrast=f"{scenario_name}/{contrast_name}",
@@ -801,13 +804,13 @@ def history_page(runs: Sequence[dict], pages: Sequence[str] | None = None) -> st
     if not claims:
         body.append("<p>No claim was judged in these runs.</p>")
     body.append("</section>")
-    return _page(title, body)
+    return html_page(title, body)
 
 
 def _spread_cells(ratios: Sequence[float]) -> list[str]:
     low, high = min(ratios), max(ratios)
     relative = f"{high / low:.3g}" if low > 0 else "-"
-    return [_td(f"{low:.3g}x", "num"), _td(f"{high:.3g}x", "num"), _td(relative, "num")]
+    return [td(f"{low:.3g}x", "num"), td(f"{high:.3g}x", "num"), td(relative, "num")]
 
 
 def _trend_caption(runs: Sequence[dict], series: Sequence[tuple[int, dict, str]]) -> str:

@@ -18,7 +18,7 @@ from scenarios.clients.topics import TopicAdmin
 from scenarios.tuning import space as spaces
 from scenarios.tuning.objective import Measurement, Slo
 from scenarios.tuning.space import Value
-from scenarios.tuning.workload import Durations, Workload
+from scenarios.tuning.workload import MIN_RECORDS, Durations, Workload
 
 
 class TuneError(Exception):
@@ -29,7 +29,7 @@ class TrialFailed(Exception):
     """A trial's measurement did not complete (e.g. the consumer never got every record)."""
 
 
-Measure = Callable[[dict[str, Value]], Measurement]
+Measure = Callable[[dict[str, Value], float], Measurement]  # settings, offered records/s
 
 
 class Measurer:
@@ -53,16 +53,16 @@ class Measurer:
         self.admin = TopicAdmin(bootstrap)
         self.count = 0
 
-    def __call__(self, settings: dict[str, Value]) -> Measurement:
+    def __call__(self, settings: dict[str, Value], rate: float) -> Measurement:
+        """The settings measured at `rate` records/s over the durations."""
         self.count += 1
         topic = f"{self.prefix}{self.count}"
-        rate = self.workload.producer_rate
         producer, consumer = spaces.client_properties(settings)
         warmup = round(rate * self.durations.warmup_s)
         load = pipeline.Load(
             topic,
             rate,
-            warmup + round(rate * self.durations.test_s),
+            warmup + max(round(rate * self.durations.test_s), MIN_RECORDS),
             warmup,
             producer=producer,
             consumer=consumer,

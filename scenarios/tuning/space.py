@@ -269,3 +269,15 @@ def properties_file(settings: dict[str, Value], client: str, header: list[str]) 
             lines.append(f"# librdkafka (confluent-kafka, kcat): {alias}={value}")
         lines.append(f"{name}={value}")
     return "\n".join(lines) + "\n"
+
+
+def parse_value(prop: Property, text: str, where: str) -> Value:
+    """A value of `prop` written as text (a .properties file's), checked against the values
+    Kafka accepts; SpaceError names `where` and what was expected."""
+    if prop.choices:
+        return _choice(prop, text, where)
+    try:
+        number = int(text)
+    except ValueError:
+        raise SpaceError(f"{where}: expected a whole number, got {text!r}") from None
+    return _whole(prop, number, where)

@@ -27,7 +27,7 @@ KEY_DISTRIBUTORS = ("NO_KEY", "KEY_ROUND_ROBIN", "RANDOM_NANO")  # OMB's KeyDist
 # smoke mode's durations: seconds, for tests; the numbers it gives mean nothing
 SMOKE_TEST_S = 2.0
 SMOKE_WARMUP_S = 0.5
-_MIN_RECORDS = 100  # a trial measures at least this many records, or its percentiles are noise
+MIN_RECORDS = 100  # a trial measures at least this many records, or its percentiles are noise
 # Producer and consumer processes (one each) a measurement may start. Each is a Python loop with
 # librdkafka's threads; on 2 cores, beside the broker, more would wait for a CPU, and that
 # wait, not the broker or the settings, would be the latency measured.
@@ -91,11 +91,6 @@ class Workload:
                 f"topics x (producersPerTopic + subscriptionsPerTopic x consumerPerSubscription): "
                 f"{self.client_processes} client processes, but this machine measures at most "
                 f"{MAX_CLIENT_PROCESSES} faithfully (each waiting for a CPU would be measured)"
-            )
-        if self.producer_rate == 0:
-            reasons.append(
-                "producerRate: 0 asks for OMB's search of the highest rate; kbench tune needs a "
-                "fixed rate so far"
             )
         if self.producer_increment_rate:
             reasons.append("producerIncrementRate: kbench tune offers one fixed rate so far")
@@ -218,10 +213,10 @@ def trial_durations(
         if minutes_scale != 1:
             how = f"{how}, scaled by {minutes_scale:g}: {test_s:g} s each after {warmup_s:g} s"
         durations = Durations(warmup_s, test_s, how)
-    if workload.producer_rate and workload.producer_rate * durations.test_s < _MIN_RECORDS:
+    if workload.producer_rate and workload.producer_rate * durations.test_s < MIN_RECORDS:
         raise WorkloadError(
             f"{durations.test_s:g} s at producerRate {workload.producer_rate} is fewer than "
-            f"{_MIN_RECORDS} records to measure; scale the durations less"
+            f"{MIN_RECORDS} records to measure; scale the durations less"
         )
     return durations
 

@@ -18,7 +18,9 @@ from scenarios.tuning.workload import WorkloadError
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 WORKLOADS = os.path.join(ROOT, "scenarios", "tuning", "workloads")  # the examples that ship
 TOPIC_AND_BROKER = [p.name for p in spaces.PROPERTIES if p.scope in ("topic", "broker")]
-EXAMPLES = sorted(os.path.join(WORKLOADS, name) for name in os.listdir(WORKLOADS))
+EXAMPLES = sorted(
+    os.path.join(WORKLOADS, name) for name in os.listdir(WORKLOADS) if name.endswith(".yaml")
+)
 
 OMB_100B = """\
 name: 1 topic / 1 partition / 100b
@@ -36,8 +38,11 @@ testDurationMinutes: 15
 
 
 def write(tmp_path, text: str, name: str = "workload.yaml") -> str:
+    """The workload file, its payload file beside it (as in OMB's checkout)."""
     path = tmp_path / name
     path.write_text(text)
+    (tmp_path / "payload").mkdir(exist_ok=True)
+    (tmp_path / "payload" / "payload-100b.data").write_bytes(bytes(range(100)))
     return str(path)
 
 
@@ -46,7 +51,10 @@ def test_the_shipped_workloads_are_read_and_measurable():
     for path in EXAMPLES:
         read = workload.load(path)
         assert read.unsupported() == [], path
+        assert read.payload_file is not None
+        assert os.path.getsize(read.payload_file) == read.message_size
     assert {workload.load(path).producer_rate for path in EXAMPLES} >= {0, 1000}  # both objectives
+    assert any(workload.load(path).partitions_per_topic > 1 for path in EXAMPLES)
 
 
 def test_an_omb_workload_runs_unchanged(tmp_path):
@@ -56,7 +64,8 @@ def test_an_omb_workload_runs_unchanged(tmp_path):
     assert read.warmup_duration_minutes == 1  # OMB's default when absent
     assert read.key_distributor == "NO_KEY"
     assert read.unsupported() == []
-    assert any("payloadFile" in note for note in read.notes())  # said, not silently ignored
+    assert read.payload_file == str(tmp_path / "payload" / "payload-100b.data")
+    assert any("first 8 bytes of each value are the record's index" in n for n in read.notes())
 
 
 @pytest.mark.parametrize(
@@ -94,11 +103,12 @@ def test_a_missing_field_a_non_mapping_and_bad_yaml_are_one_line(tmp_path):
 
 
 def test_what_cannot_be_measured_yet_is_refused_each_in_one_line(tmp_path):
-    many = OMB_100B.replace("partitionsPerTopic: 1", "partitionsPerTopic: 16").replace(
-        "producerRate: 50000", "producerRate: 0"
+    many = OMB_100B.replace("producersPerTopic: 1", "producersPerTopic: 5").replace(
+        "consumerPerSubscription: 1", "consumerPerSubscription: 4"
     )
     reasons = workload.load(write(tmp_path, many)).unsupported()
-    assert [r.split(":")[0] for r in reasons] == ["partitionsPerTopic"]
+    assert len(reasons) == 1 and "\n" not in reasons[0]
+    assert "9 client processes, but this machine measures at most 8" in reasons[0]
 
 
 def test_durations_are_scaled_and_say_so(tmp_path):
@@ -336,7 +346,8 @@ def test_a_workload_it_cannot_measure_is_refused_before_any_broker(tmp_path, cap
     with pytest.raises(SystemExit):
         main(["tune", path, "--slo", "p99<=20ms", "--trials", "1", "--output", str(tmp_path)])
     err = capsys.readouterr().err.strip()
-    assert "not measurable yet: topics: 10, but kbench tune measures one producer" in err
+    assert "not measurable yet: topics x (producersPerTopic + " in err
+    assert "20 client processes" in err
     assert "\n" not in err
 
 

@@ -10,8 +10,14 @@ Every value is `low`..`high` bytes long (uniformly drawn) and every pool is seed
 reproduces its bytes. Producers cycle through a pool; a pool holds `count` values, by default
 enough (~3 MB at 200 bytes) that a batch of up to 1 MiB never holds the same random value twice
 (otherwise a codec would find the repeats and "compress" random data).
+
+OpenMessaging Benchmark's (OMB's) values and keys, for kbench tune's workloads: `omb_values`
+(a payload file's bytes, or OMB's randomized pool: randomBytesRatio of each value random, the
+rest zeros) and `omb_keys` (the 10,000 keys of OMB's KeyDistributor: 7 random bytes each,
+base64url without padding; seeded here, where OMB's are not, so a run reproduces its keys).
 """
 
+import base64
 import json
 import random
 
@@ -82,3 +88,38 @@ def _repetitive_value(index: int, length: int) -> bytes:
     head = b"%08d " % index
     body = _LOG_LINE * (length // len(_LOG_LINE) + 1)
     return (head + body)[:length]
+
+
+OMB_KEYS = 10_000  # OMB's KeyDistributor.UNIQUE_COUNT
+_OMB_KEY_BYTES = 7
+
+
+def omb_keys() -> list[bytes]:
+    """The keys OMB's KEY_ROUND_ROBIN and RANDOM_NANO distributors choose from."""
+    rng = random.Random("omb-keys")
+    return [
+        base64.urlsafe_b64encode(rng.randbytes(_OMB_KEY_BYTES)).rstrip(b"=")
+        for _ in range(OMB_KEYS)
+    ]
+
+
+def omb_values(
+    size: int,
+    payload_file: str | None = None,
+    random_bytes_ratio: float | None = None,
+    pool_size: int = 1,
+) -> list[bytes]:
+    """A workload's values of `size` bytes: with random_bytes_ratio (useRandomizedPayloads),
+    OMB's pool of `pool_size` values, each that fraction random then zeros; else the payload
+    file's bytes (as long as `size`); else zeros."""
+    if random_bytes_ratio is not None:
+        rng = random.Random(f"omb:{size}:{random_bytes_ratio}:{pool_size}")
+        random_bytes = int(size * random_bytes_ratio)  # OMB truncates too
+        return [rng.randbytes(random_bytes) + bytes(size - random_bytes) for _ in range(pool_size)]
+    if payload_file is not None:
+        with open(payload_file, "rb") as file:
+            payload = file.read()
+        if len(payload) != size:  # OMB's FilePayloadReader refuses it too
+            raise ValueError(f"{payload_file} holds {len(payload)} bytes, not {size}")
+        return [payload]
+    return [bytes(size)]

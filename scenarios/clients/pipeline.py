@@ -1,12 +1,43 @@
 """Records through a broker at an offered rate, timed from each record's intended send time to
 its delivery to a tailing consumer: end-to-end latency without coordinated omission.
 
-A producer offers `count` 100-byte records to one partition, open loop: record i is due at
-start + i/rate (scenarios.clients.schedule.OpenLoopSchedule, on CLOCK_MONOTONIC, which every
-process on the machine shares), and its latency runs from that due time to the moment the
-consumer has it, so a record the producer sent late carries its lag too. A record's index is
-its offset less the warm-up's, so records carry nothing but their 100 bytes; the first
-`warmup` records are offered but not recorded. Latencies go into an HdrHistogram.
+A producer offers `count` records (100 bytes each, by default) to one partition, open loop:
+record i is due at start + i/rate (scenarios.clients.schedule.OpenLoopSchedule, on
+CLOCK_MONOTONIC, which every process on the machine shares), and its latency runs from that due
+time to the moment the consumer has it, so a record the producer sent late carries its lag too.
+The first `warmup` records are offered but not recorded. Latencies go into an HdrHistogram,
+merged over every consumer.
+
+A Load's shape (kbench tune's OpenMessaging Benchmark workloads) can spread the records:
+- `topics` topics of `partitions` partitions each; `producers` producer processes per topic
+  (one process each: two producers' loops in one process would share its GIL, one's records
+  waiting on the other's, where OMB's producers are Java threads that need no such lock).
+  With N producers over all topics, producer k offers records k, k+N, k+2N, ... to its topic
+  (k // producers): each keeps its own open-loop schedule, and together the records stay evenly
+  spaced at the total rate, as OMB's producerRate is the total over all producers.
+- `subscriptions` per topic, each of `consumers` consumer processes that split the topic's
+  partitions (consumer c takes those whose number is c modulo `consumers`, as Kafka's
+  round-robin assignor would). Every subscription must get every record of its topic exactly:
+  the count of records and the sum of their indexes are checked per subscription.
+  Consumers are assigned their partitions, not joined to a group (subscribe). The engine's
+  group join is quick (two members of a 4-partition topic assigned in 0.1 s here), but a member
+  cannot tell from its own assignment that the group is complete (a later member takes some of
+  its partitions), a rebalance after the start would re-deliver records from the last committed
+  offsets and be measured as latency the group protocol caused, not the settings, and a Kafka
+  cluster delays a new group's first rebalance by group.initial.rebalance.delay.ms (3 s). With
+  assign() each consumer knows its partitions, so the start gate opens once each is tailing;
+  fetching is the same either way.
+- The confluent producer writes each record's index in the first INDEX_BYTES bytes of its value
+  (big-endian), the rest `message_size` bytes from the payload (a payload file, OMB's randomized
+  pool, or zeros: scenarios.clients.payloads.omb_values), and gives it a key as OMB's
+  `key_distributor` does (none: the client's partitioner spreads the records; KEY_ROUND_ROBIN,
+  RANDOM_NANO: OMB's keys, hashed by the client). The consumer reads the index back, so offsets
+  need not be indexes. Before the start each producer sends a warm-up mark to every partition of
+  its topic (a consumer is tailing once it has one on each of its partitions), after its last
+  record an end mark (a consumer stops once every producer's has come on each of its partitions).
+- The other clients (BatchProducer's prebuilt records, the FetchClient and kafka-python
+  consumers) take a record's index from its offset less the warm-up's, so they measure the plain
+  shape only: one topic, partition, producer and consumer, 100-byte records (run refuses more).
 
 Clients (`clients`):
 - confluent: the real client. confluent-kafka's Producer (acks=1, no idempotence, linger.ms=1
@@ -42,24 +73,29 @@ import array
 import gc
 import json
 import signal
+import struct
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import psutil
 from hdrh.histogram import HdrHistogram
 
+from scenarios.clients import payloads
 from scenarios.clients.schedule import OpenLoopSchedule
 from scenarios.harness.resources import ResourceMeter, cpu_seconds
 
 RECORD_SIZE = 100
+INDEX_BYTES = 8  # a record's index at the start of its value (the confluent producer's)
+_INDEX = struct.Struct(">q")
+_WARMUP_MARK, _END_MARK = -1, -2  # indexes of the records around the load, not part of it
 CLIENTS = ("confluent", "loadgen")  # producers, and consumers
 CONSUMER_CLIENTS = (*CLIENTS, "kafka-python")  # consumers: those, and kafka-python
 LAYOUTS = ("split", "shared")
-_VALUE = bytes(RECORD_SIZE)
 _FETCH_MAX_BYTES = 1 << 20
 
 
@@ -75,18 +111,56 @@ class Load:
     records are offered but not recorded. `producer` and `consumer`: client properties that
     replace the defaults (librdkafka's names; the loadgen clients read acks,
     fetch.min.bytes, fetch.wait.max.ms and max.partition.fetch.bytes; the kafka-python consumer
-    those three and max.poll.records)."""
+    those three and max.poll.records). The rest is the load's shape (the module's docstring);
+    the defaults are the plain shape, which every client measures."""
 
-    topic: str
-    rate: float  # records/s
+    topic: str  # the topic; with several, the prefix of their names (topic_names)
+    rate: float  # records/s, over all producers
     count: int
     warmup: int
     per_request: int = 1
     producer: dict[str, Any] = field(default_factory=dict)
     consumer: dict[str, Any] = field(default_factory=dict)
+    topics: int = 1
+    partitions: int = 1  # per topic
+    producers: int = 1  # per topic
+    subscriptions: int = 1  # per topic
+    consumers: int = 1  # per subscription
+    message_size: int = RECORD_SIZE  # bytes of each value
+    payload_file: str | None = None  # the values' bytes (message_size of them)
+    random_bytes_ratio: float | None = None  # OMB's useRandomizedPayloads: this fraction random
+    payload_pool: int = 1  # OMB's randomizedPayloadPoolSize
+    key_distributor: str = "NO_KEY"  # OMB's: NO_KEY, KEY_ROUND_ROBIN, RANDOM_NANO
 
     def due_ns(self, schedule: OpenLoopSchedule, index: int) -> int:
         return schedule.due_ns(index - index % self.per_request)
+
+    @property
+    def topic_names(self) -> list[str]:
+        if self.topics == 1:
+            return [self.topic]
+        return [f"{self.topic}-{t}" for t in range(self.topics)]
+
+    @property
+    def plain(self) -> bool:
+        """The shape every client measures (records' indexes are their offsets)."""
+        return (
+            self.topics * self.partitions * self.producers * self.subscriptions * self.consumers
+            == 1
+            and self.message_size == RECORD_SIZE
+            and self.payload_file is None
+            and self.random_bytes_ratio is None
+            and self.key_distributor == "NO_KEY"
+        )
+
+    def records_of(self, producer: int) -> range:
+        """The indexes producer number `producer` (of all topics') offers."""
+        return range(producer, self.count, self.topics * self.producers)
+
+    def expected(self, topic: int) -> tuple[int, int]:
+        """How many records a subscription of topic number `topic` gets, and their indexes' sum."""
+        mine = [self.records_of(topic * self.producers + k) for k in range(self.producers)]
+        return sum(len(r) for r in mine), sum(sum(r) for r in mine)
 
     @property
     def seconds(self) -> float:
@@ -118,8 +192,9 @@ class StartGate:
 
 
 # -- producers -----------------------------------------------------------------------------------
-def confluent_produce(bootstrap: str, load: Load, gate: StartGate) -> dict:
-    """One produce() per record as it comes due; what the loop did."""
+def confluent_produce(bootstrap: str, load: Load, gate: StartGate, member: int = 0) -> dict:
+    """Producer number `member` (of all topics'): one produce() per record as it comes due;
+    what the loop did."""
     from confluent_kafka import Producer
 
     errors: list[str] = []
@@ -134,42 +209,61 @@ def confluent_produce(bootstrap: str, load: Load, gate: StartGate) -> dict:
             "on_delivery": lambda error, _message: errors.append(str(error)),
         }
     )
-    producer.produce(load.topic, _VALUE, partition=0)  # the warm-up: metadata, connection
+    topic = load.topic_names[member // load.producers]
+    # each value: the record's index, then the payload's bytes after as many as the index took
+    tails = [
+        value[INDEX_BYTES:]
+        for value in payloads.omb_values(
+            load.message_size, load.payload_file, load.random_bytes_ratio, load.payload_pool
+        )
+    ]
+    pack = _INDEX.pack
+
+    def marks(index: int) -> None:
+        """A mark on every partition of the topic: the consumers look for one on each."""
+        for partition in range(load.partitions):
+            producer.produce(topic, pack(index) + tails[0], partition=partition)
+
+    marks(_WARMUP_MARK)  # the warm-up: metadata, connections, and the consumers' start
     if producer.flush(30):
-        raise RuntimeError(f"the warm-up record was not delivered to {bootstrap}")
+        raise RuntimeError(f"the warm-up records were not delivered to {bootstrap}")
+    key = _key_distributor(load.key_distributor)
     start_ns = gate.wait()
     schedule = OpenLoopSchedule(start_ns, load.rate)
-    topic, count = load.topic, load.count
+    indexes = load.records_of(member)
+    count, pool = len(indexes), len(tails)
     produce, poll, clock, sleep = producer.produce, producer.poll, time.perf_counter_ns, time.sleep
+    due = schedule.due_ns
     # How late produce() ran after the due time, one entry per burst of records sent together,
     # counted for each record of the burst at its first (latest) record's lag: an upper bound,
     # for a fraction of the cost of one histogram entry per record.
     lag = histogram()
     gc.disable()  # as timeit does: no collector pauses inside the timed loop
-    i = 0
-    while i < count:
+    j = 0  # the position in this producer's records
+    while j < count:
         now = clock()
-        wait = schedule.due_ns(i) - now
+        wait = due(indexes[j]) - now
         if wait > 1_500_000:
             poll((wait - 1_000_000) / 1e9)  # serves reports; whole milliseconds
             continue
         if wait > 0:
             sleep(wait / 1e9)
             now = clock()
-        first = i
-        first_lag = now - schedule.due_ns(i)
-        while i < count and schedule.due_ns(i) <= now:
+        first = j
+        first_lag = now - due(indexes[j])
+        while j < count and due(index := indexes[j]) <= now:
             try:
-                produce(topic, _VALUE, partition=0)
+                produce(topic, pack(index) + tails[j % pool], key(j))
             except BufferError:  # the client's queue is full: this record waits, its lag counts
                 poll(0.001)
                 break
-            i += 1
-        if i > first:
-            lag.record_value(max(first_lag, 1), i - first)
+            j += 1
+        if j > first:
+            lag.record_value(max(first_lag, 1), j - first)
         poll(0)
     gc.enable()
     produced_ns = clock()
+    marks(_END_MARK)
     left = producer.flush(60)
     if left or errors:
         raise RuntimeError(f"{left} records not delivered, errors: {errors[:5]}")
@@ -179,7 +273,21 @@ def confluent_produce(bootstrap: str, load: Load, gate: StartGate) -> dict:
     }
 
 
-def loadgen_produce(bootstrap: str, load: Load, gate: StartGate) -> dict:
+def _key_distributor(name: str) -> Callable[[int], bytes | None]:
+    """The key of a producer's j-th record, as OMB's KeyDistributor gives it: NO_KEY none (the
+    client's partitioner chooses), KEY_ROUND_ROBIN the next of its keys each time (OMB's starts
+    at its second), RANDOM_NANO the one the clock's nanoseconds pick."""
+    if name == "NO_KEY":
+        return lambda _j: None
+    keys = payloads.omb_keys()
+    if name == "KEY_ROUND_ROBIN":
+        return lambda j: keys[(j + 1) % len(keys)]
+    if name == "RANDOM_NANO":
+        return lambda _j: keys[time.perf_counter_ns() % len(keys)]
+    raise ValueError(f"key_distributor must be NO_KEY, KEY_ROUND_ROBIN or RANDOM_NANO, got {name}")
+
+
+def loadgen_produce(bootstrap: str, load: Load, gate: StartGate, member: int = 0) -> dict:
     """BatchProducer, open loop: a batch of per_request records at each due time."""
     from scenarios.clients.loadgen import BatchProducer  # kafka-python: loaded where used
 
@@ -212,6 +320,7 @@ class Consumed:
     last_ns: int  # when the last record came
     fetches: int  # fetch requests sent while the load ran
     fetch_seconds: float = 0.0  # the span over which `fetches` were counted
+    index_sum: int = 0  # of the records delivered, read from their values (tagged only)
 
     def as_dict(self) -> dict:
         return {
@@ -220,11 +329,22 @@ class Consumed:
             "last_ns": self.last_ns,
             "fetches": self.fetches,
             "fetch_seconds": self.fetch_seconds,
+            "index_sum": self.index_sum,
         }
 
 
-def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: float) -> Consumed:
-    """Tail the partition from offset 0 with confluent-kafka's Consumer."""
+def confluent_consume(
+    bootstrap: str,
+    load: Load,
+    gate: StartGate,
+    timeout_s: float,
+    member: int = 0,
+    tagged: bool = False,
+) -> Consumed:
+    """Consumer number `member` (of all subscriptions') tails its partitions from offset 0 with
+    confluent-kafka's Consumer. tagged: the records carry their indexes (the confluent
+    producer's); else a record's index is its offset less the warm-up's, and `delivered` the
+    offset reached (the plain shape)."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     # the broker's FetchRequests so far, from librdkafka's statistics, and the report's time
@@ -238,10 +358,11 @@ def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: fl
         fetches[0] = sum(b.get("req", {}).get("Fetch", 0) for b in brokers)
         fetches_ts[0] = int(stats.get("ts", 0))
 
+    topic, subscription = divmod(member // load.consumers, load.subscriptions)
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
-            "group.id": "kbench-e2e",  # required; assign() uses no group
+            "group.id": f"kbench-e2e-{subscription}",  # required; assign() uses no group
             "enable.auto.commit": False,
             "fetch.min.bytes": 1,
             "fetch.wait.max.ms": 500,
@@ -250,10 +371,15 @@ def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: fl
             "stats_cb": statistics,
         }
     )
-    consumer.assign([TopicPartition(load.topic, 0, 0)])
-    while (message := consumer.poll(1.0)) is None:  # the warm-up: tailing the partition now
-        pass
-    first_offset = (message.offset() or 0) + 1
+    name = load.topic_names[topic]
+    partitions = range(member % load.consumers, load.partitions, load.consumers)
+    consumer.assign([TopicPartition(name, p, 0) for p in partitions])
+    first_offset = 0
+    waiting = set(partitions)
+    while waiting:  # the warm-up: tailing each partition once a mark (a record) came from it
+        if (message := consumer.poll(1.0)) is not None and message.error() is None:
+            waiting.discard(message.partition())
+            first_offset = (message.offset() or 0) + 1
     while not fetches_ts[0]:  # a first report: where the count of fetches starts from
         consumer.poll(0.05)
     start_ns = gate.wait()
@@ -266,11 +392,14 @@ def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: fl
         time.perf_counter_ns,
         latencies.append,
     )
-    end, warmup = first_offset + load.count, first_offset + load.warmup
-    offset = last_ns = 0
+    unpack, warmup = _INDEX.unpack_from, load.warmup
+    # tagged: the end marks still to come; plain: offsets, the last one's and the one before
+    ends = len(partitions) * load.producers if tagged else 0
+    end, offset_warmup = first_offset + load.count, first_offset + load.warmup
+    offset = last_ns = delivered = index_sum = 0
     deadline = time.monotonic() + timeout_s
     gc.disable()
-    while offset < end - 1 and time.monotonic() < deadline:
+    while (ends if tagged else offset < end - 1) and time.monotonic() < deadline:
         # what has arrived, without waiting: consume(n, timeout) waits for n records or the
         # timeout, which would add up to n/rate to every latency; poll() returns on the first
         messages = consume(1000, 0) or [m for m in (poll(0.1),) if m is not None]
@@ -278,9 +407,19 @@ def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: fl
         for message in messages:
             if message.error() is not None:
                 raise KafkaException(message.error())
-            offset = message.offset() or 0  # set on every record (None on errors only)
-            if offset >= warmup:
-                append(now - load.due_ns(schedule, offset - first_offset))
+            if tagged:
+                (index,) = unpack(message.value())  # type: ignore[arg-type]  # never None here
+                if index >= 0:
+                    delivered += 1
+                    index_sum += index
+                    if index >= warmup:
+                        append(now - load.due_ns(schedule, index))
+                elif index == _END_MARK:
+                    ends -= 1
+            else:
+                offset = message.offset() or 0  # set on every record (None on errors only)
+                if offset >= offset_warmup:
+                    append(now - load.due_ns(schedule, offset - first_offset))
         if messages:
             last_ns = now
     gc.enable()
@@ -291,10 +430,11 @@ def confluent_consume(bootstrap: str, load: Load, gate: StartGate, timeout_s: fl
         latency.record_value(max(value, 1))
     return Consumed(
         latency,
-        offset + 1,
+        delivered if tagged else offset + 1,
         last_ns,
         fetches[0] - fetches_before,
         (fetches_ts[0] - ts_before) / 1e6,
+        index_sum,
     )
 
 
@@ -468,7 +608,13 @@ def _client_process(args: argparse.Namespace) -> None:
 
     def consume() -> None:
         try:
-            consumed = CONSUMERS[consumer_clients](args.bootstrap, load, gate, timeout_s)
+            if consumer_clients == "confluent":
+                tagged = args.clients == "confluent"  # the producer that writes indexes
+                consumed = confluent_consume(
+                    args.bootstrap, load, gate, timeout_s, args.member, tagged
+                )
+            else:
+                consumed = CONSUMERS[consumer_clients](args.bootstrap, load, gate, timeout_s)
         except BaseException as error:  # said in one line when the process ends, below
             failed.append(error)
             gate.abort()  # the producer must not wait at the gate for a consumer that is gone
@@ -488,7 +634,7 @@ def _client_process(args: argparse.Namespace) -> None:
             consume()
     if "producer" in roles:
         try:
-            result["producer"] = PRODUCERS[args.clients](args.bootstrap, load, gate)
+            result["producer"] = PRODUCERS[args.clients](args.bootstrap, load, gate, args.member)
         except threading.BrokenBarrierError:
             if not failed:  # else the consumer failed before the start: its error ends it below
                 raise
@@ -546,21 +692,37 @@ def run(
     broker_pid: int | None = None,
     consumer_clients: str | None = None,
 ) -> Round:
-    """Offer `load` to its topic (which must exist, with partition 0 led by `bootstrap`'s
-    cluster) and measure it; broker_pid: the broker whose CPU the Round reports;
+    """Offer `load` to its topics (which must exist, with load.partitions each, on
+    `bootstrap`'s cluster) and measure it; broker_pid: the broker whose CPU the Round reports;
     consumer_clients: the consumer's client when it is not the producer's (`clients`)."""
     if clients not in CLIENTS or layout not in LAYOUTS:
         raise ValueError(f"clients must be one of {CLIENTS} and layout one of {LAYOUTS}")
     if consumer_clients is not None and consumer_clients not in CONSUMER_CLIENTS:
         raise ValueError(f"consumer_clients must be one of {CONSUMER_CLIENTS}")
-    roles = ["consumer", "producer"] if layout == "split" else ["both"]
+    if not load.plain and (clients, consumer_clients or clients, layout) != (
+        "confluent",
+        "confluent",
+        "split",
+    ):
+        raise ValueError(
+            "a load of more than one topic, partition, producer or consumer, or other than "
+            f"{RECORD_SIZE}-byte zero records without keys, needs the confluent clients "
+            "(offsets are the other clients' indexes) and layout split"
+        )
+    # (role, member): every consumer of every subscription, then every producer
+    roles: list[tuple[str, int]] = [("both", 0)]
+    if layout == "split":
+        consumers = load.topics * load.subscriptions * load.consumers
+        producers = load.topics * load.producers
+        roles = [("consumer", m) for m in range(consumers)]
+        roles += [("producer", k) for k in range(producers)]
     if probe:
-        roles.append("probe")
+        roles.append(("probe", 0))
     processes = [
         subprocess.Popen(
             [
                 *(sys.executable, "-m", "scenarios.clients.pipeline", "--role", role),
-                *("--clients", clients, "--bootstrap", bootstrap),
+                *("--clients", clients, "--bootstrap", bootstrap, "--member", str(member)),
                 *(("--consumer-clients", consumer_clients) if consumer_clients else ()),
                 *("--load", json.dumps(asdict(load))),
             ],
@@ -568,13 +730,13 @@ def run(
             stdout=subprocess.PIPE,
             text=True,
         )
-        for role in roles
+        for role, member in roles
     ]
     try:
-        for role, process in zip(roles, processes, strict=True):
+        for (role, member), process in zip(roles, processes, strict=True):
             assert process.stdout is not None
-            if process.stdout.readline().strip() != "ready":  # the consumer is tailing
-                raise RuntimeError(f"the pipeline's {role} process did not get ready")
+            if process.stdout.readline().strip() != "ready":  # the consumers are tailing
+                raise RuntimeError(f"the pipeline's {role} process {member} did not get ready")
         start_ns = time.perf_counter_ns() + 100_000_000
         busy_before, steal_before = _machine_s()
         metered = {"broker": broker_pid} if broker_pid is not None else {}
@@ -584,14 +746,14 @@ def run(
                 assert process.stdin is not None
                 process.stdin.write(f"{start_ns}\n")
                 process.stdin.flush()
-            result: dict = {}
-            for role, process in zip(roles, processes, strict=True):
+            results: list[dict] = []
+            for (role, member), process in zip(roles, processes, strict=True):
                 output, _ = process.communicate(timeout=load.seconds * 4 + 120)
                 if process.returncode:
                     raise RuntimeError(
-                        f"the pipeline's {role} process failed (exit {process.returncode})"
+                        f"the pipeline's {role} process {member} failed (exit {process.returncode})"
                     )
-                result.update(json.loads(output))
+                results.append(json.loads(output))
             broker_after = cpu_seconds(broker_pid) if broker_pid is not None else None
         busy_after, steal_after = _machine_s()
     finally:
@@ -602,33 +764,58 @@ def run(
             for pipe in (process.stdin, process.stdout):  # communicate() closed them, or not
                 if pipe is not None:
                     pipe.close()
-    consumer = result["consumer"]
-    if consumer["delivered"] != load.count + load.per_request:  # offsets are records' indexes
-        raise RuntimeError(
-            f"{load.topic}: the consumer reached offset {consumer['delivered']} "
-            f"of {load.count + load.per_request}"
-        )
+    consumed = [r["consumer"] for r in results if "consumer" in r]  # in the order of members
+    tagged = (clients, consumer_clients or clients) == ("confluent", "confluent")
+    _check_delivery(load, consumed, tagged)
+    producers_said = [r["producer"] for r in results if "producer" in r]
     broker = meter.usage.processes.get("broker")
     cpu_s = {
         "broker": broker.user_s + broker.system_s if broker else 0.0,
-        "clients": sum(v for k, v in result.items() if k.startswith("cpu_s_")),  # not the probe
+        # the client processes', not the probe's
+        "clients": sum(v for r in results for k, v in r.items() if k.startswith("cpu_s_")),
     }
     cpu_s["others"] = max(busy_after - busy_before - cpu_s["broker"] - cpu_s["clients"], 0.0)
     cpu_s["steal"] = steal_after - steal_before
-    latency = HdrHistogram.decode(consumer["histogram"])
+    latency = histogram()
+    for consumer in consumed:
+        latency.add(HdrHistogram.decode(consumer["histogram"]))
     measured_from = start_ns + load.warmup / load.rate * 1e9
+    last_ns = max(consumer["last_ns"] for consumer in consumed)
     return Round(
         latency,
         load.rate,
-        latency.get_total_count() / max((consumer["last_ns"] - measured_from) / 1e9, 1e-9),
-        result["producer"],
-        consumer["fetches"],
+        # each subscription gets every record: delivered counts each record once
+        latency.get_total_count() / load.subscriptions / max((last_ns - measured_from) / 1e9, 1e-9),
+        # the slowest producer's: the last to finish, the latest
+        {key: max(p[key] for p in producers_said) for key in producers_said[0]},
+        sum(consumer["fetches"] for consumer in consumed),
         cpu_s,
-        result.get("probe"),
-        consumer["fetch_seconds"],
+        next((r["probe"] for r in results if "probe" in r), None),
+        max(consumer["fetch_seconds"] for consumer in consumed),
         meter.usage.wall_s,
         None if broker_before is None or broker_after is None else broker_after - broker_before,
     )
+
+
+def _check_delivery(load: Load, consumed: list[dict], tagged: bool) -> None:
+    """Every subscription got every record of its topic exactly once (tagged: the count and
+    the indexes' sum, over its consumers), or the plain consumer reached the last offset."""
+    if not tagged:
+        reached, end = consumed[0]["delivered"], load.count + load.per_request
+        if reached != end:  # offsets are records' indexes
+            raise RuntimeError(f"{load.topic}: the consumer reached offset {reached} of {end}")
+        return
+    per_subscription = load.consumers
+    for first in range(0, len(consumed), per_subscription):
+        members = consumed[first : first + per_subscription]
+        topic, subscription = divmod(first // per_subscription, load.subscriptions)
+        count, index_sum = load.expected(topic)
+        got = sum(m["delivered"] for m in members)
+        if (got, sum(m["index_sum"] for m in members)) != (count, index_sum):
+            raise RuntimeError(
+                f"{load.topic_names[topic]}: subscription {subscription} got {got} records of "
+                f"{count}" + (", some twice and some not" if got == count else "")
+            )
 
 
 def _machine_s() -> tuple[float, float]:
@@ -648,6 +835,7 @@ def main() -> None:
         "--consumer-clients", choices=CONSUMER_CLIENTS, help="the consumer's, if not --clients"
     )
     parser.add_argument("--bootstrap", required=True)
+    parser.add_argument("--member", type=int, default=0, help="which producer or consumer")
     parser.add_argument("--load", required=True, help="a Load as JSON")
     _client_process(parser.parse_args())
 

@@ -7,7 +7,7 @@ Thread-safe as librdkafka's AdminClient is; it holds no other state.
 """
 
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 
@@ -27,21 +27,41 @@ class TopicAdmin:
         replication_factor: int = 1,
         configs: Mapping[str, str] | None = None,
     ) -> None:
-        """Create `topic` with these topic configs (CreateTopics' configs: Kafka's topic-level
-        names, e.g. min.insync.replicas), the rest the cluster's defaults."""
+        self.create_all(
+            [topic], partitions, timeout_s, replication_factor=replication_factor, configs=configs
+        )
+
+    def create_all(
+        self,
+        topics: Sequence[str],
+        partitions: int = 1,
+        timeout_s: float = 60,
+        *,
+        replication_factor: int = 1,
+        configs: Mapping[str, str] | None = None,
+    ) -> None:
+        """Topics of `partitions` each, in one request, with these topic configs (CreateTopics'
+        configs: Kafka's topic-level names, e.g. min.insync.replicas), the rest the cluster's
+        defaults."""
         from confluent_kafka.admin import NewTopic
 
-        new = NewTopic(
-            topic,
-            num_partitions=partitions,
-            replication_factor=replication_factor,
-            config=dict(configs or {}),
-        )
-        for future in self.client.create_topics([new], request_timeout=timeout_s).values():
+        new = [
+            NewTopic(
+                topic,
+                num_partitions=partitions,
+                replication_factor=replication_factor,
+                config=dict(configs or {}),
+            )
+            for topic in topics
+        ]
+        for future in self.client.create_topics(new, request_timeout=timeout_s).values():
             future.result(timeout=timeout_s)
 
     def delete(self, topic: str, timeout_s: float = 60) -> None:
-        for future in self.client.delete_topics([topic], request_timeout=timeout_s).values():
+        self.delete_all([topic], timeout_s)
+
+    def delete_all(self, topics: Sequence[str], timeout_s: float = 60) -> None:
+        for future in self.client.delete_topics(list(topics), request_timeout=timeout_s).values():
             future.result(timeout=timeout_s)
 
     @contextmanager

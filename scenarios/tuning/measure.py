@@ -1,6 +1,7 @@
-"""One trial's measurement: the settings offered the workload on a fresh topic of the target,
-created with the trial's topic configs and replication factor, through
-scenarios.clients.pipeline, and the topic deleted afterwards.
+"""One trial's measurement: the settings offered the workload on fresh topics of the target, in
+the workload's shape (topics, partitions, producers, consumers, payload), created with the
+trial's topic configs and replication factor, through scenarios.clients.pipeline, and the topics
+deleted afterwards.
 
 The target is a --bootstrap cluster, whose broker settings are its own, or the engine started
 here: one broker, or a cluster (scenarios.clients.local_broker.LocalCluster) when the space
@@ -70,6 +71,7 @@ class Measurer:
             warmup,
             producer=producer,
             consumer=consumer,
+            **self.workload.load_shape(),
         )
         broker = spaces.scoped(settings, "broker")
         if self.target.differs(broker):
@@ -77,19 +79,21 @@ class Measurer:
             self.target.restart(broker)
             self.admin = TopicAdmin(self.target.bootstrap)
         try:
-            self.admin.create(topic, configs=configs, replication_factor=replicas)
-            leader = self.admin.leader(topic)
+            self.admin.create_all(
+                load.topic_names, load.partitions, configs=configs, replication_factor=replicas
+            )
+            leader = self.admin.leader(load.topic_names[0])
         except Exception as exc:  # librdkafka's KafkaException, a timeout: not the settings'
             raise TuneError(
-                f"cannot create topic {topic} on {self.target.bootstrap}: {exc}"
+                f"cannot create topics {topic}... on {self.target.bootstrap}: {exc}"
             ) from None
         try:
             measured = pipeline.run(leader, load, broker_pid=self.target.pid(leader))
         except RuntimeError as exc:  # the pipeline's own account of a run that did not finish
-            self.admin.delete(topic)
+            self.admin.delete_all(load.topic_names)
             raise TrialFailed(str(exc)) from None
         # not in a finally: after Ctrl-C the broker is going too, and tune() deletes what is left
-        self.admin.delete(topic)
+        self.admin.delete_all(load.topic_names)
         return Measurement.of(measured, load, self.slo)
 
     @property

@@ -3,12 +3,16 @@
 existing OMB workload files run unchanged.
 
 Every field is checked as it is read, and a bad one ends in WorkloadError, one line naming the
-field and what was expected. A workload kbench tune cannot measure faithfully yet is refused
+field and what was expected; so is a payloadFile that is missing (a relative one is looked for
+beside the workload file, then, as OMB does, in the working directory) or not messageSize bytes
+long (OMB refuses it too). A workload kbench tune cannot measure faithfully yet is refused
 (`unsupported`), each reason in one line; what it measures differently but still meaningfully
-is said (`notes`). Durations can be scaled down for a search (`trial_durations`), and the
-Durations say so, for the result to repeat.
+is said (`notes`). `load_shape` is what scenarios.clients.pipeline.Load needs of it. Durations
+can be scaled down for a search (`trial_durations`), and the Durations say so, for the result to
+repeat.
 """
 
+import dataclasses
 import difflib
 import math
 import os
@@ -17,13 +21,17 @@ from typing import Any
 
 import yaml
 
-from scenarios.clients.pipeline import RECORD_SIZE
+from scenarios.clients.pipeline import INDEX_BYTES
 
 KEY_DISTRIBUTORS = ("NO_KEY", "KEY_ROUND_ROBIN", "RANDOM_NANO")  # OMB's KeyDistributorType
 # smoke mode's durations: seconds, for tests; the numbers it gives mean nothing
 SMOKE_TEST_S = 2.0
 SMOKE_WARMUP_S = 0.5
 MIN_RECORDS = 100  # a trial measures at least this many records, or its percentiles are noise
+# Producer and consumer processes (one each) a measurement may start. Each is a Python loop with
+# librdkafka's threads; on 2 cores, beside the broker, more would wait for a CPU, and that
+# wait, not the broker or the settings, would be the latency measured.
+MAX_CLIENT_PROCESSES = 8
 
 
 class WorkloadError(ValueError):
@@ -50,27 +58,39 @@ class Workload:
     consumer_backlog_size_gb: int
     test_duration_minutes: int
     warmup_duration_minutes: int
+    random_bytes_ratio: float = 0.0  # of each value random, with useRandomizedPayloads
+    randomized_payload_pool_size: int = 0
+
+    @property
+    def client_processes(self) -> int:
+        """Producers and consumers over all topics, one process each."""
+        consumers = self.subscriptions_per_topic * self.consumer_per_subscription
+        return self.topics * (self.producers_per_topic + consumers)
+
+    def load_shape(self) -> dict[str, Any]:
+        """scenarios.clients.pipeline.Load's fields for this workload, but the rate and counts."""
+        return {
+            "topics": self.topics,
+            "partitions": self.partitions_per_topic,
+            "producers": self.producers_per_topic,
+            "subscriptions": self.subscriptions_per_topic,
+            "consumers": self.consumer_per_subscription,
+            "message_size": self.message_size,
+            # OMB sends the randomized pool instead of the file when asked for both
+            "payload_file": None if self.use_randomized_payloads else self.payload_file,
+            "random_bytes_ratio": self.random_bytes_ratio if self.use_randomized_payloads else None,
+            "payload_pool": max(self.randomized_payload_pool_size, 1),
+            "key_distributor": self.key_distributor,
+        }
 
     def unsupported(self) -> list[str]:
-        """What this workload asks that kbench tune cannot measure yet, one line each: it
-        measures one producer and one consumer on one partition (scenarios.clients.pipeline)."""
-        one = {
-            "topics": self.topics,
-            "partitionsPerTopic": self.partitions_per_topic,
-            "producersPerTopic": self.producers_per_topic,
-            "subscriptionsPerTopic": self.subscriptions_per_topic,
-            "consumerPerSubscription": self.consumer_per_subscription,
-        }
-        reasons = [
-            f"{field}: {value}, but kbench tune measures one producer and one consumer on one "
-            "partition of one topic so far"
-            for field, value in one.items()
-            if value != 1
-        ]
-        if self.message_size != RECORD_SIZE:
+        """What this workload asks that kbench tune cannot measure yet, one line each."""
+        reasons = []
+        if self.client_processes > MAX_CLIENT_PROCESSES:
             reasons.append(
-                f"messageSize: {self.message_size}, but kbench tune's records are "
-                f"{RECORD_SIZE} bytes so far"
+                f"topics x (producersPerTopic + subscriptionsPerTopic x consumerPerSubscription): "
+                f"{self.client_processes} client processes, but this machine measures at most "
+                f"{MAX_CLIENT_PROCESSES} faithfully (each waiting for a CPU would be measured)"
             )
         if self.producer_increment_rate:
             reasons.append("producerIncrementRate: kbench tune offers one fixed rate so far")
@@ -80,18 +100,15 @@ class Workload:
 
     def notes(self) -> list[str]:
         """What is measured differently from OMB, though the measurement still stands."""
-        notes = []
-        if self.payload_file or self.use_randomized_payloads:
-            notes.append(
-                f"payloadFile/useRandomizedPayloads are not sent: each record is {RECORD_SIZE} "
+        if not (self.payload_file or self.use_randomized_payloads):
+            return [
+                f"no payloadFile or useRandomizedPayloads: each record is {self.message_size} "
                 "zero bytes, which compress far better than real data (mind compression.type)"
-            )
-        if self.key_distributor != "NO_KEY":
-            notes.append(
-                f"keyDistributor {self.key_distributor}: records are sent without keys (on one "
-                "partition a key chooses nothing)"
-            )
-        return notes
+            ]
+        return [
+            f"the first {INDEX_BYTES} bytes of each value are the record's index (how the "
+            "consumers time it), the payload's bytes after them"
+        ]
 
 
 @dataclass(frozen=True)
@@ -126,6 +143,8 @@ def load(path: str) -> Workload:
         message_size=fields.whole("messageSize", minimum=1),
         payload_file=fields.text("payloadFile", None),
         use_randomized_payloads=fields.flag("useRandomizedPayloads", False),
+        random_bytes_ratio=fields.fraction("randomBytesRatio"),
+        randomized_payload_pool_size=fields.whole("randomizedPayloadPoolSize", 0, default=0),
         key_distributor=fields.choice("keyDistributor", KEY_DISTRIBUTORS, "NO_KEY"),
         subscriptions_per_topic=fields.whole("subscriptionsPerTopic", minimum=1),
         producers_per_topic=fields.whole("producersPerTopic", minimum=1),
@@ -137,7 +156,38 @@ def load(path: str) -> Workload:
         warmup_duration_minutes=fields.whole("warmupDurationMinutes", minimum=0, default=1),
     )
     fields.check_unknown()
+    if workload.message_size < INDEX_BYTES:
+        raise WorkloadError(
+            f"{path}: messageSize must be at least {INDEX_BYTES} bytes (each record carries its "
+            f"index in its first {INDEX_BYTES}), got {workload.message_size}"
+        )
+    if workload.use_randomized_payloads:  # OMB then ignores payloadFile
+        if workload.randomized_payload_pool_size < 1:
+            raise WorkloadError(
+                f"{path}: randomizedPayloadPoolSize must be at least 1 with "
+                "useRandomizedPayloads (the values are drawn from that pool)"
+            )
+    elif workload.payload_file is not None:
+        found = _payload_path(path, workload.payload_file, workload.message_size)
+        workload = dataclasses.replace(workload, payload_file=found)
     return workload
+
+
+def _payload_path(path: str, payload_file: str, message_size: int) -> str:
+    """The payload file's absolute path, checked to hold messageSize bytes."""
+    beside = os.path.join(os.path.dirname(os.path.abspath(path)), payload_file)
+    found = next((p for p in (beside, os.path.abspath(payload_file)) if os.path.isfile(p)), None)
+    if found is None:
+        raise WorkloadError(
+            f"{path}: payloadFile {payload_file} not found beside the workload file or in the "
+            "working directory"
+        )
+    if (size := os.path.getsize(found)) != message_size:
+        raise WorkloadError(
+            f"{path}: payloadFile {payload_file} holds {size} bytes, but messageSize is "
+            f"{message_size} (OMB refuses it too)"
+        )
+    return found
 
 
 def trial_durations(
@@ -177,8 +227,6 @@ class _Fields:
     # OMB fields that matter only to what kbench tune refuses anyway (producerRate 0, a
     # backlog), or to nothing it measures: accepted, checked for type, unused
     _ACCEPTED = {
-        "randomBytesRatio": float,
-        "randomizedPayloadPoolSize": int,
         "producerStartRate": int,
         "acceptableBacklog": int,
         "producerIncrementSeconds": int,
@@ -213,6 +261,13 @@ class _Fields:
         if value is not None and not isinstance(value, str):
             raise WorkloadError(f"{self.path}: {name} must be a string, got {value!r}")
         return value
+
+    def fraction(self, name: str) -> float:
+        """A number from 0 to 1; 0 when absent."""
+        value = self._get(name, 0.0, required=False)
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+            raise WorkloadError(f"{self.path}: {name} must be a number from 0 to 1, got {value!r}")
+        return float(value)
 
     def flag(self, name: str, default: bool) -> bool:
         value = self._get(name, default, required=False)

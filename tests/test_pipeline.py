@@ -33,6 +33,24 @@ def test_every_record_is_delivered_and_each_measured_one_timed(
     assert 0 < result.percentile_ms(50) <= result.percentile_ms(99)
 
 
+def test_publish_latency_times_each_measured_acknowledgement(broker):
+    """With publish_latency the producer times every measured record's acknowledgement (its
+    delivery report), beside the consumer's end-to-end times; without it, nothing is timed."""
+    TopicAdmin(broker.bootstrap).create_all(["acked", "unacked"])
+    load = pipeline.Load("acked", rate=2000, count=600, warmup=200, publish_latency=True)
+    result = pipeline.run(broker.bootstrap, load)
+    assert result.publish is not None
+    assert result.publish.get_total_count() == result.histogram.get_total_count() == 400
+    assert 0 < result.percentile_ms(50, "publish") <= result.percentile_ms(99, "publish")
+    plain = pipeline.Load("unacked", rate=2000, count=300, warmup=100)
+    unpublished = pipeline.run(broker.bootstrap, plain)
+    assert unpublished.publish is None
+    with pytest.raises(ValueError, match="publish latency was not measured"):
+        unpublished.percentile_ms(99, "publish")
+    with pytest.raises(ValueError, match="timed by the confluent producer only"):
+        pipeline.run(broker.bootstrap, load, clients="loadgen")
+
+
 def test_a_load_names_its_clients_and_layout(broker):
     with pytest.raises(ValueError, match="clients must be one of"):
         pipeline.run(broker.bootstrap, pipeline.Load("t", 1, 1, 0), clients="java")

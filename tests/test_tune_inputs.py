@@ -129,8 +129,12 @@ def test_the_slo_is_parsed_or_refused_in_one_line():
     assert (slo.percentile, slo.bound_ms, slo.label) == (99.9, 50.0, "p99.9")
     assert parse_slo("p50 <= 500us").bound_ms == pytest.approx(0.5)
     assert parse_slo("p99<=1s").bound_ms == 1000
+    assert parse_slo("p99<=1s").latency == parse_slo("e2e:p99<=1s").latency == "e2e"
+    publish = parse_slo("publish:p99<=10ms")
+    assert (publish.latency, publish.label, publish.bound_ms) == ("publish", "publish p99", 10)
     for bad, message in [
-        ("99<=20ms", "expected PERCENTILE<=BOUND"),
+        ("99<=20ms", r"expected \[e2e:\|publish:\]PERCENTILE<=BOUND"),
+        ("ack:p99<=20ms", r"expected \[e2e:\|publish:\]PERCENTILE<=BOUND"),
         ("p100<=20ms", "between 0 and 100"),
         ("p99<=20min", "the unit must be one of"),
         ("p99<=0ms", "above 0"),
@@ -303,7 +307,7 @@ def test_topic_and_broker_files_hold_only_what_differs_and_how_to_create_the_top
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
-        (["--slo", "p99<20ms"], "--slo p99<20ms: expected PERCENTILE<=BOUND"),
+        (["--slo", "p99<20ms"], "--slo p99<20ms: expected [e2e:|publish:]PERCENTILE<=BOUND"),
         (["--slo", "p99<=20ms", "--require", "acks=2"], "--require acks=2: expected one of"),
         (["--slo", "p99<=20ms", "--trials", "-1"], "--trials must be 0 or more"),
         (["--slo", "p99<=20ms", "--proof-rounds", "1"], "--proof-rounds must be at least 2"),

@@ -164,7 +164,7 @@ def test_ctrl_c_keeps_what_was_measured_and_says_so_in_one_line(engine, tmp_path
 
 
 def test_a_throughput_search_finds_rates_keeps_a_pareto_front_and_proves_against_current(
-    engine, tmp_path, capsys
+    tmp_path, capsys
 ):
     workload, space = tmp_path / "workload.yaml", tmp_path / "space.yaml"
     workload.write_text(WORKLOAD.replace("producerRate: 1000", "producerRate: 0"))
@@ -173,13 +173,15 @@ def test_a_throughput_search_finds_rates_keeps_a_pareto_front_and_proves_against
     current.write_text("bootstrap.servers=kafka:9092\nlinger.ms=0\n")
     output = tmp_path / "out"
     argv = ["tune", str(workload), "--smoke", "--slo", "p99<=50ms", "--space", str(space)]
-    argv += ["--output", str(output), "--bootstrap", engine.bootstrap, "--seed", str(SEED)]
+    # no --bootstrap: the engine broker kbench tune starts itself, on a new directory
+    argv += ["--output", str(output), "--seed", str(SEED)]
     argv += ["--trials", "2", "--top", "1", "--current", str(current), "--require", "acks=all"]
 
     assert main(argv) == 0  # producerRate 0: the throughput objective
     captured = capsys.readouterr()
     printed = captured.out
     assert "--current: not searched, left out: bootstrap.servers" in captured.err
+    assert "\ntarget: engine broker 127.0.0.1:" in printed
     study = optuna.load_study(study_name="kbench-tune", storage=f"sqlite:///{output}/study.db")
     assert study.directions == [
         optuna.study.StudyDirection.MAXIMIZE,

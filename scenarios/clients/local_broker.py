@@ -52,6 +52,7 @@ class LocalBroker:
         args += ["--listen", f"127.0.0.1:{port}"]
         for key, value in self.settings.items():
             args += ["--set", f"{key}={value}"]
+        os.makedirs(os.path.dirname(self.log_path) or ".", exist_ok=True)  # beside a new data dir
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=log, text=True)
         assert self.process.stdout is not None  # stdout=PIPE

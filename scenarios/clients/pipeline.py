@@ -6,7 +6,9 @@ record i is due at start + i/rate (scenarios.clients.schedule.OpenLoopSchedule, 
 CLOCK_MONOTONIC, which every process on the machine shares), and its latency runs from that due
 time to the moment the consumer has it, so a record the producer sent late carries its lag too.
 The first `warmup` records are offered but not recorded. Latencies go into an HdrHistogram,
-merged over every consumer.
+merged over every consumer. With `publish_latency` the confluent producer also times each
+record's acknowledgement from its due time (OMB's publish latency), at the cost of a delivery
+report, a Python call, per record.
 
 A Load's shape (kbench tune's OpenMessaging Benchmark workloads) can spread the records:
 - `topics` topics of `partitions` partitions each; `producers` producer processes per topic
@@ -131,6 +133,9 @@ class Load:
     random_bytes_ratio: float | None = None  # OMB's useRandomizedPayloads: this fraction random
     payload_pool: int = 1  # OMB's randomizedPayloadPoolSize
     key_distributor: str = "NO_KEY"  # OMB's: NO_KEY, KEY_ROUND_ROBIN, RANDOM_NANO
+    # the confluent producer times each record's acknowledgement from its due time (publish
+    # latency, OMB's other figure); it costs a delivery report, a Python call, per record
+    publish_latency: bool = False
 
     def due_ns(self, schedule: OpenLoopSchedule, index: int) -> int:
         return schedule.due_ns(index - index % self.per_request)
@@ -198,6 +203,16 @@ def confluent_produce(bootstrap: str, load: Load, gate: StartGate, member: int =
     from confluent_kafka import Producer
 
     errors: list[str] = []
+    acked = histogram()  # publish latency, when load.publish_latency
+    due_of: list[Callable[[int], int]] = []  # the schedule's, once the gate opens
+    unpack, measured = _INDEX.unpack_from, range(load.warmup, load.count)
+
+    def delivered(error: Any, message: Any) -> None:
+        if error is not None:
+            errors.append(str(error))
+        elif due_of and (index := unpack(message.value())[0]) in measured:
+            acked.record_value(max(time.perf_counter_ns() - due_of[0](index), 1))
+
     producer = Producer(
         {
             "bootstrap.servers": bootstrap,
@@ -205,8 +220,9 @@ def confluent_produce(bootstrap: str, load: Load, gate: StartGate, member: int =
             "enable.idempotence": False,
             "linger.ms": 1,
             **load.producer,
-            "delivery.report.only.error": True,  # no Python callback per record
-            "on_delivery": lambda error, _message: errors.append(str(error)),
+            # without publish latency, no Python call per record: reports of errors only
+            "delivery.report.only.error": not load.publish_latency,
+            "on_delivery": delivered,
         }
     )
     topic = load.topic_names[member // load.producers]
@@ -230,6 +246,7 @@ def confluent_produce(bootstrap: str, load: Load, gate: StartGate, member: int =
     key = _key_distributor(load.key_distributor)
     start_ns = gate.wait()
     schedule = OpenLoopSchedule(start_ns, load.rate)
+    due_of.append(schedule.due_ns)
     indexes = load.records_of(member)
     count, pool = len(indexes), len(tails)
     produce, poll, clock, sleep = producer.produce, producer.poll, time.perf_counter_ns, time.sleep
@@ -267,10 +284,13 @@ def confluent_produce(bootstrap: str, load: Load, gate: StartGate, member: int =
     left = producer.flush(60)
     if left or errors:
         raise RuntimeError(f"{left} records not delivered, errors: {errors[:5]}")
-    return {
+    said: dict[str, Any] = {
         "produce_seconds": (produced_ns - start_ns) / 1e9,
         "lag_p99_ms": lag.get_value_at_percentile(99) / 1e6,
     }
+    if load.publish_latency:
+        said["publish_histogram"] = acked.encode().decode()
+    return said
 
 
 def _key_distributor(name: str) -> Callable[[int], bytes | None]:
@@ -666,6 +686,8 @@ class Round:
     # the broker's CPU over the same span from the scheduler's run time (to the nanosecond, where
     # cpu_s has clock ticks of 10 ms); None without broker_pid or where Linux has no schedstat
     broker_cpu_s: float | None = None
+    # latency from due time to the producer's acknowledgement, ns (Load.publish_latency)
+    publish: HdrHistogram | None = None
 
     @property
     def fetches_per_s(self) -> float:
@@ -678,8 +700,12 @@ class Round:
         measured saturation, not the load it names."""
         return self.delivered / self.offered
 
-    def percentile_ms(self, p: float) -> float:
-        return self.histogram.get_value_at_percentile(p) / 1e6
+    def percentile_ms(self, p: float, latency: str = "e2e") -> float:
+        """A percentile of end-to-end latency, or of publish latency (`latency` "publish")."""
+        measured = self.histogram if latency == "e2e" else self.publish
+        if measured is None:
+            raise ValueError("publish latency was not measured (Load.publish_latency)")
+        return measured.get_value_at_percentile(p) / 1e6
 
 
 def run(
@@ -709,6 +735,8 @@ def run(
             f"{RECORD_SIZE}-byte zero records without keys, needs the confluent clients "
             "(offsets are the other clients' indexes) and layout split"
         )
+    if load.publish_latency and clients != "confluent":
+        raise ValueError("publish latency is timed by the confluent producer only")
     # (role, member): every consumer of every subscription, then every producer
     roles: list[tuple[str, int]] = [("both", 0)]
     if layout == "split":
@@ -768,6 +796,11 @@ def run(
     tagged = (clients, consumer_clients or clients) == ("confluent", "confluent")
     _check_delivery(load, consumed, tagged)
     producers_said = [r["producer"] for r in results if "producer" in r]
+    publish = None
+    if load.publish_latency:
+        publish = histogram()
+        for said in producers_said:
+            publish.add(HdrHistogram.decode(said.pop("publish_histogram")))
     broker = meter.usage.processes.get("broker")
     cpu_s = {
         "broker": broker.user_s + broker.system_s if broker else 0.0,
@@ -794,6 +827,7 @@ def run(
         max(consumer["fetch_seconds"] for consumer in consumed),
         meter.usage.wall_s,
         None if broker_before is None or broker_after is None else broker_after - broker_before,
+        publish,
     )
 
 

@@ -71,6 +71,7 @@ class Measurer:
             warmup,
             producer=producer,
             consumer=consumer,
+            publish_latency=self.slo.latency == "publish",
             **self.workload.load_shape(),
         )
         broker = spaces.scoped(settings, "broker")

@@ -272,6 +272,18 @@ def test_kafka_names_map_to_librdkafka_names_in_one_place():
     assert consumer["fetch.wait.max.ms"] == 100 and "fetch.max.wait.ms" not in consumer
     assert producer["linger.ms"] == 0 and producer["acks"] == "all"
     assert set(producer) | set(consumer) >= {"batch.size", "compression.type", "fetch.min.bytes"}
+    # and units: librdkafka's producer buffer is in KiB; max.poll.records, the Java
+    # consumer's, passes under its own name for the pipeline's consume() batch
+    assert producer["queue.buffering.max.kbytes"] == 32 * 1024 and "buffer.memory" not in producer
+    assert consumer["max.poll.records"] == 500
+    bigger = spaces.properties_file(dict(settings, **{"buffer.memory": 64 << 20}), "producer", [])
+    assert "# librdkafka (confluent-kafka, kcat): queue.buffering.max.kbytes=65536" in bigger
+    assert "buffer.memory=67108864" in bigger.splitlines()
+    # both are kept at their defaults unless a space file names them
+    space = spaces.default_space()
+    assert not any(
+        p.searched for p in space.properties if p.name in ("buffer.memory", "max.poll.records")
+    )
 
 
 def test_the_properties_files_hold_only_what_differs_from_kafkas_defaults():

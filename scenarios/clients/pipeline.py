@@ -113,7 +113,8 @@ class Load:
     records are offered but not recorded. `producer` and `consumer`: client properties that
     replace the defaults (librdkafka's names; the loadgen clients read acks,
     fetch.min.bytes, fetch.wait.max.ms and max.partition.fetch.bytes; the kafka-python consumer
-    those three and max.poll.records). The rest is the load's shape (the module's docstring);
+    those three and max.poll.records; the confluent consumer takes max.poll.records, no
+    librdkafka property, as its consume() batch). The rest is the load's shape (the module's docstring);
     the defaults are the plain shape, which every client measures."""
 
     topic: str  # the topic; with several, the prefix of their names (topic_names)
@@ -379,6 +380,9 @@ def confluent_consume(
         fetches_ts[0] = int(stats.get("ts", 0))
 
     topic, subscription = divmod(member // load.consumers, load.subscriptions)
+    # max.poll.records, the Java consumer's, is no librdkafka property: consume()'s batch
+    properties = dict(load.consumer)
+    batch = int(properties.pop("max.poll.records", 1000))
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -386,7 +390,7 @@ def confluent_consume(
             "enable.auto.commit": False,
             "fetch.min.bytes": 1,
             "fetch.wait.max.ms": 500,
-            **load.consumer,
+            **properties,
             "statistics.interval.ms": 100,
             "stats_cb": statistics,
         }
@@ -422,7 +426,7 @@ def confluent_consume(
     while (ends if tagged else offset < end - 1) and time.monotonic() < deadline:
         # what has arrived, without waiting: consume(n, timeout) waits for n records or the
         # timeout, which would add up to n/rate to every latency; poll() returns on the first
-        messages = consume(1000, 0) or [m for m in (poll(0.1),) if m is not None]
+        messages = consume(batch, 0) or [m for m in (poll(0.1),) if m is not None]
         now = clock()
         for message in messages:
             if message.error() is not None:

@@ -64,6 +64,7 @@ class Property:
     more_durable: str = ""
     fixed: bool = False
     librdkafka: str = ""
+    librdkafka_unit: int = 1  # librdkafka's value is Kafka's divided by this (bytes -> KiB)
 
     @property
     def searched(self) -> bool:
@@ -132,6 +133,13 @@ PROPERTIES: tuple[Property, ...] = (
     ),
     Property("acks", "producer", "all", choices=("0", "1", "all"), durability=("0", "1", "all")),
     Property("max.in.flight.requests.per.connection", "producer", 5, 1, 5, limits=(1, 1_000_000)),
+    # what the producer may hold unsent: it matters only once the producer outruns the broker
+    # (send() then blocks), so fixed unless named; librdkafka counts it in KiB
+    Property(
+        "buffer.memory", "producer", 32 << 20, 1 << 20, 1 << 28, log=True,
+        limits=(1 << 10, INT_MAX), fixed=True,
+        librdkafka="queue.buffering.max.kbytes", librdkafka_unit=1 << 10,
+    ),
     # consumer: how much a fetch waits for, and how much it may bring
     Property("fetch.min.bytes", "consumer", 1, 1, 1 << 20, log=True, limits=(1, 100_000_000)),
     Property(
@@ -141,6 +149,13 @@ PROPERTIES: tuple[Property, ...] = (
     Property(
         "max.partition.fetch.bytes", "consumer", 1 << 20, 1 << 14, 1 << 24, log=True,
         limits=(1, 1_000_000_000),
+    ),
+    # the records one poll hands the application: the measuring consumer takes each in
+    # microseconds, so fixed unless named; librdkafka has no such property: the pipeline's
+    # confluent consumer asks consume() for at most this many
+    Property(
+        "max.poll.records", "consumer", 500, 1, 10_000, log=True, limits=(1, INT_MAX),
+        fixed=True,
     ),
     # topic: configs given at creation (CreateTopics), so they apply on any cluster. All fixed
     # unless the space file names them, so the default search stays the clients' 7 dimensions
@@ -451,10 +466,17 @@ def scoped(settings: dict[str, Value], scope: str) -> dict[str, Value]:
 def client_properties(settings: dict[str, Value]) -> tuple[dict[str, Value], dict[str, Value]]:
     """The settings as the producer's and the consumer's librdkafka properties."""
     producer, consumer = (
-        {BY_NAME[k].librdkafka or k: v for k, v in scoped(settings, client).items()}
+        dict(librdkafka(BY_NAME[k], v) for k, v in scoped(settings, client).items())
         for client in ("producer", "consumer")
     )
     return producer, consumer
+
+
+def librdkafka(prop: Property, value: Value) -> tuple[str, Value]:
+    """`prop` = `value` as librdkafka takes it: its name there, its unit there."""
+    if isinstance(value, int) and prop.librdkafka_unit > 1:
+        value = max(value // prop.librdkafka_unit, 1)
+    return prop.librdkafka or prop.name, value
 
 
 _INTRODUCTION = {
@@ -480,9 +502,10 @@ def properties_file(
     if not changed:
         lines.append(f"# Kafka's defaults: no {scope} setting to change")
     for name, value in changed.items():
-        alias = BY_NAME[name].librdkafka
-        if alias:
-            lines.append(f"# librdkafka (confluent-kafka, kcat): {alias}={value}")
+        prop = BY_NAME[name]
+        if prop.librdkafka:
+            alias, converted = librdkafka(prop, value)
+            lines.append(f"# librdkafka (confluent-kafka, kcat): {alias}={converted}")
         lines.append(f"{name}={value}")
     return "\n".join(lines) + "\n"
 

@@ -11,8 +11,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from kafka.admin import ConfigResourceType, ConfigSourceType
 from kafka.protocol.api_message import ApiMessage
 
+from engine.broker import config_helper
 from engine.broker.api_handlers import ApiHandlers, Respond
 from engine.broker.cluster_admin import GROUP_OPERATIONS, cluster_admin_handlers
 from engine.broker.config import KafkaConfig
@@ -36,13 +38,14 @@ from engine.broker.replica_manager import (
     ProduceResult,
 )
 from engine.broker.request_context import RequestContext
-from engine.broker.topics import Topic, TopicAdminError
+from engine.broker.topics import TopicAdminError
 from engine.common import TopicPartition
 from engine.errors import (
     COORDINATOR_NOT_AVAILABLE,
     FENCED_LEADER_EPOCH,
     GROUP_ID_NOT_FOUND,
     INVALID_REQUEST,
+    INVALID_TOPIC_EXCEPTION,
     KAFKA_STORAGE_ERROR,
     LEADER_NOT_AVAILABLE,
     NONE,
@@ -71,7 +74,7 @@ from engine.protocol.produce_response import (
 )
 from engine.records.validator import first_batch_is_transactional
 from engine.storage import FetchIsolation
-from engine.storage.config import TOPIC_CONFIG_FIELDS
+from engine.storage.log_manager import validate_topic_name
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +84,6 @@ MAX_TIMESTAMP = -3  # v7+ (KIP-734)
 EARLIEST_LOCAL_TIMESTAMP = -4  # v8+ (KIP-405)
 LATEST_TIERED_TIMESTAMP = -5  # v9+ (KIP-1005)
 
-RESOURCE_TOPIC = 2
-RESOURCE_BROKER = 4
-CONFIG_SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG
-CONFIG_SOURCE_STATIC_BROKER = 4
-CONFIG_SOURCE_DEFAULT = 5
 _FORWARD_RETRY_MS = 100  # while the controller cannot be reached
 # what a commit's replication error is answered as (Kafka's GroupMetadataManager)
 _COMMIT_ERRORS = {
@@ -94,8 +92,6 @@ _COMMIT_ERRORS = {
     NOT_ENOUGH_REPLICAS: COORDINATOR_NOT_AVAILABLE,
     NOT_ENOUGH_REPLICAS_AFTER_APPEND: COORDINATOR_NOT_AVAILABLE,
 }
-# broker settings that name host paths: sent as sensitive unless describe.configs.paths.enable
-_PATH_CONFIGS = ("log.dirs",)
 
 
 class KafkaApis(ApiHandlers):
@@ -624,66 +620,86 @@ class KafkaApis(ApiHandlers):
         response_class = self._response_class(context)
         result_class = response_class.DescribeConfigsResult
         entry_class = result_class.DescribeConfigsResourceResult
-        hidden = () if self.config.describe_configs_paths_enable else _PATH_CONFIGS
+        synonym_class = entry_class.DescribeConfigsSynonym
         results = []
         for resource in request.resources:
-            error, message, entries = NONE, None, []
-            if resource.resource_type == RESOURCE_TOPIC:
-                topic = self.topics.topics.get(resource.resource_name)
-                if topic is None:
-                    error, message = UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"
-                else:
-                    entries = self._topic_configs(topic)
-            elif resource.resource_type == RESOURCE_BROKER:
-                entries = self._broker_configs()
-            else:
-                error, message = INVALID_REQUEST, f"resource type {resource.resource_type}"
+            try:
+                entries = self._described(resource.resource_type, resource.resource_name)
+                error, message = NONE, None
+            except TopicAdminError as exc:
+                entries, error, message = [], exc.error_code, str(exc)
             wanted = resource.configuration_keys
+            configs = [
+                entry_class(
+                    name=e.name,
+                    value=e.value,
+                    read_only=e.read_only,
+                    config_source=e.source,
+                    is_default=e.source == ConfigSourceType.DEFAULT_CONFIG,
+                    is_sensitive=e.sensitive,
+                    synonyms=[
+                        synonym_class(name=s.name, value=s.value, source=s.source)
+                        for s in (e.synonyms if request.include_synonyms else ())
+                    ],
+                    config_type=e.config_type,
+                    documentation=None,
+                )
+                for e in entries
+                if wanted is None or e.name in wanted
+            ]
             results.append(
                 result_class(
                     error_code=error,
                     error_message=message,
                     resource_type=resource.resource_type,
                     resource_name=resource.resource_name,
-                    configs=[
-                        entry_class(
-                            name=name,
-                            value=None if name in hidden else value,
-                            read_only=resource.resource_type == RESOURCE_BROKER,
-                            config_source=source,
-                            is_default=source == CONFIG_SOURCE_DEFAULT,
-                            is_sensitive=name in hidden,
-                            synonyms=[],
-                            config_type=0,
-                            documentation=None,
-                        )
-                        for name, value, source in entries
-                        if wanted is None or name in wanted
-                    ],
+                    configs=configs,
                 )
             )
         self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
 
-    def _topic_configs(self, topic: Topic) -> list[tuple[str, str, int]]:
-        effective = self.topics.log_config(topic.name)
-        entries = []
-        for name in sorted(TOPIC_CONFIG_FIELDS):
-            value = getattr(effective, TOPIC_CONFIG_FIELDS[name])
-            source = CONFIG_SOURCE_TOPIC if name in topic.configs else CONFIG_SOURCE_DEFAULT
-            entries.append((name, str(value), source))
-        return entries
-
-    def _broker_configs(self) -> list[tuple[str, str, int]]:
-        c = self.config
-        return [
-            ("auto.create.topics.enable", str(c.auto_create_topics_enable).lower(), 4),
-            ("broker.id", str(c.node_id), CONFIG_SOURCE_STATIC_BROKER),
-            ("default.replication.factor", str(c.default_replication_factor), 4),
-            ("log.dirs", c.log_dir, CONFIG_SOURCE_STATIC_BROKER),
-            ("num.partitions", str(c.num_partitions), CONFIG_SOURCE_STATIC_BROKER),
-            ("socket.request.max.bytes", str(c.socket_request_max_bytes), 4),
-            ("zero.copy.enable", str(c.zero_copy_enable).lower(), CONFIG_SOURCE_STATIC_BROKER),
-        ]
+    def _described(self, resource_type: int, name: str) -> list[config_helper.ConfigEntry]:
+        """The entries of one resource, or TopicAdminError with Kafka's code (ConfigHelper)."""
+        image = self.broker.metadata_cache.image
+        cluster_default = image.configs.get((ConfigResourceType.BROKER, ""), {})
+        if resource_type == ConfigResourceType.TOPIC:
+            try:
+                validate_topic_name(name)
+            except ValueError as exc:
+                raise TopicAdminError(INVALID_TOPIC_EXCEPTION, str(exc)) from None
+            if self.broker.cluster is not None:
+                exists, overrides = name in image.topics, image.topic_configs(name)
+            else:
+                topic = self.topics.topics.get(name)
+                exists, overrides = topic is not None, topic.configs if topic else {}
+            if not exists:
+                raise TopicAdminError(
+                    UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist."
+                )
+            dynamic = image.configs.get((ConfigResourceType.BROKER, str(self.config.node_id)), {})
+            return config_helper.topic_configs(self.config, overrides, dynamic, cluster_default)
+        if resource_type not in (ConfigResourceType.BROKER, ConfigResourceType.BROKER_LOGGER):
+            raise TopicAdminError(INVALID_REQUEST, f"Unsupported resource type {resource_type}")
+        if resource_type == ConfigResourceType.BROKER and name == "":
+            return config_helper.default_broker_configs(cluster_default)
+        node_id = self.config.node_id
+        if not name.strip().lstrip("-").isdigit():
+            raise TopicAdminError(
+                INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}"
+            )
+        if int(name) != node_id:
+            raise TopicAdminError(
+                INVALID_REQUEST,
+                f"Unexpected broker id, expected {node_id} or empty string, but received {name}",
+            )
+        if resource_type == ConfigResourceType.BROKER_LOGGER:
+            return config_helper.broker_logger_configs()
+        return config_helper.broker_configs(
+            self.config,
+            image.configs.get((ConfigResourceType.BROKER, name), {}),
+            cluster_default,
+            reveal_paths=self.config.describe_configs_paths_enable,
+        )
 
     # -- OffsetForLeaderEpoch -------------------------------------------------------------------
     def handle_offset_for_leader_epoch(

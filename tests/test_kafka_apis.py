@@ -213,6 +213,17 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
         return cls(
             topics=[cls.TopicRequest(name="events")], response_partition_limit=10, cursor=None
         )
+    if api in (ApiKeys.ALTER_CONFIGS, ApiKeys.INCREMENTAL_ALTER_CONFIGS):
+        entry = cls.AlterConfigsResource.AlterableConfig
+        config = (
+            entry(name="retention.ms", config_operation=0, value="1000")
+            if api == ApiKeys.INCREMENTAL_ALTER_CONFIGS
+            else entry(name="retention.ms", value="1000")
+        )
+        resource = cls.AlterConfigsResource(
+            resource_type=2, resource_name="events", configs=[config]
+        )
+        return cls(resources=[resource], validate_only=True)
     raise AssertionError(f"no request for {api.name}")
 
 

@@ -6,6 +6,7 @@ file slices for Fetch data), now or later (fetch long poll, group joins). Produc
 is answered with nothing, which `respond(None)` says.
 """
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
@@ -18,6 +19,8 @@ from engine.broker import config_helper
 from engine.broker.api_handlers import ApiHandlers, Respond
 from engine.broker.cluster_admin import GROUP_OPERATIONS, cluster_admin_handlers
 from engine.broker.config import KafkaConfig
+from engine.broker.config_admin import DELETE, ConfigAlterError, altered_configs, request_ops
+from engine.broker.dynamic_config import CLUSTER_DEFAULT
 
 if TYPE_CHECKING:
     from engine.broker.broker_server import BrokerServer
@@ -118,6 +121,8 @@ class KafkaApis(ApiHandlers):
             ApiKeys.DELETE_TOPICS: self.handle_delete_topics,
             ApiKeys.CREATE_PARTITIONS: self.handle_create_partitions,
             ApiKeys.DESCRIBE_CONFIGS: self.handle_describe_configs,
+            ApiKeys.INCREMENTAL_ALTER_CONFIGS: self.handle_alter_configs,
+            ApiKeys.ALTER_CONFIGS: self.handle_alter_configs,
             ApiKeys.INIT_PRODUCER_ID: self.handle_init_producer_id,
             ApiKeys.OFFSET_FOR_LEADER_EPOCH: self.handle_offset_for_leader_epoch,
             ApiKeys.FIND_COORDINATOR: self.handle_find_coordinator,
@@ -701,6 +706,56 @@ class KafkaApis(ApiHandlers):
             reveal_paths=self.config.describe_configs_paths_enable,
         )
 
+    def handle_alter_configs(
+        self, context: RequestContext, request: ApiMessage, respond: Respond
+    ) -> None:
+        """IncrementalAlterConfigs and AlterConfigs: a cluster member forwards them (the
+        controller writes ConfigRecords); a single broker keeps topic configs with its topics
+        and broker configs in its DynamicConfigStore."""
+        if self.broker.cluster is not None:
+            self._forward(context, request, respond)
+            return
+        incremental = context.header.request_api_key == ApiKeys.INCREMENTAL_ALTER_CONFIGS
+        response_class = self._response_class(context)
+        store = self.broker.dynamic_configs
+        assert store is not None
+        results = []
+        for resource in request.resources:
+            kind, name = resource.resource_type, resource.resource_name
+            error, message = NONE, None
+            try:
+                if kind == ConfigResourceType.TOPIC:
+                    topic = self.topics.topics.get(name)
+                    if topic is None:
+                        raise ConfigAlterError(
+                            UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist."
+                        )
+                    current: Mapping[str, str] = topic.configs
+                else:
+                    current = store.configs.get(name, {})
+                configs = altered_configs(
+                    kind,
+                    name,
+                    current,
+                    request_ops(resource, incremental),
+                    incremental,
+                    dataclasses.replace(self.config, log=self.broker.static_log),
+                    store.configs.get(CLUSTER_DEFAULT, {}),
+                )
+                if not request.validate_only:
+                    if kind == ConfigResourceType.TOPIC:
+                        self.topics.update_configs(name, configs)
+                    else:
+                        self.broker.store_dynamic_configs(name, configs)
+            except ConfigAlterError as exc:
+                error, message = exc.error_code, str(exc)
+            results.append(
+                response_class.AlterConfigsResourceResponse(
+                    error_code=error, error_message=message, resource_type=kind, resource_name=name
+                )
+            )
+        self._reply(context, respond, response_class(throttle_time_ms=0, responses=results))
+
     # -- OffsetForLeaderEpoch -------------------------------------------------------------------
     def handle_offset_for_leader_epoch(
         self, context: RequestContext, request: ApiMessage, respond: Respond
@@ -1154,6 +1209,10 @@ def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: Clus
         return all(t.name in image.topics for t in response.topics if t.error_code == NONE)
     if isinstance(request, APIS[ApiKeys.DELETE_TOPICS][0]):
         return all(t.name not in image.topics for t in response.responses if t.error_code == NONE)
+    if isinstance(
+        request, (APIS[ApiKeys.ALTER_CONFIGS][0], APIS[ApiKeys.INCREMENTAL_ALTER_CONFIGS][0])
+    ):
+        return request.validate_only or _configs_visible(request, response, image)
     if not isinstance(request, APIS[ApiKeys.CREATE_PARTITIONS][0]) or request.validate_only:
         return True
     wanted = {t.name: t.count for t in request.topics}
@@ -1162,6 +1221,21 @@ def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: Clus
         for r in response.results
         if r.error_code == NONE and r.name in image.topics
     )
+
+
+def _configs_visible(request: ApiMessage, response: ApiMessage, image: ClusterImage) -> bool:
+    """Whether the image holds what the configs alterations the controller accepted set."""
+    accepted = {(r.resource_type, r.resource_name) for r in response.responses if not r.error_code}
+    incremental = isinstance(request, APIS[ApiKeys.INCREMENTAL_ALTER_CONFIGS][0])
+    for resource in request.resources:
+        key = (resource.resource_type, resource.resource_name)
+        if key not in accepted:
+            continue
+        shown = image.configs.get(key, {})
+        for name, op, value in request_ops(resource, incremental):
+            if shown.get(name) != (None if op == DELETE else value):
+                return False
+    return True
 
 
 def list_offsets_error(partition: Partition | None, wanted: ApiMessage, version: int) -> int:

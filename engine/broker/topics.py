@@ -211,11 +211,8 @@ class TopicManager:
         if topic is None:
             topic = self.topics[name] = Topic(name, topic_id, configs=dict(configs))
             self._save_configs()
-        elif dict(configs) != topic.configs:
-            topic.configs = dict(configs)
-            self._save_configs()
-            for partition in topic.partitions.values():
-                partition.log.config = self.log_config(name)
+        else:
+            self.update_configs(name, configs)
         existing = topic.partitions.get(index)
         if existing is not None:
             return existing
@@ -224,6 +221,17 @@ class TopicManager:
         except TopicAdminError as exc:
             raise OSError(str(exc)) from None
         return topic.partitions[index]
+
+    def update_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        """The topic's configs are now `configs` (AlterConfigs): kept, and in effect at once."""
+        topic = self.topics.get(name)
+        if topic is None or dict(configs) == topic.configs:
+            return
+        topic.configs = dict(configs)
+        self._save_configs()
+        log_config = self.log_config(name)
+        for partition in topic.partitions.values():
+            partition.log.config = log_config
 
     def remove_partition(self, tp: TopicPartition) -> None:
         """Delete this broker's replica of tp (and the topic, when it was the last)."""

@@ -41,12 +41,17 @@ from engine.broker.replica_manager import (
     ProduceResult,
 )
 from engine.broker.request_context import RequestContext
-from engine.broker.topics import TopicAdminError
+from engine.broker.topics import (
+    TopicAdminError,
+    check_assignment_counts,
+    manual_assignment_error,
+)
 from engine.common import TopicPartition
 from engine.errors import (
     COORDINATOR_NOT_AVAILABLE,
     FENCED_LEADER_EPOCH,
     GROUP_ID_NOT_FOUND,
+    INVALID_REPLICA_ASSIGNMENT,
     INVALID_REQUEST,
     INVALID_TOPIC_EXCEPTION,
     KAFKA_STORAGE_ERROR,
@@ -486,14 +491,16 @@ class KafkaApis(ApiHandlers):
             error, message = NONE, None
             configs = {c.name: c.value for c in t.configs}
             try:
+                num_partitions, replication_factor = t.num_partitions, t.replication_factor
                 if t.assignments:
-                    raise TopicAdminError(
-                        INVALID_REQUEST, "manual replica assignment is not supported"
+                    num_partitions = self._check_assignment(
+                        {a.partition_index: list(a.broker_ids) for a in t.assignments}, t
                     )
+                    replication_factor = 1
                 self.topics.create_topic(
                     t.name,
-                    t.num_partitions,
-                    t.replication_factor,
+                    num_partitions,
+                    replication_factor,
                     configs,
                     validate_only=request.validate_only,
                 )
@@ -549,8 +556,9 @@ class KafkaApis(ApiHandlers):
         for t in request.topics:
             error, message = NONE, None
             try:
-                if t.assignments:
-                    raise TopicAdminError(INVALID_REQUEST, "manual assignment is not supported")
+                topic = self.topics.topics.get(t.name)
+                if t.assignments and topic is not None and t.count > len(topic.partitions):
+                    self._check_new_partitions(t, len(topic.partitions))
                 self.topics.create_partitions(t.name, t.count, request.validate_only)
             except TopicAdminError as exc:
                 error, message = exc.error_code, str(exc)
@@ -560,6 +568,29 @@ class KafkaApis(ApiHandlers):
                 )
             )
         self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
+
+    def _check_assignment(self, replicas: dict[int, list[int]], topic: ApiMessage) -> int:
+        """A single broker's check of CreateTopics' manual assignment (every replica on it, as
+        the only broker registered): the partition count it gives, or TopicAdminError."""
+        check_assignment_counts(topic.num_partitions, topic.replication_factor)
+        error = manual_assignment_error(replicas, {self.config.node_id})
+        if error:
+            raise TopicAdminError(INVALID_REPLICA_ASSIGNMENT, error)
+        return len(replicas)
+
+    def _check_new_partitions(self, topic: ApiMessage, current: int) -> None:
+        """A single broker's check of CreatePartitions' manual assignment."""
+        new = range(current, topic.count)
+        if len(topic.assignments) != len(new):
+            raise TopicAdminError(
+                INVALID_REPLICA_ASSIGNMENT,
+                f"Attempted to add {len(new)} additional partition(s), but only "
+                f"{len(topic.assignments)} assignment(s) were specified.",
+            )
+        replicas = {p: list(a.broker_ids) for p, a in zip(new, topic.assignments, strict=True)}
+        error = manual_assignment_error(replicas, {self.config.node_id}, current, 1)
+        if error:
+            raise TopicAdminError(INVALID_REPLICA_ASSIGNMENT, error)
 
     def _forward(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
         """A cluster member passes admin requests to the controller, as Kafka forwards them, and

@@ -37,10 +37,12 @@ from engine.broker.replica_admin import (
     reassignments_response,
 )
 from engine.broker.request_context import RequestContext
+from engine.broker.topics import TopicAdminError, check_assignment_counts
 from engine.controller.config_control import config_records
 from engine.controller.metadata_log import METADATA_TOPIC, MetadataLog
 from engine.controller.quorum_controller import (
     ControllerError,
+    CreatedTopic,
     Endpoint,
     QuorumController,
     QuorumReplica,
@@ -260,14 +262,20 @@ class ControllerApis(ApiHandlers):
         results = []
         for t in request.topics:
             assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments or ()}
-            created = self.controller.create_topic(
-                t.name,
-                t.num_partitions,
-                t.replication_factor,
-                {c.name: c.value for c in t.configs or ()},
-                assignments or None,
-                validate_only=request.validate_only,
-            )
+            try:
+                if assignments:
+                    check_assignment_counts(t.num_partitions, t.replication_factor)
+            except TopicAdminError as exc:
+                created = CreatedTopic(t.name, exc.error_code, str(exc))
+            else:
+                created = self.controller.create_topic(
+                    t.name,
+                    t.num_partitions,
+                    t.replication_factor,
+                    {c.name: c.value for c in t.configs or ()},
+                    assignments or None,
+                    validate_only=request.validate_only,
+                )
             results.append(
                 response_class.CreatableTopicResult(
                     name=t.name,

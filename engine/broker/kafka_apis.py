@@ -16,6 +16,7 @@ from kafka.admin import ConfigResourceType, ConfigSourceType
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker import config_helper
+from engine.broker.acl_apis import acl_handlers
 from engine.broker.api_handlers import ApiHandlers, Respond
 from engine.broker.cluster_admin import GROUP_OPERATIONS, cluster_admin_handlers
 from engine.broker.config import KafkaConfig
@@ -143,6 +144,7 @@ class KafkaApis(ApiHandlers):
             ApiKeys.OFFSET_DELETE: self.handle_offset_delete,
         }
         self._handlers.update(cluster_admin_handlers(self))
+        self._handlers.update(acl_handlers(self))
         for key, local in replica_admin_handlers(self).items():
             self._handlers[key] = self._forwarded_in_a_cluster(local)
 

@@ -10,6 +10,14 @@ Requests and responses are kafka-python's schema-generated classes.
 
 from enum import IntEnum
 
+from kafka.protocol.admin.acl import (
+    CreateAclsRequest,
+    CreateAclsResponse,
+    DeleteAclsRequest,
+    DeleteAclsResponse,
+    DescribeAclsRequest,
+    DescribeAclsResponse,
+)
 from kafka.protocol.admin.cluster import (
     AlterReplicaLogDirsRequest,
     AlterReplicaLogDirsResponse,
@@ -175,6 +183,10 @@ APIS: ApiTable = {
         2,
         4,
     ),
+    # without an authorizer, SECURITY_DISABLED (Kafka 4.0's ranges)
+    ApiKeys.DESCRIBE_ACLS: (DescribeAclsRequest, DescribeAclsResponse, 1, 3),
+    ApiKeys.CREATE_ACLS: (CreateAclsRequest, CreateAclsResponse, 1, 3),
+    ApiKeys.DELETE_ACLS: (DeleteAclsRequest, DeleteAclsResponse, 1, 3),
     ApiKeys.DESCRIBE_CONFIGS: (DescribeConfigsRequest, DescribeConfigsResponse, 1, 4),
     ApiKeys.ALTER_CONFIGS: (AlterConfigsRequest, AlterConfigsResponse, 0, 2),
     ApiKeys.INCREMENTAL_ALTER_CONFIGS: (

@@ -34,11 +34,6 @@ class ConfigAlterError(Exception):
         self.error_code = error_code
 
 
-def check_broker_resource(name: str) -> None:
-    if name != CLUSTER_DEFAULT and not name.isdigit():
-        raise ConfigAlterError(INVALID_REQUEST, f"Invalid broker name {name!r}")
-
-
 def altered_configs(
     resource_type: int,
     resource_name: str,
@@ -60,7 +55,8 @@ def altered_configs(
         if unknown:
             raise ConfigAlterError(INVALID_CONFIG, f"Unknown topic config name: {unknown[0]}")
     elif resource_type == ConfigResourceType.BROKER:
-        check_broker_resource(resource_name)
+        if resource_name != CLUSTER_DEFAULT and not resource_name.isdigit():
+            raise ConfigAlterError(INVALID_REQUEST, f"Invalid broker name {resource_name!r}")
         fixed = sorted(set(names) & set(KNOWN_SETTINGS) - DYNAMIC_BROKER_CONFIGS)
         if fixed:
             raise ConfigAlterError(

@@ -75,7 +75,6 @@ _DECLARED = _declared()
 _DEFAULTS = KafkaConfig()
 # the broker names Kafka lets AlterConfigs change while running (DynamicLogConfig's)
 DYNAMIC_BROKER_CONFIGS = frozenset(n for d in _DECLARED if d.topic_name for n in d.broker_names)
-TOPIC_CONFIG_SYNONYMS = {d.topic_name: d.broker_names for d in _DECLARED if d.topic_name}
 
 
 def shown(value: object) -> str | None:

@@ -214,16 +214,20 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
         return cls(
             topics=[cls.TopicRequest(name="events")], response_partition_limit=10, cursor=None
         )
+    # DescribeAcls' filter, and each of DeleteAcls': any ACL
+    acl_filter = {
+        "resource_type_filter": 1,
+        "resource_name_filter": None,
+        "pattern_type_filter": 1,
+        "principal_filter": None,
+        "host_filter": None,
+        "operation": 1,
+        "permission_type": 1,
+    }
     if api == ApiKeys.DESCRIBE_ACLS:
-        return cls(
-            resource_type_filter=1,
-            resource_name_filter=None,
-            pattern_type_filter=1,
-            principal_filter=None,
-            host_filter=None,
-            operation=1,
-            permission_type=1,
-        )
+        return cls(**acl_filter)
+    if api == ApiKeys.DELETE_ACLS:
+        return cls(filters=[cls.DeleteAclsFilter(**acl_filter)])
     if api == ApiKeys.CREATE_ACLS:
         creation = cls.AclCreation(
             resource_type=2,
@@ -235,17 +239,6 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
             permission_type=3,
         )
         return cls(creations=[creation])
-    if api == ApiKeys.DELETE_ACLS:
-        deleted = cls.DeleteAclsFilter(
-            resource_type_filter=1,
-            resource_name_filter=None,
-            pattern_type_filter=1,
-            principal_filter=None,
-            host_filter=None,
-            operation=1,
-            permission_type=1,
-        )
-        return cls(filters=[deleted])
     if api in (ApiKeys.ALTER_CONFIGS, ApiKeys.INCREMENTAL_ALTER_CONFIGS):
         entry = cls.AlterConfigsResource.AlterableConfig
         config = (

@@ -6,7 +6,8 @@ which keeps it in its own files. The rules are Kafka's ConfigAdminManager and
 ConfigurationControlManager's, with its error codes: a config named twice in a resource, an
 unknown operation or resource type, a broker resource that is not "" or a broker id, or a broker
 setting Kafka cannot change while running is INVALID_REQUEST ("Cannot update these configs
-dynamically"); an unknown name, a bad value, or APPEND/SUBTRACT on a setting that is not a list
+dynamically"); an unknown name (on a broker too, where Kafka would keep it as a custom config
+the engine could not apply), a bad value, or APPEND/SUBTRACT on a setting that is not a list
 (none of the engine's are) is INVALID_CONFIG. AlterConfigs replaces the resource's whole set;
 IncrementalAlterConfigs changes the names it gives (SET, DELETE). Plain functions: safe from any
 thread.
@@ -16,8 +17,8 @@ from collections.abc import Iterable, Mapping
 
 from kafka.admin import ConfigResourceType
 
-from engine.broker.config import KNOWN_SETTINGS, KafkaConfig
-from engine.broker.config_helper import DYNAMIC_BROKER_CONFIGS
+from engine.broker.config import KafkaConfig
+from engine.broker.config_helper import BROKER_CONFIG_NAMES, DYNAMIC_BROKER_CONFIGS
 from engine.broker.dynamic_config import CLUSTER_DEFAULT, effective_config
 from engine.errors import INVALID_CONFIG, INVALID_REQUEST
 from engine.storage.config import TOPIC_CONFIG_NAMES, LogConfig
@@ -57,7 +58,7 @@ def altered_configs(
     elif resource_type == ConfigResourceType.BROKER:
         if resource_name != CLUSTER_DEFAULT and not resource_name.isdigit():
             raise ConfigAlterError(INVALID_REQUEST, f"Invalid broker name {resource_name!r}")
-        fixed = sorted(set(names) & set(KNOWN_SETTINGS) - DYNAMIC_BROKER_CONFIGS)
+        fixed = sorted(set(names) & BROKER_CONFIG_NAMES - DYNAMIC_BROKER_CONFIGS)
         if fixed:
             raise ConfigAlterError(
                 INVALID_REQUEST, f"Cannot update these configs dynamically: {set(fixed)}"

@@ -73,6 +73,7 @@ def _declared() -> list[_Declared]:
 
 _DECLARED = _declared()
 _DEFAULTS = KafkaConfig()
+BROKER_CONFIG_NAMES = frozenset(n for d in _DECLARED for n in d.broker_names)
 # the broker names Kafka lets AlterConfigs change while running (DynamicLogConfig's)
 DYNAMIC_BROKER_CONFIGS = frozenset(n for d in _DECLARED if d.topic_name for n in d.broker_names)
 

@@ -151,13 +151,13 @@ def cluster(tmp_path_factory):
     running.stop()
 
 
-def _topic_config(address: str, topic: str, name: str) -> str | None:
-    """What one broker says of a topic config (a raw DescribeConfigs to that broker)."""
+def _described_value(address: str, kind: int, resource: str, name: str) -> str | None:
+    """What one broker says of a config (a raw DescribeConfigs to that broker)."""
     cls = DescribeConfigsRequest[4]
     request = cls(
         resources=[
             cls.DescribeConfigsResource(
-                resource_type=2, resource_name=topic, configuration_keys=[name]
+                resource_type=kind, resource_name=resource, configuration_keys=[name]
             )
         ],
         include_synonyms=False,
@@ -210,7 +210,11 @@ def test_configs_altered_in_a_cluster_reach_every_broker_and_outlive_a_restart(c
     cluster.stop_broker(2)
     restarted = cluster.restart(2)
     cluster.wait_for_brokers({1, 2, 3})
-    wait_until(lambda: _topic_config(restarted.bootstrap, "shared", "segment.bytes") == "1024")
+    wait_until(
+        lambda: _described_value(restarted.bootstrap, 2, "shared", "segment.bytes") == "1024"
+    )
+    # BROKER "": the cluster-wide dynamic defaults alone
+    assert _described_value(restarted.bootstrap, 4, "", "log.retention.ms") == "123456000"
     retention = _describe(cluster.bootstrap, ResourceType.BROKER, "2")["log.retention.ms"]
     assert (retention.value, retention.source) == (
         "123456000",

@@ -83,6 +83,7 @@ INVALID_REPLICA_ASSIGNMENT: Final[int] = _kafka.InvalidReplicationAssignmentErro
 LOG_DIR_NOT_FOUND: Final[int] = _kafka.LogDirNotFoundError.errno
 MISMATCHED_ENDPOINT_TYPE: Final[int] = _kafka.MismatchedEndpointTypeError.errno
 UNSUPPORTED_ENDPOINT_TYPE: Final[int] = _kafka.UnsupportedEndpointTypeError.errno
+SECURITY_DISABLED: Final[int] = _kafka.SecurityDisabledError.errno
 
 
 class KafkaError(Exception):

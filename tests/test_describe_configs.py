@@ -2,7 +2,11 @@
 a sensitive value (null, is_sensitive) unless describe.configs.paths.enable says otherwise."""
 
 import pytest
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic, ResourceType
+from kafka import KafkaAdminClient
+from kafka.admin import ConfigResource as KafkaConfigResource
+from kafka.admin import ConfigResourceType
 
 from tests.conftest import broker_process
 
@@ -26,3 +30,71 @@ def test_log_dirs_is_shown_only_when_configured(tmp_path, reveal):
     assert log_dirs.is_sensitive is not reveal
     assert log_dirs.value == (data_dir if reveal else None)
     assert configs["num.partitions"].value == "1"  # the rest as before
+
+
+@pytest.fixture(scope="module")
+def configured(tmp_path_factory):
+    """One broker with two static settings, a topic with one override."""
+    data_dir = str(tmp_path_factory.mktemp("describe") / "data")
+    broker = broker_process(data_dir, **{"log.retention.hours": "24", "num.partitions": "2"})
+    broker.start()
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    topic = NewTopic("described", 1, 1, config={"segment.bytes": "1048576"})
+    admin.create_topics([topic])["described"].result(timeout=30)
+    yield broker
+    broker.stop()
+
+
+def test_broker_configs_have_kafkas_sources_and_synonyms(configured):
+    admin = AdminClient({"bootstrap.servers": configured.bootstrap})
+    resource = ConfigResource(ResourceType.BROKER, "0")
+    configs = admin.describe_configs([resource])[resource].result(30)
+    retention = configs["log.retention.ms"]  # set as log.retention.hours, reported in ms
+    assert retention.value == str(24 * 3_600_000)
+    assert retention.source == ConfigSource.STATIC_BROKER_CONFIG.value
+    assert not retention.is_read_only  # dynamic in Kafka
+    assert [(s.name, s.value, s.source) for s in retention.synonyms.values()] == [
+        ("log.retention.hours", "24", ConfigSource.STATIC_BROKER_CONFIG.value),
+        ("log.retention.ms", str(7 * 24 * 3_600_000), ConfigSource.DEFAULT_CONFIG.value),
+    ]
+    assert configs["num.partitions"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+    assert configs["num.partitions"].is_read_only
+    assert configs["log.segment.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert configs["log.segment.bytes"].is_default
+
+
+def test_topic_configs_name_the_broker_settings_they_fall_back_on(configured):
+    admin = KafkaAdminClient(bootstrap_servers=configured.bootstrap)
+    try:
+        resource = KafkaConfigResource(ConfigResourceType.TOPIC, "described")
+        described = admin.describe_configs([resource], include_synonyms=True, config_filter="all")
+    finally:
+        admin.close()
+    configs = described["topic"]["described"]
+    segment = configs["segment.bytes"]
+    assert segment["value"] == "1048576"
+    assert segment["config_source"] == "DYNAMIC_TOPIC_CONFIG"
+    assert [(s["name"], s["source"]) for s in segment["synonyms"]] == [
+        ("segment.bytes", "DYNAMIC_TOPIC_CONFIG"),
+        ("log.segment.bytes", "DEFAULT_CONFIG"),
+    ]
+    retention = configs["retention.ms"]  # no override: the broker's static setting
+    assert retention["value"] == str(24 * 3_600_000)
+    assert retention["config_source"] == "STATIC_BROKER_CONFIG"
+    assert retention["config_type"] == "LONG"
+    assert not retention["read_only"]
+
+
+def test_a_missing_topic_and_the_broker_loggers(configured):
+    admin = AdminClient({"bootstrap.servers": configured.bootstrap})
+    missing = ConfigResource(ResourceType.TOPIC, "missing")
+    with pytest.raises(KafkaException, match="UNKNOWN_TOPIC_OR_PART"):
+        admin.describe_configs([missing])[missing].result(timeout=30)
+    client = KafkaAdminClient(bootstrap_servers=configured.bootstrap)
+    try:
+        loggers = KafkaConfigResource(ConfigResourceType.BROKER_LOGGER, "0")
+        described = client.describe_configs([loggers], config_filter="all")
+    finally:
+        client.close()
+    levels = described["broker_logger"]["0"]
+    assert levels["root"]["value"] in ("DEBUG", "INFO", "WARNING", "ERROR")

@@ -17,6 +17,7 @@ from engine.errors import (
     NO_REASSIGNMENT_IN_PROGRESS,
     NON_EMPTY_GROUP,
     NONE,
+    SECURITY_DISABLED,
     UNKNOWN_MEMBER_ID,
     UNSUPPORTED_VERSION,
 )
@@ -213,6 +214,42 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
         return cls(
             topics=[cls.TopicRequest(name="events")], response_partition_limit=10, cursor=None
         )
+    # DescribeAcls' filter, and each of DeleteAcls': any ACL
+    acl_filter = {
+        "resource_type_filter": 1,
+        "resource_name_filter": None,
+        "pattern_type_filter": 1,
+        "principal_filter": None,
+        "host_filter": None,
+        "operation": 1,
+        "permission_type": 1,
+    }
+    if api == ApiKeys.DESCRIBE_ACLS:
+        return cls(**acl_filter)
+    if api == ApiKeys.DELETE_ACLS:
+        return cls(filters=[cls.DeleteAclsFilter(**acl_filter)])
+    if api == ApiKeys.CREATE_ACLS:
+        creation = cls.AclCreation(
+            resource_type=2,
+            resource_name="events",
+            resource_pattern_type=3,
+            principal="User:alice",
+            host="*",
+            operation=3,
+            permission_type=3,
+        )
+        return cls(creations=[creation])
+    if api in (ApiKeys.ALTER_CONFIGS, ApiKeys.INCREMENTAL_ALTER_CONFIGS):
+        entry = cls.AlterConfigsResource.AlterableConfig
+        config = (
+            entry(name="retention.ms", config_operation=0, value="1000")
+            if api == ApiKeys.INCREMENTAL_ALTER_CONFIGS
+            else entry(name="retention.ms", value="1000")
+        )
+        resource = cls.AlterConfigsResource(
+            resource_type=2, resource_name="events", configs=[config]
+        )
+        return cls(resources=[resource], validate_only=True)
     raise AssertionError(f"no request for {api.name}")
 
 
@@ -257,6 +294,10 @@ ALLOWED_ERRORS = {
     ApiKeys.ALTER_REPLICA_LOG_DIRS: {LOG_DIR_NOT_FOUND},
     ApiKeys.ELECT_LEADERS: {NONE, ELECTION_NOT_NEEDED},
     ApiKeys.ALTER_PARTITION_REASSIGNMENTS: {NONE, NO_REASSIGNMENT_IN_PROGRESS},
+    # no authorizer, as Kafka without one
+    ApiKeys.DESCRIBE_ACLS: {SECURITY_DISABLED},
+    ApiKeys.CREATE_ACLS: {SECURITY_DISABLED},
+    ApiKeys.DELETE_ACLS: {SECURITY_DISABLED},
 }
 
 

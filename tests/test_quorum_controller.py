@@ -26,6 +26,7 @@ from engine.errors import (
     INELIGIBLE_REPLICA,
     INVALID_CONFIG,
     INVALID_PARTITIONS,
+    INVALID_REPLICA_ASSIGNMENT,
     INVALID_REPLICATION_FACTOR,
     INVALID_REQUEST,
     INVALID_TOPIC_EXCEPTION,
@@ -391,10 +392,14 @@ def test_topic_defaults_and_explicit_assignments(cluster):
         pytest.param("bar", 1, 3, {}, None, INVALID_REPLICATION_FACTOR, id="rf-too-large"),
         pytest.param("bar", 1, 0, {}, None, INVALID_REPLICATION_FACTOR, id="rf-zero"),
         pytest.param("bar", 0, 1, {}, None, INVALID_PARTITIONS, id="no-partitions"),
-        pytest.param("bar", -1, -1, {}, {0: [1], 2: [2]}, INVALID_REQUEST, id="gap"),
-        pytest.param("bar", -1, -1, {}, {0: [1], 1: [1, 2]}, INVALID_REQUEST, id="uneven"),
-        pytest.param("bar", -1, -1, {}, {0: [1, 1]}, INVALID_REQUEST, id="twice"),
-        pytest.param("bar", -1, -1, {}, {0: [1, 9]}, INVALID_REQUEST, id="unknown-broker"),
+        pytest.param("bar", -1, -1, {}, {0: [1], 2: [2]}, INVALID_REPLICA_ASSIGNMENT, id="gap"),
+        pytest.param(
+            "bar", -1, -1, {}, {0: [1], 1: [1, 2]}, INVALID_REPLICA_ASSIGNMENT, id="uneven"
+        ),
+        pytest.param("bar", -1, -1, {}, {0: [1, 1]}, INVALID_REPLICA_ASSIGNMENT, id="twice"),
+        pytest.param(
+            "bar", -1, -1, {}, {0: [1, 9]}, INVALID_REPLICA_ASSIGNMENT, id="unknown-broker"
+        ),
     ],
 )
 def test_topic_creation_errors_write_nothing(
@@ -456,9 +461,9 @@ def test_create_partitions(cluster):
         pytest.param("bar", 3, None, UNKNOWN_TOPIC_OR_PARTITION, id="unknown-topic"),
         pytest.param("foo", 2, None, INVALID_PARTITIONS, id="same-count"),
         pytest.param("foo", 1, None, INVALID_PARTITIONS, id="fewer"),
-        pytest.param("foo", 4, [[1, 2]], INVALID_REQUEST, id="too-few-assignments"),
-        pytest.param("foo", 3, [[1]], INVALID_REPLICATION_FACTOR, id="other-rf"),
-        pytest.param("foo", 3, [[1, 9]], INVALID_REQUEST, id="unknown-broker"),
+        pytest.param("foo", 4, [[1, 2]], INVALID_REPLICA_ASSIGNMENT, id="too-few-assignments"),
+        pytest.param("foo", 3, [[1]], INVALID_REPLICA_ASSIGNMENT, id="other-rf"),
+        pytest.param("foo", 3, [[1, 9]], INVALID_REPLICA_ASSIGNMENT, id="unknown-broker"),
     ],
 )
 def test_create_partitions_errors_write_nothing(cluster, name, count, assignments, code):
@@ -481,7 +486,7 @@ def test_placement_uses_a_fenced_broker_as_follower_when_it_must(cluster, clock)
     added = cluster.partition("foo", 1)
     assert (added.replicas, added.leader, added.isr) == ((1, 2), 1, (1,))
     code = _error(lambda: cluster.controller.create_partitions("foo", 3, [[1, 2, 3]]))
-    assert code in (INVALID_REPLICATION_FACTOR, INVALID_REQUEST)
+    assert code == INVALID_REPLICA_ASSIGNMENT
     created = cluster.controller.create_topic("wide", 1, 3, {})
     assert created.error_code == INVALID_REPLICATION_FACTOR
 

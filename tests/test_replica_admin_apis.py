@@ -199,7 +199,7 @@ def test_a_partition_moves_to_other_brokers_under_acks_all_writes(whole, admin):
     cluster = whole
     tp = TopicPartition("moving", 0)
     client = admin()
-    client.create_topics([NewTopic("moving", 1, replica_assignments={0: [1, 2, 3]})])
+    client.create_topics([NewTopic("moving", replica_assignments={0: [1, 2, 3]})])
     wait_until(lambda: partition_state(cluster, "moving").leader_id == 1, what="leader 1")
     writer = Writer(cluster.bootstrap, "moving")
     writer.start()
@@ -246,7 +246,7 @@ def test_a_partition_moves_to_other_brokers_under_acks_all_writes(whole, admin):
 
 def test_a_preferred_election_gives_leadership_back_to_a_returning_broker(whole, admin):
     cluster = whole
-    admin().create_topics([NewTopic("preferred", 1, replica_assignments={0: [1, 2, 3]})])
+    admin().create_topics([NewTopic("preferred", replica_assignments={0: [1, 2, 3]})])
     wait_until(lambda: partition_state(cluster, "preferred").leader_id == 1, what="leader 1")
     cluster.kill(1)
     wait_until(

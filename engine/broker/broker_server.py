@@ -22,11 +22,17 @@ Not thread-safe: the event loop's thread alone uses it.
 import dataclasses
 import logging
 import selectors
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from engine.broker.alter_partition_manager import AlterPartitionManager
 from engine.broker.config import KafkaConfig
+from engine.broker.dynamic_config import (
+    CLUSTER_DEFAULT,
+    DynamicConfigStore,
+    effective_config,
+    layered,
+)
 from engine.broker.group_coordinator import CommittedOffset, GroupConfig, GroupCoordinator
 from engine.broker.kafka_apis import KafkaApis
 from engine.broker.lifecycle import BrokerLifecycleManager
@@ -49,7 +55,7 @@ from engine.metadata import (
     PartitionRegistration,
     TopicImage,
 )
-from engine.metadata.image import CONSUMER_OFFSETS
+from engine.metadata.image import CONFIG_RESOURCE_BROKER, CONSUMER_OFFSETS
 from engine.protocol.network_client import NetworkClient
 from engine.storage import LogManager
 from engine.storage.log import wall_clock_ms
@@ -64,6 +70,7 @@ class BrokerServer:
     def __init__(self, config: KafkaConfig, time_ms: Callable[[], int] = wall_clock_ms) -> None:
         """Open the log directory (recovering it after a crash) and wire every service."""
         self.config = config
+        self.static_log = config.log  # the log settings before any dynamic ones
         self.time_ms = time_ms
         self.log_manager = LogManager(config.log_dir, config.log, time_ms=time_ms)
         self.topics = TopicManager(config, self.log_manager)
@@ -108,7 +115,11 @@ class BrokerServer:
             config.log_flush_offset_checkpoint_interval_ms,
             self.log_manager.checkpoint,
         )
+        # a single broker's dynamic broker configs (a cluster's are in the metadata log)
+        self.dynamic_configs: DynamicConfigStore | None = None
         if self.cluster is None:
+            self.dynamic_configs = DynamicConfigStore(config.log_dir)
+            self._apply_stored_configs()
             self.metadata_cache = MetadataCache(self._local_image())
             self.topics.on_change = self._publish_local_image
         self.apis = KafkaApis(self)
@@ -156,10 +167,48 @@ class BrokerServer:
             for name, topic in self.topics.topics.items()
         }
         me = BrokerRegistration(c.node_id, c.listen_host, c.listen_port, rack=c.broker_rack)
-        return ClusterImage(self.topics.cluster_id or "", c.node_id, {c.node_id: me}, topics)
+        stored = self.dynamic_configs.configs if self.dynamic_configs else {}
+        configs = {(CONFIG_RESOURCE_BROKER, name): values for name, values in stored.items()}
+        return ClusterImage(
+            self.topics.cluster_id or "", c.node_id, {c.node_id: me}, topics, configs=configs
+        )
 
     def _publish_local_image(self) -> None:
         self.metadata_cache.publish(self._local_image())
+
+    def _apply_stored_configs(self) -> None:
+        assert self.dynamic_configs is not None
+        stored = self.dynamic_configs.configs
+        self.apply_dynamic_configs(
+            stored.get(CLUSTER_DEFAULT, {}), stored.get(str(self.config.node_id), {})
+        )
+
+    def store_dynamic_configs(self, resource_name: str, configs: dict[str, str]) -> None:
+        """A single broker's AlterConfigs of a BROKER resource: kept, and in effect now."""
+        assert self.dynamic_configs is not None
+        self.dynamic_configs.save(resource_name, configs)
+        self._apply_stored_configs()
+        self._publish_local_image()
+
+    def apply_dynamic_configs(
+        self, cluster_default: Mapping[str, str], per_broker: Mapping[str, str]
+    ) -> None:
+        """The dynamic broker configs take effect at once (Kafka's DynamicLogConfig): they are
+        the defaults of every topic's log settings."""
+        try:
+            config = effective_config(self.config, self.static_log, cluster_default, per_broker)
+        except ValueError as exc:  # checked against the controller's settings, not these
+            log.error("dynamic broker configs not applied: %s", exc)
+            return
+        if config == self.config:
+            return
+        self.config = self.topics.config = config
+        self.log_manager.config = config.log
+        for name, topic in self.topics.topics.items():
+            log_config = self.topics.log_config(name)
+            for partition in topic.partitions.values():
+                partition.log.config = log_config
+        log.info("dynamic broker configs applied: %s", dict(layered(cluster_default, per_broker)))
 
     def tick(self) -> None:
         """Run what is due: waiting requests, group timers, the scheduler's periodic work, and in
@@ -385,6 +434,11 @@ class ClusterServices:
         self.broker.metadata_cache.publish(image)
         if self.loader.caught_up or self.publisher.applied is not None:
             self.publisher.publish(image)
+        node = str(self.broker.config.node_id)
+        self.broker.apply_dynamic_configs(
+            image.configs.get((CONFIG_RESOURCE_BROKER, CLUSTER_DEFAULT), {}),
+            image.configs.get((CONFIG_RESOURCE_BROKER, node), {}),
+        )
         self._settle_watches()
 
     def tick(self) -> None:

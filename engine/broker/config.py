@@ -170,6 +170,9 @@ class KafkaConfig:
     replica_selector_class: str | None = setting(None, None, "replica.selector.class")
     log: LogConfig = field(default_factory=LogConfig)
     unknown: tuple[str, ...] = ()  # properties that are not broker settings, reported at start
+    # the settings' properties as given (server.properties, --set): DescribeConfigs reports them
+    # as STATIC_BROKER_CONFIG
+    static_properties: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         check_settings(self)
@@ -289,5 +292,6 @@ def kafka_config(properties: Mapping[str, str]) -> KafkaConfig:
     return KafkaConfig(
         log=LogConfig.from_properties(properties),
         unknown=tuple(unknown),
+        static_properties={k: v for k, v in properties.items() if k in KNOWN_SETTINGS},
         **read_settings(KafkaConfig, properties),
     )

@@ -6,16 +6,22 @@ file slices for Fetch data), now or later (fetch long poll, group joins). Produc
 is answered with nothing, which `respond(None)` says.
 """
 
+import dataclasses
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING
 
+from kafka.admin import ConfigResourceType, ConfigSourceType
 from kafka.protocol.api_message import ApiMessage
 
+from engine.broker import config_helper
+from engine.broker.acl_apis import acl_handlers
 from engine.broker.api_handlers import ApiHandlers, Respond
 from engine.broker.cluster_admin import GROUP_OPERATIONS, cluster_admin_handlers
 from engine.broker.config import KafkaConfig
+from engine.broker.config_admin import DELETE, ConfigAlterError, altered_configs, request_ops
+from engine.broker.dynamic_config import CLUSTER_DEFAULT
 
 if TYPE_CHECKING:
     from engine.broker.broker_server import BrokerServer
@@ -36,13 +42,19 @@ from engine.broker.replica_manager import (
     ProduceResult,
 )
 from engine.broker.request_context import RequestContext
-from engine.broker.topics import Topic, TopicAdminError
+from engine.broker.topics import (
+    TopicAdminError,
+    check_assignment_counts,
+    manual_assignment_error,
+)
 from engine.common import TopicPartition
 from engine.errors import (
     COORDINATOR_NOT_AVAILABLE,
     FENCED_LEADER_EPOCH,
     GROUP_ID_NOT_FOUND,
+    INVALID_REPLICA_ASSIGNMENT,
     INVALID_REQUEST,
+    INVALID_TOPIC_EXCEPTION,
     KAFKA_STORAGE_ERROR,
     LEADER_NOT_AVAILABLE,
     NONE,
@@ -71,7 +83,7 @@ from engine.protocol.produce_response import (
 )
 from engine.records.validator import first_batch_is_transactional
 from engine.storage import FetchIsolation
-from engine.storage.config import TOPIC_CONFIG_FIELDS
+from engine.storage.log_manager import validate_topic_name
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +93,6 @@ MAX_TIMESTAMP = -3  # v7+ (KIP-734)
 EARLIEST_LOCAL_TIMESTAMP = -4  # v8+ (KIP-405)
 LATEST_TIERED_TIMESTAMP = -5  # v9+ (KIP-1005)
 
-RESOURCE_TOPIC = 2
-RESOURCE_BROKER = 4
-CONFIG_SOURCE_TOPIC = 1  # DYNAMIC_TOPIC_CONFIG
-CONFIG_SOURCE_STATIC_BROKER = 4
-CONFIG_SOURCE_DEFAULT = 5
 _FORWARD_RETRY_MS = 100  # while the controller cannot be reached
 # what a commit's replication error is answered as (Kafka's GroupMetadataManager)
 _COMMIT_ERRORS = {
@@ -94,8 +101,6 @@ _COMMIT_ERRORS = {
     NOT_ENOUGH_REPLICAS: COORDINATOR_NOT_AVAILABLE,
     NOT_ENOUGH_REPLICAS_AFTER_APPEND: COORDINATOR_NOT_AVAILABLE,
 }
-# broker settings that name host paths: sent as sensitive unless describe.configs.paths.enable
-_PATH_CONFIGS = ("log.dirs",)
 
 
 class KafkaApis(ApiHandlers):
@@ -122,6 +127,8 @@ class KafkaApis(ApiHandlers):
             ApiKeys.DELETE_TOPICS: self.handle_delete_topics,
             ApiKeys.CREATE_PARTITIONS: self.handle_create_partitions,
             ApiKeys.DESCRIBE_CONFIGS: self.handle_describe_configs,
+            ApiKeys.INCREMENTAL_ALTER_CONFIGS: self.handle_alter_configs,
+            ApiKeys.ALTER_CONFIGS: self.handle_alter_configs,
             ApiKeys.INIT_PRODUCER_ID: self.handle_init_producer_id,
             ApiKeys.OFFSET_FOR_LEADER_EPOCH: self.handle_offset_for_leader_epoch,
             ApiKeys.FIND_COORDINATOR: self.handle_find_coordinator,
@@ -137,6 +144,7 @@ class KafkaApis(ApiHandlers):
             ApiKeys.OFFSET_DELETE: self.handle_offset_delete,
         }
         self._handlers.update(cluster_admin_handlers(self))
+        self._handlers.update(acl_handlers(self))
         for key, local in replica_admin_handlers(self).items():
             self._handlers[key] = self._forwarded_in_a_cluster(local)
 
@@ -485,14 +493,16 @@ class KafkaApis(ApiHandlers):
             error, message = NONE, None
             configs = {c.name: c.value for c in t.configs}
             try:
+                num_partitions, replication_factor = t.num_partitions, t.replication_factor
                 if t.assignments:
-                    raise TopicAdminError(
-                        INVALID_REQUEST, "manual replica assignment is not supported"
+                    num_partitions = self._check_assignment(
+                        {a.partition_index: list(a.broker_ids) for a in t.assignments}, t
                     )
+                    replication_factor = 1
                 self.topics.create_topic(
                     t.name,
-                    t.num_partitions,
-                    t.replication_factor,
+                    num_partitions,
+                    replication_factor,
                     configs,
                     validate_only=request.validate_only,
                 )
@@ -548,8 +558,9 @@ class KafkaApis(ApiHandlers):
         for t in request.topics:
             error, message = NONE, None
             try:
-                if t.assignments:
-                    raise TopicAdminError(INVALID_REQUEST, "manual assignment is not supported")
+                topic = self.topics.topics.get(t.name)
+                if t.assignments and topic is not None and t.count > len(topic.partitions):
+                    self._check_new_partitions(t, len(topic.partitions))
                 self.topics.create_partitions(t.name, t.count, request.validate_only)
             except TopicAdminError as exc:
                 error, message = exc.error_code, str(exc)
@@ -559,6 +570,29 @@ class KafkaApis(ApiHandlers):
                 )
             )
         self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
+
+    def _check_assignment(self, replicas: dict[int, list[int]], topic: ApiMessage) -> int:
+        """A single broker's check of CreateTopics' manual assignment (every replica on it, as
+        the only broker registered): the partition count it gives, or TopicAdminError."""
+        check_assignment_counts(topic.num_partitions, topic.replication_factor)
+        error = manual_assignment_error(replicas, {self.config.node_id})
+        if error:
+            raise TopicAdminError(INVALID_REPLICA_ASSIGNMENT, error)
+        return len(replicas)
+
+    def _check_new_partitions(self, topic: ApiMessage, current: int) -> None:
+        """A single broker's check of CreatePartitions' manual assignment."""
+        new = range(current, topic.count)
+        if len(topic.assignments) != len(new):
+            raise TopicAdminError(
+                INVALID_REPLICA_ASSIGNMENT,
+                f"Attempted to add {len(new)} additional partition(s), but only "
+                f"{len(topic.assignments)} assignment(s) were specified.",
+            )
+        replicas = {p: list(a.broker_ids) for p, a in zip(new, topic.assignments, strict=True)}
+        error = manual_assignment_error(replicas, {self.config.node_id}, current, 1)
+        if error:
+            raise TopicAdminError(INVALID_REPLICA_ASSIGNMENT, error)
 
     def _forward(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
         """A cluster member passes admin requests to the controller, as Kafka forwards them, and
@@ -624,66 +658,136 @@ class KafkaApis(ApiHandlers):
         response_class = self._response_class(context)
         result_class = response_class.DescribeConfigsResult
         entry_class = result_class.DescribeConfigsResourceResult
-        hidden = () if self.config.describe_configs_paths_enable else _PATH_CONFIGS
+        synonym_class = entry_class.DescribeConfigsSynonym
         results = []
         for resource in request.resources:
-            error, message, entries = NONE, None, []
-            if resource.resource_type == RESOURCE_TOPIC:
-                topic = self.topics.topics.get(resource.resource_name)
-                if topic is None:
-                    error, message = UNKNOWN_TOPIC_OR_PARTITION, "unknown topic"
-                else:
-                    entries = self._topic_configs(topic)
-            elif resource.resource_type == RESOURCE_BROKER:
-                entries = self._broker_configs()
-            else:
-                error, message = INVALID_REQUEST, f"resource type {resource.resource_type}"
+            try:
+                entries = self._described(resource.resource_type, resource.resource_name)
+                error, message = NONE, None
+            except TopicAdminError as exc:
+                entries, error, message = [], exc.error_code, str(exc)
             wanted = resource.configuration_keys
+            configs = [
+                entry_class(
+                    name=e.name,
+                    value=e.value,
+                    read_only=e.read_only,
+                    config_source=e.source,
+                    is_default=e.source == ConfigSourceType.DEFAULT_CONFIG,
+                    is_sensitive=e.sensitive,
+                    synonyms=[
+                        synonym_class(name=s.name, value=s.value, source=s.source)
+                        for s in (e.synonyms if request.include_synonyms else ())
+                    ],
+                    config_type=e.config_type,
+                    documentation=None,
+                )
+                for e in entries
+                if wanted is None or e.name in wanted
+            ]
             results.append(
                 result_class(
                     error_code=error,
                     error_message=message,
                     resource_type=resource.resource_type,
                     resource_name=resource.resource_name,
-                    configs=[
-                        entry_class(
-                            name=name,
-                            value=None if name in hidden else value,
-                            read_only=resource.resource_type == RESOURCE_BROKER,
-                            config_source=source,
-                            is_default=source == CONFIG_SOURCE_DEFAULT,
-                            is_sensitive=name in hidden,
-                            synonyms=[],
-                            config_type=0,
-                            documentation=None,
-                        )
-                        for name, value, source in entries
-                        if wanted is None or name in wanted
-                    ],
+                    configs=configs,
                 )
             )
         self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
 
-    def _topic_configs(self, topic: Topic) -> list[tuple[str, str, int]]:
-        effective = self.topics.log_config(topic.name)
-        entries = []
-        for name in sorted(TOPIC_CONFIG_FIELDS):
-            value = getattr(effective, TOPIC_CONFIG_FIELDS[name])
-            source = CONFIG_SOURCE_TOPIC if name in topic.configs else CONFIG_SOURCE_DEFAULT
-            entries.append((name, str(value), source))
-        return entries
+    def _described(self, resource_type: int, name: str) -> list[config_helper.ConfigEntry]:
+        """The entries of one resource, or TopicAdminError with Kafka's code (ConfigHelper)."""
+        image = self.broker.metadata_cache.image
+        cluster_default = image.configs.get((ConfigResourceType.BROKER, ""), {})
+        if resource_type == ConfigResourceType.TOPIC:
+            try:
+                validate_topic_name(name)
+            except ValueError as exc:
+                raise TopicAdminError(INVALID_TOPIC_EXCEPTION, str(exc)) from None
+            if self.broker.cluster is not None:
+                exists, overrides = name in image.topics, image.topic_configs(name)
+            else:
+                topic = self.topics.topics.get(name)
+                exists, overrides = topic is not None, topic.configs if topic else {}
+            if not exists:
+                raise TopicAdminError(
+                    UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist."
+                )
+            dynamic = image.configs.get((ConfigResourceType.BROKER, str(self.config.node_id)), {})
+            return config_helper.topic_configs(self.config, overrides, dynamic, cluster_default)
+        if resource_type not in (ConfigResourceType.BROKER, ConfigResourceType.BROKER_LOGGER):
+            raise TopicAdminError(INVALID_REQUEST, f"Unsupported resource type {resource_type}")
+        if resource_type == ConfigResourceType.BROKER and name == "":
+            return config_helper.default_broker_configs(cluster_default)
+        node_id = self.config.node_id
+        if not name.strip().lstrip("-").isdigit():
+            raise TopicAdminError(
+                INVALID_REQUEST, f"Broker id must be an integer, but it is: {name}"
+            )
+        if int(name) != node_id:
+            raise TopicAdminError(
+                INVALID_REQUEST,
+                f"Unexpected broker id, expected {node_id} or empty string, but received {name}",
+            )
+        if resource_type == ConfigResourceType.BROKER_LOGGER:
+            return config_helper.broker_logger_configs()
+        return config_helper.broker_configs(
+            self.config,
+            image.configs.get((ConfigResourceType.BROKER, name), {}),
+            cluster_default,
+            reveal_paths=self.config.describe_configs_paths_enable,
+        )
 
-    def _broker_configs(self) -> list[tuple[str, str, int]]:
-        c = self.config
-        return [
-            ("auto.create.topics.enable", str(c.auto_create_topics_enable).lower(), 4),
-            ("broker.id", str(c.node_id), CONFIG_SOURCE_STATIC_BROKER),
-            ("default.replication.factor", str(c.default_replication_factor), 4),
-            ("log.dirs", c.log_dir, CONFIG_SOURCE_STATIC_BROKER),
-            ("num.partitions", str(c.num_partitions), CONFIG_SOURCE_STATIC_BROKER),
-            ("socket.request.max.bytes", str(c.socket_request_max_bytes), 4),
-            ("zero.copy.enable", str(c.zero_copy_enable).lower(), CONFIG_SOURCE_STATIC_BROKER),
-        ]
+    def handle_alter_configs(
+        self, context: RequestContext, request: ApiMessage, respond: Respond
+    ) -> None:
+        """IncrementalAlterConfigs and AlterConfigs: a cluster member forwards them (the
+        controller writes ConfigRecords); a single broker keeps topic configs with its topics
+        and broker configs in its DynamicConfigStore."""
+        if self.broker.cluster is not None:
+            self._forward(context, request, respond)
+            return
+        incremental = context.header.request_api_key == ApiKeys.INCREMENTAL_ALTER_CONFIGS
+        response_class = self._response_class(context)
+        store = self.broker.dynamic_configs
+        assert store is not None
+        results = []
+        for resource in request.resources:
+            kind, name = resource.resource_type, resource.resource_name
+            error, message = NONE, None
+            try:
+                if kind == ConfigResourceType.TOPIC:
+                    topic = self.topics.topics.get(name)
+                    if topic is None:
+                        raise ConfigAlterError(
+                            UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist."
+                        )
+                    current: Mapping[str, str] = topic.configs
+                else:
+                    current = store.configs.get(name, {})
+                configs = altered_configs(
+                    kind,
+                    name,
+                    current,
+                    request_ops(resource, incremental),
+                    incremental,
+                    dataclasses.replace(self.config, log=self.broker.static_log),
+                    store.configs.get(CLUSTER_DEFAULT, {}),
+                )
+                if not request.validate_only:
+                    if kind == ConfigResourceType.TOPIC:
+                        self.topics.update_configs(name, configs)
+                    else:
+                        self.broker.store_dynamic_configs(name, configs)
+            except ConfigAlterError as exc:
+                error, message = exc.error_code, str(exc)
+            results.append(
+                response_class.AlterConfigsResourceResponse(
+                    error_code=error, error_message=message, resource_type=kind, resource_name=name
+                )
+            )
+        self._reply(context, respond, response_class(throttle_time_ms=0, responses=results))
 
     # -- OffsetForLeaderEpoch -------------------------------------------------------------------
     def handle_offset_for_leader_epoch(
@@ -1138,6 +1242,10 @@ def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: Clus
         return all(t.name in image.topics for t in response.topics if t.error_code == NONE)
     if isinstance(request, APIS[ApiKeys.DELETE_TOPICS][0]):
         return all(t.name not in image.topics for t in response.responses if t.error_code == NONE)
+    if isinstance(
+        request, (APIS[ApiKeys.ALTER_CONFIGS][0], APIS[ApiKeys.INCREMENTAL_ALTER_CONFIGS][0])
+    ):
+        return request.validate_only or _configs_visible(request, response, image)
     if not isinstance(request, APIS[ApiKeys.CREATE_PARTITIONS][0]) or request.validate_only:
         return True
     wanted = {t.name: t.count for t in request.topics}
@@ -1146,6 +1254,21 @@ def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: Clus
         for r in response.results
         if r.error_code == NONE and r.name in image.topics
     )
+
+
+def _configs_visible(request: ApiMessage, response: ApiMessage, image: ClusterImage) -> bool:
+    """Whether the image holds what the configs alterations the controller accepted set."""
+    accepted = {(r.resource_type, r.resource_name) for r in response.responses if not r.error_code}
+    incremental = isinstance(request, APIS[ApiKeys.INCREMENTAL_ALTER_CONFIGS][0])
+    for resource in request.resources:
+        key = (resource.resource_type, resource.resource_name)
+        if key not in accepted:
+            continue
+        shown = image.configs.get(key, {})
+        for name, op, value in request_ops(resource, incremental):
+            if shown.get(name) != (None if op == DELETE else value):
+                return False
+    return True
 
 
 def list_offsets_error(partition: Partition | None, wanted: ApiMessage, version: int) -> int:

@@ -7,8 +7,9 @@ new id), is deleted; one this broker leads, new or changed (its partition epoch 
 leader; one it follows, new or changed, is made follower of its leader (ReplicaManager says what
 each means). Leading `__consumer_offsets`' partition makes this broker the
 group coordinator, which loads the committed offsets from that log; losing it hands the groups
-over. The first image is applied only once the metadata log has been read to its end, so a
-restarting broker never acts on history.
+over. A topic's changed configs reach its replicas here at once. The first image is applied
+only once the metadata log has been read to its end, so a restarting broker never acts on
+history.
 
 Not thread-safe: the event loop's thread alone uses it.
 """
@@ -54,6 +55,13 @@ class BrokerMetadataPublisher:
             self._delete_strays(image)
         for topic in image.topics.values():
             old_topic = old.topic_by_id(topic.topic_id) if old else None
+            configs = image.topic_configs(topic.name)
+            if (
+                old is not None
+                and old_topic is not None
+                and configs != old.topic_configs(topic.name)
+            ):
+                self.topics.update_configs(topic.name, configs)  # AlterConfigs' ConfigRecords
             for index, registration in topic.partitions.items():
                 tp = TopicPartition(topic.name, index)
                 before = old_topic.partitions.get(index) if old_topic else None

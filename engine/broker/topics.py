@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from engine.broker.config import KafkaConfig
@@ -89,6 +89,59 @@ def _encode_uuid(value: uuid.UUID) -> str:
 
 def _decode_uuid(text: str) -> uuid.UUID:
     return uuid.UUID(bytes=base64.urlsafe_b64decode(text + "=="))
+
+
+def check_assignment_counts(num_partitions: int, replication_factor: int) -> None:
+    """CreateTopics with a manual assignment leaves both counts at -1, or Kafka refuses it."""
+    if replication_factor != -1:
+        raise TopicAdminError(
+            INVALID_REPLICATION_FACTOR,
+            "A manual partition assignment was specified, but replication factor was not set "
+            "to -1.",
+        )
+    if num_partitions != -1:
+        raise TopicAdminError(
+            INVALID_PARTITIONS,
+            "A manual partition assignment was specified, but numPartitions was not set to -1.",
+        )
+
+
+def manual_assignment_error(
+    replicas: Mapping[int, Sequence[int]],
+    registered: Collection[int],
+    first_index: int = 0,
+    replication_factor: int | None = None,
+) -> str | None:
+    """Why a manual replica assignment (partition index -> broker ids) is refused, in Kafka's
+    words (ReplicationControlManager.validateManualPartitionAssignment), or None. Partitions
+    must be numbered from `first_index` without gaps, every one with the same number of
+    replicas (`replication_factor` when the topic has one), each broker once and registered.
+    The error code is INVALID_REPLICA_ASSIGNMENT."""
+    if sorted(replicas) != list(range(first_index, first_index + len(replicas))):
+        return (
+            f"partitions were not numbered {first_index} through {first_index + len(replicas) - 1}"
+        )
+    for _, brokers in sorted(replicas.items()):
+        if not brokers:
+            return "The manual partition assignment includes an empty replica list."
+        expected = replication_factor or len(replicas[first_index])
+        if len(brokers) != expected:
+            return (
+                f"The manual partition assignment includes a partition with {len(brokers)} "
+                f"replica(s), but this is not consistent with previous partitions, which have "
+                f"{expected} replica(s)."
+            )
+        for broker in brokers:
+            if list(brokers).count(broker) > 1:
+                return (
+                    f"The manual partition assignment includes the broker {broker} more than once."
+                )
+            if broker not in registered:
+                return (
+                    f"The manual partition assignment includes broker {broker}, but no such "
+                    "broker is registered."
+                )
+    return None
 
 
 class TopicManager:
@@ -211,11 +264,8 @@ class TopicManager:
         if topic is None:
             topic = self.topics[name] = Topic(name, topic_id, configs=dict(configs))
             self._save_configs()
-        elif dict(configs) != topic.configs:
-            topic.configs = dict(configs)
-            self._save_configs()
-            for partition in topic.partitions.values():
-                partition.log.config = self.log_config(name)
+        else:
+            self.update_configs(name, configs)
         existing = topic.partitions.get(index)
         if existing is not None:
             return existing
@@ -224,6 +274,17 @@ class TopicManager:
         except TopicAdminError as exc:
             raise OSError(str(exc)) from None
         return topic.partitions[index]
+
+    def update_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        """The topic's configs are now `configs` (AlterConfigs): kept, and in effect at once."""
+        topic = self.topics.get(name)
+        if topic is None or dict(configs) == topic.configs:
+            return
+        topic.configs = dict(configs)
+        self._save_configs()
+        log_config = self.log_config(name)
+        for partition in topic.partitions.values():
+            partition.log.config = log_config
 
     def remove_partition(self, tp: TopicPartition) -> None:
         """Delete this broker's replica of tp (and the topic, when it was the last)."""

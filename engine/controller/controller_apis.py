@@ -2,12 +2,12 @@
 QuorumController.
 
 Brokers send BrokerRegistration, BrokerHeartbeat, AlterPartition and AllocateProducerIds, forward
-clients' CreateTopics, DeleteTopics and CreatePartitions, ElectLeaders, AlterPartitionReassignments,
-ListPartitionReassignments and DescribeQuorum, and fetch the metadata log with Fetch (topic
-`__cluster_metadata`, partition 0), long-polling: a fetch at the log's end waits until a record is
-written or its max wait passes; what each broker fetched is what DescribeQuorum says of it.
-DescribeCluster answers the cluster id (KIP-919), which a broker with a new log directory takes as
-its own.
+clients' CreateTopics, DeleteTopics, CreatePartitions, IncrementalAlterConfigs and AlterConfigs,
+ElectLeaders, AlterPartitionReassignments, ListPartitionReassignments and DescribeQuorum, and
+fetch the metadata log with Fetch (topic `__cluster_metadata`, partition 0), long-polling: a
+fetch at the log's end waits until a record is written or its max wait passes; what each broker
+fetched is what DescribeQuorum says of it. DescribeCluster answers the cluster id (KIP-919),
+which a broker with a new log directory takes as its own.
 
 Sans-I/O, as KafkaApis: handlers call `respond` with the response frame's parts, now or later.
 Not thread-safe: the controller's event loop alone uses it.
@@ -22,6 +22,8 @@ from typing import Any
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker.api_handlers import ApiHandlers, Respond
+from engine.broker.config import KafkaConfig
+from engine.broker.config_admin import ConfigAlterError, request_ops
 from engine.broker.replica_admin import (
     ReplicaInfo,
     asks_for_metadata_partition,
@@ -35,9 +37,12 @@ from engine.broker.replica_admin import (
     reassignments_response,
 )
 from engine.broker.request_context import RequestContext
+from engine.broker.topics import TopicAdminError, check_assignment_counts
+from engine.controller.config_control import config_records
 from engine.controller.metadata_log import METADATA_TOPIC, MetadataLog
 from engine.controller.quorum_controller import (
     ControllerError,
+    CreatedTopic,
     Endpoint,
     QuorumController,
     QuorumReplica,
@@ -78,9 +83,11 @@ class ControllerApis(ApiHandlers):
         controller: QuorumController,
         metadata_log: MetadataLog,
         time_ms: Callable[[], int],
+        config: KafkaConfig | None = None,
     ) -> None:
         super().__init__()
         self.controller = controller
+        self.config = config or KafkaConfig()  # what broker configs are checked against
         self.metadata_log = metadata_log
         self._time_ms = time_ms
         self._waiting: list[tuple[int, int, _WaitingFetch]] = []
@@ -99,6 +106,8 @@ class ControllerApis(ApiHandlers):
             ApiKeys.ALTER_PARTITION_REASSIGNMENTS: self.handle_alter_partition_reassignments,
             ApiKeys.LIST_PARTITION_REASSIGNMENTS: self.handle_list_partition_reassignments,
             ApiKeys.DESCRIBE_QUORUM: self.handle_describe_quorum,
+            ApiKeys.INCREMENTAL_ALTER_CONFIGS: self.handle_alter_configs,
+            ApiKeys.ALTER_CONFIGS: self.handle_alter_configs,
         }
 
     def handle_describe_cluster(
@@ -253,14 +262,20 @@ class ControllerApis(ApiHandlers):
         results = []
         for t in request.topics:
             assignments = {a.partition_index: list(a.broker_ids) for a in t.assignments or ()}
-            created = self.controller.create_topic(
-                t.name,
-                t.num_partitions,
-                t.replication_factor,
-                {c.name: c.value for c in t.configs or ()},
-                assignments or None,
-                validate_only=request.validate_only,
-            )
+            try:
+                if assignments:
+                    check_assignment_counts(t.num_partitions, t.replication_factor)
+            except TopicAdminError as exc:
+                created = CreatedTopic(t.name, exc.error_code, str(exc))
+            else:
+                created = self.controller.create_topic(
+                    t.name,
+                    t.num_partitions,
+                    t.replication_factor,
+                    {c.name: c.value for c in t.configs or ()},
+                    assignments or None,
+                    validate_only=request.validate_only,
+                )
             results.append(
                 response_class.CreatableTopicResult(
                     name=t.name,
@@ -318,6 +333,38 @@ class ControllerApis(ApiHandlers):
                 )
             )
         self._reply(context, respond, response_class(throttle_time_ms=0, results=results))
+        self._wake_fetches()
+
+    # -- configs --------------------------------------------------------------------------------
+    def handle_alter_configs(self, context: RequestContext, request: Any, respond: Respond) -> None:
+        """IncrementalAlterConfigs and AlterConfigs, each resource all or nothing."""
+        incremental = context.header.request_api_key == ApiKeys.INCREMENTAL_ALTER_CONFIGS
+        response_class = self._response_class(context)
+        results = []
+        for resource in request.resources:
+            error, message = NONE, None
+            try:
+                records = config_records(
+                    self.controller.image,
+                    resource.resource_type,
+                    resource.resource_name,
+                    request_ops(resource, incremental),
+                    incremental,
+                    self.config,
+                )
+                if not request.validate_only:
+                    self.controller.write(records)
+            except ConfigAlterError as exc:
+                error, message = exc.error_code, str(exc)
+            results.append(
+                response_class.AlterConfigsResourceResponse(
+                    error_code=error,
+                    error_message=message,
+                    resource_type=resource.resource_type,
+                    resource_name=resource.resource_name,
+                )
+            )
+        self._reply(context, respond, response_class(throttle_time_ms=0, responses=results))
         self._wake_fetches()
 
     # -- leaders and reassignments --------------------------------------------------------------

@@ -42,7 +42,7 @@ class ControllerServer:
             ),
             time_ms,
         )
-        self.apis = ControllerApis(self.controller, self.metadata_log, time_ms)
+        self.apis = ControllerApis(self.controller, self.metadata_log, time_ms, config)
         self.scheduler = Scheduler(time_ms)
         self.scheduler.schedule("fence-stale-brokers", _FENCE_CHECK_MS, self._fence_stale_brokers)
 

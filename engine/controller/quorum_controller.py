@@ -30,6 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.broker.topics import manual_assignment_error
 from engine.controller.metadata_log import MetadataLog
 from engine.controller.partition_change import partition_change
 from engine.controller.placement import PlacementError, place_replicas
@@ -592,12 +593,11 @@ class QuorumController:
             LogConfig.from_properties(configs, base=self.settings.log)
         except ValueError as exc:
             return CreatedTopic(name, INVALID_CONFIG, str(exc))
-        usable = [b for b in self.image.brokers.values() if b.active]
         if assignments:
             replicas = {p: list(r) for p, r in sorted(assignments.items())}
-            error = self._check_assignment(replicas, usable)
+            error = manual_assignment_error(replicas, self.image.brokers)
             if error:
-                return CreatedTopic(name, INVALID_REQUEST, error)
+                return CreatedTopic(name, INVALID_REPLICA_ASSIGNMENT, error)
             num_partitions = len(replicas)
             replication_factor = len(next(iter(replicas.values())))
         else:
@@ -682,21 +682,6 @@ class QuorumController:
             partition_epoch=0,
         )
 
-    def _check_assignment(self, replicas: dict[int, list[int]], usable: list[Any]) -> str | None:
-        if sorted(replicas) != list(range(len(replicas))):
-            return "partition indexes of an assignment must be 0, 1, ... without gaps"
-        sizes = {len(r) for r in replicas.values()}
-        if len(sizes) != 1 or 0 in sizes:
-            return "every partition of an assignment needs the same, non-zero, replica count"
-        known = set(self.image.brokers)
-        for index, brokers in replicas.items():
-            if len(set(brokers)) != len(brokers):
-                return f"partition {index} lists a broker twice: {brokers}"
-            unknown = [b for b in brokers if b not in known]
-            if unknown:
-                return f"partition {index} names unregistered brokers {unknown}"
-        return None
-
     def delete_topic(self, name: str) -> uuid.UUID:
         topic = self.image.topics.get(name)
         if topic is None:
@@ -727,18 +712,16 @@ class QuorumController:
         if assignments:
             if len(assignments) != len(new):
                 raise ControllerError(
-                    INVALID_REQUEST,
-                    f"{len(assignments)} assignments for {len(new)} new partitions",
+                    INVALID_REPLICA_ASSIGNMENT,
+                    f"Attempted to add {len(new)} additional partition(s), but only "
+                    f"{len(assignments)} assignment(s) were specified.",
                 )
             replicas = dict(zip(new, (list(a) for a in assignments), strict=True))
-            if any(len(r) != replication_factor for r in replicas.values()):
-                raise ControllerError(
-                    INVALID_REPLICATION_FACTOR,
-                    f"new partitions must have the topic's {replication_factor} replicas",
-                )
-            unknown = {b for r in replicas.values() for b in r} - set(self.image.brokers)
-            if unknown:
-                raise ControllerError(INVALID_REQUEST, f"unregistered brokers {sorted(unknown)}")
+            error = manual_assignment_error(
+                replicas, self.image.brokers, current, replication_factor
+            )
+            if error:
+                raise ControllerError(INVALID_REPLICA_ASSIGNMENT, error)
         else:
             try:
                 replicas = self._place(new, replication_factor)

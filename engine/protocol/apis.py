@@ -10,6 +10,14 @@ Requests and responses are kafka-python's schema-generated classes.
 
 from enum import IntEnum
 
+from kafka.protocol.admin.acl import (
+    CreateAclsRequest,
+    CreateAclsResponse,
+    DeleteAclsRequest,
+    DeleteAclsResponse,
+    DescribeAclsRequest,
+    DescribeAclsResponse,
+)
 from kafka.protocol.admin.cluster import (
     AlterReplicaLogDirsRequest,
     AlterReplicaLogDirsResponse,
@@ -20,7 +28,14 @@ from kafka.protocol.admin.cluster import (
     DescribeQuorumRequest,
     DescribeQuorumResponse,
 )
-from kafka.protocol.admin.configs import DescribeConfigsRequest, DescribeConfigsResponse
+from kafka.protocol.admin.configs import (
+    AlterConfigsRequest,
+    AlterConfigsResponse,
+    DescribeConfigsRequest,
+    DescribeConfigsResponse,
+    IncrementalAlterConfigsRequest,
+    IncrementalAlterConfigsResponse,
+)
 from kafka.protocol.admin.groups import (
     DeleteGroupsRequest,
     DeleteGroupsResponse,
@@ -112,12 +127,17 @@ class ApiKeys(IntEnum):
     DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
+    DESCRIBE_ACLS = 29
+    CREATE_ACLS = 30
+    DELETE_ACLS = 31
     DESCRIBE_CONFIGS = 32
+    ALTER_CONFIGS = 33
     ALTER_REPLICA_LOG_DIRS = 34
     DESCRIBE_LOG_DIRS = 35
     CREATE_PARTITIONS = 37
     DELETE_GROUPS = 42
     ELECT_LEADERS = 43
+    INCREMENTAL_ALTER_CONFIGS = 44
     ALTER_PARTITION_REASSIGNMENTS = 45
     LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
@@ -163,7 +183,18 @@ APIS: ApiTable = {
         2,
         4,
     ),
+    # without an authorizer, SECURITY_DISABLED (Kafka 4.0's ranges)
+    ApiKeys.DESCRIBE_ACLS: (DescribeAclsRequest, DescribeAclsResponse, 1, 3),
+    ApiKeys.CREATE_ACLS: (CreateAclsRequest, CreateAclsResponse, 1, 3),
+    ApiKeys.DELETE_ACLS: (DeleteAclsRequest, DeleteAclsResponse, 1, 3),
     ApiKeys.DESCRIBE_CONFIGS: (DescribeConfigsRequest, DescribeConfigsResponse, 1, 4),
+    ApiKeys.ALTER_CONFIGS: (AlterConfigsRequest, AlterConfigsResponse, 0, 2),
+    ApiKeys.INCREMENTAL_ALTER_CONFIGS: (
+        IncrementalAlterConfigsRequest,
+        IncrementalAlterConfigsResponse,
+        0,
+        1,
+    ),
     ApiKeys.CREATE_PARTITIONS: (CreatePartitionsRequest, CreatePartitionsResponse, 0, 3),
     # managing replicas (issue 10), as Kafka 4.0 serves them
     ApiKeys.ALTER_REPLICA_LOG_DIRS: (AlterReplicaLogDirsRequest, AlterReplicaLogDirsResponse, 1, 2),
@@ -217,4 +248,6 @@ CONTROLLER_APIS: ApiTable = {
     ApiKeys.ALTER_PARTITION_REASSIGNMENTS: APIS[ApiKeys.ALTER_PARTITION_REASSIGNMENTS],
     ApiKeys.LIST_PARTITION_REASSIGNMENTS: APIS[ApiKeys.LIST_PARTITION_REASSIGNMENTS],
     ApiKeys.DESCRIBE_QUORUM: APIS[ApiKeys.DESCRIBE_QUORUM],
+    ApiKeys.ALTER_CONFIGS: APIS[ApiKeys.ALTER_CONFIGS],
+    ApiKeys.INCREMENTAL_ALTER_CONFIGS: APIS[ApiKeys.INCREMENTAL_ALTER_CONFIGS],
 }

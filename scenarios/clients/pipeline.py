@@ -114,8 +114,8 @@ class Load:
     replace the defaults (librdkafka's names; the loadgen clients read acks,
     fetch.min.bytes, fetch.wait.max.ms and max.partition.fetch.bytes; the kafka-python consumer
     those three and max.poll.records; the confluent consumer takes max.poll.records, no
-    librdkafka property, as its consume() batch). The rest is the load's shape (the module's docstring);
-    the defaults are the plain shape, which every client measures."""
+    librdkafka property, as its consume() batch). The rest is the load's shape (the module's
+    docstring); the defaults are the plain shape, which every client measures."""
 
     topic: str  # the topic; with several, the prefix of their names (topic_names)
     rate: float  # records/s, over all producers

@@ -271,6 +271,13 @@ class Replication(Scenario):
         Metric("p99_latency_ms", "ms", "lower", "99th percentile, as p50"),
         Metric("p999_latency_ms", "ms", "lower", "99.9th percentile, as p50"),
         Metric("isr_size", "replicas", "higher", "the topic's ISR after the sample"),
+        Metric(
+            "follower_lag",
+            "records",
+            "lower",
+            "prebuilt batches, RF > 1, the engine only: the most records a follower lacked at "
+            "the step's last acknowledgement (the leader's /stats)",
+        ),
         Metric("before_p99_ms", "ms", "lower", "ISR part: p99 before the follower stops"),
         Metric(
             "stopped_p99_ms",
@@ -558,23 +565,29 @@ class Replication(Scenario):
             acks=acks,
         )
         _check(result)
-        self._settle(ctx, variant.name, topic, before, result.records_acknowledged, acks)
-        return _values(result)
+        lag = self._settle(ctx, variant.name, topic, before, result.records_acknowledged, acks)
+        return {**_values(result), **({} if lag is None else {"follower_lag": float(lag)})}
 
     def _settle(
         self, ctx: RunContext, name: str, topic: "_Topic", before: int, acknowledged: int, acks: int
-    ) -> None:
+    ) -> int | None:
         """Check what an acknowledged step stored: acks=all's in-sync followers have it now;
         then, once the high watermark has caught up, it moved by exactly what was
-        acknowledged."""
+        acknowledged. Returns the most records a follower lacked at the step's end, as the
+        leader saw it (the engine's /stats; None elsewhere, or at RF=1)."""
         entry: dict[str, Any] = {"variant": name, "acknowledged": acknowledged, "acks": acks}
         cluster: LocalCluster | None = ctx.state.get("cluster")
+        lag = None
+        if cluster is not None and topic.rf > 1:
+            view = partition_views(topic.address).get(f"{topic.name}-0", {})
+            lags = [f["lag"] or 0 for f in view.get("followers", {}).values()]
+            lag = max(lags, default=0)
         if acks == -1 and cluster is not None:
             entry["followers"] = followers = {}
             for node in topic.isr():
-                view = partition_views(cluster.brokers[node].bootstrap).get(f"{topic.name}-0")
-                if view is not None and view["role"] == "follower":
-                    followers[node] = view["log_end_offset"] - before
+                own = partition_views(cluster.brokers[node].bootstrap).get(f"{topic.name}-0")
+                if own is not None and own["role"] == "follower":
+                    followers[node] = own["log_end_offset"] - before
         deadline = time.monotonic() + _CATCH_UP_TIMEOUT_S
         while (stored := topic.high_watermark() - before) < acknowledged:
             if time.monotonic() > deadline:
@@ -593,6 +606,7 @@ class Replication(Scenario):
                 f"{name}: acks=all acknowledged {acknowledged} records; in-sync followers had "
                 f"only {short}"
             )
+        return lag
 
     def _real(self, ctx: RunContext, variant: Variant, topic: "_Topic") -> dict[str, float]:
         acks, rate = variant.params["acks"], variant.params.get("rate")

@@ -31,7 +31,7 @@ min(2, RF), shared by the variants of that RF; every producer a process of its o
   that achieved below SATURATED_BELOW (0.95) of its offered rate is saturated, and its latency
   is the queue's (scenarios/harness/saturation.py). acks=0 has no acknowledgement to time, so
   none of these run at acks=0.
-- isr-stop-rf<R>-acksall (engine only, profiles with `isr_rate`): BatchProducer open loop at
+- isr-stop-rf<R>-acksall (engine only, where `isr_rf` is set): BatchProducer open loop at
   `isr_rate` records/s, acks=all, on a topic of its own (RF=R, min.insync.replicas 2): a step
   of `isr_phase_s` before, then a follower of its partition stopped (SIGSTOP) while a second
   step is offered, the ISR polled (Metadata) until the leader drops the follower from it
@@ -48,7 +48,10 @@ written), or the measurement fails; so the next variant starts with the follower
 and no variant pays for another's replication backlog. Right after an acks=all step, before
 that wait, every in-sync follower's own log end offset (the engine's /stats) must already hold
 what was acknowledged (ctx.state["checked"]). Every sample records the topic's ISR size after
-it (`isr_size`).
+it (`isr_size`), and on the engine the prebuilt batches' the most records a follower lacked at
+the step's end (`follower_lag`, the leader's /stats). On one 2-core machine the followers'
+copying competes with the leader for the CPU whatever the acks: with acks=1 the producer does
+not wait for it, so RF=3 costs less at acks=1 than at acks=all, but it is not free.
 
 Claim decided (threshold written before the scenario's first run, not moved after):
 - acks-cost, on confluent-kafka-rf3-acks1 over confluent-kafka-rf3-acksall (the variant the
@@ -98,6 +101,7 @@ from scenarios.harness.scenario import (
     RunContext,
     Scenario,
     Skip,
+    SweepChart,
     TopicWrite,
     Variant,
 )
@@ -302,6 +306,15 @@ class Replication(Scenario):
         ),
     )
 
+    charts = (
+        SweepChart(
+            "records/s vs replication factor",
+            "rf",
+            ("records_per_s", "p99_latency_ms"),
+            xlabel="replication factor",
+        ),
+    )
+
     # -- declaration ----------------------------------------------------------------------------
     def variants(self, params: Mapping[str, Any]) -> list[Variant]:
         variants = [
@@ -397,8 +410,8 @@ class Replication(Scenario):
     def undecided(
         self, check: ClaimCheck, samples: Mapping[str, Sequence[Mapping[str, float]]]
     ) -> str | None:
-        """A sample whose topic's ISR was short after it measured fewer replicas than it
-        names."""
+        """A sample whose topic's ISR was short afterwards measured fewer replicas than the
+        three the claim's variants name; a saturated one, the queue."""
         short = [
             f"{variant} ({v['isr_size']:g} in sync)"
             for variant, values in samples.items()

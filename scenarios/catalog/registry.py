@@ -7,6 +7,7 @@ from scenarios.catalog.disk_write_pattern import DiskWritePattern
 from scenarios.catalog.e2e_latency import E2ELatency
 from scenarios.catalog.node_peak import NodePeak
 from scenarios.catalog.page_cache import PageCache
+from scenarios.catalog.replication import Replication
 from scenarios.catalog.segments import Segments
 from scenarios.catalog.sparse_index import SparseIndex
 from scenarios.catalog.zero_copy import ZeroCopy
@@ -25,5 +26,6 @@ SCENARIOS: dict[str, Scenario] = {
         E2ELatency(),
         Segments(),
         NodePeak(),
+        Replication(),
     )
 }

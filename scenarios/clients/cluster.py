@@ -7,8 +7,11 @@ CreateTopics v4 and DeleteTopics v3). Every failure is a ClusterError whose mess
 naming the address and what was expected, for the CLI to print as is.
 """
 
+import json
 import socket
+import urllib.request
 from dataclasses import dataclass
+from typing import Any
 
 from kafka.errors import for_code
 from kafka.protocol.admin.topics import DeleteTopicsRequest, DeleteTopicsResponse
@@ -163,3 +166,11 @@ def delete_topics(bootstrap: str, prefix: str, timeout_s: float = 30.0) -> list[
     if failed:
         raise ClusterError(f"could not delete topics on {bootstrap}: {'; '.join(failed)}")
     return names
+
+
+def partition_views(address: str, timeout_s: float = 5.0) -> dict[str, dict[str, Any]]:
+    """A kbench broker's own view of the partitions it holds, by "topic-partition" (GET /stats
+    on its Kafka port: role, ISR, log end offset, high watermark, and on a leader each
+    follower's log end offset and lag). The engine's only: another Kafka serves no /stats."""
+    with urllib.request.urlopen(f"http://{address}/stats", timeout=timeout_s) as response:
+        return json.loads(response.read())["partitions"]

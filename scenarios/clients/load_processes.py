@@ -83,6 +83,7 @@ class _ProduceOrder:
     requests: int  # open loop: how many are due in the step
     first_due_ns: int  # open loop: this process's first request
     chunk_bytes: int
+    acks: int = 1
 
 
 @dataclass(frozen=True)
@@ -270,13 +271,15 @@ class LoadProcesses:
         chunk_bytes: int = 16 << 20,
         processes: int | None = None,
         grace_s: float = 0.1,
+        acks: int = 1,
     ) -> ProduceResult:
         """One step: `rate_per_s` records/s offered in total for `seconds` (open loop), or as
         fast as the windows allow for `seconds` (rate None), by the first `processes` producer
-        processes (default: all), requests due in the step sent up to grace_s after its end;
-        returns when every process has its last response."""
+        processes (default: all), requests due in the step sent up to grace_s after its end,
+        with `acks` (0: a request counts once written, see loadgen.py); returns when every
+        process has its last response."""
         self.begin_produce(
-            topic, partitions, rate_per_s, seconds, window, chunk_bytes, processes, grace_s
+            topic, partitions, rate_per_s, seconds, window, chunk_bytes, processes, grace_s, acks
         )
         return self.end_produce()
 
@@ -290,6 +293,7 @@ class LoadProcesses:
         chunk_bytes: int = 16 << 20,
         processes: int | None = None,
         grace_s: float = 0.1,
+        acks: int = 1,
     ) -> None:
         """Start a produce step and return at once; end_produce() waits for it. seconds None
         (closed loop only): until stop()."""
@@ -327,6 +331,7 @@ class LoadProcesses:
                     requests,
                     first_due,
                     chunk_bytes,
+                    acks,
                 )
             )
 
@@ -414,6 +419,20 @@ class LoadProcesses:
 # -- the broker's side of things ------------------------------------------------------------------
 def leaders(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, str]]:
     """(partition -> leader's node id, node id -> host:port) of the topic (Metadata)."""
+    response, found = _topic_metadata(bootstrap, topic)
+    return (
+        {p.partition_index: p.leader_id for p in found.partitions},
+        {b.node_id: f"{b.host}:{b.port}" for b in response.brokers},
+    )
+
+
+def in_sync_replicas(bootstrap: str, topic: str) -> dict[int, list[int]]:
+    """partition -> its ISR (node ids), as the cluster's metadata has it now."""
+    _, found = _topic_metadata(bootstrap, topic)
+    return {p.partition_index: list(p.isr_nodes) for p in found.partitions}
+
+
+def _topic_metadata(bootstrap: str, topic: str) -> tuple[Any, Any]:
     cls = MetadataRequest[_METADATA_VERSION]
     with KafkaConnection(bootstrap, timeout_s=30, client_id="kbench-load") as connection:
         response = connection.request(
@@ -423,10 +442,7 @@ def leaders(bootstrap: str, topic: str) -> tuple[dict[int, int], dict[int, str]]
     (found,) = response.topics
     if found.error_code:
         raise RuntimeError(f"metadata of {topic}: {for_code(found.error_code).__name__}")
-    return (
-        {p.partition_index: p.leader_id for p in found.partitions},
-        {b.node_id: f"{b.host}:{b.port}" for b in response.brokers},
-    )
+    return response, found
 
 
 def log_end_offsets(bootstrap: str, topic: str, partitions: Sequence[int]) -> dict[int, int]:
@@ -541,6 +557,7 @@ def _produce(
                     rate_per_s=order.requests_per_s,
                     start_ns=order.first_due_ns,
                     deadline_ns=order.deadline_ns,
+                    acks=order.acks,
                 )
                 _count(report, stats.requests, batch, records_per_batch, acked)
                 report.last_sent_ns = order.first_due_ns + round(stats.sending_seconds * 1e9)
@@ -554,6 +571,7 @@ def _produce(
                 order.partitions,
                 order.chunk_bytes,
                 window=order.window,
+                acks=order.acks,
                 deadline_ns=order.deadline_ns,
             )
             report.offered += stats.requests * records_per_batch

@@ -109,7 +109,9 @@ class BatchProducer:
         (time.perf_counter_ns(), CLOCK_MONOTONIC on Linux, which every process on the machine
         shares); default now. deadline_ns: no request is sent from then on (those in flight are
         still awaited), so a load the broker cannot keep up with ends on time; what was
-        acknowledged is `requests`, what was to be sent `planned`."""
+        acknowledged is `requests`, what was to be sent `planned`. acks=0: the broker answers
+        nothing, so a request counts as acknowledged, and its latency ends, once it is written
+        to the socket (what the broker stored is the log end offset's to tell)."""
         cls = ProduceRequest[_PRODUCE_VERSION]
         ids = list(range(partitions)) if isinstance(partitions, int) else list(partitions)
         frames = [
@@ -153,6 +155,10 @@ class BatchProducer:
                 sent_at.append(time.perf_counter_ns())
                 self.sock.sendall(frames[sent % len(frames)])
                 sent += 1
+                if acks == 0:  # no response comes: a request counts once it is written
+                    latency = time.perf_counter_ns() - (sent_at[-1] if schedule is None else due)
+                    histogram.record_value(max(latency, 1))
+                    received += 1
             if received == sent:  # all sent (or the deadline came) and answered
                 break
             response = ProduceResponse.decode(

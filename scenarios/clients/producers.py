@@ -16,6 +16,7 @@ import gc
 import time
 from abc import ABC, abstractmethod
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -161,7 +162,13 @@ class ConfluentKafkaDriver(ProducerDriver):
     open_loop = True
 
     def __init__(
-        self, bootstrap: str, batch_size: int, linger_ms: int, codec: str, acks: str = _ACKS
+        self,
+        bootstrap: str,
+        batch_size: int,
+        linger_ms: int,
+        codec: str,
+        acks: str = _ACKS,
+        properties: Mapping[str, str | int] | None = None,  # librdkafka's, over the above
     ) -> None:
         from confluent_kafka import Producer
 
@@ -184,6 +191,7 @@ class ConfluentKafkaDriver(ProducerDriver):
                 "batch.num.messages": 1_000_000,
                 "message.max.bytes": max(1_000_000, batch_size),
                 "on_delivery": self._on_delivery,
+                **(properties or {}),
             }
         )
 

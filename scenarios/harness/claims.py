@@ -100,7 +100,7 @@ CLAIMS: dict[str, Claim] = {
             "acks=all with replication costs throughput compared with acks=1",
             "1 producer, 3 replicas: 786,980 vs 421,823 rec/s",
             "J. Kreps, Benchmarking Apache Kafka: 2 Million Writes Per Second, 2014",
-            "(later)",
+            "replication",
         ),
         Claim(
             "single-producer",

@@ -155,6 +155,7 @@ def run_scenario(
         result.error = f"interrupted (Ctrl-C) after {len(result.samples)} samples"
     finally:
         scenario.teardown(ctx)
+        result.notes = list(ctx.notes)  # and what measuring found (e.g. a part that failed)
     if interrupted:
         result.duration_s = time.monotonic() - started
         raise Interrupted(result)

@@ -230,7 +230,7 @@ def show(proof: Proof, slo: Slo, objective: str, out: TextIO) -> None:
         if not standing.candidate.eligible:
             note += ", outside the space searched (not recommended)"
         print(
-            f"  {name}{_changes_text(name, changes)}: {label} "
+            f"  {name} ({changes} change{'s' * (changes != 1)} from {DEFAULTS_NAME}): {label} "
             f"{format_interval(standing.summary, unit)}{note}",
             file=out,
         )
@@ -273,12 +273,6 @@ def show(proof: Proof, slo: Slo, objective: str, out: TextIO) -> None:
         print(f"  {part}", file=out)
     rounds = len(chosen.outcomes)
     proof.verdict = f"proof ({rounds} interleaved rounds): " + "; ".join(parts)
-
-
-def _changes_text(name: str, changes: int) -> str:
-    if name == DEFAULTS_NAME and not changes:
-        return ""
-    return f" ({changes} change{'s' * (changes != 1)} from {DEFAULTS_NAME})"
 
 
 def _holds(standing: Standing, slo: Slo) -> str:

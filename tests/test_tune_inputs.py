@@ -201,6 +201,7 @@ def test_topic_and_broker_defaults_are_the_engines_and_fixed_unless_named(tmp_pa
         "min.insync.replicas": engine.log.min_insync_replicas,
         "flush.messages": engine.log.flush_messages,
         "replication.factor": engine.default_replication_factor,
+        "partitions": spaces.WORKLOADS,  # not the engine's num.partitions: the workload's
         "replica.fetch.min.bytes": engine.replica_fetch_min_bytes,
         "replica.fetch.wait.max.ms": engine.replica_fetch_wait_max_ms,
     }

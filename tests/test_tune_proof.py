@@ -116,7 +116,7 @@ def _study_with(trials: list[tuple[dict, float]]) -> optuna.Study:
     distributions = {
         p.name: optuna.distributions.CategoricalDistribution(p.choices)
         if p.choices
-        else optuna.distributions.IntDistribution(p.low, p.high, log=p.log)
+        else optuna.distributions.IntDistribution(p.low, p.high, log=p.log and p.low >= 1)
         for p in space.properties
     }
     for params, latency in trials:

@@ -7,6 +7,7 @@ import os
 import pytest
 
 from scenarios.clients.topics import TopicAdmin
+from scenarios.tuning import space as spaces
 from scenarios.tuning import workload
 from scenarios.tuning.measure import Measurer, Target
 from scenarios.tuning.objective import parse_slo
@@ -94,3 +95,22 @@ def test_a_trial_of_a_workload_shape_on_its_own_topics(broker, tmp_path):
     finally:
         measure.close()
     assert os.path.isfile(read.payload_file or "")
+
+
+def test_a_trial_has_the_workloads_partitions_unless_the_space_searches_them(tmp_path):
+    """partitions: the workload's partitionsPerTopic by default (0 in the table); a space file
+    that searches them gives each trial its own, created so and split among the consumers."""
+    read = workload.load(write(tmp_path, SHAPED))
+    space = default_space()
+    measure = Measurer(Target("127.0.0.1:1", space), read, Durations(0.2, 1.0, "test"),
+                       parse_slo("p99<=1s"), "w-")  # fmt: skip
+    load, configs, _ = measure.load(space.baseline(), read.producer_rate, "t")
+    assert load.partitions == read.partitions_per_topic == 2 and "partitions" not in configs
+    assert "partitions=the workload's" in space.describe()
+    (tmp_path / "space.yaml").write_text("partitions: [1, 8]\n")
+    searched = spaces.require(spaces.load_space(str(tmp_path / "space.yaml")), [])
+    settings = dict(searched.baseline(), partitions=8)
+    load, configs, _ = measure.load(settings, read.producer_rate, "t")
+    assert load.partitions == 8 and "partitions" not in configs
+    topic = spaces.properties_file(settings, "topic", [], read.partitions_per_topic)
+    assert "--partitions 8 " in topic and "partitions=8" in topic.splitlines()

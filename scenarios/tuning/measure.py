@@ -59,21 +59,8 @@ class Measurer:
     def __call__(self, settings: dict[str, Value], rate: float) -> Measurement:
         """The settings measured at `rate` records/s over the durations."""
         self.count += 1
-        topic = f"{self.prefix}{self.count}"
-        producer, consumer = spaces.client_properties(settings)
-        configs = {k: str(v) for k, v in spaces.scoped(settings, "topic").items()}
-        replicas = int(configs.pop("replication.factor", "1"))
-        warmup = round(rate * self.durations.warmup_s)
-        load = pipeline.Load(
-            topic,
-            rate,
-            warmup + max(round(rate * self.durations.test_s), MIN_RECORDS),
-            warmup,
-            producer=producer,
-            consumer=consumer,
-            publish_latency=self.slo.latency == "publish",
-            **self.workload.load_shape(),
-        )
+        load, configs, replicas = self.load(settings, rate, f"{self.prefix}{self.count}")
+        topic = load.topic
         broker = spaces.scoped(settings, "broker")
         if self.target.differs(broker):
             self.close()  # its broker goes
@@ -96,6 +83,30 @@ class Measurer:
         # not in a finally: after Ctrl-C the broker is going too, and tune() deletes what is left
         self.admin.delete_all(load.topic_names)
         return Measurement.of(measured, load, self.slo)
+
+    def load(
+        self, settings: dict[str, Value], rate: float, topic: str
+    ) -> tuple[pipeline.Load, dict[str, str], int]:
+        """What a measurement of `settings` at `rate` offers on `topic` (the workload's shape,
+        its partitions unless the settings give their own), the topic configs to create it
+        with, and its replication factor."""
+        producer, consumer = spaces.client_properties(settings)
+        configs = {k: str(v) for k, v in spaces.scoped(settings, "topic").items()}
+        replicas = int(configs.pop("replication.factor", "1"))
+        shape = self.workload.load_shape()
+        shape["partitions"] = int(configs.pop("partitions", "0")) or shape["partitions"]
+        warmup = round(rate * self.durations.warmup_s)
+        load = pipeline.Load(
+            topic,
+            rate,
+            warmup + max(round(rate * self.durations.test_s), MIN_RECORDS),
+            warmup,
+            producer=producer,
+            consumer=consumer,
+            publish_latency=self.slo.latency == "publish",
+            **shape,
+        )
+        return load, configs, replicas
 
     @property
     def bootstrap(self) -> str:

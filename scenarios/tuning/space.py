@@ -36,6 +36,8 @@ from engine.storage.config import INT_MAX, LONG_MAX, LogConfig, property_names
 Value = int | str
 SCOPES = ("producer", "consumer", "topic", "broker")  # one properties file each
 NEVER = LONG_MAX  # Kafka's "never" for the flush intervals (no per-message fsync)
+WORKLOADS = 0  # partitions: the workload's partitionsPerTopic
+CREATION = ("partitions", "replication.factor")  # CreateTopics' own fields, not topic configs
 
 
 class SpaceError(ValueError):
@@ -107,7 +109,9 @@ class Property:
 
 
 def _shown(value: Value) -> str:
-    return "never" if value == NEVER else str(value)
+    if value == NEVER:
+        return "never"
+    return "the workload's" if value == WORKLOADS else str(value)
 
 
 def _engine_default(name: str) -> int:
@@ -176,7 +180,11 @@ PROPERTIES: tuple[Property, ...] = (
         "flush.messages", "topic", _engine_default("flush.messages"),
         choices=(1, 10, 100, 1000, NEVER), limits=(1, LONG_MAX), more_durable="lower", fixed=True,
     ),
-    # not a config but CreateTopics' own field; without it the broker's default.replication.factor
+    # CreateTopics' own fields, not configs. Partitions: the workload's partitionsPerTopic
+    # unless the space file searches them (a search of them changes the workload's layout, so
+    # it is the user's to ask for: `partitions: {low: 1, high: 16}`)
+    Property("partitions", "topic", WORKLOADS, 1, 64, log=True, limits=(1, 100_000), fixed=True),
+    # without it the broker's default.replication.factor
     Property(
         "replication.factor", "topic", _engine_default("default.replication.factor"), 1, 3,
         limits=(1, 32_767), more_durable="higher", fixed=True,
@@ -493,8 +501,9 @@ def properties_file(
     and replication factor to create it with; the broker's); `header`: comment lines."""
     lines = [f"# {line}" for line in header]
     changed = {k: v for k, v in differences(settings).items() if BY_NAME[k].scope == scope}
-    configs = {k: v for k, v in changed.items() if k != "replication.factor"}
+    configs = {k: v for k, v in changed.items() if k not in CREATION}
     replicas = settings.get("replication.factor", DEFAULTS["replication.factor"])
+    partitions = int(settings.get("partitions", WORKLOADS)) or partitions
     create = f"--partitions {partitions} --replication-factor {replicas}"
     create += "".join(f" --config {k}={v}" for k, v in configs.items())
     if scope in _INTRODUCTION:

@@ -18,10 +18,23 @@ class TopicAdmin:
         self.bootstrap = bootstrap
         self.client = AdminClient({"bootstrap.servers": bootstrap})
 
-    def create(self, topic: str, partitions: int = 1, timeout_s: float = 60) -> None:
+    def create(
+        self,
+        topic: str,
+        partitions: int = 1,
+        timeout_s: float = 60,
+        *,
+        replication_factor: int = 1,
+        configs: dict[str, str] | None = None,
+    ) -> None:
         from confluent_kafka.admin import NewTopic
 
-        new = NewTopic(topic, num_partitions=partitions, replication_factor=1)
+        new = NewTopic(
+            topic,
+            num_partitions=partitions,
+            replication_factor=replication_factor,
+            config=dict(configs or {}),
+        )
         for future in self.client.create_topics([new], request_timeout=timeout_s).values():
             future.result(timeout=timeout_s)
 

@@ -155,6 +155,7 @@ def run_scenario(
         result.error = f"interrupted (Ctrl-C) after {len(result.samples)} samples"
     finally:
         scenario.teardown(ctx)
+        result.notes = list(ctx.notes)  # and what measuring found (e.g. a part that failed)
     if interrupted:
         result.duration_s = time.monotonic() - started
         raise Interrupted(result)
@@ -177,7 +178,8 @@ def _measure_rounds(
         order = variants if round_number % 2 == 0 else list(reversed(variants))
         for variant in order:
             before = _residency(ctx.watched)
-            with ResourceMeter(roles, path=ctx.work_dir) as meter:
+            # a scenario that restarts a process (a killed broker) names the new one in ctx
+            with ResourceMeter({**roles, **ctx.processes}, path=ctx.work_dir) as meter:
                 values = scenario.measure(ctx, variant)
             resources = meter.usage.as_dict()
             if ctx.watched:

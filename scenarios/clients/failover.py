@@ -167,7 +167,7 @@ def _read(bootstrap: str, topic: str) -> dict[int, int]:
         while pending:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{topic}: partitions {sorted(pending)} not read to the end")
-            for message in consumer.consume(10_000, timeout=1):
+            for message in consumer.consume(10_000, timeout=0.1):
                 value, offset = message.value(), message.offset()
                 if message.error() is None and value is not None and offset is not None:
                     counts[int(value[:RECORD_ID])] += 1
@@ -349,18 +349,19 @@ def kill_isr_of_one(
     clients: FailoverClients,
     topic: str,
     alone_s: float,
-    hold_s: float,
+    hold_s: float | None,
     timeout_s: float = 60,
 ) -> Kill:
-    """Leave the ISR without a live member, then bring back a replica that is behind:
-    SIGKILL every follower; once the controller has fenced them (broker.session.timeout.ms)
-    the ISR is the leader alone, and with min.insync.replicas=1 acks=all is acknowledged by it
-    alone for `alone_s`; SIGKILL the leader; restart the followers, which lack those records.
-    With unclean.leader.election.enable=true the first of them is elected (its ISR itself,
+    """Leave the ISR without a live member, then bring back replicas that are behind: SIGKILL
+    every follower; once the controller has fenced them (broker.session.timeout.ms) the ISR is
+    the leader alone, and with min.insync.replicas=1 acks=all is acknowledged by it alone for
+    `alone_s`; SIGKILL the leader; restart the followers, which lack those records. With
+    unclean.leader.election.enable=true the first of them to return is elected (its ISR itself,
     RECOVERING) and the records only the dead leader had are gone; without it the partition has
-    no leader until the dead one returns, which it does once a record sent after the kill is
-    acknowledged or `hold_s` has passed. Then everything is waited for back in the ISR (the old
-    leader, under an unclean leader, truncates what the new one never had)."""
+    no leader until the dead one returns. The dead leader is restarted after `hold_s`, or, with
+    hold_s None (for unclean election), once a record sent after the kill is acknowledged, so
+    the stale replica surely leads first. Then every replica is waited for back in the ISR (the
+    old leader, under an unclean leader, truncates what the new one never had)."""
     leader, replicas, _ = partition_state(admin, topic)
     followers = [r for r in replicas if r != leader]
     for follower in followers:
@@ -372,8 +373,10 @@ def kill_isr_of_one(
     cluster.kill(leader)
     for follower in followers:
         cluster.restart(follower)
-    with contextlib.suppress(TimeoutError):  # the clean election waits for the dead leader
-        clients.wait_acked_after(killed_at, hold_s)
+    if hold_s is None:
+        clients.wait_acked_after(killed_at, timeout_s)
+    else:
+        time.sleep(max(killed_at + hold_s - time.monotonic(), 0))
     cluster.restart(leader)
     clients.wait_acked_after(killed_at, timeout_s)
     in_sync(admin, topic, timeout_s)

@@ -99,6 +99,7 @@ def _produce(
             "acks": "all",
             "linger.ms": 0,
             "message.timeout.ms": 120_000,  # no record expires while a leader is elected
+            "log_level": 2,  # a killed broker's refused connections are expected, not news
             **properties,
         }
     )
@@ -152,6 +153,7 @@ def _read(bootstrap: str, topic: str) -> dict[int, int]:
             "group.id": "kbench-failover-reader",
             "enable.auto.commit": False,
             "enable.partition.eof": True,
+            "log_level": 2,
         }
     )
     try:

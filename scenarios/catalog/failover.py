@@ -68,6 +68,7 @@ from scenarios.clients.failover import (
     in_sync,
     kill_isr_of_one,
     kill_leader,
+    quiet_admin,
 )
 from scenarios.clients.local_broker import LocalCluster
 from scenarios.clients.topics import TopicAdmin
@@ -220,7 +221,7 @@ class Failover(Scenario):
                     "--bootstrap cluster does not let kbench do; the leader-... variants write "
                     "and read back without a kill, the isr-of-one-... variants are left out"
                 )
-            ctx.state["admin"] = TopicAdmin(bootstrap)
+            ctx.state["admin"] = quiet_admin(bootstrap)
             clients = ctx.state["clients"] = FailoverClients(bootstrap).start()
             ctx.processes.update(clients.pids)
         except BaseException:

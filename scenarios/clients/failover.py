@@ -292,6 +292,16 @@ class FailoverClients:
 
 
 # -- the partition, and kills -------------------------------------------------------------------
+def quiet_admin(bootstrap: str) -> TopicAdmin:
+    """A TopicAdmin whose librdkafka logs only what is critical: the refused connections of the
+    brokers killed here are expected, not news."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = TopicAdmin(bootstrap)
+    admin.client = AdminClient({"bootstrap.servers": bootstrap, "log_level": 2})
+    return admin
+
+
 def partition_state(admin: TopicAdmin, topic: str) -> tuple[int, list[int], list[int]]:
     """(leader, replicas, ISR) of the topic's partition 0, from Metadata; leader -1 when none."""
     metadata = admin.client.list_topics(topic, timeout=10)

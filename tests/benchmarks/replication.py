@@ -34,10 +34,9 @@ import urllib.request
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 
 from scenarios.clients.cluster import KafkaConnection
-from scenarios.clients.failover import FailoverClients, in_sync, kill_leader
+from scenarios.clients.failover import FailoverClients, in_sync, kill_leader, quiet_admin
 from scenarios.clients.loadgen import BatchProducer
 from scenarios.clients.local_broker import LocalCluster
-from scenarios.clients.topics import TopicAdmin
 from scenarios.harness.stats import compare, summarize
 
 SETTINGS = {
@@ -144,7 +143,7 @@ def failover(args: argparse.Namespace) -> None:
         settings = {**SETTINGS, "min.insync.replicas": "2", "default.replication.factor": "3"}
         cluster = LocalCluster(directory, 3, settings).start()
         try:
-            admin = TopicAdmin(cluster.bootstrap)
+            admin = quiet_admin(cluster.bootstrap)
             admin.create("failover", 1, replication_factor=3, configs={"min.insync.replicas": "2"})
             in_sync(admin, "failover")
             with FailoverClients(cluster.bootstrap) as clients:

@@ -52,7 +52,8 @@ that ratio is set by `hold_s`: the price of not losing records, not a property o
 
 Against a --bootstrap cluster the kills are left out (they SIGKILL the engine's own broker
 processes), with a note: the leader-... variants write and read back without a kill, which
-checks acks=all and read-back there, and the isr-of-one variants are left out.
+checks acks=all and read-back there (on topics of as many replicas as it has brokers, up to
+three), and the isr-of-one variants are left out.
 """
 
 import contextlib
@@ -61,6 +62,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from scenarios.clients.cluster import probe
 from scenarios.clients.failover import (
     RECORD_SIZE,
     FailoverClients,
@@ -197,7 +199,9 @@ class Failover(Scenario):
         if not ctx.engine and ctx.bootstrap is None:
             raise Skip("no cluster to produce to")
         params = ctx.params
-        ctx.state.update(count=0, measured=set(), unclean_off_lost=0, unclean_off_acked=0)
+        ctx.state.update(
+            count=0, measured=set(), unclean_off_lost=0, unclean_off_acked=0, rf=REPLICATION_FACTOR
+        )
         try:
             if ctx.engine:  # a cluster of its own: it kills and restarts its brokers
                 directory = tempfile.mkdtemp(prefix="failover-", dir=ctx.work_dir)
@@ -216,6 +220,13 @@ class Failover(Scenario):
                 bootstrap = ctx.bootstrap
                 params["kills"] = False
                 params["variants"] = [v for v in params["variants"] if v.startswith(LEADER)]
+                brokers = len(probe(bootstrap.split(",")[0]).brokers)
+                if brokers < REPLICATION_FACTOR:
+                    ctx.state["rf"] = brokers
+                    ctx.notes.append(
+                        f"topics of replication factor {brokers}: the cluster has {brokers} "
+                        f"broker(s), not {REPLICATION_FACTOR}"
+                    )
                 ctx.notes.append(
                     "the kills left out: they SIGKILL the engine's own broker processes, which a "
                     "--bootstrap cluster does not let kbench do; the leader-... variants write "
@@ -240,10 +251,10 @@ class Failover(Scenario):
         topic = ctx.topic(f"failover-{state['count']}")
         state["count"] += 1
         configs = {
-            "min.insync.replicas": "2" if kill == LEADER else "1",
+            "min.insync.replicas": str(min(2, state["rf"])) if kill == LEADER else "1",
             "unclean.leader.election.enable": str(variant.params["unclean"]).lower(),
         }
-        admin.create(topic, 1, replication_factor=REPLICATION_FACTOR, configs=configs)
+        admin.create(topic, 1, replication_factor=state["rf"], configs=configs)
         state["topic"] = topic
         try:
             in_sync(admin, topic, _TIMEOUT_S)

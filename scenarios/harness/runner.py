@@ -178,7 +178,8 @@ def _measure_rounds(
         order = variants if round_number % 2 == 0 else list(reversed(variants))
         for variant in order:
             before = _residency(ctx.watched)
-            with ResourceMeter(roles, path=ctx.work_dir) as meter:
+            # a scenario that restarts a process (a killed broker) names the new one in ctx
+            with ResourceMeter({**roles, **ctx.processes}, path=ctx.work_dir) as meter:
                 values = scenario.measure(ctx, variant)
             resources = meter.usage.as_dict()
             if ctx.watched:

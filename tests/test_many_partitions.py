@@ -1,6 +1,7 @@
 """Many partitions: max.broker.partitions bounds what a request creates, partitions cost no file
 descriptor until used, and a directory with more partitions than descriptors starts and serves."""
 
+import contextlib
 import os
 import random
 import resource
@@ -120,10 +121,8 @@ def open_fds(directory) -> int:
     inside = str(directory) + os.sep
     count = 0
     for fd in os.listdir("/proc/self/fd"):
-        try:
+        with contextlib.suppress(OSError):  # closed since it was listed
             count += os.readlink(f"/proc/self/fd/{fd}").startswith(inside)
-        except OSError:  # closed since it was listed
-            pass
     return count
 
 

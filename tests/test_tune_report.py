@@ -235,6 +235,9 @@ def test_a_throughput_study_draws_its_own_pareto_front(tmp_path):
     assert {p.number for p in front} == FRONT == {t.number for t in study.best_trials}
     page = _read(report.write_page(study, options, None, dict(DEFAULTS)))
     assert "throughput mode" in page
+    # its slices show what it maximised first: records/s kept, against each parameter
+    chart = report.slices_chart(study, points, options)
+    assert chart is not None and chart.title.startswith("Slices: records/s kept against")
 
 
 @pytest.mark.parametrize("proved", [False, True])

@@ -713,8 +713,10 @@ def _slices(study: optuna.Study, options: Options, points: Sequence[TrialPoint])
 def slices_chart(
     study: optuna.Study, points: Sequence[TrialPoint], options: Options
 ) -> Chart | None:
-    """For each searched parameter, every trial's SLO latency against its value (log where the
-    parameter is searched on a log scale, categories as categories), marked by state."""
+    """For each searched parameter, every trial's value of what the search optimised first (the
+    SLO latency, or in throughput mode the records/s kept within the SLO) against the
+    parameter's value (log where it is searched on a log scale, categories as categories),
+    marked by state."""
     distributions: dict[str, optuna.distributions.BaseDistribution] = {}
     for trial in study.get_trials(deepcopy=False):
         distributions.update(trial.distributions)
@@ -723,10 +725,17 @@ def slices_chart(
     if not names or not points:
         return None
     slo = options.slo
-    title = f"Slices: {slo.label} latency against each searched parameter"
+    throughput = _mode(study) == "throughput"
+    measured = "records/s kept" if throughput else f"{slo.label} latency"
+    title = f"Slices: {measured} against each searched parameter"
     columns = 2 if len(names) > 1 else 1
     rows = math.ceil(len(names) / columns)
-    log_y = wide([p.latency_ms for p in points] + [slo.bound_ms])
+
+    def value(p: TrialPoint) -> float:
+        return p.throughput_rps if throughput else p.latency_ms
+
+    # records/s from 0 (a trial that kept no rate is 0), latency on a log scale when it spreads
+    log_y = not throughput and wide([p.latency_ms for p in points] + [slo.bound_ms])
     with rc_context(STYLE):
         fig = new_figure(10, 0.6 + 2.5 * rows)
         axes = list(fig.subplots(rows, columns, squeeze=False).flat)
@@ -741,8 +750,9 @@ def slices_chart(
                     for p in mine
                 ]
                 if mine:
-                    ax.scatter(xs, [p.latency_ms for p in mine], marker=marker, color=colour, s=20)
-            ax.axhline(slo.bound_ms, color=_BOUND_COLOUR, linestyle="--", linewidth=1)
+                    ax.scatter(xs, [value(p) for p in mine], marker=marker, color=colour, s=20)
+            if not throughput:
+                ax.axhline(slo.bound_ms, color=_BOUND_COLOUR, linestyle="--", linewidth=1)
             if categorical:
                 ax.set_xticks(range(len(choices)), choices)
                 ax.set_xlim(-0.5, len(choices) - 0.5)
@@ -756,22 +766,26 @@ def slices_chart(
             if log_y:
                 log_scale(ax, "y")
             ax.set_xlabel(name + (" (log scale)" if getattr(distribution, "log", False) else ""))
-            ax.set_ylabel(f"{slo.label} ms")
+            ax.set_ylabel(f"records/s within {slo.label}" if throughput else f"{slo.label} ms")
         for ax in axes[len(names) :]:  # the grid's unused panel
             ax.set_visible(False)
         handles = [
             Line2D([], [], marker=m, color=c, linestyle="none", label=s)
             for s, (m, c) in STATES.items()
         ]
-        handles.append(Line2D([], [], color=_BOUND_COLOUR, linestyle="--", label=f"SLO {slo.text}"))
+        if not throughput:
+            bound = Line2D([], [], color=_BOUND_COLOUR, linestyle="--", label=f"SLO {slo.text}")
+            handles.append(bound)
         fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), frameon=False)
         fig.suptitle(title, fontsize=10)
         return Chart(
             title,
             render(fig),
-            "Each panel: every completed trial's latency against one parameter's value, over the "
-            "range searched. Where the points spread as widely at every value, the parameter "
-            "stops mattering there; where they climb past the bound, it decides.",
+            f"Each panel: every completed trial's {measured} against one parameter's value, over "
+            "the range searched. Where the points spread as widely at every value, the parameter "
+            "stops mattering there; where they "
+            + ("fall to none kept" if throughput else "climb past the bound")
+            + ", it decides.",
         )
 
 

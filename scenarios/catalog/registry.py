@@ -8,6 +8,7 @@ from scenarios.catalog.e2e_latency import E2ELatency
 from scenarios.catalog.failover import Failover
 from scenarios.catalog.node_peak import NodePeak
 from scenarios.catalog.page_cache import PageCache
+from scenarios.catalog.partitions import Partitions
 from scenarios.catalog.replication import Replication
 from scenarios.catalog.segments import Segments
 from scenarios.catalog.sparse_index import SparseIndex
@@ -29,5 +30,6 @@ SCENARIOS: dict[str, Scenario] = {
         NodePeak(),
         Replication(),
         Failover(),
+        Partitions(),
     )
 }

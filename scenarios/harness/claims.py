@@ -129,7 +129,7 @@ CLAIMS: dict[str, Claim] = {
             "into scattered writes",
             "-",
             "Kafka documentation; widely discussed",
-            "disk-write-pattern",
+            "partitions",
         ),
         Claim(
             "node-peak",
@@ -144,6 +144,21 @@ CLAIMS: dict[str, Claim] = {
             "sync send is accurate but low throughput; async is the production choice",
             "popular articles; Kafka producer documentation",
             "async-send",
+        ),
+        Claim(
+            "consumer-group-parallel",
+            "Consumers in a group share a topic's partitions, so throughput scales with members "
+            "up to the partition count",
+            "several consumers in a group consume one topic together for high throughput",
+            "popular articles",
+            "partitions",
+        ),
+        Claim(
+            "consumers-x2",
+            "Give a topic twice as many partitions as its group has consumers",
+            "partitions = consumers x 2",
+            "popular articles (the rule of thumb of consumer-group-parallel)",
+            "partitions",
         ),
         Claim(
             "pull-model",

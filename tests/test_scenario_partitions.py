@@ -53,7 +53,7 @@ def external(tmp_path_factory):
     (result, context, the topics left on the cluster)."""
     directory = tmp_path_factory.mktemp("partitions-external")
     params = copy.deepcopy(dict(S.profiles["smoke"]))
-    params.update(produce=[[1, 1]], disk=[1, 4], group=[[1, 2]], group_records=1000)
+    params.update(produce=[], disk=[4], group=[[1, 2]], group_records=1000)
     with LocalCluster(str(directory / "cluster"), 1) as cluster:
         ctx = RunContext(
             work_dir=str(directory),

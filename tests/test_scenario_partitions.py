@@ -95,7 +95,11 @@ def test_smoke_runs_every_variant_every_round_with_each_process_metered(smoke):
         if sample.variant.startswith("disk-"):
             assert sample.values["flush_ms"] > 0
             assert "device_writes_per_mb" in sample.values
-    assert result.notes == []
+    # one note: the CPU each variant's steps used, to read a flat curve by
+    (note,) = result.notes
+    assert note.startswith("CPU in cores") and all(name in note for name in names)
+    for sample in result.samples:
+        assert sample.values["machine_cpu_cores"] > 0
 
 
 def test_members_beyond_the_partition_count_get_no_partition_and_read_nothing(smoke):
@@ -134,6 +138,7 @@ def test_against_a_users_cluster_the_flush_is_left_out_and_topics_deleted(extern
     result, ctx, left = external
     assert result.error is None, result.error
     assert "flush and device counters left out" in " ".join(result.notes)
+    assert result.notes[-1].startswith("CPU in cores")
     for sample in result.samples:
         assert "flush_ms" not in sample.values
         assert "broker_cpu_cores" not in sample.values  # no broker process of its own

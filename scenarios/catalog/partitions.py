@@ -24,19 +24,19 @@ Variants (every client a process of its own):
   land at random in the window), written open loop by one BatchProducer process at `disk_rate`
   records/s for `disk_s` in small batches (`disk_batch_records` records, ~4 KiB: a partition of
   a topic with many gets small appends), so every P gets the same bytes, P-th each. After the
-  step, the engine only: every file of the topic's partition
-  directories is fsynced, as a broker's log flush (log.flush.interval.*) flushes each
-  partition's segment and indexes, one file at a time, timed: flush_ms; and the block device
-  under the brokers' data directories is read before and after the flush (/proc/diskstats via
-  psutil): write requests per MB the step appended (`device_writes_per_mb`), their average size
-  (`device_write_kib`) and average time (`device_write_ms`, the device's await). One file
-  appended in order reaches the device as few large writes; P files each get their own, small,
-  extent, and each fsync its own journal commit. The device's counters are the whole machine's:
-  whatever else is written back in the window (other processes, this run's other topics) counts
-  too, alike for every P on average, which is why the claim is a ratio over interleaved rounds. Beside them the produce path's p50/p99
-  acknowledgement latency at the offered rate and the achieved fraction of it (a sample below
-  SATURATED_BELOW is saturated: see scenarios/harness/saturation.py). The per-broker bytes
-  dirtied (/proc/<pid>/io) are in every sample's resources.
+  step, the engine only: every file of the topic's partition directories is fsynced, one at a
+  time, as a broker's log flush (log.flush.interval.*) flushes each partition's segment and
+  indexes, timed: flush_ms; and the block device under the brokers' data directories is read
+  before and after the flush (/proc/diskstats via psutil): write requests per MB the step
+  appended (`device_writes_per_mb`), their average size (`device_write_kib`) and average time
+  (`device_write_ms`, the device's await). One file appended in order reaches the device as
+  few large writes; P files each get their own small extent, and each fsync its own journal
+  commit. The device's counters are the whole machine's: whatever else is written back in the
+  window (other processes, this run's other topics) counts too, alike for every P on average,
+  which is why the claim is a ratio over interleaved rounds. Beside them the produce path's
+  p50/p99 acknowledgement latency at the offered rate and the achieved fraction of it (a sample
+  below SATURATED_BELOW is saturated, scenarios/harness/saturation.py: its latency is the
+  queue's). The bytes each broker dirtied (/proc/<pid>/io) are in every sample's resources.
 - group-p<P>-k<K>: a topic of P partitions holding `group_records` 100-byte records whose values
   start with their ids (written in setup, round robin over the partitions); a consumer group of
   K members, each a process of its own running confluent-kafka's Consumer
@@ -87,6 +87,7 @@ its produce steps still run; everything else runs as here.
 
 import contextlib
 import os
+import statistics
 import tempfile
 import time
 from collections.abc import Mapping
@@ -94,6 +95,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
 from hdrh.histogram import HdrHistogram
 
 from scenarios.clients.cluster import ClusterError, delete_topics, probe
@@ -255,19 +257,31 @@ class Partitions(Scenario):
         Metric("join_ms", "ms", "lower", "group: from the join to a stable assignment"),
         Metric("broker_cpu_cores", "cores", "lower", "the brokers' CPU-s over the step's s"),
         Metric("client_cpu_cores", "cores", "lower", "the step's clients' CPU-s over its s"),
+        Metric(
+            "machine_cpu_cores",
+            "cores",
+            "lower",
+            "the whole machine's busy CPU-s over the step's s (every process: others' too)",
+        ),
     )
     charts = (
         SweepChart(
-            "records/s vs partitions (producers)",
+            "records/s vs partitions",
             "partitions",
-            ("records_per_s", "broker_cpu_cores"),
+            ("records_per_s",),
             xlabel="partitions",
             panel_by="kind",
         ),
         SweepChart(
+            "many partitions on one disk",
+            "partitions",
+            ("device_writes_per_mb", "flush_ms", "p99_latency_ms"),
+            xlabel="partitions on one broker",
+        ),
+        SweepChart(
             "group records/s vs members",
             "members",
-            ("records_per_s", "client_cpu_cores"),
+            ("records_per_s", "client_cpu_cores", "broker_cpu_cores"),
             xlabel="members of the group",
         ),
     )
@@ -415,7 +429,7 @@ class Partitions(Scenario):
             raise Skip("no cluster to produce to")
         if ConfluentKafkaDriver.unavailable() is not None:
             raise Skip(f"confluent-kafka: {ConfluentKafkaDriver.unavailable()}")
-        ctx.state.update(topics=[], checked=[], load={}, groups=0)
+        ctx.state.update(topics=[], checked=[], load={}, groups=0, cpu={})
         try:
             self._setup(ctx)
         except BaseException:
@@ -521,6 +535,8 @@ class Partitions(Scenario):
 
     def teardown(self, ctx: RunContext) -> None:
         state = ctx.state
+        if state.get("cpu"):
+            ctx.notes.append(_limits(state.pop("cpu")))
         state.pop("admin", None)  # librdkafka's client, gone before its cluster
         members = state.pop("members", None)
         if members is not None:
@@ -542,21 +558,24 @@ class Partitions(Scenario):
     def measure(self, ctx: RunContext, variant: Variant) -> dict[str, float]:
         kind = variant.params["kind"]
         part = {PRODUCE: self._produce, DISK: self._disk, GROUP: self._group}[kind]
-        values, clients, seconds, brokers = part(ctx, variant)
-        if ctx.state["broker_pids"] and seconds > 0:
+        values, clients, seconds, (brokers, machine) = part(ctx, variant)
+        seconds = max(seconds, 1e-9)
+        if ctx.state["broker_pids"]:
             values["broker_cpu_cores"] = brokers / seconds
-        values["client_cpu_cores"] = clients / seconds if seconds > 0 else 0.0
+        values["client_cpu_cores"] = clients / seconds
+        values["machine_cpu_cores"] = machine / seconds
+        ctx.state["cpu"].setdefault(variant.name, []).append(
+            (values.get("broker_cpu_cores", 0.0), values["client_cpu_cores"], machine / seconds)
+        )
         return values
 
-    def _produce(
-        self, ctx: RunContext, variant: Variant
-    ) -> tuple[dict[str, float], float, float, float]:
+    def _produce(self, ctx: RunContext, variant: Variant) -> "_Part":
         params = ctx.params
         topic: _Topic = ctx.state["topic"][(PRODUCE, variant.params["partitions"])]
         m = variant.params["producers"]
         loads = [(ctx.state["load"][a], parts) for a, parts in topic.by_leader.items()]
         pids = [pid for load, _ in loads for pid in load.pids["producers"][:m]]
-        clients_before, brokers_before = _cpu(pids), _cpu(ctx.state["broker_pids"])
+        clients_before, reading = _cpu(pids), _reading(ctx.state["broker_pids"])
         started = time.monotonic()
         for load, parts in loads:
             load.begin_produce(
@@ -564,7 +583,7 @@ class Partitions(Scenario):
             )
         results = [load.end_produce() for load, _ in loads]
         seconds = time.monotonic() - started
-        brokers = _cpu(ctx.state["broker_pids"]) - brokers_before
+        used = _since(reading, ctx.state["broker_pids"])
         clients = _cpu(pids) - clients_before
         errors = [e for r in results for e in r.errors]
         if errors:
@@ -582,25 +601,23 @@ class Partitions(Scenario):
             },
             clients,
             seconds,
-            brokers,
+            used,
         )
 
-    def _disk(
-        self, ctx: RunContext, variant: Variant
-    ) -> tuple[dict[str, float], float, float, float]:
+    def _disk(self, ctx: RunContext, variant: Variant) -> "_Part":
         params, state = ctx.params, ctx.state
         topic: _Topic = state["topic"][(DISK, variant.params["partitions"])]
         load: LoadProcesses = state["disk_load"]
         ((_, parts),) = topic.by_leader.items()
         flush = params.get("flush", True) and ctx.engine
         pids = load.pids["producers"]
-        clients_before, brokers_before = _cpu(pids), _cpu(state["broker_pids"])
+        clients_before, reading = _cpu(pids), _reading(state["broker_pids"])
         started = time.monotonic()
         result = load.produce(
             topic.name, parts, params["disk_rate"], params["disk_s"], window=params["window"]
         )
         seconds = time.monotonic() - started
-        brokers = _cpu(state["broker_pids"]) - brokers_before
+        used = _since(reading, state["broker_pids"])
         clients = _cpu(pids) - clients_before
         if result.errors:
             raise RuntimeError(f"{variant.name}: produce failed: {result.errors[:3]}")
@@ -614,11 +631,9 @@ class Partitions(Scenario):
         }
         if flush:
             values.update(_flush(state["data_dir"], topic, state["device"], result.bytes))
-        return values, clients, seconds, brokers
+        return values, clients, seconds, used
 
-    def _group(
-        self, ctx: RunContext, variant: Variant
-    ) -> tuple[dict[str, float], float, float, float]:
+    def _group(self, ctx: RunContext, variant: Variant) -> "_Part":
         state = ctx.state
         p, k = variant.params["partitions"], variant.params["members"]
         topic: _Topic = state["topic"][(GROUP, p)]
@@ -628,7 +643,12 @@ class Partitions(Scenario):
         group = f"{ctx.topic_prefix}{variant.name}-{state['groups']}"
         brokers = state["broker_pids"]
         result = members.consume(
-            topic.name, group, k, backlog.ends, timeout_s=_TIMEOUT_S, meter=lambda: _cpu(brokers)
+            topic.name,
+            group,
+            k,
+            backlog.ends,
+            timeout_s=_TIMEOUT_S,
+            meter=lambda: _reading(brokers),
         )
         self._check(ctx, variant.name, result, backlog, p)
         rate = result.records_per_s
@@ -641,7 +661,8 @@ class Partitions(Scenario):
             "join_ms": result.join_seconds * 1000,
         }
         # the read alone: the join is before it, the leave after
-        return values, result.cpu_s, result.seconds, result.metered
+        brokers_s, machine_s = result.metered
+        return values, result.cpu_s, result.seconds, (brokers_s, machine_s)
 
     def _check(
         self, ctx: RunContext, name: str, result: GroupResult, backlog: "_Backlog", p: int
@@ -667,6 +688,11 @@ class Partitions(Scenario):
                 f"{name}: the group read {result.records} records (id sum {result.id_sum}) of "
                 f"{backlog.records} written (id sum {backlog.id_sum})"
             )
+
+
+# what one part of a measurement returns: its values, the clients' CPU-seconds, the step's
+# seconds, (the brokers' CPU-seconds, the machine's busy CPU-seconds) over the step
+_Part = tuple[dict[str, float], float, float, tuple[float, float]]
 
 
 @dataclass(frozen=True)
@@ -759,8 +785,6 @@ def _fill(bootstrap: str, topic: "_Topic", records: int) -> _Backlog:
 def _flush(data_dir: str, topic: "_Topic", device: str, appended: int) -> dict[str, float]:
     """fsync every file of the topic's partition directories, one at a time, as a broker's
     log flush does; the device's write requests over that window."""
-    import psutil
-
     paths = []
     for p in range(topic.partitions):
         directory = os.path.join(data_dir, f"{topic.name}-{p}")
@@ -785,8 +809,40 @@ def _flush(data_dir: str, topic: "_Topic", device: str, appended: int) -> dict[s
     }
 
 
+def _limits(cpu: Mapping[str, list[tuple[float, float, float]]]) -> str:
+    """One line saying, variant by variant, what CPU its steps used (medians of every sample):
+    the brokers', the clients', and the whole machine's, against the cores there are."""
+    cores = os.cpu_count() or 1
+    parts = []
+    for name, readings in cpu.items():
+        broker, client, machine = (statistics.median(r[i] for r in readings) for i in range(3))
+        parts.append(f"{name} {broker:.2f} + {client:.2f} of {machine:.2f}")
+    return (
+        f"CPU in cores (medians; brokers + the step's clients of the whole machine's busy, "
+        f"{cores} cores): {'; '.join(parts)}. A step whose machine figure is near {cores} was "
+        "CPU-bound: a curve flat there shows this machine, not Kafka; where ours is well below "
+        "the machine's, other processes took the rest"
+    )
+
+
 def _cpu(pids: list[int]) -> float:
     return sum(cpu_seconds(pid) or 0.0 for pid in pids)
+
+
+def _busy() -> float:
+    """CPU-seconds the whole machine has been busy (every core, every process)."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+
+
+def _reading(brokers: list[int]) -> tuple[float, float]:
+    """(the brokers' CPU-seconds, the machine's busy CPU-seconds) now."""
+    return _cpu(brokers), _busy()
+
+
+def _since(before: tuple[float, float], brokers: list[int]) -> tuple[float, float]:
+    now = _reading(brokers)
+    return now[0] - before[0], now[1] - before[1]
 
 
 def _merged(results: list[ProduceResult]) -> HdrHistogram:

@@ -92,7 +92,8 @@ class GroupResult:
     seconds: float  # the shared start to the last record any member read
     join_seconds: float  # from the join order to the stable assignment
     errors: list[str] = field(default_factory=list)
-    metered: float = 0.0  # what the caller's meter counted from the start to the last report
+    # what the caller's meter counted from the start to the last report, reading by reading
+    metered: tuple[float, ...] = ()
 
     @property
     def cpu_s(self) -> float:
@@ -176,7 +177,7 @@ class GroupMembers:
         *,
         timeout_s: float = 60.0,
         properties: Mapping[str, Any] | None = None,
-        meter: Callable[[], float] | None = None,
+        meter: Callable[[], tuple[float, ...]] | None = None,
         starts: Mapping[int, int] | None = None,
     ) -> GroupResult:
         """One measurement: the first `members` processes join `group` (new) on `topic`, wait
@@ -194,14 +195,15 @@ class GroupMembers:
             self._await_stable(group_members, set(ends), joined_at + timeout_s)
             stable_at = time.monotonic()
             start_ns = time.perf_counter_ns() + round(_START_LEAD_S * 1e9)
-            metered = meter() if meter is not None else 0.0
+            metered = meter() if meter is not None else ()
             for _, pipe in group_members:
                 pipe.send(_Go(start_ns, dict(ends)))
             reports = []
             deadline = time.monotonic() + timeout_s
             for process, pipe in group_members:
                 reports.append(_report(pipe, process, deadline))
-            metered = meter() - metered if meter is not None else 0.0
+            if meter is not None:
+                metered = tuple(b - a for a, b in zip(metered, meter(), strict=True))
         finally:
             for _, pipe in group_members:  # leave, even after a failure: the next group is new
                 with contextlib.suppress(OSError):

@@ -48,6 +48,8 @@ _MEMBER_PROPERTIES = {
     "auto.offset.reset": "earliest",
     "session.timeout.ms": 6000,  # Kafka's and the engine's group.min.session.timeout.ms
     "heartbeat.interval.ms": 200,
+    # connected to every broker from the join on: no connection set up inside the read
+    "enable.sparse.connections": False,
     "log_level": 3,
 }
 

@@ -88,9 +88,10 @@ its produce steps still run; everything else runs as here.
 import contextlib
 import os
 import statistics
+import sys
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -507,7 +508,7 @@ class Partitions(Scenario):
         if members:
             state["members"] = GroupMembers(bootstrap, members)
             starting.append(state["members"])
-        with ThreadPoolExecutor(len(starting) or 1) as pool:
+        with _spawn_without_main(), ThreadPoolExecutor(len(starting) or 1) as pool:
             started = [pool.submit(client.start) for client in starting]
             state["backlog"] = {}
             for p in sorted({p for p, _ in params["group"]}):
@@ -730,6 +731,24 @@ class _Backlog:
     ends: Mapping[int, int]  # partition -> log end offset
 
 
+@contextlib.contextmanager
+def _spawn_without_main() -> Iterator[None]:
+    """Processes spawned inside do not import the parent's __main__ first, as multiprocessing's
+    spawn otherwise does: under `kbench run` that is the whole CLI (every scenario, the report's
+    charts), seconds of CPU per process on a busy 2-core machine, while the load and member
+    processes need only their own modules. multiprocessing reads __main__'s __spec__ and
+    __file__ when it starts a process; without them it names no main module to import."""
+    main = sys.modules["__main__"].__dict__
+    saved: dict[str, Any] = {k: main[k] for k in ("__spec__", "__file__") if k in main}
+    main["__spec__"] = None
+    main.pop("__file__", None)
+    try:
+        yield
+    finally:
+        main.pop("__spec__", None)
+        main.update(saved)
+
+
 def _create_on(
     admin: TopicAdmin, topic: str, partitions: int, node: int, configs: Mapping[str, str]
 ) -> None:
@@ -830,9 +849,12 @@ def _cpu(pids: list[int]) -> float:
 
 
 def _busy() -> float:
-    """CPU-seconds the whole machine has been busy (every core, every process)."""
-    times = psutil.cpu_times()
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
+    """CPU-seconds the whole machine has been busy (every core, every process): user (guests'
+    time is in it already), nice, system and interrupts; not idle, I/O wait, nor the time the
+    hypervisor gave another guest (steal)."""
+    times = psutil.cpu_times()._asdict()
+    busy = ("user", "nice", "system", "irq", "softirq")
+    return sum(times.get(k, 0.0) for k in busy)
 
 
 def _reading(brokers: list[int]) -> tuple[float, float]:

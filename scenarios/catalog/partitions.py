@@ -649,7 +649,7 @@ class Partitions(Scenario):
             k,
             backlog.ends,
             timeout_s=_TIMEOUT_S,
-            meter=lambda: _reading(brokers),
+            meter=lambda: (*_reading(brokers), time.monotonic()),
         )
         self._check(ctx, variant.name, result, backlog, p)
         rate = result.records_per_s
@@ -662,8 +662,10 @@ class Partitions(Scenario):
             "join_ms": result.join_seconds * 1000,
         }
         # the read alone: the join is before it, the leave after
-        brokers_s, machine_s = result.metered
-        return values, result.cpu_s, result.seconds, (brokers_s, machine_s)
+        # the brokers and the machine over the metered window: from the start to the last report
+        brokers_s, machine_s, window_s = result.metered
+        scale = result.seconds / window_s if window_s > 0 else 1.0
+        return values, result.cpu_s, result.seconds, (brokers_s * scale, machine_s * scale)
 
     def _check(
         self, ctx: RunContext, name: str, result: GroupResult, backlog: "_Backlog", p: int

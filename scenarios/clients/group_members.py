@@ -376,8 +376,11 @@ def _read(
         p.offset = starts.get(p.partition, 0)
     consumer.assign(assignment)
     left = {p.partition for p in assignment if ends.get(p.partition, 0) > 0}
+    due = sum(max(ends.get(p.partition, 0) - p.offset, 0) for p in assignment)
     while left:
-        messages = consumer.consume(num_messages=10_000, timeout=0.1)
+        # no more than are left: consume() waits out its timeout for a batch it cannot fill
+        wanted = min(max(due - report.records, 1), 10_000)
+        messages = consumer.consume(num_messages=wanted, timeout=0.1)
         for message in messages:
             if message.error() is not None:
                 report.error = report.error or str(message.error())

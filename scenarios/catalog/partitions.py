@@ -204,7 +204,7 @@ class Partitions(Scenario):
             "disk_s": 0.4,
             "disk_batch_records": 40,
             "group": [[1, 1], [2, 1], [2, 2], [2, 3]],
-            "group_records": 30_000,
+            "group_records": 100_000,
             "claim_produce": [3, 1],
             "claim_group": 2,
             "claim_rule": 1,

@@ -178,7 +178,9 @@ class Partitions(Scenario):
         "rounds": "interleaved repeats of every variant",
     }
     _common: Mapping[str, Any] = {"brokers": 3, "replication_factor": 1, "window": 8}
-    quick_seconds = 40  # placeholder until measured
+    # measured: 38.5 s (`kbench run partitions` 50 s, with its report), 2-core VM busy with
+    # other work throughout (the machine's CPU at 2 cores), 2026-11-29
+    quick_seconds = 39
     profiles = {
         "smoke": {
             **_common,
@@ -204,7 +206,7 @@ class Partitions(Scenario):
             "disk_s": 0.4,
             "disk_batch_records": 40,
             "group": [[1, 1], [2, 1], [2, 2], [2, 3]],
-            "group_records": 100_000,
+            "group_records": 60_000,
             "claim_produce": [3, 1],
             "claim_group": 2,
             "claim_rule": 1,

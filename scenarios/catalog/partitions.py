@@ -50,9 +50,11 @@ Variants (every client a process of its own):
 
 Every sample also records the CPU the brokers and the clients of the step used, in cores
 (`broker_cpu_cores`, `client_cpu_cores`: CPU-seconds over the step's seconds, from the
-scheduler's run time): this machine has 2 cores, and where the two add up to about 2, the CPU,
-not Kafka's design, is what limits the curve; the per-role CPU of broker-1..3, the controller,
-each producer and member is in every sample's resources too.
+scheduler's run time), and the whole machine's (`machine_cpu_cores`: every process's, others'
+too); each run ends with a note giving their medians variant by variant. This machine has 2
+cores: where the machine's figure is about 2, the CPU, not Kafka's design, is what limits the
+curve (and where ours is well below it, other processes took the rest). The per-role CPU of
+broker-1..3, the controller, each producer and member is in every sample's resources too.
 
 Claims decided (thresholds written before the scenario's first run, not moved after):
 - partitions, part "parallelism": produce-p<P>-m<M> over produce-p1-m<M> records/s >= 1.25, on
@@ -60,9 +62,9 @@ Claims decided (thresholds written before the scenario's first run, not moved af
   "more throughput" a user would notice, a quarter more, when the partitions' leaders are spread
   over brokers; a gain under that is within what one variant drifts between rounds here.
 - partitions, part "scattered writes": disk-p<P> over disk-p1 device write requests per MB
-  flushed >= 2, on the largest P of `disk` (engine only; with --bootstrap undecided): the same
-  bytes reach the device as at least twice as many requests, i.e. writes of half the size or
-  less: appends no longer sequential. The claim holds when both parts do.
+  flushed >= 2, on the largest P of `disk` (the engine only; with --bootstrap not decided): the
+  same bytes reach the device as at least twice as many requests, i.e. writes of half the size
+  or less: appends no longer sequential. The claim holds when both parts do.
 - consumer-group-parallel, part "scales": group-p<P>-k<P> over group-p<P>-k1 records/s >= 1.5,
   on `claim_group` P: P members read at least 1.5x what one does (linear would be P x; on 2
   cores, half the gain of the second member is the least that deserves "scales").
@@ -72,8 +74,8 @@ Claims decided (thresholds written before the scenario's first run, not moved af
   part measures is that the busy members do not get faster either.
 - consumers-x2 ("partitions = consumers x 2"): group-p<2K>-k<K> over group-p<K>-k<K>
   records/s >= 1.11, on `claim_rule` K: the doubled partitions give the same group at least
-  a tenth more throughput now. Not reproduced or inconclusive says the rule is not a
-  throughput rule; the rule the measurement supports instead: "at least as many partitions as
+  a tenth more throughput now. Not reproduced says the rule is not a throughput rule
+  (inconclusive: this run cannot tell); the rule the measurement then supports instead: "at least as many partitions as
   the most members the group will ever run" (members beyond it idle), x2 being headroom to
   double the group without repartitioning.
 Contrasts without a claim: records/s with 2 producer processes per leader over 1, and flush_ms

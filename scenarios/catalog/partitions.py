@@ -75,9 +75,9 @@ Claims decided (thresholds written before the scenario's first run, not moved af
 - consumers-x2 ("partitions = consumers x 2"): group-p<2K>-k<K> over group-p<K>-k<K>
   records/s >= 1.11, on `claim_rule` K: the doubled partitions give the same group at least
   a tenth more throughput now. Not reproduced says the rule is not a throughput rule
-  (inconclusive: this run cannot tell); the rule the measurement then supports instead: "at least as many partitions as
-  the most members the group will ever run" (members beyond it idle), x2 being headroom to
-  double the group without repartitioning.
+  (inconclusive: this run cannot tell); the rule the measurement then supports instead: "at
+  least as many partitions as the most members the group will ever run" (members beyond it
+  idle), x2 being headroom to double the group without repartitioning.
 Contrasts without a claim: records/s with 2 producer processes per leader over 1, and flush_ms
 and p99 latency at P partitions on one disk over 1.
 

@@ -192,7 +192,7 @@ class Partitions(Scenario):
             "disk_rate": 20_000,
             "disk_s": 0.2,
             "disk_batch_records": 40,
-            "group": [[1, 1], [2, 1], [2, 3]],
+            "group": [[2, 1], [2, 3]],
             "group_records": 4_000,
             "claim_produce": [3, 1],
             "claim_group": 2,

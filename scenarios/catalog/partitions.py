@@ -541,7 +541,7 @@ class Partitions(Scenario):
     def teardown(self, ctx: RunContext) -> None:
         state = ctx.state
         if state.get("cpu"):
-            ctx.notes.append(_limits(state.pop("cpu")))
+            ctx.notes.append(_limits(state.pop("cpu"), bool(state.get("broker_pids"))))
         state.pop("admin", None)  # librdkafka's client, gone before its cluster
         members = state.pop("members", None)
         if members is not None:
@@ -834,19 +834,26 @@ def _flush(data_dir: str, topic: "_Topic", device: str, appended: int) -> dict[s
     }
 
 
-def _limits(cpu: Mapping[str, list[tuple[float, float, float]]]) -> str:
+def _limits(cpu: Mapping[str, list[tuple[float, float, float]]], brokers: bool) -> str:
     """One line saying, variant by variant, what CPU its steps used (medians of every sample):
-    the brokers', the clients', and the whole machine's, against the cores there are."""
+    the brokers' (when they are kbench's own processes), the clients', and the whole
+    machine's, against the cores there are."""
     cores = os.cpu_count() or 1
     parts = []
     for name, readings in cpu.items():
         broker, client, machine = (statistics.median(r[i] for r in readings) for i in range(3))
-        parts.append(f"{name} {broker:.2f} + {client:.2f} of {machine:.2f}")
+        ours = f"{broker:.2f} + {client:.2f}" if brokers else f"{client:.2f}"
+        parts.append(f"{name} {ours} of {machine:.2f}")
+    whose = (
+        "brokers + the step's clients"
+        if brokers
+        else "the step's clients (the brokers are not ours to meter)"
+    )
     return (
-        f"CPU in cores (medians; brokers + the step's clients of the whole machine's busy, "
-        f"{cores} cores): {'; '.join(parts)}. A step whose machine figure is near {cores} was "
-        "CPU-bound: a curve flat there shows this machine, not Kafka; where ours is well below "
-        "the machine's, other processes took the rest"
+        f"CPU in cores (medians; {whose} of the whole machine's busy, {cores} cores): "
+        f"{'; '.join(parts)}. A step whose machine figure is near {cores} was CPU-bound: a "
+        "curve flat there shows this machine, not Kafka; where ours is well below the "
+        "machine's, other processes took the rest"
     )
 
 

@@ -12,10 +12,16 @@ test says how fast anything is.
 import copy
 import json
 import urllib.request
+from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+from engine.broker.partition import Partition
+from engine.broker.replica_manager import FetchParams, FetchPartition, ReplicaManager
+from engine.common import TopicPartition as EngineTopicPartition
+from engine.metadata import PartitionRegistration
+from engine.storage import Log, LogConfig
 from scenarios.catalog.follower_fetch import (
     FOLLOWER,
     LEADER_RACK,
@@ -35,6 +41,7 @@ from scenarios.harness.claims import CLAIMS
 from scenarios.harness.runner import run_scenario
 from scenarios.harness.scenario import RunContext
 from tests.cluster_support import CLUSTER_SETTINGS, wait_until
+from tests.conftest import make_batch
 
 S = FollowerFetch()
 PREFIX = "kbench-testrun-"
@@ -202,3 +209,28 @@ def test_the_contrasts_need_their_variants_and_the_engines_counters():
     assert external == {"follower-share", "p50", "p99", "records"}
     assert S.contrasts({**params, "variants": [NO_RACK]}) == []
     assert S.claim_checks({**params, "variants": [LEADER_RACK, NO_RACK]}) == []
+
+
+def test_the_leader_tells_a_consumer_of_its_replica_at_once(tmp_path):
+    """The leader's answer that sends a consumer to a follower (preferred_read_replica, no
+    records) goes out at once, as Kafka's fetchMessages answers it, not after the consumer's
+    fetch.max.wait.ms in the purgatory: the answer carries no bytes, so fetch.min.bytes never
+    counts it ready."""
+    tp = EngineTopicPartition("t", 0)
+    partition = Partition(tp, Log(str(tmp_path / "t-0"), LogConfig()), leader_id=-1, local_id=1)
+    partition.make_leader(PartitionRegistration((1, 2, 3), (1, 2, 3), 1, 0, 0), now_ms=0)
+    end = partition.append_records_to_leader(make_batch(5), 1, 0).last_offset + 1
+    for follower in (2, 3):
+        partition.update_follower_fetch_state(follower, end, 0, now_ms=1)
+    manager = ReplicaManager(SimpleNamespace(partition={tp: partition}.get), lambda: 1)
+    manager.rack_of = {1: "a", 2: "b", 3: "c"}.get
+    answers: list = []
+    params = FetchParams(max_wait_ms=500, min_bytes=1, max_bytes=1 << 20, client_rack="b")
+    manager.fetch_messages(params, [FetchPartition(tp, 0, 1 << 20)], answers.append)
+    [[answer]] = answers  # answered now, before any tick of the purgatory
+    assert answer.preferred_read_replica == 2 and answer.records == []
+    answers.clear()
+    same = FetchParams(max_wait_ms=500, min_bytes=1, max_bytes=1 << 20, client_rack="a")
+    manager.fetch_messages(same, [FetchPartition(tp, 0, 1 << 20)], answers.append)
+    [[answer]] = answers  # in the leader's rack: read here
+    assert answer.preferred_read_replica == -1 and answer.size > 0

@@ -81,6 +81,7 @@ and are left out elsewhere (the consumers' own per-broker bytes remain).
 import contextlib
 import json
 import multiprocessing
+import signal
 import struct
 import tempfile
 import time
@@ -164,9 +165,9 @@ class FollowerFetch(Scenario):
         "rounds": "interleaved repeats of every variant",
     }
     _common: Mapping[str, Any] = {"brokers": 3, "variants": list(VARIANTS)}
-    # measured: 35 s (`python3 -m scenarios.cli run follower-fetch` 49 s), 2-core VM, other
-    # tests running, 2026-11-29
-    quick_seconds = 35
+    # measured: 36 s (`python3 -m scenarios.cli run follower-fetch` 52 s), 2-core VM, load
+    # average 11 from other work, 2026-11-29
+    quick_seconds = 36
     profiles = {
         "smoke": {**_common, "consumers": 1, "rate": 2000, "load_s": 0.3, "rounds": 1},
         "quick": {**_common, "consumers": 2, "rate": 5000, "load_s": 0.5, "rounds": 6},
@@ -539,6 +540,7 @@ def _produce(orders: Connection, done: Event) -> None:  # pragma: no cover - a c
     errors."""
     from confluent_kafka import Producer
 
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it closes us
     bootstrap = orders.recv()  # the first order: where (the process starts before the cluster)
     producer = Producer(
         {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 1, "log_level": 2}
@@ -616,6 +618,7 @@ def _consume(orders: Connection) -> None:  # pragma: no cover - a child process
     partition at the offset given, tailing it; "tailing" once it has the mark record, then
     every record until the end mark: what it read, its latencies, and the bytes each broker
     sent it (librdkafka's statistics)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as the producer
     bootstrap = orders.recv()  # the first order, as the producer's
     orders.send("ready")
     while (order := orders.recv()) is not None:

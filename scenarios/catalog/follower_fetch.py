@@ -374,7 +374,7 @@ class FollowerFetch(Scenario):
             state["found"][key] += values[key]
             if values[key]:
                 ctx.notes.append(
-                    f"check broken: {variant.name} round sample {state['count']}: "
+                    f"check broken: {variant.name}, sample {state['count'] + 1}: "
                     f"{key} {values[key]:.0f} (the rule: 0)"
                 )
         state["count"] += 1

@@ -84,6 +84,7 @@ import multiprocessing
 import signal
 import struct
 import tempfile
+import threading
 import time
 import urllib.request
 from collections.abc import Mapping, Sequence
@@ -395,13 +396,13 @@ class FollowerFetch(Scenario):
         if clients is not None:
             clients.close()
         admin: TopicAdmin | None = state.pop("admin", None)
-        if admin is not None and state.get("topic"):
-            with contextlib.suppress(Exception):  # the run deletes by prefix too
-                admin.delete(state["topic"])
-            state["topic"] = None
         cluster = state.pop("cluster", None)
         if cluster is not None:
-            cluster.stop()
+            cluster.stop()  # its topics go with it
+        elif admin is not None and state.get("topic"):
+            with contextlib.suppress(Exception):  # the run deletes by prefix too
+                admin.delete(state["topic"], timeout_s=15)
+        state["topic"] = None
 
 
 # -- the cluster ------------------------------------------------------------------------------
@@ -534,13 +535,17 @@ class _Acknowledged:
 
 
 def _produce(orders: Connection, done: Event) -> None:  # pragma: no cover - a child process
+    with contextlib.suppress(EOFError, BrokenPipeError):  # the parent is gone (closed us)
+        _produce_orders(orders, done)
+
+
+def _produce_orders(orders: Connection, done: Event) -> None:  # pragma: no cover - as above
     """The producer process: per order, mark records every 5 ms until `done`, or `rate`
     records/s for `load_s` seconds from `start_ns`, then end marks at the same rate until
     `done`, answered with the acknowledged records' count and ids' sum, and the delivery
     errors."""
     from confluent_kafka import Producer
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it closes us
     bootstrap = orders.recv()  # the first order: where (the process starts before the cluster)
     producer = Producer(
         {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 1, "log_level": 2}
@@ -614,11 +619,15 @@ def _offer(
 
 
 def _consume(orders: Connection) -> None:  # pragma: no cover - a child process
+    with contextlib.suppress(EOFError, BrokenPipeError):  # as the producer's
+        _consume_orders(orders)
+
+
+def _consume_orders(orders: Connection) -> None:  # pragma: no cover - as above
     """A consumer process: per order, a new Consumer with the order's client.rack assigned the
     partition at the offset given, tailing it; "tailing" once it has the mark record, then
     every record until the end mark: what it read, its latencies, and the bytes each broker
     sent it (librdkafka's statistics)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # as the producer
     bootstrap = orders.recv()  # the first order, as the producer's
     orders.send("ready")
     while (order := orders.recv()) is not None:
@@ -738,7 +747,10 @@ class Clients:
 
     def spawn(self) -> "Clients":
         """Start the processes; they load their modules while the caller goes on (e.g. starts
-        the cluster), and wait for start()."""
+        the cluster), and wait for start(). They ignore SIGINT from birth (a disposition
+        inherited across exec, which Python keeps): Ctrl-C is the parent's, which closes them."""
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
             for name in self._names:
                 parent, child = self._context.Pipe()
@@ -752,6 +764,9 @@ class Clients:
         except BaseException:
             self.close()
             raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
         return self
 
     def start(self, bootstrap: str) -> "Clients":
@@ -845,7 +860,9 @@ class Clients:
                 pipe.send(None)
             pipe.close()
         for process, _ in self._roles.values():
-            process.join(timeout=30)
+            # one still in an order (a consumer waiting for records that will not come, after
+            # Ctrl-C or a failure) reads no more orders: it is ended
+            process.join(timeout=2)
             if process.exitcode is None:
                 process.kill()
                 process.join()

@@ -166,9 +166,9 @@ class FollowerFetch(Scenario):
         "rounds": "interleaved repeats of every variant",
     }
     _common: Mapping[str, Any] = {"brokers": 3, "variants": list(VARIANTS)}
-    # measured: 36 s (`python3 -m scenarios.cli run follower-fetch` 52 s), 2-core VM, load
-    # average 11 from other work, 2026-11-29
-    quick_seconds = 36
+    # measured: 24 s (`python3 -m scenarios.cli run follower-fetch` 31 s), 2-core VM, load
+    # average 5 from other work, 2026-11-29 (36 s at load average 11)
+    quick_seconds = 24
     profiles = {
         "smoke": {**_common, "consumers": 1, "rate": 2000, "load_s": 0.3, "rounds": 1},
         "quick": {**_common, "consumers": 2, "rate": 5000, "load_s": 0.5, "rounds": 6},

@@ -17,7 +17,7 @@ leader's by a replica fetch).
 Here: a kbench cluster of `brokers` broker processes and a controller on this machine
 (scenarios/clients/local_broker.py LocalCluster, started in setup), broker N in rack
 "rack-N" (one broker per rack, as one per availability zone), the selector set on every broker;
-one topic of one partition and `brokers` replicas (min.insync.replicas 2). Or a --bootstrap
+one topic of one partition and min(`brokers`, 3) replicas (min.insync.replicas 2). Or a --bootstrap
 cluster: its brokers' racks are read from Metadata and its leader's replica.selector.class from
 DescribeConfigs.
 
@@ -38,15 +38,16 @@ by role. Variants (interleaved, the order reversed every other round):
 - leader-rack: client.rack = the leader's rack: the selector keeps them on the leader;
 - no-rack: no client.rack: they read from the leader, as before KIP-392.
 
-Metrics of the load window (from the first record's due time until every consumer has the end
-mark): each broker's CPU, context switches and bytes sent (GET /stats' bytes_out, which counts
-fetch data sent by sendfile too) per second, as `leader_...` and `follower_...` (the follower
-the follower variant reads from); the share of the consumers' received bytes that came from
-brokers other than the leader (librdkafka's per-broker rxbytes, the consumers' own count); the
-consumers' records/s and each record's latency from its due time to its delivery (p50, p99,
-p99.9, HdrHistogram), with the achieved fraction of the offered rate (below SATURATED_BELOW the
-sample is saturated: latency at saturation is the queue's). The runner meters broker-1..N, the
-controller, the producer and each consumer process apart, by role.
+Metrics of the load window (from just before the load, whose first record is due 50 ms later,
+until every consumer has had the end mark and the producer has flushed): each broker's CPU,
+context switches and bytes sent (GET /stats' bytes_out, which counts fetch data sent by sendfile
+too) per second, as `leader_...` and `follower_...` (the follower the follower variant reads
+from); the share of the consumers' received bytes that came from brokers other than the leader
+(librdkafka's per-broker rxbytes, the consumers' own count); the consumers' records/s and each
+record's latency from its due time to its delivery (p50, p99, p99.9, HdrHistogram), with the
+achieved fraction of the offered rate (below SATURATED_BELOW the sample is saturated: latency at
+saturation is the queue's). The runner meters broker-1..N, the controller, the producer and each
+consumer process apart, by role.
 
 Checked every sample, counted as metrics and stated in the notes: every consumer got exactly the
 records the producer had acknowledged (`missing`: acknowledged and not read, or read and never
@@ -74,8 +75,9 @@ Against a --bootstrap cluster: the topic (ff behind the run's prefix) gets as ma
 the cluster has brokers, up to three, and is deleted in teardown. The follower variant is left
 out, with the reason printed, when no follower of the partition has a rack other than the
 leader's, or the leader's replica.selector.class is not the rack-aware selector (or cannot be
-read); leader-rack when the leader has no rack. Bytes sent per broker are the engine's /stats
-and are left out elsewhere (the consumers' own per-broker bytes remain).
+read); leader-rack when the leader has no rack. The brokers' CPU, context switches (their
+processes are the engine's, started here) and bytes sent (the engine's /stats) are left out
+there, with the contrasts on them; the consumers' own count of each broker's bytes remains.
 """
 
 import contextlib

@@ -458,6 +458,7 @@ class Durability(Scenario):
             first = _COST_LEADER if ctx.engine else None
             _create(admin, topic, rf, configs, first, brokers)
             state["topics"][setting] = topic
+            _check_configs(admin, topic, SETTINGS[setting]["configs"])
         for setting, topic in state["topics"].items():
             address = admin.leader(topic)
             if address not in state["load"]:
@@ -623,6 +624,22 @@ def _create(
     for future in admin.client.create_topics([new], request_timeout=_TIMEOUT_S).values():
         future.result(timeout=_TIMEOUT_S)
     admin.leader(topic)  # elected
+
+
+def _check_configs(admin: TopicAdmin, topic: str, expected: Mapping[str, str]) -> None:
+    """The topic's configs as the cluster describes them: a cluster that took flush.messages
+    and ignored it would make the fsync setting measure nothing."""
+    from confluent_kafka.admin import ConfigResource
+
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    described = admin.client.describe_configs([resource])[resource].result(timeout=_TIMEOUT_S)
+    wrong = {
+        name: described[name].value if name in described else None
+        for name, value in expected.items()
+        if name not in described or described[name].value != value
+    }
+    if wrong:
+        raise RuntimeError(f"{topic}: the cluster describes {wrong}, not {dict(expected)}")
 
 
 def _wait_whole(address: str, topic: str, rf: int) -> None:

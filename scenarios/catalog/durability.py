@@ -98,7 +98,7 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -117,7 +117,7 @@ from scenarios.clients.load_processes import LoadProcesses, ProduceResult, in_sy
 from scenarios.clients.local_broker import LocalCluster
 from scenarios.clients.topics import TopicAdmin
 from scenarios.harness.environment import find_mount
-from scenarios.harness.saturation import ACHIEVED_FRACTION, SATURATED_BELOW, saturation_reason
+from scenarios.harness.saturation import ACHIEVED_FRACTION, SATURATED_BELOW
 from scenarios.harness.scenario import (
     Bound,
     ClaimCheck,
@@ -372,11 +372,6 @@ class Durability(Scenario):
                 )
             )
         return checks
-
-    def undecided(
-        self, check: ClaimCheck, samples: Mapping[str, Sequence[Mapping[str, float]]]
-    ) -> str | None:
-        return saturation_reason(samples)
 
     def cluster_writes(self, params: Mapping[str, Any]) -> list[TopicWrite]:
         """About what the run writes at most: every throughput step at 1 M records/s, every

@@ -149,7 +149,7 @@ _TOPIC_CONFIGS = {"segment.bytes": str(64 * _MIB), "retention.bytes": str(256 * 
 # the cost topics lead on broker 1, the watched ones on 3, so the kill moves no leadership the
 # load processes write to
 _COST_LEADER, _KILLED = 1, 3
-_TIMEOUT_S = 60.0
+_TIMEOUT_S = 120.0  # a kill on a loaded 2-core machine took over a minute
 _PROBE_BYTES = 64 << 10
 
 
@@ -222,7 +222,7 @@ class Durability(Scenario):
             "rate_s": 2.0,
             "kill_rate": 2000,
             "steady_s": 1.0,
-            "session_timeout_ms": 3000,
+            "session_timeout_ms": 6000,  # a loaded 2-core machine missed 3 s of heartbeats
             "heartbeat_ms": 500,
             "fsync_probe_writes": 200,
             "rounds": 10,
@@ -414,6 +414,9 @@ class Durability(Scenario):
                 "broker.heartbeat.interval.ms": str(params["heartbeat_ms"]),
                 "broker.session.timeout.ms": str(params["session_timeout_ms"]),
                 "group.initial.rebalance.delay.ms": "0",
+                # a client that once asked for a topic deleted since (librdkafka refreshes
+                # every topic it knows) must not create it again, on the broker killed next
+                "auto.create.topics.enable": "false",
             }
             cluster = LocalCluster(directory, params["brokers"], settings).start()
             state["cluster"] = cluster

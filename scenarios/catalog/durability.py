@@ -456,7 +456,7 @@ class Durability(Scenario):
             first = _COST_LEADER if ctx.engine else None
             _create(admin, topic, rf, configs, first, brokers)
             state["topics"][setting] = topic
-            _check_configs(admin, topic, SETTINGS[setting]["configs"])
+            _check_configs(admin, topic, configs)
         for setting, topic in state["topics"].items():
             address = admin.leader(topic)
             if address not in state["load"]:

@@ -4,7 +4,8 @@ survive failures side by side, what each costs and what each loses.
 Kafka acknowledges a write once it is in the leader's page cache (flush.messages and flush.ms
 default to never) and leaves durability to replication: "durability in Kafka does not require
 syncing data to disk, as a failed node will always recover from its replicas" (Kafka
-documentation, Replication). The three settings, each on a topic of one partition:
+documentation, Operations: Application vs. OS Flush Management). The three settings, each on a
+topic of one partition:
 - fsync: one broker (RF=1), acks=1, topic flush.messages=1: the engine (engine/storage/log.py
   Log._appended) fsyncs after every append, in the event loop before the Produce response is
   sent: the segment's .log file and, when the append added an index entry (every
@@ -29,8 +30,9 @@ may have shrunk it). The disk is whatever this machine has: setup times `fsync_p
 filesystem and the p50/p99 of those fsyncs beside the results.
 
 Loss, counted by record id read back: broker-kill (kbench's own cluster; smoke and full, not
-quick: one kill takes 8-16 s on a 2-core machine, mostly the killed broker's start, and six of
-them would not fit quick's 40 s). Three fresh topics, each led by broker 3 (replicas assigned),
+quick: one kill took 8-100 s on this 2-core machine with other work running (the wait for a new
+leader, the killed broker's start, its catch-up), and six of them would not fit quick's 40 s).
+Three fresh topics, each led by broker 3 (replicas assigned),
 unclean.leader.election.enable false, no flush, each written by a producer of its own
 (scenarios/clients/failover.py FailoverClients: confluent-kafka in a process of its own, open
 loop at `kill_rate` 100-byte records/s, each value starting with its id;
@@ -201,7 +203,7 @@ class Durability(Scenario):
             "fsync_probe_writes": 10,
             "rounds": 1,
         },
-        "quick": {  # the costs only: a kill takes 8-16 s here, six of them do not fit
+        "quick": {  # the costs only: a kill took 8-100 s here, six of them do not fit
             **_common,
             "kill": False,
             "saturation_s": 0.3,

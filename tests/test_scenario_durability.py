@@ -107,9 +107,12 @@ def test_the_cost_samples_record_achieved_against_offered(smoke):
             assert 0 < sample.values["achieved_fraction"] <= 1.1, sample
 
 
-def test_the_disk_and_what_is_not_staged_are_noted(smoke):
+def test_the_disk_what_each_setting_survives_and_what_is_not_staged_are_noted(smoke):
     assert any(note.startswith("the disk: fsync after a 64 KiB append") for note in smoke.notes)
     assert any(note.startswith("not staged: a power loss") for note in smoke.notes)
+    [survives] = [n for n in smoke.notes if n.startswith("which failures each setting survives")]
+    assert "replication with acks=all survived: 0 of" in survives
+    assert "neither survived: 0 of" in survives
 
 
 def test_the_claim_is_decided_only_with_the_kill():

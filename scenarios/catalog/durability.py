@@ -187,7 +187,7 @@ class Durability(Scenario):
         "rounds": "interleaved repeats of every variant",
     }
     _common: Mapping[str, Any] = {"brokers": 3, "window": 16, "settings": list(SETTINGS)}
-    quick_seconds = 26  # measured: 23-24 s (`python3 -m scenarios.cli run durability` 34 s),
+    quick_seconds = 26  # measured: 21-24 s (`python3 -m scenarios.cli run durability` 27-34 s),
     # 2-core VM, 2026-11-29
     profiles = {
         "smoke": {

@@ -30,6 +30,12 @@ from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
 from kafka.protocol.metadata.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
+from engine.broker.client_quota_manager import (
+    ANONYMOUS,
+    ClientQuotaManager,
+    quota_limit,
+    quota_metric_tags,
+)
 from engine.errors import INVALID_REQUEST, NONE, UNSUPPORTED_VERSION
 from engine.protocol.client import encode_request
 from engine.records import SimpleRecord, build_batch
@@ -347,7 +353,8 @@ def test_confluent_kafka_is_told_of_its_throttle(broker):
 # -- a cluster ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    running = LocalCluster(str(tmp_path_factory.mktemp("qc")), 3, CLUSTER_SETTINGS).start()
+    settings = {**CLUSTER_SETTINGS, "default.replication.factor": "2"}  # two brokers suffice
+    running = LocalCluster(str(tmp_path_factory.mktemp("qc")), 2, settings).start()
     yield running
     running.stop()
 
@@ -375,7 +382,7 @@ def test_quotas_go_through_the_controller_to_every_broker_and_outlive_restarts(c
     assert describe(brokers[1], []) == expected  # answered once this broker's image shows it
     wait_until(lambda: all(describe(a, []) == expected for a in brokers.values()))
     # the quota applies on every broker: the default client-id's, per broker
-    create_topic(cluster.bootstrap, "clustered", replication=3)
+    create_topic(cluster.bootstrap, "clustered", replication=2)
     leader = wait_until(
         lambda: next(
             (
@@ -394,15 +401,59 @@ def test_quotas_go_through_the_controller_to_every_broker_and_outlive_restarts(c
     size = request_size(request, client_id)
     assert response.throttle_time_ms == kafka_throttle_ms(size, 50_000) > 0
     # the controller's metadata log keeps them: a restarted controller, then a restarted
-    # broker, which reads its image back from that log
+    # broker, which reads its image back from that log; the controller removes a key it read
+    # back (a key it did not know of would be no change, and broker 2 would keep it)
     cluster.controller.restart()
     cluster.restart(2)
     cluster.wait_for_brokers(set(brokers))
     wait_until(lambda: describe(brokers[2], []) == expected, what="quotas after restarts")
-    assert alter(brokers[3], [((("user", "ANONYMOUS"),), {"consumer_byte_rate": None})]) == [
+    assert alter(brokers[1], [((("user", "ANONYMOUS"),), {"consumer_byte_rate": None})]) == [
         (NONE, None)
     ]
     wait_until(
         lambda: describe(brokers[2], []) == {default_client: {"producer_byte_rate": 50_000.0}},
         what="a removal everywhere",
     )
+
+
+# -- the quota manager on a clock the test sets ---------------------------------------------------
+def test_the_rate_is_kafkas_over_a_sampled_window():
+    quotas = {(("client-id", "c"),): {"producer_byte_rate": 1000.0}}
+    manager = ClientQuotaManager("producer_byte_rate", samples=11, window_seconds=1)
+
+    def record(size: int, now_ms: int) -> int:
+        return manager.record_and_get_throttle_time_ms(quotas, ANONYMOUS, "c", size, now_ms)
+
+    # the first bytes: over 10 whole windows
+    assert record(20_000, 0) == kafka_throttle_ms(20_000, 1000) == 10_000
+    # 500 ms later: 40,000 bytes over 10.5 s, (3809.5 - 1000) / 1000 x 10,500 ms
+    assert record(20_000, 500) == 29_500
+    # 12 s later every sample is older than the 11 windows: measured afresh, within the quota
+    assert record(5_000, 12_500) == 0
+    # 10.5 s after that sample began, the window is 10.5 s, past the 10 s minimum
+    assert record(5_000, 23_000) == 0  # 10,000 bytes: 952 B/s
+    assert record(1_000, 23_000) == 500  # 11,000 bytes: (1047.6 - 1000) / 1000 x 10,500 ms
+    assert manager.status()["throttled_requests"] == 3
+
+
+def test_quota_precedence_and_shared_sensors_are_kafkas():
+    quotas = {
+        (("client-id", None),): {"producer_byte_rate": 100.0},
+        (("user", None),): {"producer_byte_rate": 200.0},
+        (("client-id", "app"), ("user", ANONYMOUS)): {"producer_byte_rate": 300.0},
+    }
+    key = "producer_byte_rate"
+    # /users/ANONYMOUS/clients/app, then /users/<default> over /clients/<default>
+    assert quota_metric_tags(quotas, key, ANONYMOUS, "app") == (ANONYMOUS, "app")
+    assert quota_limit(quotas, key, (ANONYMOUS, "app")) == 300.0
+    assert quota_metric_tags(quotas, key, ANONYMOUS, "other") == (ANONYMOUS, "")
+    assert quota_limit(quotas, key, (ANONYMOUS, "")) == 200.0
+    # every client of the default user shares that user's sensor
+    manager = ClientQuotaManager(key, samples=11, window_seconds=1)
+    assert manager.record_and_get_throttle_time_ms(quotas, ANONYMOUS, "x", 2_000, 0) == 0
+    shared = manager.record_and_get_throttle_time_ms(quotas, ANONYMOUS, "y", 2_000, 0)
+    assert shared == kafka_throttle_ms(4_000, 200)
+    # without the user quota the default client-id's applies, per client id
+    del quotas[(("user", None),)]
+    assert quota_metric_tags(quotas, key, ANONYMOUS, "x") == ("", "x")
+    assert quota_limit(quotas, key, ("", "x")) == 100.0

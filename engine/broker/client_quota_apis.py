@@ -175,6 +175,8 @@ class BrokerClientQuotas:
         """A consumer's fetch response as it goes out: itself, or, when its size (Kafka's
         FetchResponse.sizeOf: the body and 4 bytes) earns a throttle, an empty response that
         carries the throttle time."""
+        if not self.broker.metadata_cache.image.client_quotas:
+            return parts  # (the common case costs nothing more)
         version = context.api_version
         framed = sum(len(p) if isinstance(p, bytes | bytearray) else p.length for p in parts)
         size = framed - (5 if version >= 12 else 4)  # the size prefix, the header past 4 bytes

@@ -34,6 +34,7 @@ from engine.metadata.image import QuotaEntity
 ANONYMOUS = "ANONYMOUS"  # KafkaPrincipal.ANONYMOUS's name: every client without SASL
 _SENSOR_EXPIRY_MS = 3_600_000
 _SWEEP_INTERVAL_MS = 60_000
+_INT32_MAX = 2**31 - 1
 
 
 @dataclass(slots=True)
@@ -104,8 +105,9 @@ class Rate:
 
 def throttle_time_ms(rate: float, quota: float, window_ms: int) -> int:
     """QuotaUtils.throttleTime: how long to wait for `rate` over `window_ms` to fall to `quota`,
-    rounded as Java's Math.round."""
-    return int(_java_round((rate - quota) / quota * window_ms))
+    rounded as Java's Math.round; at most the int32 throttle_time_ms can carry (Kafka's toInt
+    would wrap such a value around)."""
+    return min(int(_java_round((rate - quota) / quota * window_ms)), _INT32_MAX)
 
 
 def _java_round(value: float) -> float:

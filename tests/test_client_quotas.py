@@ -26,7 +26,7 @@ from kafka.protocol.admin.client_quotas import (
     DescribeClientQuotasRequest,
     DescribeClientQuotasResponse,
 )
-from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
+from kafka.protocol.consumer.fetch import FetchResponse
 from kafka.protocol.metadata.api_versions import ApiVersionsRequest, ApiVersionsResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
@@ -37,7 +37,7 @@ from engine.broker.client_quota_manager import (
     quota_metric_tags,
 )
 from engine.errors import INVALID_REQUEST, NONE, UNSUPPORTED_VERSION
-from engine.protocol.client import encode_request
+from engine.protocol.client import FetchPosition, encode_request, fetch_request
 from engine.records import SimpleRecord, build_batch
 from scenarios.clients.cluster import KafkaConnection
 from scenarios.clients.local_broker import LocalCluster
@@ -133,30 +133,6 @@ def produce_request(topic: str, value_size: int) -> ProduceRequest:
 def request_size(request: object, client_id: str) -> int:
     """Kafka's Request.sizeInBytes: the frame, header included, size prefix not."""
     return len(encode_request(request, 1, client_id)) - 4
-
-
-def fetch_request(topic: str) -> FetchRequest:
-    cls = FetchRequest[12]
-    partition = cls.FetchTopic.FetchPartition(
-        partition=0,
-        current_leader_epoch=-1,
-        fetch_offset=0,
-        last_fetched_epoch=-1,
-        log_start_offset=-1,
-        partition_max_bytes=1 << 20,
-    )
-    return cls(
-        replica_id=-1,
-        max_wait_ms=0,
-        min_bytes=0,
-        max_bytes=1 << 20,
-        isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
-        topics=[cls.FetchTopic(topic=topic, partitions=[partition])],
-        forgotten_topics_data=[],
-        rack_id="",
-    )
 
 
 def stats(address: str) -> dict:
@@ -281,7 +257,7 @@ def test_a_fetch_over_its_quota_is_throttled_by_kafkas_formula_and_answered_empt
     create_topic(broker.bootstrap, "fetched")
     with KafkaConnection(broker.bootstrap, client_id="loader") as connection:
         connection.request(produce_request("fetched", 30_000), ProduceResponse)
-    fetch = fetch_request("fetched")
+    fetch = fetch_request([FetchPosition("fetched", 0, 0, 1 << 20)], max_bytes=1 << 20)
     with KafkaConnection(broker.bootstrap, client_id="measurer") as connection:
         connection.sock.sendall(connection.frame(fetch))
         frame = bytes(connection.read_frame())

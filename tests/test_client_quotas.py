@@ -14,6 +14,7 @@ bytes under a quota of Q bytes/s earns round((B / 10 - Q) / Q * 10000) ms.
 
 import json
 import math
+import struct
 import urllib.request
 import uuid
 
@@ -37,6 +38,7 @@ from engine.broker.client_quota_manager import (
     quota_metric_tags,
 )
 from engine.errors import INVALID_REQUEST, NONE, UNSUPPORTED_VERSION
+from engine.metadata.records import ClientQuotaRecord, decode_record, encode_record
 from engine.protocol.client import FetchPosition, encode_request, fetch_request
 from engine.records import SimpleRecord, build_batch
 from scenarios.clients.cluster import KafkaConnection
@@ -433,3 +435,26 @@ def test_quota_precedence_and_shared_sensors_are_kafkas():
     del quotas[(("user", None),)]
     assert quota_metric_tags(quotas, key, ANONYMOUS, "x") == ("", "x")
     assert quota_limit(quotas, key, ("", "x")) == 100.0
+
+
+def test_a_client_quota_record_has_kafkas_bytes():
+    record = ClientQuotaRecord(
+        entity=[ClientQuotaRecord.EntityData(entity_type="user", entity_name=None)],
+        key="producer_byte_rate",
+        value=1024.0,
+        remove=False,
+    )
+    frame = encode_record(record)
+    # frame version 1, api key 14, version 0; Entity: 1 element (compact length 2), "user",
+    # a null name, its tagged fields; Key; Value as a float64; Remove; the tagged fields
+    assert frame == (
+        bytes([1, 14, 0, 2, 5])
+        + b"user"
+        + bytes([0, 0, 19])
+        + b"producer_byte_rate"
+        + struct.pack(">d", 1024.0)
+        + bytes([0, 0])
+    )
+    decoded = decode_record(frame)
+    assert [(e.entity_type, e.entity_name) for e in decoded.entity] == [("user", None)]
+    assert (decoded.key, decoded.value, decoded.remove) == ("producer_byte_rate", 1024.0, False)

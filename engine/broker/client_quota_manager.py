@@ -35,6 +35,7 @@ ANONYMOUS = "ANONYMOUS"  # KafkaPrincipal.ANONYMOUS's name: every client without
 _SENSOR_EXPIRY_MS = 3_600_000
 _SWEEP_INTERVAL_MS = 60_000
 _INT32_MAX = 2**31 - 1
+_RESOLVED_MAX = 10_000  # clients whose quota is remembered between changes of the quotas
 
 
 @dataclass(slots=True)
@@ -140,7 +141,7 @@ class ClientQuotaManager:
         self, quotas: Mapping[QuotaEntity, Mapping[str, float]], user: str, client_id: str
     ) -> tuple[Tags, float | None]:
         """The sensor's tags and the quota (None: no quota), cached per quotas mapping."""
-        if quotas is not self._resolved_for:
+        if quotas is not self._resolved_for or len(self._resolved) >= _RESOLVED_MAX:
             self._resolved_for, self._resolved = quotas, {}
         key = (user, client_id)
         found = self._resolved.get(key)

@@ -374,7 +374,7 @@ class KafkaApis(ApiHandlers):
                         preferred_read_replica=r.preferred_read_replica,
                     )
                 )
-            parts = encode_fetch_response(
+            frame = encode_fetch_response(
                 version,
                 context.header.correlation_id,
                 throttle_time_ms=0,
@@ -382,7 +382,7 @@ class KafkaApis(ApiHandlers):
                 session_id=0,  # no fetch sessions: every fetch is a full one
                 topics=[FetchTopicResponse(name, parts) for name, parts in topics.items()],
             )
-            respond(self.client_quotas.fetch_response(context, parts) if consumer else parts)
+            respond(self.client_quotas.fetch_response(context, frame) if consumer else frame)
 
         self.replica_manager.fetch_messages(params, partitions, complete)
 

@@ -148,6 +148,7 @@ def test_every_record_class_is_registered_by_its_kafka_api_key():
         8: "UnfenceBrokerRecord",
         9: "RemoveTopicRecord",
         12: "FeatureLevelRecord",
+        14: "ClientQuotaRecord",
         15: "ProducerIdsRecord",
         17: "BrokerRegistrationChangeRecord",
         20: "NoOpRecord",

@@ -131,6 +131,10 @@ class KafkaConfig:
     # sends a sensitive one (null, is_sensitive): clients here are never authenticated, and an
     # absolute path tells them about the host.
     describe_configs_paths_enable: bool = setting(False, None, "describe.configs.paths.enable")
+    # client quotas (KIP-13, KIP-219): a byte rate is measured over quota.window.num samples of
+    # quota.window.size.seconds each (Kafka's QuotaConfig)
+    quota_window_num: int = setting(11, Range(1, INT_MAX), "quota.window.num")
+    quota_window_size_seconds: int = setting(1, Range(1, INT_MAX), "quota.window.size.seconds")
     # how long an offset commit waits for __consumer_offsets' ISR before REQUEST_TIMED_OUT
     offsets_commit_timeout_ms: int = setting(5_000, Range(1, INT_MAX), "offsets.commit.timeout.ms")
     # -- the cluster (KRaft's names and defaults) --

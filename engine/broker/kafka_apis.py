@@ -18,6 +18,11 @@ from kafka.protocol.api_message import ApiMessage
 from engine.broker import config_helper
 from engine.broker.acl_apis import acl_handlers
 from engine.broker.api_handlers import ApiHandlers, Respond
+from engine.broker.client_quota_apis import (
+    BrokerClientQuotas,
+    client_quota_handlers,
+    client_quotas_visible,
+)
 from engine.broker.cluster_admin import GROUP_OPERATIONS, cluster_admin_handlers
 from engine.broker.config import KafkaConfig
 from engine.broker.config_admin import DELETE, ConfigAlterError, altered_configs, request_ops
@@ -117,6 +122,7 @@ class KafkaApis(ApiHandlers):
         self.topics = broker.topics
         self.replica_manager = broker.replica_manager
         self.producer_ids = broker.producer_ids
+        self.client_quotas = BrokerClientQuotas(broker)
         self._handlers |= {
             ApiKeys.METADATA: self.handle_metadata,
             ApiKeys.PRODUCE: self.handle_produce,
@@ -145,6 +151,7 @@ class KafkaApis(ApiHandlers):
         }
         self._handlers.update(cluster_admin_handlers(self))
         self._handlers.update(acl_handlers(self))
+        self._handlers.update(client_quota_handlers(self))
         for key, local in replica_admin_handlers(self).items():
             self._handlers[key] = self._forwarded_in_a_cluster(local)
 
@@ -280,10 +287,11 @@ class KafkaApis(ApiHandlers):
             return
 
         def complete(results: dict[TopicPartition, ProduceResult]) -> None:
+            throttle_ms = self.client_quotas.produce_throttle_ms(context)  # mutes, acks=0 too
             if request.acks == 0:
                 respond(None)
             else:
-                self._produce_response(context, respond, results)
+                self._produce_response(context, respond, results, throttle_ms=throttle_ms)
 
         self.replica_manager.append_records(request.acks, entries, complete, request.timeout_ms)
 
@@ -293,6 +301,7 @@ class KafkaApis(ApiHandlers):
         respond: Respond,
         results: Mapping[TopicPartition, ProduceResult | None],
         error: int = NONE,
+        throttle_ms: int = 0,
     ) -> None:
         by_topic: dict[str, list[PartitionProduceResponse]] = {}
         for tp, result in results.items():
@@ -311,7 +320,10 @@ class KafkaApis(ApiHandlers):
         respond(
             [
                 encode_produce_response(
-                    context.api_version, context.header.correlation_id, list(by_topic.items())
+                    context.api_version,
+                    context.header.correlation_id,
+                    list(by_topic.items()),
+                    throttle_ms,
                 )
             ]
         )
@@ -319,10 +331,16 @@ class KafkaApis(ApiHandlers):
     # -- Fetch ----------------------------------------------------------------------------------
     def handle_fetch(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
         version = context.header.request_api_version
+        consumer = request.replica_id < 0  # consumers' fetches count against their quotas
+        max_bytes = (
+            self.client_quotas.fetch_max_bytes(context, request.max_bytes)
+            if consumer
+            else request.max_bytes
+        )
         params = FetchParams(
             max_wait_ms=request.max_wait_ms,
-            min_bytes=request.min_bytes,
-            max_bytes=request.max_bytes,
+            min_bytes=min(request.min_bytes, max_bytes),
+            max_bytes=max_bytes,
             isolation=FetchIsolation.HIGH_WATERMARK,
             replica_id=request.replica_id,  # >= 0: a follower broker
             client_rack=(request.rack_id or "")
@@ -356,16 +374,15 @@ class KafkaApis(ApiHandlers):
                         preferred_read_replica=r.preferred_read_replica,
                     )
                 )
-            respond(
-                encode_fetch_response(
-                    version,
-                    context.header.correlation_id,
-                    throttle_time_ms=0,
-                    error_code=NONE,
-                    session_id=0,  # no fetch sessions: every fetch is a full one
-                    topics=[FetchTopicResponse(name, parts) for name, parts in topics.items()],
-                )
+            frame = encode_fetch_response(
+                version,
+                context.header.correlation_id,
+                throttle_time_ms=0,
+                error_code=NONE,
+                session_id=0,  # no fetch sessions: every fetch is a full one
+                topics=[FetchTopicResponse(name, parts) for name, parts in topics.items()],
             )
+            respond(self.client_quotas.fetch_response(context, frame) if consumer else frame)
 
         self.replica_manager.fetch_messages(params, partitions, complete)
 
@@ -1246,6 +1263,8 @@ def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: Clus
         request, (APIS[ApiKeys.ALTER_CONFIGS][0], APIS[ApiKeys.INCREMENTAL_ALTER_CONFIGS][0])
     ):
         return request.validate_only or _configs_visible(request, response, image)
+    if isinstance(request, APIS[ApiKeys.ALTER_CLIENT_QUOTAS][0]):
+        return client_quotas_visible(request, response, image)
     if not isinstance(request, APIS[ApiKeys.CREATE_PARTITIONS][0]) or request.validate_only:
         return True
     wanted = {t.name: t.count for t in request.topics}

@@ -26,6 +26,7 @@ NO_LEADER_CHANGE = -2  # PartitionChangeRecord's Leader when the leader stays
 CONSUMER_OFFSETS = "__consumer_offsets"  # the group coordinator leads its partition
 RECOVERED, RECOVERING = 0, 1  # LeaderRecoveryState: RECOVERING after an unclean election
 CONFIG_RESOURCE_TOPIC, CONFIG_RESOURCE_BROKER = 2, 4  # ConfigRecord's ResourceType
+QuotaEntity = tuple[tuple[str, str | None], ...]  # a ClientQuotaRecord's Entity, sorted by type
 
 
 class MetadataError(Exception):
@@ -92,6 +93,10 @@ class PartitionRegistration:
         )
 
 
+def _type(component: tuple[str, str | None]) -> str:
+    return component[0]
+
+
 def _keep(old: tuple[int, ...], new: list[int] | None) -> tuple[int, ...]:
     return old if new is None else tuple(new)
 
@@ -119,12 +124,15 @@ class ClusterImage:
     features: Mapping[str, int] = field(default_factory=dict)
     next_producer_id: int = 0  # the first id of the next block the controller hands out
     offset: int = -1  # the last metadata log offset replayed into this image
+    # ClientQuotaRecords: entity ((type, name or None for the default), ... sorted) -> {key: value}
+    client_quotas: Mapping[QuotaEntity, Mapping[str, float]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:  # no caller can change an image it was handed
         object.__setattr__(self, "brokers", _frozen(self.brokers))
         object.__setattr__(self, "topics", _frozen(self.topics))
         object.__setattr__(self, "configs", _frozen(self.configs))
         object.__setattr__(self, "features", _frozen(self.features))
+        object.__setattr__(self, "client_quotas", _frozen(self.client_quotas))
 
     def alive_brokers(self) -> list[BrokerRegistration]:
         """The brokers clients may be sent to, by node id."""
@@ -176,6 +184,7 @@ class MetadataDelta:
         self.partitions: dict[uuid.UUID, dict[int, PartitionRegistration]] = {}  # changed topics
         self.configs = {key: dict(values) for key, values in image.configs.items()}
         self.features = dict(image.features)
+        self.client_quotas = {key: dict(values) for key, values in image.client_quotas.items()}
         self.next_producer_id = image.next_producer_id
         self.offset = image.offset
         self.removed_topics: dict[uuid.UUID, TopicImage] = {}
@@ -280,6 +289,14 @@ class MetadataDelta:
         else:
             values[r.name] = r.value
 
+    def _replay_ClientQuotaRecord(self, r: Any) -> None:
+        entity = tuple(sorted(((e.entity_type, e.entity_name) for e in r.entity), key=_type))
+        values = self.client_quotas.setdefault(entity, {})
+        if r.remove:
+            values.pop(r.key, None)
+        else:
+            values[r.key] = r.value
+
     def _replay_FeatureLevelRecord(self, r: Any) -> None:
         if r.feature_level == 0:
             self.features.pop(r.name, None)
@@ -308,6 +325,7 @@ class MetadataDelta:
             self.features,
             self.next_producer_id,
             self.offset,
+            {key: _frozen(values) for key, values in self.client_quotas.items() if values},
         )
 
     def local_changes(self, broker_id: int) -> LocalChanges:

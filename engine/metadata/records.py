@@ -78,6 +78,10 @@ class ConfigRecord(ApiData, **_LOAD_JSON):
     json_patch = _KRAFT_SCHEMA
 
 
+class ClientQuotaRecord(ApiData, **_LOAD_JSON):
+    json_patch = _KRAFT_SCHEMA
+
+
 class PartitionChangeRecord(ApiData, **_LOAD_JSON):
     json_patch = _KRAFT_SCHEMA
 
@@ -132,6 +136,7 @@ METADATA_RECORD_TYPES: dict[int, type[ApiData]] = {
         TopicRecord,
         PartitionRecord,
         ConfigRecord,
+        ClientQuotaRecord,
         PartitionChangeRecord,
         FenceBrokerRecord,
         UnfenceBrokerRecord,

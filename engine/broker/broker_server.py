@@ -25,6 +25,7 @@ import selectors
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from engine.broker.acl_store import AclStore
 from engine.broker.alter_partition_manager import AlterPartitionManager
 from engine.broker.config import KafkaConfig
 from engine.broker.dynamic_config import (
@@ -117,8 +118,10 @@ class BrokerServer:
         )
         # a single broker's dynamic broker configs (a cluster's are in the metadata log)
         self.dynamic_configs: DynamicConfigStore | None = None
+        self.acl_store: AclStore | None = None  # a single broker's ACLs (a cluster's: the log)
         if self.cluster is None:
             self.dynamic_configs = DynamicConfigStore(config.log_dir)
+            self.acl_store = AclStore(config.log_dir)
             self._apply_stored_configs()
             self.metadata_cache = MetadataCache(self._local_image())
             self.topics.on_change = self._publish_local_image
@@ -170,7 +173,12 @@ class BrokerServer:
         stored = self.dynamic_configs.configs if self.dynamic_configs else {}
         configs = {(CONFIG_RESOURCE_BROKER, name): values for name, values in stored.items()}
         return ClusterImage(
-            self.topics.cluster_id or "", c.node_id, {c.node_id: me}, topics, configs=configs
+            self.topics.cluster_id or "",
+            c.node_id,
+            {c.node_id: me},
+            topics,
+            configs=configs,
+            acls=self.acl_store.acls if self.acl_store else {},
         )
 
     def _publish_local_image(self) -> None:
@@ -188,6 +196,12 @@ class BrokerServer:
         assert self.dynamic_configs is not None
         self.dynamic_configs.save(resource_name, configs)
         self._apply_stored_configs()
+        self._publish_local_image()
+
+    def apply_acl_records(self, records: list[Any]) -> None:
+        """A single broker's CreateAcls or DeleteAcls: kept, and in effect now."""
+        assert self.acl_store is not None
+        self.acl_store.apply(records)
         self._publish_local_image()
 
     def apply_dynamic_configs(

@@ -1,0 +1,397 @@
+"""The StandardAuthorizer (authorizer.class.name): its rules on their own (DENY over ALLOW,
+implied operations, LITERAL, PREFIXED and "*" patterns, hosts, super.users,
+allow.everyone.if.no.acl.found), then end to end: ACLs managed with kafka-python's and
+confluent-kafka's admin clients, kept across a restart, and enforced on real producers and
+consumers (every client here is User:ANONYMOUS, as on Kafka's PLAINTEXT listener); and a
+3-broker cluster whose brokers keep replicating under an ACL that denies every client the
+cluster."""
+
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from confluent_kafka import KafkaError as ConfluentError
+from confluent_kafka import Producer
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    NewTopic,
+    ResourcePattern,
+    ResourcePatternFilter,
+)
+from kafka.admin import ResourceType as KafkaResourceType
+from kafka.errors import (
+    ClusterAuthorizationFailedError,
+    GroupAuthorizationFailedError,
+    InvalidRequestError,
+    TopicAuthorizationFailedError,
+)
+
+from engine.broker.authorizer import StandardAuthorizer
+from engine.broker.config import STANDARD_AUTHORIZER, KafkaConfig, kafka_config
+from engine.metadata.acl import StandardAcl
+from engine.metadata.image import BrokerRegistration, ClusterImage
+from scenarios.clients.local_broker import LocalCluster
+from tests.cluster_support import CLUSTER_SETTINGS, wait_until
+from tests.conftest import broker_process
+from tests.test_cluster import broker_stats, create_topic, partition_state
+
+AUTHORIZER = {"authorizer.class.name": STANDARD_AUTHORIZER}
+TOPIC, GROUP, CLUSTER = KafkaResourceType.TOPIC, KafkaResourceType.GROUP, KafkaResourceType.CLUSTER
+LITERAL, PREFIXED = ACLResourcePatternType.LITERAL, ACLResourcePatternType.PREFIXED
+ALLOW, DENY = ACLPermissionType.ALLOW, ACLPermissionType.DENY
+READ, WRITE, DESCRIBE = ACLOperation.READ, ACLOperation.WRITE, ACLOperation.DESCRIBE
+
+
+# -- the rules, without a broker ------------------------------------------------------------------
+def _acl(kind, name, pattern, principal, host, operation, permission) -> StandardAcl:
+    return StandardAcl(kind, name, pattern, principal, host, operation, permission)
+
+
+def _authorizer(acls: list[StandardAcl], **settings: str) -> StandardAuthorizer:
+    image = ClusterImage(
+        "c", 1, {1: BrokerRegistration(1, "10.0.0.9", 9092)}, acls={uuid.uuid4(): a for a in acls}
+    )
+    config = kafka_config({**AUTHORIZER, **settings})
+    return StandardAuthorizer(config, lambda: image)
+
+
+def _context(host: str = "127.0.0.1", client_id: str = "app") -> object:
+    return SimpleNamespace(header=SimpleNamespace(client_id=client_id), client_address=f"{host}:5")
+
+
+def test_deny_beats_allow_and_allow_implies_describe_only():
+    auth = _authorizer(
+        [
+            _acl(TOPIC, "orders", LITERAL, "User:ANONYMOUS", "*", ACLOperation.ALL, ALLOW),
+            _acl(TOPIC, "ord", PREFIXED, "User:*", "*", WRITE, DENY),
+            _acl(TOPIC, "*", LITERAL, "User:ANONYMOUS", "*", READ, ALLOW),
+            _acl(TOPIC, "logs", LITERAL, "User:ANONYMOUS", "*", ACLOperation.ALTER_CONFIGS, ALLOW),
+        ]
+    )
+    c = _context()
+    assert auth.authorize(c, READ, TOPIC, "orders")  # ALL
+    assert not auth.authorize(c, WRITE, TOPIC, "orders")  # a PREFIXED DENY for User:*
+    assert auth.authorize(c, DESCRIBE, TOPIC, "orders")  # a DENY of WRITE does not deny DESCRIBE
+    assert auth.authorize(c, READ, TOPIC, "anything")  # the "*" literal
+    assert auth.authorize(c, DESCRIBE, TOPIC, "anything")  # READ implies DESCRIBE
+    assert not auth.authorize(c, WRITE, TOPIC, "anything")
+    assert auth.authorize(c, ACLOperation.DESCRIBE_CONFIGS, TOPIC, "logs")  # ALTER_CONFIGS implies
+    assert not auth.authorize(c, ACLOperation.ALTER, TOPIC, "logs")
+
+
+def test_no_acl_covering_a_resource_leaves_it_to_allow_everyone_and_hosts_must_match():
+    acls = [_acl(TOPIC, "paid", LITERAL, "User:bob", "*", READ, ALLOW)]
+    acls.append(_acl(TOPIC, "free", LITERAL, "User:ANONYMOUS", "10.1.1.1", WRITE, DENY))
+    open_broker, closed = (
+        _authorizer(acls, **{"allow.everyone.if.no.acl.found": "true"}),
+        (_authorizer(acls)),
+    )
+    c = _context()
+    assert open_broker.authorize(c, WRITE, TOPIC, "other")  # no ACL covers it
+    assert not closed.authorize(c, WRITE, TOPIC, "other")
+    assert not open_broker.authorize(c, READ, TOPIC, "paid")  # bob's ACL covers it: not ours
+    # an ACL for another host does not apply, but it covers the topic: allow-everyone is off
+    assert not open_broker.authorize(c, WRITE, TOPIC, "free")
+    acls.append(_acl(TOPIC, "free", LITERAL, "User:*", "*", WRITE, ALLOW))
+    hosts = _authorizer(acls)
+    assert hosts.authorize(c, WRITE, TOPIC, "free")
+    assert not hosts.authorize(_context("10.1.1.1"), WRITE, TOPIC, "free")
+    # super users pass everything; a broker (its client id, from its registered host) too
+    su = _authorizer(acls, **{"super.users": "User:admin;User:ANONYMOUS"})
+    assert su.authorize(c, WRITE, TOPIC, "paid")
+    assert closed.authorize(
+        _context("10.0.0.9", "kbench-broker-1"), ACLOperation.CLUSTER_ACTION, CLUSTER
+    )
+    assert not closed.authorize(
+        _context("127.0.0.1", "kbench-broker-1"), ACLOperation.CLUSTER_ACTION, CLUSTER
+    )
+
+
+def test_authorize_by_resource_type_as_an_idempotent_producer_needs_it():
+    allowed = [_acl(TOPIC, "a", PREFIXED, "User:ANONYMOUS", "*", WRITE, ALLOW)]
+    assert _authorizer(allowed).authorize_by_resource_type(_context(), WRITE, TOPIC)
+    dominated = [*allowed, _acl(TOPIC, "a", PREFIXED, "User:*", "*", WRITE, DENY)]
+    assert not _authorizer(dominated).authorize_by_resource_type(_context(), WRITE, TOPIC)
+    assert not _authorizer([]).authorize_by_resource_type(_context(), WRITE, TOPIC)
+
+
+def test_authorizer_settings_are_checked_at_start():
+    assert KafkaConfig().authorizer_class_name == ""
+    with pytest.raises(ValueError, match=r"authorizer\.class\.name must be empty or"):
+        kafka_config({"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer"})
+    with pytest.raises(ValueError, match=r"super\.users must be principals TYPE:NAME"):
+        kafka_config({"super.users": "User:admin;bob"})
+
+
+# -- end to end -----------------------------------------------------------------------------------
+def _pattern(kind, name, pattern=LITERAL) -> ResourcePattern:
+    return ResourcePattern(kind, name, pattern)
+
+
+ANY_ACL = ACLFilter(
+    None,
+    None,
+    ACLOperation.ANY,
+    ACLPermissionType.ANY,
+    ResourcePatternFilter(KafkaResourceType.ANY, None, ACLResourcePatternType.ANY),
+)
+
+
+def _bindings(found) -> set[tuple]:
+    acls, error = found
+    assert error.errno == 0
+    return {
+        (
+            a.resource_pattern.resource_type,
+            a.resource_pattern.resource_name,
+            a.resource_pattern.pattern_type,
+            a.principal,
+            a.host,
+            a.operation,
+            a.permission_type,
+        )
+        for a in acls
+    }
+
+
+def test_kafka_python_admin_acls_bind_producers_and_outlive_a_restart(tmp_path):
+    settings = {**AUTHORIZER, "allow.everyone.if.no.acl.found": "true"}
+    broker = broker_process(str(tmp_path / "data"), **settings).start()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        admin.create_topics([NewTopic(n, 1, 1) for n in ("orders", "logs-app", "metrics")])
+        deny = ACL("User:ANONYMOUS", "*", WRITE, DENY, _pattern(TOPIC, "orders"))
+        alice = ACL("User:alice", "*", READ, ALLOW, _pattern(TOPIC, "logs-", PREFIXED))
+        bad = ACL("User:alice", "*", READ, ALLOW, _pattern(CLUSTER, "not-the-cluster"))
+        created = admin.create_acls([deny, alice, bad])
+        assert created["succeeded"] == [deny, alice]
+        assert created["failed"] == [InvalidRequestError]  # kafka-python lists error classes
+        both = _bindings(admin.describe_acls(ANY_ACL))
+        assert len(both) == 2
+        match = ResourcePatternFilter(TOPIC, "logs-app", ACLResourcePatternType.MATCH)
+        matched = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY, match)
+        assert {b[1:3] for b in _bindings(admin.describe_acls(matched))} == {("logs-", PREFIXED)}
+        # an ACL on a topic, for anyone, turns allow.everyone.if.no.acl.found off for it:
+        # nothing allows us DESCRIBE on orders or logs-app, so they are not listed
+        assert set(admin.list_topics()) == {"metrics", "__consumer_offsets"}
+
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_block_ms=5000)
+        assert producer.send("metrics", b"m").get(timeout=30).offset == 0
+        for denied in ("orders", "logs-app"):
+            with pytest.raises(TopicAuthorizationFailedError):
+                producer.send(denied, b"x").get(timeout=30)
+        producer.close()
+        admin.close()
+
+        broker.stop()
+        broker = broker_process(str(tmp_path / "data"), **settings).start()
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        assert _bindings(admin.describe_acls(ANY_ACL)) == both  # kept in acls.json
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_block_ms=5000)
+        with pytest.raises(TopicAuthorizationFailedError):
+            producer.send("orders", b"x").get(timeout=30)
+        orders = ACLFilter(
+            None,
+            None,
+            ACLOperation.ANY,
+            ACLPermissionType.ANY,
+            ResourcePatternFilter(TOPIC, "orders", LITERAL),
+        )
+        [(_, deleted, error)] = admin.delete_acls([orders])
+        assert (deleted, error.errno) == ([deny], 0)
+        assert producer.send("orders", b"now allowed").get(timeout=30).offset == 0
+        producer.close()
+        admin.close()
+    finally:
+        broker.stop()
+
+
+def test_confluent_admin_grants_a_denied_producer_and_host_rules_apply(tmp_path):
+    broker = broker_process(
+        str(tmp_path / "data"), **AUTHORIZER, **{"allow.everyone.if.no.acl.found": "true"}
+    ).start()
+    try:
+        admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+        bob = AclBinding(
+            ResourceType.TOPIC,
+            "paid",
+            ResourcePatternType.LITERAL,
+            "User:bob",
+            "*",
+            AclOperation.READ,
+            AclPermissionType.ALLOW,
+        )
+        elsewhere = AclBinding(
+            ResourceType.TOPIC,
+            "free",
+            ResourcePatternType.LITERAL,
+            "User:ANONYMOUS",
+            "10.1.1.1",
+            AclOperation.WRITE,
+            AclPermissionType.DENY,
+        )
+        anyone = AclBinding(
+            ResourceType.TOPIC,
+            "free",
+            ResourcePatternType.LITERAL,
+            "User:*",
+            "*",
+            AclOperation.WRITE,
+            AclPermissionType.ALLOW,
+        )
+        for future in admin.create_acls([bob, elsewhere, anyone]).values():
+            future.result(timeout=30)
+
+        def produce(topic: str) -> ConfluentError | None:
+            outcome = []
+            producer = Producer(
+                {"bootstrap.servers": broker.bootstrap, "message.timeout.ms": 10000}
+            )
+            producer.produce(topic, b"v", on_delivery=lambda err, msg: outcome.append(err))
+            producer.flush(30)
+            return outcome[0]
+
+        denied = produce("paid")
+        assert denied is not None and denied.code() == ConfluentError.TOPIC_AUTHORIZATION_FAILED
+        assert produce("free") is None  # auto-created; the DENY is for another host
+
+        grant = AclBinding(
+            ResourceType.TOPIC,
+            "paid",
+            ResourcePatternType.LITERAL,
+            "User:ANONYMOUS",
+            "127.0.0.1",
+            AclOperation.WRITE,
+            AclPermissionType.ALLOW,
+        )
+        admin.create_acls([grant])[grant].result(timeout=30)
+        assert produce("paid") is None
+
+        any_acl = AclBindingFilter(
+            ResourceType.ANY,
+            None,
+            ResourcePatternType.ANY,
+            None,
+            None,
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        )
+        assert set(admin.describe_acls(any_acl).result(timeout=30)) == {
+            bob,
+            elsewhere,
+            anyone,
+            grant,
+        }
+        on_paid = AclBindingFilter(
+            ResourceType.TOPIC,
+            "paid",
+            ResourcePatternType.MATCH,
+            None,
+            None,
+            AclOperation.ANY,
+            AclPermissionType.ANY,
+        )
+        assert set(admin.delete_acls([on_paid])[on_paid].result(timeout=30)) == {bob, grant}
+        assert set(admin.describe_acls(any_acl).result(timeout=30)) == {elsewhere, anyone}
+    finally:
+        broker.stop()
+
+
+def test_deny_by_default_grants_topics_and_groups_only_by_acl(tmp_path):
+    """Set up as a super user, then run without one: what the ACLs grant, and nothing else."""
+    data = str(tmp_path / "data")
+    broker = broker_process(data, **AUTHORIZER, **{"super.users": "User:ANONYMOUS"}).start()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        admin.create_topics([NewTopic("a-1", 1, 1), NewTopic("b-1", 1, 1)])
+        me = "User:ANONYMOUS"
+        admin.create_acls(
+            [
+                ACL(me, "*", WRITE, ALLOW, _pattern(TOPIC, "a-1")),
+                ACL(me, "*", READ, ALLOW, _pattern(TOPIC, "a-", PREFIXED)),
+                ACL(me, "*", READ, ALLOW, _pattern(GROUP, "grp")),
+            ]
+        )
+        admin.close()
+        broker.stop()
+        broker = broker_process(data, **AUTHORIZER).start()
+
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        with pytest.raises(ClusterAuthorizationFailedError):
+            admin.describe_acls(ANY_ACL)
+        with pytest.raises(TopicAuthorizationFailedError):  # no CREATE on cluster or topic
+            admin.create_topics([NewTopic("c-1", 1, 1)])
+        assert set(admin.list_topics()) == {"a-1"}
+        admin.close()
+
+        # idempotent (InitProducerId): allowed by a WRITE ACL on some topic
+        producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_block_ms=5000)
+        for i in range(3):
+            producer.send("a-1", f"r{i}".encode())
+        producer.flush()
+        with pytest.raises(TopicAuthorizationFailedError):
+            producer.send("b-1", b"x").get(timeout=30)
+        producer.close()
+
+        consumer = KafkaConsumer(
+            "a-1",
+            bootstrap_servers=broker.bootstrap,
+            group_id="grp",
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=5000,
+        )
+        assert [m.value for m in consumer] == [b"r0", b"r1", b"r2"]
+        consumer.commit()
+        consumer.close()
+        stranger = KafkaConsumer(
+            "a-1",
+            bootstrap_servers=broker.bootstrap,
+            group_id="other",
+            auto_offset_reset="earliest",
+        )
+        with pytest.raises(GroupAuthorizationFailedError):
+            stranger.poll(timeout_ms=10000)
+        stranger.close()
+    finally:
+        broker.stop()
+
+
+def test_a_cluster_keeps_replicating_when_every_client_is_denied_the_cluster(tmp_path):
+    settings = {**CLUSTER_SETTINGS, **AUTHORIZER, "allow.everyone.if.no.acl.found": "true"}
+    with LocalCluster(str(tmp_path / "cluster"), 3, settings) as cluster:
+        create_topic(cluster, "guarded")
+        admin = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+        nobody = ACL("User:*", "*", ACLOperation.ALL, DENY, _pattern(CLUSTER, "kafka-cluster"))
+        assert admin.create_acls([nobody])["succeeded"] == [nobody]
+        with pytest.raises(ClusterAuthorizationFailedError):  # in force: no DESCRIBE for us
+            admin.describe_acls(ANY_ACL)
+        admin.close()
+
+        # follower fetches need CLUSTER_ACTION: the brokers still have it, so acks=all completes
+        producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all")
+        for i in range(100):
+            producer.send("guarded", f"r{i}".encode())
+        producer.flush(timeout=30)
+        producer.close()
+        leader = partition_state(cluster, "guarded").leader_id
+
+        def caught_up() -> bool:
+            view = broker_stats(cluster, leader)["partitions"]["guarded-0"]
+            lags = [f["lag"] for f in view["followers"].values()]
+            return view["log_end_offset"] == 100 and lags == [0, 0] and len(view["isr"]) == 3
+
+        wait_until(caught_up, what="both followers replicating under the ACL")

@@ -39,14 +39,18 @@ from kafka.errors import (
     InvalidRequestError,
     TopicAuthorizationFailedError,
 )
+from kafka.protocol.admin.acl import DescribeAclsRequest, DescribeAclsResponse
+from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
+from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
 from engine.broker.authorizer import StandardAuthorizer
 from engine.broker.config import STANDARD_AUTHORIZER, KafkaConfig, kafka_config
 from engine.metadata.acl import StandardAcl
 from engine.metadata.image import BrokerRegistration, ClusterImage
+from scenarios.clients.cluster import KafkaConnection
 from scenarios.clients.local_broker import LocalCluster
 from tests.cluster_support import CLUSTER_SETTINGS, wait_until
-from tests.conftest import broker_process
+from tests.conftest import broker_process, make_batch
 from tests.test_cluster import broker_stats, create_topic, partition_state
 
 AUTHORIZER = {"authorizer.class.name": STANDARD_AUTHORIZER}
@@ -61,12 +65,14 @@ def _acl(kind, name, pattern, principal, host, operation, permission) -> Standar
     return StandardAcl(kind, name, pattern, principal, host, operation, permission)
 
 
-def _authorizer(acls: list[StandardAcl], **settings: str) -> StandardAuthorizer:
+def _authorizer(
+    acls: list[StandardAcl], in_cluster: bool = False, **settings: str
+) -> StandardAuthorizer:
     image = ClusterImage(
         "c", 1, {1: BrokerRegistration(1, "10.0.0.9", 9092)}, acls={uuid.uuid4(): a for a in acls}
     )
     config = kafka_config({**AUTHORIZER, **settings})
-    return StandardAuthorizer(config, lambda: image)
+    return StandardAuthorizer(config, lambda: image, in_cluster)
 
 
 def _context(host: str = "127.0.0.1", client_id: str = "app") -> object:
@@ -110,15 +116,18 @@ def test_no_acl_covering_a_resource_leaves_it_to_allow_everyone_and_hosts_must_m
     hosts = _authorizer(acls)
     assert hosts.authorize(c, WRITE, TOPIC, "free")
     assert not hosts.authorize(_context("10.1.1.1"), WRITE, TOPIC, "free")
-    # super users pass everything; a broker (its client id, from its registered host) too
+    # super users pass everything
     su = _authorizer(acls, **{"super.users": "User:admin;User:ANONYMOUS"})
     assert su.authorize(c, WRITE, TOPIC, "paid")
-    assert closed.authorize(
-        _context("10.0.0.9", "kbench-broker-1"), ACLOperation.CLUSTER_ACTION, CLUSTER
-    )
-    assert not closed.authorize(
-        _context("127.0.0.1", "kbench-broker-1"), ACLOperation.CLUSTER_ACTION, CLUSTER
-    )
+
+
+def test_another_broker_of_the_cluster_is_allowed_everything_from_its_registered_host():
+    action = (ACLOperation.CLUSTER_ACTION, CLUSTER)
+    cluster, single = _authorizer([], in_cluster=True), _authorizer([])
+    assert cluster.authorize(_context("10.0.0.9", "kbench-broker-1"), *action)
+    assert not cluster.authorize(_context("127.0.0.1", "kbench-broker-1"), *action)  # elsewhere
+    assert not cluster.authorize(_context("10.0.0.9", "kbench-broker-2"), *action)  # unknown
+    assert not single.authorize(_context("10.0.0.9", "kbench-broker-1"), *action)  # no peers
 
 
 def test_authorize_by_resource_type_as_an_idempotent_producer_needs_it():
@@ -190,6 +199,42 @@ def test_kafka_python_admin_manages_acls_that_bind_producers(tmp_path):
 
         producer = KafkaProducer(bootstrap_servers=broker.bootstrap, max_block_ms=5000)
         assert producer.send("metrics", b"m").get(timeout=30).offset == 0
+        # one request, two topics: the refused one answered beside what the handler did
+        produce = ProduceRequest[9](
+            transactional_id=None,
+            acks=1,
+            timeout_ms=5000,
+            topic_data=[
+                ProduceRequest[9].TopicProduceData(
+                    name=name,
+                    partition_data=[
+                        ProduceRequest[9].TopicProduceData.PartitionProduceData(
+                            index=0, records=bytes(make_batch(2))
+                        )
+                    ],
+                )
+                for name in ("metrics", "orders")
+            ],
+        )
+        topic = MetadataRequest[12].MetadataRequestTopic
+        metadata = MetadataRequest[12](
+            topics=[topic(name=n) for n in ("metrics", "logs-app", "brand-new")],
+            allow_auto_topic_creation=True,
+        )
+        with KafkaConnection(broker.bootstrap) as connection:
+            answer = connection.request(produce, ProduceResponse)
+            found = connection.request(metadata, MetadataResponse)
+        assert sorted(
+            (t.name, p.error_code, p.base_offset)
+            for t in answer.responses
+            for p in t.partition_responses
+        ) == [("metrics", 0, 1), ("orders", TopicAuthorizationFailedError.errno, -1)]
+        assert sorted((t.name, t.error_code) for t in found.topics) == [
+            ("brand-new", 0),  # created at once: no ACL covers it or the cluster
+            ("logs-app", TopicAuthorizationFailedError.errno),
+            ("metrics", 0),
+        ]
+        assert [b.node_id for b in found.brokers] == [0]
         for denied in ("orders", "logs-app"):
             with pytest.raises(TopicAuthorizationFailedError):
                 producer.send(denied, b"x").get(timeout=30)
@@ -377,6 +422,23 @@ def test_a_cluster_keeps_replicating_when_every_client_is_denied_the_cluster(tmp
         with pytest.raises(ClusterAuthorizationFailedError):  # in force: no DESCRIBE for us
             admin.describe_acls(ANY_ACL)
         admin.close()
+        describe = DescribeAclsRequest[3](
+            resource_type_filter=1,  # ANY
+            resource_name_filter=None,
+            pattern_type_filter=1,
+            principal_filter=None,
+            host_filter=None,
+            operation=1,
+            permission_type=1,
+        )
+
+        def refused_by(node_id: int) -> bool:  # each broker's image has the ACL
+            with KafkaConnection(cluster.brokers[node_id].bootstrap) as connection:
+                answer = connection.request(describe, DescribeAclsResponse)
+            return answer.error_code == ClusterAuthorizationFailedError.errno
+
+        for node_id in (1, 2, 3):
+            wait_until(lambda n=node_id: refused_by(n), what=f"broker {node_id} applying the ACL")
 
         # follower fetches need CLUSTER_ACTION: the brokers still have it, so acks=all completes
         producer = KafkaProducer(bootstrap_servers=cluster.bootstrap, acks="all")

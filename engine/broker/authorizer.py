@@ -3,9 +3,9 @@ ACLs of the broker's metadata image, switched on by authorizer.class.name.
 
 Who asks: the engine has no SASL or TLS listener, so every client is User:ANONYMOUS from the
 host it connects from, as on Kafka's PLAINTEXT listener. The engine's brokers call each other
-(a follower's Fetch and OffsetForLeaderEpoch) with client id `kbench-broker-<node id>`; a
-request with that client id, from the host that broker registered, is the broker itself and is
-allowed everything, as Kafka's brokers are, authenticated as super users. With no
+(a follower's Fetch and OffsetForLeaderEpoch) with client id `kbench-broker-<node id>`; in a
+cluster, a request with another broker's client id, from the host that broker registered, is
+that broker and is allowed everything, as Kafka's brokers are, authenticated as super users. With no
 authentication that identity is claimed, not proven, as every PLAINTEXT identity is. The
 controller does not authorize: only brokers call it, and a broker authorizes a client's request
 before it forwards it.
@@ -55,10 +55,16 @@ def client_host(context: RequestContext) -> str:
 
 
 class StandardAuthorizer:
-    def __init__(self, config: KafkaConfig, image: Callable[[], ClusterImage]) -> None:
+    def __init__(
+        self, config: KafkaConfig, image: Callable[[], ClusterImage], in_cluster: bool
+    ) -> None:
+        """`image` gives the current metadata image; `in_cluster`: other brokers call this one
+        (a single broker is called by clients only, whatever client id they give)."""
         self.super_users = frozenset(p.strip() for p in config.super_users.split(";") if p.strip())
         self.allow_if_no_acl = config.allow_everyone_if_no_acl_found
         self._image = image
+        self._node_id = config.node_id
+        self._in_cluster = in_cluster
         # the ACLs of the last image seen, by resource type (an image's ACLs never change)
         self._indexed_acls: Mapping[Any, StandardAcl] | None = None
         self._by_type: dict[int, list[StandardAcl]] = {}
@@ -67,9 +73,10 @@ class StandardAuthorizer:
     def principal(self, context: RequestContext) -> str | None:
         """The request's principal; None for one of the cluster's brokers (see the module)."""
         client_id = context.header.client_id or ""
-        if client_id.startswith(BROKER_CLIENT_ID):
+        if self._in_cluster and client_id.startswith(BROKER_CLIENT_ID):
             node = client_id[len(BROKER_CLIENT_ID) :]
-            broker = self._image().brokers.get(int(node)) if node.isdigit() else None
+            peer = int(node) if node.isdigit() and int(node) != self._node_id else None
+            broker = self._image().brokers.get(peer) if peer is not None else None
             if broker is not None and broker.host == client_host(context):
                 return None
         return ANONYMOUS

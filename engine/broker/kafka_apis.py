@@ -152,7 +152,9 @@ class KafkaApis(ApiHandlers):
         # last: every handler behind its ACL check (engine/broker/api_authorization.py)
         self.authorizer: StandardAuthorizer | None = None
         if broker.config.authorizer_class_name:
-            self.authorizer = StandardAuthorizer(broker.config, lambda: broker.metadata_cache.image)
+            self.authorizer = StandardAuthorizer(
+                broker.config, lambda: broker.metadata_cache.image, broker.cluster is not None
+            )
             self._handlers = authorized_handlers(self, self.authorizer, self._handlers)
 
     def _forwarded_in_a_cluster(

@@ -1,8 +1,9 @@
 """The ACL APIs (DescribeAcls, CreateAcls, DeleteAcls), as Kafka 4.0's brokers answer them
 (AclApis).
 
-Without an authorizer (authorizer.class.name empty): SECURITY_DISABLED, "No Authorizer is
-configured.", for the request (DescribeAcls) or each creation and filter.
+Without an authorizer (authorizer.class.name empty): SECURITY_DISABLED, for the request
+(DescribeAcls: "No Authorizer is configured on the broker") or each creation and filter ("No
+Authorizer is configured.").
 
 With one: DescribeAcls needs DESCRIBE on the cluster, CreateAcls and DeleteAcls ALTER on it
 (CLUSTER_AUTHORIZATION_FAILED otherwise). DescribeAcls is answered from this broker's metadata
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from engine.broker.kafka_apis import KafkaApis
 
 NO_AUTHORIZER = "No Authorizer is configured."
+NO_AUTHORIZER_ON_BROKER = "No Authorizer is configured on the broker"  # DescribeAcls' words
 _CLUSTER_DENIED = "Cluster authorization failed."
 
 
@@ -47,7 +49,7 @@ def acl_handlers(apis: "KafkaApis") -> dict[int, Callable[..., Any]]:
         response_class = apis._response_class(context)
         error, message, resources = NONE, None, []
         if apis.authorizer is None:
-            error, message = SECURITY_DISABLED, NO_AUTHORIZER
+            error, message = SECURITY_DISABLED, NO_AUTHORIZER_ON_BROKER
         elif not apis.authorizer.authorize(context, ACLOperation.DESCRIBE, ResourceType.CLUSTER):
             error, message = CLUSTER_AUTHORIZATION_FAILED, _CLUSTER_DENIED
         else:

@@ -123,7 +123,7 @@ def _guarded(
 
 
 # -- topics -------------------------------------------------------------------------------------
-def _per_topic(
+def _per_item(
     c: _Check,
     operation: int,
     items: str,
@@ -133,9 +133,9 @@ def _per_topic(
     error: int = TOPIC_AUTHORIZATION_FAILED,
     refused: set[str] | None = None,
 ) -> Outcome | None:
-    """The request's `items` (named by `name`) the principal may not `operation` are taken
-    out and answered, in the response's list `answers`, by refused_answer(response class,
-    item, error)."""
+    """The request's `items` (named by `name`) the principal may not `operation` (as topics;
+    or those named in `refused`) are taken out and answered, in the response's list
+    `answers`, by refused_answer(response class, item, error)."""
     wanted = getattr(c.request, items) or []
     if refused is None:
         refused = c.refused_topics(operation, [name(i) for i in wanted])
@@ -170,7 +170,7 @@ def _produce(c: _Check) -> Outcome | None:
             ],
         )
 
-    outcome = _per_topic(c, ACLOperation.WRITE, "topic_data", _name, "responses", answer)
+    outcome = _per_item(c, ACLOperation.WRITE, "topic_data", _name, "responses", answer)
     if outcome is not None and outcome.response is not None and c.request.acks == 0:
         return None  # nothing left to append, nothing to answer: the handler says so
     return outcome
@@ -189,7 +189,7 @@ def _list_offsets(c: _Check) -> Outcome | None:
             ],
         )
 
-    return _per_topic(c, ACLOperation.DESCRIBE, "topics", _name, "topics", answer)
+    return _per_item(c, ACLOperation.DESCRIBE, "topics", _name, "topics", answer)
 
 
 def _offset_for_leader_epoch(c: _Check) -> Outcome | None:
@@ -208,7 +208,7 @@ def _offset_for_leader_epoch(c: _Check) -> Outcome | None:
             ],
         )
 
-    return _per_topic(c, ACLOperation.DESCRIBE, "topics", lambda t: t.topic, "topics", answer)
+    return _per_item(c, ACLOperation.DESCRIBE, "topics", lambda t: t.topic, "topics", answer)
 
 
 def _delete_records(c: _Check) -> Outcome | None:
@@ -224,7 +224,7 @@ def _delete_records(c: _Check) -> Outcome | None:
             ],
         )
 
-    return _per_topic(c, ACLOperation.DELETE, "topics", _name, "topics", answer)
+    return _per_item(c, ACLOperation.DELETE, "topics", _name, "topics", answer)
 
 
 def _create_topics(c: _Check) -> Outcome | None:
@@ -241,12 +241,12 @@ def _create_topics(c: _Check) -> Outcome | None:
             configs=[],
         )
 
-    return _per_topic(c, ACLOperation.CREATE, "topics", _name, "topics", answer)
+    return _per_item(c, ACLOperation.CREATE, "topics", _name, "topics", answer)
 
 
 def _delete_topics(c: _Check) -> Outcome | None:
     if c.context.api_version < 6:
-        return _per_topic(
+        return _per_item(
             c,
             ACLOperation.DELETE,
             "topic_names",
@@ -262,7 +262,7 @@ def _delete_topics(c: _Check) -> Outcome | None:
         topic = image.topic_by_id(t.topic_id)
         return topic.name if topic is not None else ""
 
-    return _per_topic(
+    return _per_item(
         c,
         ACLOperation.DELETE,
         "topics",
@@ -275,7 +275,7 @@ def _delete_topics(c: _Check) -> Outcome | None:
 
 
 def _create_partitions(c: _Check) -> Outcome | None:
-    return _per_topic(
+    return _per_item(
         c,
         ACLOperation.ALTER,
         "topics",
@@ -311,21 +311,22 @@ def _metadata(c: _Check) -> Outcome | None:
         and not c.allows(ACLOperation.CREATE, CLUSTER)
     ):
         refused |= c.refused_topics(ACLOperation.CREATE, creating)
+    if not refused:
+        return None
+    kept = {n for n in names if n not in refused}
+    topic_class = c.response_class.MetadataResponseTopic
+    denied = [
+        topic_class(error_code=TOPIC_AUTHORIZATION_FAILED, name=n, partitions=[])
+        for n in dict.fromkeys(names)
+        if n in refused
+    ]
+    request.topics = [t for t in request.topics if t.name in kept]
 
-    def answer(cls: Any, t: Any, error: int) -> Any:
-        return cls.MetadataResponseTopic(error_code=error, name=t.name, partitions=[])
-
-    outcome = _per_topic(c, 0, "topics", _name, "topics", answer, refused=refused)
-    if outcome is not None and outcome.response is not None:
-        return Outcome(amend=outcome.amend or _extend(outcome.response.topics))  # brokers too
-    return outcome
-
-
-def _extend(denied: list[Any]) -> Callable[[Any], None]:
     def amend(response: Any) -> None:
-        response.topics.extend(denied)
+        # (a v0 request left with no topic asks for all of them: keep only those it named)
+        response.topics = [t for t in response.topics if t.name in kept] + denied
 
-    return amend
+    return Outcome(amend=amend)
 
 
 def _describe_topic_partitions(c: _Check) -> Outcome | None:
@@ -399,10 +400,10 @@ def _offset_commit(c: _Check) -> Outcome | None:
 
     if not c.allows(ACLOperation.READ, GROUP, c.request.group_id):
         refused = {t.name for t in c.request.topics}
-        return _per_topic(
+        return _per_item(
             c, 0, "topics", _name, "topics", answer, GROUP_AUTHORIZATION_FAILED, refused
         )
-    return _per_topic(c, ACLOperation.READ, "topics", _name, "topics", answer)
+    return _per_item(c, ACLOperation.READ, "topics", _name, "topics", answer)
 
 
 def _offset_fetch(c: _Check) -> Outcome | None:
@@ -507,7 +508,7 @@ def _delete_groups(c: _Check) -> Outcome | None:
     refused = {g for g in c.request.groups_names if not c.allows(ACLOperation.DELETE, GROUP, g)}
     if not refused:
         return None
-    return _per_topic(
+    return _per_item(
         c,
         0,
         "groups_names",
@@ -535,7 +536,7 @@ def _offset_delete(c: _Check) -> Outcome | None:
             ],
         )
 
-    return _per_topic(c, ACLOperation.READ, "topics", _name, "topics", answer)
+    return _per_item(c, ACLOperation.READ, "topics", _name, "topics", answer)
 
 
 # -- producers and the cluster ------------------------------------------------------------------
@@ -563,6 +564,29 @@ def _cluster(operation: int) -> Rule:
         return c.whole(CLUSTER_AUTHORIZATION_FAILED)
 
     return rule
+
+
+def _alter_replica_log_dirs(c: _Check) -> Outcome | None:
+    """ALTER on the cluster, else every partition CLUSTER_AUTHORIZATION_FAILED."""
+    if c.allows(ACLOperation.ALTER, CLUSTER):
+        return None
+    topic_class = c.response_class.AlterReplicaLogDirTopicResult
+    partition_class = topic_class.AlterReplicaLogDirPartitionResult
+    partitions: dict[str, list[int]] = {}
+    for d in c.request.dirs:
+        for t in d.topics:
+            partitions.setdefault(t.name, []).extend(t.partitions)
+    results = [
+        topic_class(
+            topic_name=name,
+            partitions=[
+                partition_class(partition_index=i, error_code=CLUSTER_AUTHORIZATION_FAILED)
+                for i in indexes
+            ],
+        )
+        for name, indexes in partitions.items()
+    ]
+    return c.whole(NONE, results=results)
 
 
 def _name(item: Any) -> str:
@@ -603,7 +627,7 @@ RULES: dict[int, Rule] = {
     ApiKeys.ELECT_LEADERS: _cluster(ACLOperation.ALTER),
     ApiKeys.ALTER_PARTITION_REASSIGNMENTS: _cluster(ACLOperation.ALTER),
     ApiKeys.LIST_PARTITION_REASSIGNMENTS: _cluster(ACLOperation.DESCRIBE),
-    ApiKeys.ALTER_REPLICA_LOG_DIRS: _cluster(ACLOperation.ALTER),
+    ApiKeys.ALTER_REPLICA_LOG_DIRS: _alter_replica_log_dirs,
     ApiKeys.DESCRIBE_LOG_DIRS: _cluster(ACLOperation.DESCRIBE),
     ApiKeys.DESCRIBE_QUORUM: _cluster(ACLOperation.DESCRIBE),
 }

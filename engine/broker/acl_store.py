@@ -32,7 +32,7 @@ class AclStore:
                 try:
                     stored = json.load(f)
                     self.acls = {uuid.UUID(k): StandardAcl(**v) for k, v in stored.items()}
-                except (ValueError, TypeError) as exc:
+                except (ValueError, TypeError, AttributeError) as exc:
                     raise RuntimeError(f"{self.path}: not an ACL file ({exc})") from None
 
     def apply(self, records: Iterable[Any]) -> None:

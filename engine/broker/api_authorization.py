@@ -111,9 +111,13 @@ def _guarded(
                     respond(None)
                     return
                 frame = b"".join(p for p in parts if isinstance(p, bytes))
-                response = apis._response_class(context).decode(
-                    io.BytesIO(frame[4:]), version=context.api_version, header=True
-                )
+                try:
+                    response = apis._response_class(context).decode(
+                        io.BytesIO(frame[4:]), version=context.api_version, header=True
+                    )
+                except Exception:  # a bare error frame (a forward that timed out): as it is
+                    respond(parts)
+                    return
                 amend(response)
                 apis._reply(context, respond, response)
 

@@ -47,6 +47,7 @@ from engine.broker.authorizer import StandardAuthorizer
 from engine.broker.config import STANDARD_AUTHORIZER, KafkaConfig, kafka_config
 from engine.metadata.acl import StandardAcl
 from engine.metadata.image import BrokerRegistration, ClusterImage
+from engine.protocol.apis import APIS, ApiKeys
 from scenarios.clients.cluster import KafkaConnection
 from scenarios.clients.local_broker import LocalCluster
 from tests.cluster_support import CLUSTER_SETTINGS, wait_until
@@ -454,3 +455,212 @@ def test_a_cluster_keeps_replicating_when_every_client_is_denied_the_cluster(tmp
             return view["log_end_offset"] == 100 and lags == [0, 0] and len(view["isr"]) == 3
 
         wait_until(caught_up, what="both followers replicating under the ACL")
+
+
+def _built(cls, fields: dict):
+    """A request (or one of its structs) from plain dicts and lists, nested as its schema."""
+    values = {}
+    for name, value in fields.items():
+        field = cls.fields[name]
+        if field.is_struct_array() and value is not None:
+            value = [_built(field.data_class, v) for v in value]
+        values[name] = value
+    return cls(**values)
+
+
+def test_each_api_answers_what_kafka_answers_a_refused_principal(tmp_path):
+    """Raw requests, one per API, against ACLs that give us topic `open` and group `team`
+    and give someone else topic `shut`, topics `guarded-*`, group `theirs` and the cluster:
+    what we may not touch is answered with Kafka's error, what we may is served beside it."""
+    broker = broker_process(
+        str(tmp_path / "data"), **AUTHORIZER, **{"allow.everyone.if.no.acl.found": "true"}
+    ).start()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        admin.create_topics([NewTopic("open", 1, 1), NewTopic("shut", 1, 1)])
+        us, them = "User:ANONYMOUS", "User:nobody"
+        admin.create_acls(
+            [
+                ACL(us, "*", ACLOperation.ALL, ALLOW, _pattern(TOPIC, "open")),
+                ACL(us, "*", READ, ALLOW, _pattern(GROUP, "team")),
+                ACL(them, "*", READ, ALLOW, _pattern(TOPIC, "shut")),
+                ACL(them, "*", READ, ALLOW, _pattern(TOPIC, "guarded-", PREFIXED)),
+                ACL(them, "*", READ, ALLOW, _pattern(GROUP, "theirs")),
+                ACL(them, "*", ACLOperation.ALTER, ALLOW, _pattern(CLUSTER, "kafka-cluster")),
+            ]
+        )
+        admin.close()
+        with KafkaConnection(broker.bootstrap) as connection:
+
+            def ask(api: ApiKeys, version: int, /, **fields):
+                request_class, response_class = APIS[api][0], APIS[api][1]
+                request = _built(request_class[version], fields)
+                return connection.request(request, response_class)
+
+            def by_topic(topics, name="name", partitions="partitions"):
+                return {
+                    getattr(t, name): sorted({p.error_code for p in getattr(t, partitions)})
+                    for t in topics
+                }
+
+            two = [{"name": n, "partitions": [{"partition_index": 0}]} for n in ("open", "shut")]
+            found = ask(
+                ApiKeys.LIST_OFFSETS,
+                10,
+                replica_id=-1,
+                isolation_level=0,
+                topics=[
+                    {"name": t["name"], "partitions": [{"partition_index": 0, "timestamp": -1}]}
+                    for t in two
+                ],
+                timeout_ms=1000,
+            )
+            assert by_topic(found.topics) == {"open": [0], "shut": [29]}
+            epochs = ask(
+                ApiKeys.OFFSET_FOR_LEADER_EPOCH,
+                4,
+                replica_id=-1,
+                topics=[
+                    {"topic": n, "partitions": [{"partition": 0, "leader_epoch": 0}]}
+                    for n in ("open", "shut")
+                ],
+            )
+            assert by_topic(epochs.topics, "topic") == {"open": [0], "shut": [29]}
+            deleted = ask(
+                ApiKeys.DELETE_RECORDS,
+                2,
+                timeout_ms=1000,
+                topics=[
+                    {"name": n, "partitions": [{"partition_index": 0, "offset": 0}]}
+                    for n in ("open", "shut")
+                ],
+            )
+            assert by_topic(deleted.topics) == {"open": [0], "shut": [29]}
+            grown = ask(
+                ApiKeys.CREATE_PARTITIONS,
+                3,
+                timeout_ms=1000,
+                validate_only=True,
+                topics=[{"name": n, "count": 2, "assignments": None} for n in ("open", "shut")],
+            )
+            assert {r.name: r.error_code for r in grown.results} == {"open": 0, "shut": 29}
+            created = ask(
+                ApiKeys.CREATE_TOPICS,
+                7,
+                timeout_ms=1000,
+                validate_only=True,
+                topics=[
+                    {
+                        "name": n,
+                        "num_partitions": 1,
+                        "replication_factor": 1,
+                        "assignments": [],
+                        "configs": [],
+                    }
+                    for n in ("free-x", "guarded-x")
+                ],
+            )
+            assert {t.name: t.error_code for t in created.topics} == {"free-x": 0, "guarded-x": 29}
+            gone = ask(ApiKeys.DELETE_TOPICS, 5, topic_names=["shut"], timeout_ms=1000)
+            assert [(r.name, r.error_code) for r in gone.responses] == [("shut", 29)]
+            described = ask(
+                ApiKeys.DESCRIBE_TOPIC_PARTITIONS,
+                0,
+                topics=[],
+                response_partition_limit=100,
+                cursor=None,
+            )
+            assert "open" in {t.name for t in described.topics}
+            assert "shut" not in {t.name for t in described.topics}
+            altered = ask(
+                ApiKeys.INCREMENTAL_ALTER_CONFIGS,
+                1,
+                validate_only=True,
+                resources=[
+                    {"resource_type": kind, "resource_name": name, "configs": []}
+                    for kind, name in ((2, "open"), (2, "shut"), (4, "0"))
+                ],
+            )
+            assert {r.resource_name: r.error_code for r in altered.responses} == {
+                "open": 0,
+                "shut": 29,
+                "0": 31,
+            }
+
+            coordinator = ask(
+                ApiKeys.FIND_COORDINATOR, 4, key_type=0, coordinator_keys=["team", "theirs"]
+            )
+            assert {c.key: c.error_code for c in coordinator.coordinators} == {
+                "team": 0,
+                "theirs": 30,
+            }
+            assert ask(ApiKeys.FIND_COORDINATOR, 3, key="theirs", key_type=0).error_code == 30
+            joined = ask(
+                ApiKeys.JOIN_GROUP,
+                7,
+                group_id="theirs",
+                session_timeout_ms=10000,
+                rebalance_timeout_ms=10000,
+                member_id="",
+                group_instance_id=None,
+                protocol_type="consumer",
+                protocols=[],
+            )
+            assert joined.error_code == 30
+            beat = ask(
+                ApiKeys.HEARTBEAT,
+                4,
+                group_id="theirs",
+                generation_id=1,
+                member_id="m",
+                group_instance_id=None,
+            )
+            assert beat.error_code == 30
+            committed = ask(
+                ApiKeys.OFFSET_COMMIT,
+                8,
+                group_id="team",
+                generation_id_or_member_epoch=-1,
+                member_id="",
+                group_instance_id=None,
+                topics=[
+                    {"name": n, "partitions": [{"partition_index": 0, "committed_offset": 0}]}
+                    for n in ("open", "shut")
+                ],
+            )
+            assert by_topic(committed.topics) == {"open": [0], "shut": [29]}
+            fetched = ask(
+                ApiKeys.OFFSET_FETCH,
+                8,
+                require_stable=False,
+                groups=[{"group_id": g, "topics": None} for g in ("team", "theirs")],
+            )
+            assert {g.group_id: g.error_code for g in fetched.groups} == {"team": 0, "theirs": 30}
+            [team] = [g for g in fetched.groups if g.group_id == "team"]
+            assert [t.name for t in team.topics] == ["open"]
+            groups = ask(
+                ApiKeys.DESCRIBE_GROUPS,
+                5,
+                groups=["team", "theirs"],
+                include_authorized_operations=False,
+            )
+            assert {g.group_id: g.error_code for g in groups.groups} == {"team": 0, "theirs": 30}
+            removed = ask(ApiKeys.DELETE_GROUPS, 2, groups_names=["theirs"])
+            assert [(r.group_id, r.error_code) for r in removed.results] == [("theirs", 30)]
+
+            for key, version in (
+                (ApiKeys.DESCRIBE_LOG_DIRS, 4),
+                (ApiKeys.LIST_PARTITION_REASSIGNMENTS, 0),
+            ):
+                fields = (
+                    {"topics": None}
+                    if key == ApiKeys.DESCRIBE_LOG_DIRS
+                    else {"timeout_ms": 1000, "topics": None}
+                )
+                assert ask(key, version, **fields).error_code == 31
+            elected = ask(
+                ApiKeys.ELECT_LEADERS, 2, election_type=0, topic_partitions=None, timeout_ms=1000
+            )
+            assert elected.error_code == 31
+    finally:
+        broker.stop()

@@ -334,14 +334,18 @@ def _metadata(c: _Check) -> Outcome | None:
 
 
 def _describe_topic_partitions(c: _Check) -> Outcome | None:
+    """DESCRIBE on each topic: left out of an all-topics answer (no topic named), else
+    answered TOPIC_AUTHORIZATION_FAILED without partitions."""
+    all_topics = not c.request.topics
+
     def amend(response: Any) -> None:
-        names = [t.name for t in response.topics]
-        hidden = c.refused_topics(ACLOperation.DESCRIBE, names)
+        hidden = c.refused_topics(ACLOperation.DESCRIBE, [t.name for t in response.topics])
         response.topics = [
             t
             if t.name not in hidden
-            else type(t)(error_code=TOPIC_AUTHORIZATION_FAILED, name=t.name)
+            else type(t)(error_code=TOPIC_AUTHORIZATION_FAILED, name=t.name, partitions=[])
             for t in response.topics
+            if not (all_topics and t.name in hidden)
         ]
 
     return Outcome(amend=amend)

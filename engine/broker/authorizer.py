@@ -22,7 +22,7 @@ Not thread-safe: the event loop's thread alone uses it (it reads immutable image
 """
 
 import logging
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from kafka.admin import ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourceType
@@ -65,9 +65,13 @@ class StandardAuthorizer:
         self._image = image
         self._node_id = config.node_id
         self._in_cluster = in_cluster
-        # the ACLs of the last image seen, by resource type (an image's ACLs never change)
+        # the ACLs of the last image seen (an image's ACLs never change), indexed: by resource
+        # type; by (type, name) the LITERAL ones ("*" too) and, apart, the PREFIXED ones, so a
+        # decision looks at the ACLs that cover the resource only
         self._indexed_acls: Mapping[Any, StandardAcl] | None = None
         self._by_type: dict[int, list[StandardAcl]] = {}
+        self._literal: dict[tuple[int, str], list[StandardAcl]] = {}
+        self._prefixed: dict[tuple[int, str], list[StandardAcl]] = {}
 
     # -- who --------------------------------------------------------------------------------------
     def principal(self, context: RequestContext) -> str | None:
@@ -95,9 +99,7 @@ class StandardAuthorizer:
             return True
         host = client_host(context)
         covered, allowed = False, False
-        for acl in self._acls(resource_type):
-            if not _covers(acl, name):
-                continue
+        for acl in self._covering(resource_type, name):
             covered = True
             result = _result(acl, operation, principal, host)
             if result is ACLPermissionType.DENY:
@@ -151,20 +153,31 @@ class StandardAuthorizer:
         return False
 
     def _acls(self, resource_type: int) -> list[StandardAcl]:
-        acls = self._image().acls
-        if acls is not self._indexed_acls:
-            by_type: dict[int, list[StandardAcl]] = {}
-            for acl in acls.values():
-                by_type.setdefault(acl.resource_type, []).append(acl)
-            self._indexed_acls, self._by_type = acls, by_type
+        self._index()
         return self._by_type.get(resource_type, [])
 
+    def _covering(self, resource_type: int, name: str) -> Iterator[StandardAcl]:
+        """The ACLs whose pattern applies to the resource: its LITERAL name, the LITERAL "*",
+        and every PREFIXED pattern the name starts with."""
+        self._index()
+        yield from self._literal.get((resource_type, name), ())
+        if name != WILDCARD:
+            yield from self._literal.get((resource_type, WILDCARD), ())
+        if self._prefixed:
+            for end in range(1, len(name) + 1):
+                yield from self._prefixed.get((resource_type, name[:end]), ())
 
-def _covers(acl: StandardAcl, name: str) -> bool:
-    """Whether the ACL's resource pattern applies to the resource named `name`."""
-    if acl.pattern_type == ACLResourcePatternType.PREFIXED:
-        return name.startswith(acl.resource_name)
-    return acl.resource_name in (name, WILDCARD)
+    def _index(self) -> None:
+        acls = self._image().acls
+        if acls is self._indexed_acls:
+            return
+        self._by_type, self._literal, self._prefixed = {}, {}, {}
+        for acl in acls.values():
+            self._by_type.setdefault(acl.resource_type, []).append(acl)
+            prefixed = acl.pattern_type == ACLResourcePatternType.PREFIXED
+            index = self._prefixed if prefixed else self._literal
+            index.setdefault((acl.resource_type, acl.resource_name), []).append(acl)
+        self._indexed_acls = acls
 
 
 def _result(

@@ -44,6 +44,7 @@ from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 
 from engine.broker.authorizer import StandardAuthorizer
+from engine.broker.cluster_admin import TOPIC_OPERATIONS, bit_field
 from engine.broker.config import STANDARD_AUTHORIZER, KafkaConfig, kafka_config
 from engine.metadata.acl import StandardAcl
 from engine.metadata.image import BrokerRegistration, ClusterImage
@@ -642,9 +643,26 @@ def test_each_api_answers_what_kafka_answers_a_refused_principal(tmp_path):
                 ApiKeys.DESCRIBE_GROUPS,
                 5,
                 groups=["team", "theirs"],
-                include_authorized_operations=False,
+                include_authorized_operations=True,
             )
             assert {g.group_id: g.error_code for g in groups.groups} == {"team": 0, "theirs": 30}
+            [team] = [g for g in groups.groups if g.group_id == "team"]
+            assert team.authorized_operations == {READ, DESCRIBE}  # READ implies DESCRIBE
+            cluster = ask(
+                ApiKeys.DESCRIBE_CLUSTER,
+                1,
+                include_cluster_authorized_operations=True,
+                endpoint_type=1,
+            )
+            assert cluster.authorized_operations == set()  # all of it is someone else's
+            [topic] = ask(
+                ApiKeys.DESCRIBE_TOPIC_PARTITIONS,
+                0,
+                topics=[{"name": "open"}],
+                response_partition_limit=100,
+                cursor=None,
+            ).topics
+            assert topic.topic_authorized_operations == bit_field(TOPIC_OPERATIONS)  # ALL
             removed = ask(ApiKeys.DELETE_GROUPS, 2, groups_names=["theirs"])
             assert [(r.group_id, r.error_code) for r in removed.results] == [("theirs", 30)]
 

@@ -16,7 +16,7 @@ Not thread-safe: the event loop's thread alone uses it.
 """
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +25,12 @@ from kafka.protocol.api_message import ApiMessage
 
 from engine.broker.api_handlers import Handler, Parts, Respond
 from engine.broker.authorizer import StandardAuthorizer
+from engine.broker.cluster_admin import (
+    CLUSTER_OPERATIONS,
+    GROUP_OPERATIONS,
+    TOPIC_OPERATIONS,
+    bit_field,
+)
 from engine.broker.replica_manager import FetchPartition, FetchPartitionData
 from engine.broker.request_context import RequestContext
 from engine.errors import (
@@ -340,6 +346,11 @@ def _describe_topic_partitions(c: _Check) -> Outcome | None:
 
     def amend(response: Any) -> None:
         hidden = c.refused_topics(ACLOperation.DESCRIBE, [t.name for t in response.topics])
+        for t in response.topics:
+            if t.name not in hidden and t.error_code == NONE:
+                t.topic_authorized_operations = _operations(
+                    c, TOPIC_OPERATIONS, TOPIC, t.name, t.topic_authorized_operations
+                )
         response.topics = [
             t
             if t.name not in hidden
@@ -479,10 +490,16 @@ def _find_coordinator(c: _Check) -> Outcome | None:
 
 def _describe_groups(c: _Check) -> Outcome | None:
     refused = {g for g in c.request.groups if not c.allows(ACLOperation.DESCRIBE, GROUP, g)}
-    if not refused:
+    with_operations = c.context.api_version >= 3 and c.request.include_authorized_operations
+    if not refused and not with_operations:
         return None
 
     def amend(response: Any) -> None:
+        for g in response.groups:
+            if with_operations and g.error_code == NONE and g.group_id not in refused:
+                g.authorized_operations = _operations(
+                    c, GROUP_OPERATIONS, GROUP, g.group_id, g.authorized_operations
+                )
         response.groups = [
             g
             if g.group_id not in refused
@@ -563,6 +580,27 @@ def _init_producer_id(c: _Check) -> Outcome | None:
     return c.whole(CLUSTER_AUTHORIZATION_FAILED, producer_id=-1, producer_epoch=-1)
 
 
+def _describe_cluster(c: _Check) -> Outcome | None:
+    """No ACL needed; the cluster's authorized operations are the principal's."""
+    if not c.request.include_cluster_authorized_operations:
+        return None
+
+    def amend(response: Any) -> None:
+        response.authorized_operations = _operations(
+            c, CLUSTER_OPERATIONS, CLUSTER, "kafka-cluster", response.authorized_operations
+        )
+
+    return Outcome(amend=amend)
+
+
+def _operations(c: _Check, supported: Iterable[int], kind: int, name: str, shown: Any) -> Any:
+    """The operations the principal may do on the resource, among those its type supports
+    (Kafka's authorizedOperations), in the form the response holds them: a set of bit
+    positions, or the signed 32-bit field."""
+    allowed = {op for op in supported if c.allows(op, kind, name)}
+    return allowed if isinstance(shown, (set, frozenset)) or shown is None else bit_field(allowed)
+
+
 def _cluster(operation: int) -> Rule:
     """An API that needs `operation` on the cluster, refused as a whole."""
 
@@ -638,6 +676,7 @@ RULES: dict[int, Rule] = {
     ApiKeys.ALTER_REPLICA_LOG_DIRS: _alter_replica_log_dirs,
     ApiKeys.DESCRIBE_LOG_DIRS: _cluster(ACLOperation.DESCRIBE),
     ApiKeys.DESCRIBE_QUORUM: _cluster(ACLOperation.DESCRIBE),
+    ApiKeys.DESCRIBE_CLUSTER: _describe_cluster,
 }
 
 

@@ -15,7 +15,9 @@ AclStore (engine/broker/acl_store.py), which keeps them across restarts. Not thr
 event loop's thread alone uses them, as KafkaApis.
 """
 
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from kafka.admin import ACLOperation, ResourceType
@@ -66,44 +68,49 @@ def acl_handlers(apis: "KafkaApis") -> dict[int, Callable[..., Any]]:
         )
         apis._reply(context, respond, response)
 
-    def create(context: RequestContext, request: ApiMessage, respond: "Respond") -> None:
-        refused = _refused(apis, context)
-        if refused is not None:
-            errors: list[AclError | None] = [refused] * len(request.creations)
-            apis._reply(context, respond, creation_response(apis._response_class(context), errors))
-            return
-        if apis.broker.cluster is not None:
-            apis._forward(context, request, respond)
-            return
-        store = apis.broker.acl_store
-        assert store is not None
-        creations = [StandardAcl.from_record(c) for c in request.creations]
-        records, results = acl_creation_records(store.acls, creations)
-        apis.broker.apply_acl_records(records)
-        apis._reply(context, respond, creation_response(apis._response_class(context), results))
-
-    def delete(context: RequestContext, request: ApiMessage, respond: "Respond") -> None:
+    def alter(
+        context: RequestContext, request: ApiMessage, respond: "Respond", change: AclChange
+    ) -> None:
+        """CreateAcls or DeleteAcls: refused whole, forwarded (a cluster) or done here."""
         refused = _refused(apis, context)
         response_class = apis._response_class(context)
         if refused is not None:
-            denied: list[list[StandardAcl] | AclError] = [refused] * len(request.filters)
-            apis._reply(context, respond, deletion_response(response_class, denied))
+            answers = [refused] * len(getattr(request, change.items))
+            apis._reply(context, respond, change.response(response_class, answers))
             return
         if apis.broker.cluster is not None:
             apis._forward(context, request, respond)
             return
         store = apis.broker.acl_store
         assert store is not None
-        filters = [AclBindingFilter.from_request(f) for f in request.filters]
-        records, results = acl_deletion_records(store.acls, filters)
+        records, results = change.records(store.acls, request)
         apis.broker.apply_acl_records(records)
-        apis._reply(context, respond, deletion_response(response_class, results))
+        apis._reply(context, respond, change.response(response_class, results))
 
     return {
         ApiKeys.DESCRIBE_ACLS: describe,
-        ApiKeys.CREATE_ACLS: create,
-        ApiKeys.DELETE_ACLS: delete,
+        ApiKeys.CREATE_ACLS: lambda c, r, respond: alter(c, r, respond, ACL_CREATION),
+        ApiKeys.DELETE_ACLS: lambda c, r, respond: alter(c, r, respond, ACL_DELETION),
     }
+
+
+@dataclass(frozen=True)
+class AclChange:
+    """CreateAcls or DeleteAcls: the request's list, the records (and per item results) it
+    makes over the current ACLs, and its response from those results."""
+
+    items: str
+    records: Callable[[Mapping[uuid.UUID, StandardAcl], Any], tuple[list[Any], list[Any]]]
+    response: Callable[[Any, list[Any]], ApiMessage]
+
+
+def creation_response(response_class: Any, results: list[AclError | None]) -> ApiMessage:
+    """CreateAclsResponse: one result per creation, in the request's order."""
+    answers = []
+    for exc in results:
+        error, message = _error(exc)
+        answers.append(response_class.AclCreationResult(error_code=error, error_message=message))
+    return response_class(throttle_time_ms=0, results=answers)
 
 
 class _Refused(AclError):
@@ -158,15 +165,6 @@ def _order(acl: StandardAcl) -> tuple[Any, ...]:
     )
 
 
-def creation_response(response_class: Any, results: list[AclError | None]) -> ApiMessage:
-    """CreateAclsResponse: one result per creation, in the request's order."""
-    answers = []
-    for exc in results:
-        error, message = _error(exc)
-        answers.append(response_class.AclCreationResult(error_code=error, error_message=message))
-    return response_class(throttle_time_ms=0, results=answers)
-
-
 def deletion_response(
     response_class: Any, results: list[list[StandardAcl] | AclError]
 ) -> ApiMessage:
@@ -213,3 +211,19 @@ def acls_visible(request: ApiMessage, response: ApiMessage, image: ClusterImage)
             for m in r.matching_acls
         )
     return None
+
+
+ACL_CREATION = AclChange(
+    "creations",
+    lambda acls, request: acl_creation_records(
+        acls, [StandardAcl.from_record(c) for c in request.creations]
+    ),
+    creation_response,
+)
+ACL_DELETION = AclChange(
+    "filters",
+    lambda acls, request: acl_deletion_records(
+        acls, [AclBindingFilter.from_request(f) for f in request.filters]
+    ),
+    deletion_response,
+)

@@ -46,8 +46,13 @@ from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 from engine.broker.authorizer import StandardAuthorizer
 from engine.broker.cluster_admin import TOPIC_OPERATIONS, bit_field
 from engine.broker.config import STANDARD_AUTHORIZER, KafkaConfig, kafka_config
-from engine.metadata.acl import StandardAcl
-from engine.metadata.image import BrokerRegistration, ClusterImage
+from engine.metadata.acl import AclBindingFilter as StandardAclFilter
+from engine.metadata.acl import (
+    StandardAcl,
+    acl_creation_records,
+    acl_deletion_records,
+)
+from engine.metadata.image import BrokerRegistration, ClusterImage, MetadataDelta, MetadataError
 from engine.protocol.apis import APIS, ApiKeys
 from scenarios.clients.cluster import KafkaConnection
 from scenarios.clients.local_broker import LocalCluster
@@ -138,6 +143,41 @@ def test_authorize_by_resource_type_as_an_idempotent_producer_needs_it():
     dominated = [*allowed, _acl(TOPIC, "a", PREFIXED, "User:*", "*", WRITE, DENY)]
     assert not _authorizer(dominated).authorize_by_resource_type(_context(), WRITE, TOPIC)
     assert not _authorizer([]).authorize_by_resource_type(_context(), WRITE, TOPIC)
+
+
+def test_acl_records_replay_into_the_image_and_filters_select_by_kafka_rules():
+    literal = _acl(TOPIC, "orders", LITERAL, "User:a", "*", READ, ALLOW)
+    prefixed = _acl(TOPIC, "ord", PREFIXED, "User:a", "*", READ, ALLOW)
+    everything = _acl(TOPIC, "*", LITERAL, "User:b", "10.0.0.1", WRITE, DENY)
+    records, results = acl_creation_records({}, [literal, prefixed, everything, literal])
+    assert results == [None] * 4 and len(records) == 3  # asked twice, added once
+    bad = _acl(TOPIC, "", LITERAL, "User:a", "*", READ, ALLOW)
+    assert str(acl_creation_records({}, [bad])[1][0]) == "Invalid empty resource name"
+    delta = MetadataDelta(ClusterImage("c", 1))
+    for record in records:
+        delta.replay(record)
+    image = delta.apply()
+    assert sorted(image.acls.values(), key=str) == sorted([literal, prefixed, everything], key=str)
+
+    def matching(kind, name, pattern, principal=None, host=None) -> set:
+        wanted = StandardAclFilter(kind, name, pattern, principal, host, ACLOperation.ANY, 1)
+        return {a for a in image.acls.values() if wanted.matches(a)}
+
+    match, any_pattern = ACLResourcePatternType.MATCH, ACLResourcePatternType.ANY
+    assert matching(TOPIC, "orders", match) == {literal, prefixed, everything}
+    assert matching(TOPIC, "other", match) == {everything}
+    assert matching(TOPIC, "orders", any_pattern) == {literal}  # the name exactly
+    assert matching(TOPIC, "ord", PREFIXED) == {prefixed}
+    assert matching(KafkaResourceType.ANY, None, any_pattern, host="10.0.0.1") == {everything}
+    removals, deleted = acl_deletion_records(
+        image.acls, [StandardAclFilter(TOPIC, "orders", match, "User:a", None, 1, 1)] * 2
+    )
+    assert len(removals) == 2 and [set(d) for d in deleted] == [{literal, prefixed}] * 2
+    for record in removals:
+        delta.replay(record)
+    assert list(delta.apply().acls.values()) == [everything]
+    with pytest.raises(MetadataError):
+        delta.replay(removals[0])  # already removed
 
 
 def test_authorizer_settings_are_checked_at_start():

@@ -25,7 +25,7 @@ import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from kafka.admin import ACLOperation, ACLPermissionType, ACLResourcePatternType, ResourceType
+from kafka.admin import ACLOperation, ACLPermissionType, ACLResourcePatternType
 
 from engine.broker.config import KafkaConfig
 from engine.broker.request_context import RequestContext
@@ -103,7 +103,8 @@ class StandardAuthorizer:
             covered = True
             result = _result(acl, operation, principal, host)
             if result is ACLPermissionType.DENY:
-                log.info("%s from %s denied %s on %s", principal, host, operation, name)
+                # debug: a client retrying, or a listing filtered, would flood an info log
+                log.debug("%s from %s denied %s on %s by %s", principal, host, operation, name, acl)
                 return False
             allowed = allowed or result is ACLPermissionType.ALLOW
         if allowed:
@@ -202,6 +203,3 @@ def _result(
         elif acl.operation != operation:
             return None
     return ACLPermissionType(acl.permission_type)
-
-
-__all__ = ["ANONYMOUS", "ResourceType", "StandardAuthorizer", "client_host"]

@@ -557,6 +557,35 @@ def test_each_api_answers_what_kafka_answers_a_refused_principal(tmp_path):
                 timeout_ms=1000,
             )
             assert by_topic(found.topics) == {"open": [0], "shut": [29]}
+            fetched_records = ask(
+                ApiKeys.FETCH,
+                12,
+                replica_id=-1,
+                max_wait_ms=0,
+                min_bytes=0,
+                max_bytes=1 << 20,
+                isolation_level=0,
+                session_id=0,
+                session_epoch=-1,
+                forgotten_topics_data=[],
+                rack_id="",
+                topics=[
+                    {
+                        "topic": n,
+                        "partitions": [
+                            {
+                                "partition": 0,
+                                "fetch_offset": 0,
+                                "partition_max_bytes": 1 << 20,
+                                "current_leader_epoch": -1,
+                                "log_start_offset": -1,
+                            }
+                        ],
+                    }
+                    for n in ("open", "shut")
+                ],
+            )
+            assert by_topic(fetched_records.responses, "topic") == {"open": [0], "shut": [29]}
             epochs = ask(
                 ApiKeys.OFFSET_FOR_LEADER_EPOCH,
                 4,

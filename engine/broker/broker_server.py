@@ -25,6 +25,7 @@ import selectors
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from engine.broker.acl_store import AclStore
 from engine.broker.alter_partition_manager import AlterPartitionManager
 from engine.broker.client_quotas import ClientQuotaStore
 from engine.broker.config import KafkaConfig
@@ -119,9 +120,11 @@ class BrokerServer:
         # a single broker's dynamic broker configs (a cluster's are in the metadata log)
         self.dynamic_configs: DynamicConfigStore | None = None
         self.client_quota_store: ClientQuotaStore | None = None  # likewise, client quotas
+        self.acl_store: AclStore | None = None  # a single broker's ACLs (a cluster's: the log)
         if self.cluster is None:
             self.dynamic_configs = DynamicConfigStore(config.log_dir)
             self.client_quota_store = ClientQuotaStore(config.log_dir)
+            self.acl_store = AclStore(config.log_dir)
             self._apply_stored_configs()
             self.metadata_cache = MetadataCache(self._local_image())
             self.topics.on_change = self._publish_local_image
@@ -180,6 +183,7 @@ class BrokerServer:
             topics,
             configs=configs,
             client_quotas=quotas,
+            acls=self.acl_store.acls if self.acl_store else {},
         )
 
     def _publish_local_image(self) -> None:
@@ -197,6 +201,12 @@ class BrokerServer:
         assert self.dynamic_configs is not None
         self.dynamic_configs.save(resource_name, configs)
         self._apply_stored_configs()
+        self._publish_local_image()
+
+    def apply_acl_records(self, records: list[Any]) -> None:
+        """A single broker's CreateAcls or DeleteAcls: kept, and in effect now."""
+        assert self.acl_store is not None
+        self.acl_store.apply(records)
         self._publish_local_image()
 
     def apply_dynamic_configs(

@@ -16,8 +16,10 @@ from kafka.admin import ConfigResourceType, ConfigSourceType
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker import config_helper
-from engine.broker.acl_apis import acl_handlers
+from engine.broker.acl_apis import acl_handlers, acls_visible
+from engine.broker.api_authorization import authorized_handlers, refused_fetches
 from engine.broker.api_handlers import ApiHandlers, Respond
+from engine.broker.authorizer import StandardAuthorizer
 from engine.broker.client_quota_apis import (
     BrokerClientQuotas,
     client_quota_handlers,
@@ -154,6 +156,13 @@ class KafkaApis(ApiHandlers):
         self._handlers.update(client_quota_handlers(self))
         for key, local in replica_admin_handlers(self).items():
             self._handlers[key] = self._forwarded_in_a_cluster(local)
+        # last: every handler behind its ACL check (engine/broker/api_authorization.py)
+        self.authorizer: StandardAuthorizer | None = None
+        if broker.config.authorizer_class_name:
+            self.authorizer = StandardAuthorizer(
+                broker.config, lambda: broker.metadata_cache.image, broker.cluster is not None
+            )
+            self._handlers = authorized_handlers(self, self.authorizer, self._handlers)
 
     def _forwarded_in_a_cluster(
         self, local: Callable[[RequestContext, ApiMessage, Respond], None]
@@ -358,10 +367,15 @@ class KafkaApis(ApiHandlers):
             for t in request.topics
             for p in t.partitions
         ]
+        refused: list[FetchPartitionData] = []
+        if self.authorizer is not None:
+            partitions, refused = refused_fetches(
+                self.authorizer, context, request.replica_id, partitions
+            )
 
         def complete(results: list[FetchPartitionData]) -> None:
             topics: dict[str, list[FetchPartitionResponse]] = {}
-            for r in results:
+            for r in [*results, *refused]:
                 topics.setdefault(r.tp.topic, []).append(
                     FetchPartitionResponse(
                         partition_index=r.tp.partition,
@@ -1253,6 +1267,9 @@ class KafkaApis(ApiHandlers):
 def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: ClusterImage) -> bool:
     """Whether this broker's metadata shows what the controller did: the topics it created, the
     partitions it added, no more the topics it deleted."""
+    acls = acls_visible(request, response, image)
+    if acls is not None:
+        return acls
     if isinstance(request, APIS[ApiKeys.CREATE_TOPICS][0]):
         if request.validate_only:
             return True

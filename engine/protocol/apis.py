@@ -191,7 +191,7 @@ APIS: ApiTable = {
         2,
         4,
     ),
-    # without an authorizer, SECURITY_DISABLED (Kafka 4.0's ranges)
+    # SECURITY_DISABLED without an authorizer (Kafka 4.0's ranges)
     ApiKeys.DESCRIBE_ACLS: (DescribeAclsRequest, DescribeAclsResponse, 1, 3),
     ApiKeys.CREATE_ACLS: (CreateAclsRequest, CreateAclsResponse, 1, 3),
     ApiKeys.DELETE_ACLS: (DeleteAclsRequest, DeleteAclsResponse, 1, 3),
@@ -267,4 +267,6 @@ CONTROLLER_APIS: ApiTable = {
     ApiKeys.ALTER_CONFIGS: APIS[ApiKeys.ALTER_CONFIGS],
     ApiKeys.INCREMENTAL_ALTER_CONFIGS: APIS[ApiKeys.INCREMENTAL_ALTER_CONFIGS],
     ApiKeys.ALTER_CLIENT_QUOTAS: APIS[ApiKeys.ALTER_CLIENT_QUOTAS],
+    ApiKeys.CREATE_ACLS: APIS[ApiKeys.CREATE_ACLS],
+    ApiKeys.DELETE_ACLS: APIS[ApiKeys.DELETE_ACLS],
 }

@@ -343,8 +343,9 @@ class FollowerFetch(Scenario):
         if not ctx.engine:
             params["broker_stats"] = False
             ctx.notes.append(
-                "bytes sent per broker left out: they are the engine's /stats; the consumers' "
-                "own count of the bytes each broker sent them remains"
+                "the brokers' CPU, context switches and bytes sent left out: their processes "
+                "are the engine's, started here, and bytes sent its /stats; the consumers' own "
+                "count of the bytes each broker sent them remains"
             )
         ctx.notes.append(
             "KIP-392's reason is cross-zone traffic, which one machine cannot show (every byte "

@@ -4,6 +4,7 @@ from scenarios.catalog.async_send import AsyncSend
 from scenarios.catalog.batch_compression import BatchCompression
 from scenarios.catalog.consumer_fetch import ConsumerFetch
 from scenarios.catalog.disk_write_pattern import DiskWritePattern
+from scenarios.catalog.durability import Durability
 from scenarios.catalog.e2e_latency import E2ELatency
 from scenarios.catalog.failover import Failover
 from scenarios.catalog.follower_fetch import FollowerFetch
@@ -30,6 +31,7 @@ SCENARIOS: dict[str, Scenario] = {
         NodePeak(),
         Replication(),
         Failover(),
+        Durability(),
         FollowerFetch(),
     )
 }

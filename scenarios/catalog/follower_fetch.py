@@ -169,7 +169,7 @@ class FollowerFetch(Scenario):
     }
     _common: Mapping[str, Any] = {"brokers": 3, "variants": list(VARIANTS)}
     # measured: 24 s (`python3 -m scenarios.cli run follower-fetch` 31 s), 2-core VM, load
-    # average 5 from other work, 2026-11-29 (36 s at load average 11)
+    # average 5 from other work, 2026-11-29 (28 s at load average 8, 36 s at 11)
     quick_seconds = 24
     profiles = {
         "smoke": {**_common, "consumers": 1, "rate": 2000, "load_s": 0.3, "rounds": 1},

@@ -97,7 +97,7 @@ from typing import TYPE_CHECKING, Any
 
 from hdrh.histogram import HdrHistogram
 
-from scenarios.harness.claims import CLAIMS, Claim
+from scenarios.harness.claims import CLAIMS
 from scenarios.harness.saturation import ACHIEVED_FRACTION, SATURATED_BELOW
 from scenarios.harness.scenario import (
     Bound,
@@ -130,15 +130,7 @@ _MAX_REPLICATION = 3
 _TIMEOUT_S = 60.0
 _METADATA_VERSION = 4  # brokers with their racks (v1+), as cluster.py's requests
 
-# claim follower-fetch of the claims table (/work/shared/claims.md), which this scenario decides
-CLAIM = Claim(
-    "follower-fetch",
-    "Consumers may read from a follower replica",
-    "consumers read follower replicas",
-    "popular articles; KIP-392 (Allow consumers to fetch from closest replica)",
-    "follower-fetch",
-)
-CLAIMS.setdefault(CLAIM.id, CLAIM)
+CLAIM = CLAIMS["follower-fetch"]  # of the claims table, which this scenario decides
 
 
 def histogram() -> HdrHistogram:

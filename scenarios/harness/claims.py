@@ -168,6 +168,13 @@ CLAIMS: dict[str, Claim] = {
             "popular articles and their readers' questions; Kafka documentation: Replication",
             "durability",
         ),
+        Claim(
+            "follower-fetch",
+            "Consumers may read from a follower replica",
+            "consumers read follower replicas",
+            "popular articles; KIP-392 (Allow consumers to fetch from closest replica)",
+            "follower-fetch",
+        ),
     )
 }
 

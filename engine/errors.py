@@ -42,6 +42,9 @@ POLICY_VIOLATION: Final[int] = _kafka.PolicyViolationError.errno
 UNSUPPORTED_FOR_MESSAGE_FORMAT: Final[int] = _kafka.UnsupportedForMessageFormatError.errno
 OUT_OF_ORDER_SEQUENCE_NUMBER: Final[int] = _kafka.OutOfOrderSequenceNumberError.errno
 INVALID_PRODUCER_EPOCH: Final[int] = _kafka.InvalidProducerEpochError.errno
+TOPIC_AUTHORIZATION_FAILED: Final[int] = _kafka.TopicAuthorizationFailedError.errno
+GROUP_AUTHORIZATION_FAILED: Final[int] = _kafka.GroupAuthorizationFailedError.errno
+CLUSTER_AUTHORIZATION_FAILED: Final[int] = _kafka.ClusterAuthorizationFailedError.errno
 TRANSACTIONAL_ID_AUTHORIZATION_FAILED: Final[int] = (
     _kafka.TransactionalIdAuthorizationFailedError.errno
 )

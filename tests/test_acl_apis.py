@@ -1,5 +1,7 @@
-"""The ACL APIs without an authorizer, through kafka-python's and confluent-kafka's admin
-clients: SECURITY_DISABLED, "No Authorizer is configured.", as Kafka answers them."""
+"""The ACL APIs without an authorizer (authorizer.class.name unset), through kafka-python's and
+confluent-kafka's admin clients: SECURITY_DISABLED, as Kafka answers them ("No Authorizer is
+configured on the broker" for DescribeAcls, "No Authorizer is configured." for each creation and
+filter). With an authorizer: tests/test_authorizer.py."""
 
 import pytest
 from confluent_kafka import KafkaException
@@ -31,7 +33,9 @@ def test_acl_apis_answer_security_disabled(broker):
     try:
         pattern = ResourcePatternFilter(KafkaResourceType.ANY, None, ACLResourcePatternType.ANY)
         wanted = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY, pattern)
-        with pytest.raises(SecurityDisabledError, match="No Authorizer is configured"):
+        with pytest.raises(
+            SecurityDisabledError, match="No Authorizer is configured on the broker"
+        ):
             client.describe_acls(wanted)
         topic = ResourcePattern(KafkaResourceType.TOPIC, "t", ACLResourcePatternType.LITERAL)
         acl = ACL("User:alice", "*", ACLOperation.READ, ACLPermissionType.ALLOW, topic)

@@ -250,6 +250,13 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
             resource_type=2, resource_name="events", configs=[config]
         )
         return cls(resources=[resource], validate_only=True)
+    if api == ApiKeys.DESCRIBE_CLIENT_QUOTAS:
+        component = cls.ComponentData(entity_type="client-id", match_type=2, match=None)
+        return cls(components=[component], strict=False)
+    if api == ApiKeys.ALTER_CLIENT_QUOTAS:
+        entity = cls.EntryData.EntityData(entity_type="client-id", entity_name="tests")
+        op = cls.EntryData.OpData(key="producer_byte_rate", value=1024.0, remove=False)
+        return cls(entries=[cls.EntryData(entity=[entity], ops=[op])], validate_only=True)
     raise AssertionError(f"no request for {api.name}")
 
 

@@ -9,6 +9,7 @@ from engine.errors import CorruptRecordError
 from engine.metadata.records import (
     METADATA_RECORD_TYPES,
     METADATA_VERSION,
+    AccessControlEntryRecord,
     BrokerRegistrationChangeRecord,
     ConfigRecord,
     FeatureLevelRecord,
@@ -20,6 +21,7 @@ from engine.metadata.records import (
     PartitionRecord,
     ProducerIdsRecord,
     RegisterBrokerRecord,
+    RemoveAccessControlEntryRecord,
     RemoveTopicRecord,
     TopicRecord,
     UnfenceBrokerRecord,
@@ -121,6 +123,23 @@ WRITTEN = [
         id="BrokerRegistrationChange-shutdown",
     ),
     pytest.param(NoOpRecord(), 0, id="NoOp"),
+    pytest.param(
+        AccessControlEntryRecord(
+            id=uuid.UUID(int=7),
+            resource_type=2,
+            resource_name="orders-",
+            pattern_type=4,
+            principal="User:alice",
+            host="*",
+            operation=3,
+            permission_type=3,
+        ),
+        0,
+        id="AccessControlEntry",
+    ),
+    pytest.param(
+        RemoveAccessControlEntryRecord(id=uuid.UUID(int=7)), 0, id="RemoveAccessControlEntry"
+    ),
 ]
 
 
@@ -148,8 +167,11 @@ def test_every_record_class_is_registered_by_its_kafka_api_key():
         8: "UnfenceBrokerRecord",
         9: "RemoveTopicRecord",
         12: "FeatureLevelRecord",
+        14: "ClientQuotaRecord",
         15: "ProducerIdsRecord",
         17: "BrokerRegistrationChangeRecord",
+        18: "AccessControlEntryRecord",
+        19: "RemoveAccessControlEntryRecord",
         20: "NoOpRecord",
     }
 

@@ -1,9 +1,9 @@
 """kbench tune end to end against a real engine broker, in smoke mode: every trial a pipeline
 measurement, the study kept in SQLite and continued by --resume, a planted slow setting never
 recommended, the durability floor never crossed, the proof interleaved, and properties files
-holding only what differs from Kafka's defaults. Behaviour, not timing: the SLO is loose enough
-that any setting but the planted one meets it on a loaded test machine: linger.ms 500 waits
-until a batch of 16 KiB fills, about 160 ms at 1,000 records/s."""
+holding only what differs from Kafka's defaults. Behaviour, not timing: the SLO (100 ms) is
+loose enough that any setting but the planted one meets it on a loaded test machine: linger.ms
+500 waits until a batch of 16 KiB fills, about 160 ms at 1,000 records/s."""
 
 import os
 import signal
@@ -76,7 +76,7 @@ def test_a_search_resumes_never_recommends_the_planted_setting_and_proves_interl
     space.write_text(SPACE)
     output = tmp_path / "out"
     storage = str(output / "study.db")
-    argv = ["tune", str(workload), "--smoke", "--slo", "p99<=50ms", "--space", str(space)]
+    argv = ["tune", str(workload), "--smoke", "--slo", "p99<=100ms", "--space", str(space)]
     argv += ["--require", "acks=all", "--output", str(output), "--bootstrap", engine.bootstrap]
     argv += ["--seed", str(SEED)]
 
@@ -87,7 +87,7 @@ def test_a_search_resumes_never_recommends_the_planted_setting_and_proves_interl
     lingers = {t.user_attrs["settings"]["linger.ms"]: t for t in first}
     assert set(lingers) == {0, 500}  # the planted setting was tried
     assert lingers[500].user_attrs["feasible"] is False
-    assert lingers[500].user_attrs["latency_ms"] > 50
+    assert lingers[500].user_attrs["latency_ms"] > 100
     assert lingers[0].user_attrs["feasible"] is True
     assert "smoke mode" in printed and "floor acks=all" in printed
 
@@ -102,7 +102,7 @@ def test_a_search_resumes_never_recommends_the_planted_setting_and_proves_interl
         f"round 2, {best}",
         "round 2, Kafka's defaults",
     ]
-    assert "SLO p99<=50ms:" in printed
+    assert "SLO p99<=100ms:" in printed
     # only what differs from Kafka's defaults (linger.ms 5): the producer's linger.ms, and only
     # if the proof found it faster than the defaults (two smoke rounds rarely can)
     recommended = ["linger.ms=0"] if f"recommended: {best}" in printed else []
@@ -172,7 +172,7 @@ def test_a_throughput_search_finds_rates_keeps_a_pareto_front_and_proves_against
     current = tmp_path / "producer.properties"
     current.write_text("bootstrap.servers=kafka:9092\nlinger.ms=0\n")
     output = tmp_path / "out"
-    argv = ["tune", str(workload), "--smoke", "--slo", "p99<=50ms", "--space", str(space)]
+    argv = ["tune", str(workload), "--smoke", "--slo", "p99<=100ms", "--space", str(space)]
     # no --bootstrap: the engine broker kbench tune starts itself, on a new directory
     argv += ["--output", str(output), "--seed", str(SEED)]
     argv += ["--trials", "2", "--top", "1", "--current", str(current), "--require", "acks=all"]
@@ -197,7 +197,7 @@ def test_a_throughput_search_finds_rates_keeps_a_pareto_front_and_proves_against
     kept = [s for s in fast.user_attrs["steps"] if s["kept"]]
     assert fast.user_attrs["feasible"] is True
     assert fast.values[0] == max(s["offered_per_s"] for s in kept) > 0
-    assert all(s["latency_ms"] <= 50 for s in kept)
+    assert all(s["latency_ms"] <= 100 for s in kept)
     assert [t.number for t in study.best_trials] == [fast.number]
     assert f"Pareto front (records/s against p99): trial {fast.number}:" in printed
     # the proof: the defaults and the current settings (the best trial's twin, measured once)
@@ -216,7 +216,8 @@ def test_a_min_insync_floor_runs_on_a_cluster_and_no_trial_goes_below_it(tmp_pat
         SPACE.replace("linger.ms: [0, 500]", "linger.ms: 5") + "min.insync.replicas: [1, 2]\n"
     )
     output = tmp_path / "out"
-    argv = ["tune", str(workload), "--smoke", "--slo", "p99<=50ms", "--space", str(space)]
+    # the floor is what is checked: an SLO no loaded machine misses, so the best is feasible
+    argv = ["tune", str(workload), "--smoke", "--slo", "p99<=5s", "--space", str(space)]
     argv += ["--require", "min.insync.replicas>=2", "--output", str(output), "--trials", "2"]
     assert main(argv) == 0
     printed = capsys.readouterr().out

@@ -45,6 +45,7 @@ class BrokerStats:
     bytes_copied: int = 0  # fetch data sent by read + send (zero.copy.enable=false)
     connections_accepted: int = 0
     connections_closed_on_error: int = 0
+    connections_throttled: int = 0  # times a quota muted a connection (KIP-219)
 
     def record(self, api: str, latency_ms: float) -> None:
         entry = self.apis.get(api)
@@ -70,6 +71,7 @@ class BrokerStats:
             "bytes_copied": self.bytes_copied,
             "connections_accepted": self.connections_accepted,
             "connections_closed_on_error": self.connections_closed_on_error,
+            "connections_throttled": self.connections_throttled,
         }
 
 

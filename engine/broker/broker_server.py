@@ -25,7 +25,9 @@ import selectors
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from engine.broker.acl_store import AclStore
 from engine.broker.alter_partition_manager import AlterPartitionManager
+from engine.broker.client_quotas import ClientQuotaStore
 from engine.broker.config import KafkaConfig
 from engine.broker.dynamic_config import (
     CLUSTER_DEFAULT,
@@ -117,8 +119,12 @@ class BrokerServer:
         )
         # a single broker's dynamic broker configs (a cluster's are in the metadata log)
         self.dynamic_configs: DynamicConfigStore | None = None
+        self.client_quota_store: ClientQuotaStore | None = None  # likewise, client quotas
+        self.acl_store: AclStore | None = None  # a single broker's ACLs (a cluster's: the log)
         if self.cluster is None:
             self.dynamic_configs = DynamicConfigStore(config.log_dir)
+            self.client_quota_store = ClientQuotaStore(config.log_dir)
+            self.acl_store = AclStore(config.log_dir)
             self._apply_stored_configs()
             self.metadata_cache = MetadataCache(self._local_image())
             self.topics.on_change = self._publish_local_image
@@ -169,8 +175,15 @@ class BrokerServer:
         me = BrokerRegistration(c.node_id, c.listen_host, c.listen_port, rack=c.broker_rack)
         stored = self.dynamic_configs.configs if self.dynamic_configs else {}
         configs = {(CONFIG_RESOURCE_BROKER, name): values for name, values in stored.items()}
+        quotas = self.client_quota_store.quotas if self.client_quota_store else {}
         return ClusterImage(
-            self.topics.cluster_id or "", c.node_id, {c.node_id: me}, topics, configs=configs
+            self.topics.cluster_id or "",
+            c.node_id,
+            {c.node_id: me},
+            topics,
+            configs=configs,
+            client_quotas=quotas,
+            acls=self.acl_store.acls if self.acl_store else {},
         )
 
     def _publish_local_image(self) -> None:
@@ -188,6 +201,12 @@ class BrokerServer:
         assert self.dynamic_configs is not None
         self.dynamic_configs.save(resource_name, configs)
         self._apply_stored_configs()
+        self._publish_local_image()
+
+    def apply_acl_records(self, records: list[Any]) -> None:
+        """A single broker's CreateAcls or DeleteAcls: kept, and in effect now."""
+        assert self.acl_store is not None
+        self.acl_store.apply(records)
         self._publish_local_image()
 
     def apply_dynamic_configs(
@@ -275,6 +294,7 @@ class BrokerServer:
                     }
                 partitions[f"{topic.name}-{index}"] = entry
         node: dict[str, Any] = {"node_id": self.config.node_id, "partitions": partitions}
+        node["client_quotas"] = self.apis.client_quotas.status()
         if self.cluster is not None:
             node["state"] = self.cluster.lifecycle.state.value
             node["broker_epoch"] = self.cluster.lifecycle.broker_epoch

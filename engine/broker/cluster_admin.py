@@ -102,7 +102,7 @@ _ZERO_UUID = uuid.UUID(int=0)
 Handler = Callable[[RequestContext, ApiMessage, "Respond"], None]
 
 
-def _bit_field(bits: Iterable[int]) -> int:
+def bit_field(bits: Iterable[int]) -> int:
     """A set of bit positions as Kafka's signed 32-bit field."""
     value = 0
     for bit in bits:
@@ -378,7 +378,7 @@ class ClusterAdmin:
                     topic_id=topic.topic_id,
                     is_internal=topic.internal,
                     partitions=partitions,
-                    topic_authorized_operations=_bit_field(TOPIC_OPERATIONS),
+                    topic_authorized_operations=bit_field(TOPIC_OPERATIONS),
                 )
             )
             if upper < count:
@@ -404,7 +404,7 @@ class ClusterAdmin:
             topic_id=_ZERO_UUID,
             is_internal=name in KAFKA_INTERNAL_TOPICS,
             partitions=[],
-            topic_authorized_operations=_bit_field(TOPIC_OPERATIONS),
+            topic_authorized_operations=bit_field(TOPIC_OPERATIONS),
         )
 
     @staticmethod

@@ -65,6 +65,29 @@ def parse_voters(value: str) -> tuple[tuple[int, str, int], ...]:
     return tuple(voters)
 
 
+STANDARD_AUTHORIZER = "org.apache.kafka.metadata.authorizer.StandardAuthorizer"
+
+
+def _authorizer(value: str) -> str:
+    if value not in ("", STANDARD_AUTHORIZER):
+        raise ValueError(
+            f"authorizer.class.name must be empty or {STANDARD_AUTHORIZER} (KRaft's "
+            f"authorizer, the one kbench has), got {value!r}"
+        )
+    return value
+
+
+def _super_users(value: str) -> str:
+    for principal in filter(None, (p.strip() for p in value.split(";"))):
+        kind, colon, name = principal.partition(":")
+        if not (colon and kind and name):
+            raise ValueError(
+                f"super.users must be principals TYPE:NAME separated by ';' "
+                f"(User:admin;User:ANONYMOUS), got {principal!r}"
+            )
+    return value
+
+
 _LISTENERS = ("listeners", "listen")  # listen: kbench's shorthand
 _LOG_DIRS = ("log.dirs", "log.dir")
 
@@ -131,6 +154,10 @@ class KafkaConfig:
     # sends a sensitive one (null, is_sensitive): clients here are never authenticated, and an
     # absolute path tells them about the host.
     describe_configs_paths_enable: bool = setting(False, None, "describe.configs.paths.enable")
+    # client quotas (KIP-13, KIP-219): a byte rate is measured over quota.window.num samples of
+    # quota.window.size.seconds each (Kafka's QuotaConfig)
+    quota_window_num: int = setting(11, Range(1, INT_MAX), "quota.window.num")
+    quota_window_size_seconds: int = setting(1, Range(1, INT_MAX), "quota.window.size.seconds")
     # how long an offset commit waits for __consumer_offsets' ISR before REQUEST_TIMED_OUT
     offsets_commit_timeout_ms: int = setting(5_000, Range(1, INT_MAX), "offsets.commit.timeout.ms")
     # -- the cluster (KRaft's names and defaults) --
@@ -168,6 +195,14 @@ class KafkaConfig:
     # org.apache.kafka.common.replica.RackAwareReplicaSelector lets consumers read from a
     # replica in their rack (KIP-392); unset, every consumer reads from the leader
     replica_selector_class: str | None = setting(None, None, "replica.selector.class")
+    # -- authorization (Kafka's StandardAuthorizer; engine/broker/authorizer.py) --
+    # empty: no authorizer, every request allowed and the ACL APIs answer SECURITY_DISABLED
+    authorizer_class_name: str = setting(
+        "", None, "authorizer.class.name", parse=lambda v: _authorizer(v)
+    )
+    # principals allowed everything, separated by ';' (User:admin;User:ANONYMOUS)
+    super_users: str = setting("", None, "super.users", parse=lambda v: _super_users(v))
+    allow_everyone_if_no_acl_found: bool = setting(False, None, "allow.everyone.if.no.acl.found")
     log: LogConfig = field(default_factory=LogConfig)
     unknown: tuple[str, ...] = ()  # properties that are not broker settings, reported at start
     # the settings' properties as given (server.properties, --set): DescribeConfigs reports them

@@ -16,8 +16,15 @@ from kafka.admin import ConfigResourceType, ConfigSourceType
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker import config_helper
-from engine.broker.acl_apis import acl_handlers
+from engine.broker.acl_apis import acl_handlers, acls_visible
+from engine.broker.api_authorization import authorized_handlers, refused_fetches
 from engine.broker.api_handlers import ApiHandlers, Respond
+from engine.broker.authorizer import StandardAuthorizer
+from engine.broker.client_quota_apis import (
+    BrokerClientQuotas,
+    client_quota_handlers,
+    client_quotas_visible,
+)
 from engine.broker.cluster_admin import GROUP_OPERATIONS, cluster_admin_handlers
 from engine.broker.config import KafkaConfig
 from engine.broker.config_admin import DELETE, ConfigAlterError, altered_configs, request_ops
@@ -117,6 +124,7 @@ class KafkaApis(ApiHandlers):
         self.topics = broker.topics
         self.replica_manager = broker.replica_manager
         self.producer_ids = broker.producer_ids
+        self.client_quotas = BrokerClientQuotas(broker)
         self._handlers |= {
             ApiKeys.METADATA: self.handle_metadata,
             ApiKeys.PRODUCE: self.handle_produce,
@@ -145,8 +153,16 @@ class KafkaApis(ApiHandlers):
         }
         self._handlers.update(cluster_admin_handlers(self))
         self._handlers.update(acl_handlers(self))
+        self._handlers.update(client_quota_handlers(self))
         for key, local in replica_admin_handlers(self).items():
             self._handlers[key] = self._forwarded_in_a_cluster(local)
+        # last: every handler behind its ACL check (engine/broker/api_authorization.py)
+        self.authorizer: StandardAuthorizer | None = None
+        if broker.config.authorizer_class_name:
+            self.authorizer = StandardAuthorizer(
+                broker.config, lambda: broker.metadata_cache.image, broker.cluster is not None
+            )
+            self._handlers = authorized_handlers(self, self.authorizer, self._handlers)
 
     def _forwarded_in_a_cluster(
         self, local: Callable[[RequestContext, ApiMessage, Respond], None]
@@ -280,10 +296,11 @@ class KafkaApis(ApiHandlers):
             return
 
         def complete(results: dict[TopicPartition, ProduceResult]) -> None:
+            throttle_ms = self.client_quotas.produce_throttle_ms(context)  # mutes, acks=0 too
             if request.acks == 0:
                 respond(None)
             else:
-                self._produce_response(context, respond, results)
+                self._produce_response(context, respond, results, throttle_ms=throttle_ms)
 
         self.replica_manager.append_records(request.acks, entries, complete, request.timeout_ms)
 
@@ -293,6 +310,7 @@ class KafkaApis(ApiHandlers):
         respond: Respond,
         results: Mapping[TopicPartition, ProduceResult | None],
         error: int = NONE,
+        throttle_ms: int = 0,
     ) -> None:
         by_topic: dict[str, list[PartitionProduceResponse]] = {}
         for tp, result in results.items():
@@ -311,7 +329,10 @@ class KafkaApis(ApiHandlers):
         respond(
             [
                 encode_produce_response(
-                    context.api_version, context.header.correlation_id, list(by_topic.items())
+                    context.api_version,
+                    context.header.correlation_id,
+                    list(by_topic.items()),
+                    throttle_ms,
                 )
             ]
         )
@@ -319,10 +340,16 @@ class KafkaApis(ApiHandlers):
     # -- Fetch ----------------------------------------------------------------------------------
     def handle_fetch(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
         version = context.header.request_api_version
+        consumer = request.replica_id < 0  # consumers' fetches count against their quotas
+        max_bytes = (
+            self.client_quotas.fetch_max_bytes(context, request.max_bytes)
+            if consumer
+            else request.max_bytes
+        )
         params = FetchParams(
             max_wait_ms=request.max_wait_ms,
-            min_bytes=request.min_bytes,
-            max_bytes=request.max_bytes,
+            min_bytes=min(request.min_bytes, max_bytes),
+            max_bytes=max_bytes,
             isolation=FetchIsolation.HIGH_WATERMARK,
             replica_id=request.replica_id,  # >= 0: a follower broker
             client_rack=(request.rack_id or "")
@@ -340,10 +367,15 @@ class KafkaApis(ApiHandlers):
             for t in request.topics
             for p in t.partitions
         ]
+        refused: list[FetchPartitionData] = []
+        if self.authorizer is not None:
+            partitions, refused = refused_fetches(
+                self.authorizer, context, request.replica_id, partitions
+            )
 
         def complete(results: list[FetchPartitionData]) -> None:
             topics: dict[str, list[FetchPartitionResponse]] = {}
-            for r in results:
+            for r in [*results, *refused]:
                 topics.setdefault(r.tp.topic, []).append(
                     FetchPartitionResponse(
                         partition_index=r.tp.partition,
@@ -356,16 +388,15 @@ class KafkaApis(ApiHandlers):
                         preferred_read_replica=r.preferred_read_replica,
                     )
                 )
-            respond(
-                encode_fetch_response(
-                    version,
-                    context.header.correlation_id,
-                    throttle_time_ms=0,
-                    error_code=NONE,
-                    session_id=0,  # no fetch sessions: every fetch is a full one
-                    topics=[FetchTopicResponse(name, parts) for name, parts in topics.items()],
-                )
+            frame = encode_fetch_response(
+                version,
+                context.header.correlation_id,
+                throttle_time_ms=0,
+                error_code=NONE,
+                session_id=0,  # no fetch sessions: every fetch is a full one
+                topics=[FetchTopicResponse(name, parts) for name, parts in topics.items()],
             )
+            respond(self.client_quotas.fetch_response(context, frame) if consumer else frame)
 
         self.replica_manager.fetch_messages(params, partitions, complete)
 
@@ -1236,6 +1267,9 @@ class KafkaApis(ApiHandlers):
 def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: ClusterImage) -> bool:
     """Whether this broker's metadata shows what the controller did: the topics it created, the
     partitions it added, no more the topics it deleted."""
+    acls = acls_visible(request, response, image)
+    if acls is not None:
+        return acls
     if isinstance(request, APIS[ApiKeys.CREATE_TOPICS][0]):
         if request.validate_only:
             return True
@@ -1246,6 +1280,8 @@ def _admin_result_visible(request: ApiMessage, response: ApiMessage, image: Clus
         request, (APIS[ApiKeys.ALTER_CONFIGS][0], APIS[ApiKeys.INCREMENTAL_ALTER_CONFIGS][0])
     ):
         return request.validate_only or _configs_visible(request, response, image)
+    if isinstance(request, APIS[ApiKeys.ALTER_CLIENT_QUOTAS][0]):
+        return client_quotas_visible(request, response, image)
     if not isinstance(request, APIS[ApiKeys.CREATE_PARTITIONS][0]) or request.validate_only:
         return True
     wanted = {t.name: t.count for t in request.topics}

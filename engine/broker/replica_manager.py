@@ -330,6 +330,9 @@ class ReplicaManager:
             or not partitions
             or sum(r.size for r in results) >= params.min_bytes
             or any(r.error_code != NONE for r in results)
+            # a consumer sent elsewhere (KIP-392) is told at once, as Kafka's fetchMessages does:
+            # waiting would hold it fetch.max.wait.ms from the replica it should read
+            or any(r.preferred_read_replica >= 0 for r in results)
         )
         if ready:
             respond(results)

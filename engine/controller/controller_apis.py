@@ -38,6 +38,8 @@ from engine.broker.replica_admin import (
 )
 from engine.broker.request_context import RequestContext
 from engine.broker.topics import TopicAdminError, check_assignment_counts
+from engine.controller.acl_control import acl_control_handlers
+from engine.controller.client_quota_control import client_quota_controller_handlers
 from engine.controller.config_control import config_records
 from engine.controller.metadata_log import METADATA_TOPIC, MetadataLog
 from engine.controller.quorum_controller import (
@@ -109,6 +111,8 @@ class ControllerApis(ApiHandlers):
             ApiKeys.INCREMENTAL_ALTER_CONFIGS: self.handle_alter_configs,
             ApiKeys.ALTER_CONFIGS: self.handle_alter_configs,
         }
+        self._handlers.update(client_quota_controller_handlers(self))
+        self._handlers.update(acl_control_handlers(self))
 
     def handle_describe_cluster(
         self, context: RequestContext, request: Any, respond: Respond

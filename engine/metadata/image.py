@@ -1,7 +1,7 @@
 """ClusterImage: the cluster as the broker knows it at one moment, immutable (Kafka's
 MetadataImage): the brokers with their listeners, racks, epochs and fencing, every topic with its
 id, configs and its partitions' replicas, ISR, leader, leader epoch and partition epoch, and the
-features and producer-id block the controller recorded.
+features, producer-id block and ACLs the controller recorded.
 
 A MetadataDelta replays metadata records (engine/metadata/records.py) onto an image with Kafka's
 rules and makes the next image; the controller replays what it writes and the brokers what they
@@ -20,12 +20,14 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.common import TopicPartition
+from engine.metadata.acl import StandardAcl
 
 NO_LEADER = -1
 NO_LEADER_CHANGE = -2  # PartitionChangeRecord's Leader when the leader stays
 CONSUMER_OFFSETS = "__consumer_offsets"  # the group coordinator leads its partition
 RECOVERED, RECOVERING = 0, 1  # LeaderRecoveryState: RECOVERING after an unclean election
 CONFIG_RESOURCE_TOPIC, CONFIG_RESOURCE_BROKER = 2, 4  # ConfigRecord's ResourceType
+QuotaEntity = tuple[tuple[str, str | None], ...]  # a ClientQuotaRecord's Entity, sorted by type
 
 
 class MetadataError(Exception):
@@ -92,6 +94,10 @@ class PartitionRegistration:
         )
 
 
+def _type(component: tuple[str, str | None]) -> str:
+    return component[0]
+
+
 def _keep(old: tuple[int, ...], new: list[int] | None) -> tuple[int, ...]:
     return old if new is None else tuple(new)
 
@@ -119,12 +125,17 @@ class ClusterImage:
     features: Mapping[str, int] = field(default_factory=dict)
     next_producer_id: int = 0  # the first id of the next block the controller hands out
     offset: int = -1  # the last metadata log offset replayed into this image
+    # ClientQuotaRecords: entity ((type, name or None for the default), ... sorted) -> {key: value}
+    client_quotas: Mapping[QuotaEntity, Mapping[str, float]] = field(default_factory=dict)
+    acls: Mapping[uuid.UUID, StandardAcl] = field(default_factory=dict)  # by the record's id
 
     def __post_init__(self) -> None:  # no caller can change an image it was handed
         object.__setattr__(self, "brokers", _frozen(self.brokers))
         object.__setattr__(self, "topics", _frozen(self.topics))
         object.__setattr__(self, "configs", _frozen(self.configs))
         object.__setattr__(self, "features", _frozen(self.features))
+        object.__setattr__(self, "client_quotas", _frozen(self.client_quotas))
+        object.__setattr__(self, "acls", _frozen(self.acls))
 
     def alive_brokers(self) -> list[BrokerRegistration]:
         """The brokers clients may be sent to, by node id."""
@@ -176,8 +187,10 @@ class MetadataDelta:
         self.partitions: dict[uuid.UUID, dict[int, PartitionRegistration]] = {}  # changed topics
         self.configs = {key: dict(values) for key, values in image.configs.items()}
         self.features = dict(image.features)
+        self.client_quotas = {key: dict(values) for key, values in image.client_quotas.items()}
         self.next_producer_id = image.next_producer_id
         self.offset = image.offset
+        self.acls = dict(image.acls)
         self.removed_topics: dict[uuid.UUID, TopicImage] = {}
         self.changed: set[tuple[uuid.UUID, int]] = set()
 
@@ -280,6 +293,14 @@ class MetadataDelta:
         else:
             values[r.name] = r.value
 
+    def _replay_ClientQuotaRecord(self, r: Any) -> None:
+        entity = tuple(sorted(((e.entity_type, e.entity_name) for e in r.entity), key=_type))
+        values = self.client_quotas.setdefault(entity, {})
+        if r.remove:
+            values.pop(r.key, None)
+        else:
+            values[r.key] = r.value
+
     def _replay_FeatureLevelRecord(self, r: Any) -> None:
         if r.feature_level == 0:
             self.features.pop(r.name, None)
@@ -291,6 +312,13 @@ class MetadataDelta:
 
     def _replay_NoOpRecord(self, r: Any) -> None:
         pass
+
+    def _replay_AccessControlEntryRecord(self, r: Any) -> None:
+        self.acls[r.id] = StandardAcl.from_record(r)
+
+    def _replay_RemoveAccessControlEntryRecord(self, r: Any) -> None:
+        if self.acls.pop(r.id, None) is None:
+            raise MetadataError(f"no ACL with id {r.id}")
 
     # -- result ---------------------------------------------------------------------------------
     def apply(self) -> ClusterImage:
@@ -308,6 +336,8 @@ class MetadataDelta:
             self.features,
             self.next_producer_id,
             self.offset,
+            {key: _frozen(values) for key, values in self.client_quotas.items() if values},
+            self.acls,
         )
 
     def local_changes(self, broker_id: int) -> LocalChanges:

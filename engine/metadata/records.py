@@ -78,6 +78,10 @@ class ConfigRecord(ApiData, **_LOAD_JSON):
     json_patch = _KRAFT_SCHEMA
 
 
+class ClientQuotaRecord(ApiData, **_LOAD_JSON):
+    json_patch = _KRAFT_SCHEMA
+
+
 class PartitionChangeRecord(ApiData, **_LOAD_JSON):
     json_patch = _KRAFT_SCHEMA
 
@@ -110,6 +114,14 @@ class NoOpRecord(ApiData, **_LOAD_JSON):
     json_patch = _KRAFT_SCHEMA
 
 
+class AccessControlEntryRecord(ApiData, **_LOAD_JSON):
+    json_patch = _KRAFT_SCHEMA
+
+
+class RemoveAccessControlEntryRecord(ApiData, **_LOAD_JSON):
+    json_patch = _KRAFT_SCHEMA
+
+
 class LeaderChangeMessage(ApiData, **_LOAD_JSON):
     """The value of a LEADER_CHANGE control record."""
 
@@ -132,6 +144,7 @@ METADATA_RECORD_TYPES: dict[int, type[ApiData]] = {
         TopicRecord,
         PartitionRecord,
         ConfigRecord,
+        ClientQuotaRecord,
         PartitionChangeRecord,
         FenceBrokerRecord,
         UnfenceBrokerRecord,
@@ -140,6 +153,8 @@ METADATA_RECORD_TYPES: dict[int, type[ApiData]] = {
         ProducerIdsRecord,
         BrokerRegistrationChangeRecord,
         NoOpRecord,
+        AccessControlEntryRecord,
+        RemoveAccessControlEntryRecord,
     )
 }
 _API_KEYS = {cls: api_key for api_key, cls in METADATA_RECORD_TYPES.items()}

@@ -18,6 +18,12 @@ from kafka.protocol.admin.acl import (
     DescribeAclsRequest,
     DescribeAclsResponse,
 )
+from kafka.protocol.admin.client_quotas import (
+    AlterClientQuotasRequest,
+    AlterClientQuotasResponse,
+    DescribeClientQuotasRequest,
+    DescribeClientQuotasResponse,
+)
 from kafka.protocol.admin.cluster import (
     AlterReplicaLogDirsRequest,
     AlterReplicaLogDirsResponse,
@@ -141,6 +147,8 @@ class ApiKeys(IntEnum):
     ALTER_PARTITION_REASSIGNMENTS = 45
     LIST_PARTITION_REASSIGNMENTS = 46
     OFFSET_DELETE = 47
+    DESCRIBE_CLIENT_QUOTAS = 48
+    ALTER_CLIENT_QUOTAS = 49
     DESCRIBE_QUORUM = 55
     ALTER_PARTITION = 56
     DESCRIBE_CLUSTER = 60
@@ -183,7 +191,7 @@ APIS: ApiTable = {
         2,
         4,
     ),
-    # without an authorizer, SECURITY_DISABLED (Kafka 4.0's ranges)
+    # SECURITY_DISABLED without an authorizer (Kafka 4.0's ranges)
     ApiKeys.DESCRIBE_ACLS: (DescribeAclsRequest, DescribeAclsResponse, 1, 3),
     ApiKeys.CREATE_ACLS: (CreateAclsRequest, CreateAclsResponse, 1, 3),
     ApiKeys.DELETE_ACLS: (DeleteAclsRequest, DeleteAclsResponse, 1, 3),
@@ -220,6 +228,14 @@ APIS: ApiTable = {
         0,
         0,
     ),
+    # client quotas (issue 15), Kafka 4.0's ranges
+    ApiKeys.DESCRIBE_CLIENT_QUOTAS: (
+        DescribeClientQuotasRequest,
+        DescribeClientQuotasResponse,
+        0,
+        1,
+    ),
+    ApiKeys.ALTER_CLIENT_QUOTAS: (AlterClientQuotasRequest, AlterClientQuotasResponse, 0, 1),
 }
 
 # What a controller serves (Kafka's ControllerApis, for what brokers and kbench's tools send it):
@@ -250,4 +266,7 @@ CONTROLLER_APIS: ApiTable = {
     ApiKeys.DESCRIBE_QUORUM: APIS[ApiKeys.DESCRIBE_QUORUM],
     ApiKeys.ALTER_CONFIGS: APIS[ApiKeys.ALTER_CONFIGS],
     ApiKeys.INCREMENTAL_ALTER_CONFIGS: APIS[ApiKeys.INCREMENTAL_ALTER_CONFIGS],
+    ApiKeys.ALTER_CLIENT_QUOTAS: APIS[ApiKeys.ALTER_CLIENT_QUOTAS],
+    ApiKeys.CREATE_ACLS: APIS[ApiKeys.CREATE_ACLS],
+    ApiKeys.DELETE_ACLS: APIS[ApiKeys.DELETE_ACLS],
 }

@@ -16,7 +16,9 @@ and Produce appends its batches before it returns; the buffer is then reused. Ea
 a slot in an ordered response queue, so pipelined requests are answered in order even when a
 later one (a long-poll fetch) is answered first; consecutive byte parts go out in one sendmsg
 (writev). A connection with too many unanswered requests or unsent bytes stops being read until
-it drains (backpressure).
+it drains (backpressure). A connection a quota throttles is muted: not read (requests already
+received wait too) until its throttle time has passed, while its responses still go out, as
+Kafka's SocketServer mutes a throttled channel (KIP-219).
 
 Memory follows the bytes that arrived, never what a length prefix promises: a connection has no
 receive buffer until its first bytes arrive, then 4 KiB, and a buffer at most doubles, only when
@@ -47,6 +49,8 @@ log end offset; a controller's brokers).
 
 import collections
 import errno
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -195,6 +199,8 @@ class Connection:
     events: int = _READ  # what the selector watches for
     processing: bool = False  # inside _process_buffer: responses must not re-enter it
     first_bytes: bool = True
+    throttled: bool = False  # muted by a quota until throttle_end
+    throttle_end: float = 0.0  # time.monotonic()
 
 
 class SocketServer:
@@ -226,6 +232,8 @@ class SocketServer:
         self._now = time.monotonic()
         self._next_housekeeping = 0.0
         self._next_buffer_sweep = 0.0
+        self._throttles: list[tuple[float, int, Connection]] = []  # (end, sequence, conn) heap
+        self._throttle_sequence = itertools.count()
 
     # -- lifecycle ------------------------------------------------------------------------------
     def bind(self) -> tuple[str, int]:
@@ -256,10 +264,13 @@ class SocketServer:
         self._drain()
 
     def _timeout(self) -> float:
+        timeout = _TICK_SECONDS
+        if self._throttles:
+            timeout = min(timeout, max(self._throttles[0][0] - time.monotonic(), 0))
         deadline = self.broker.next_deadline_ms()
         if deadline is None:
-            return _TICK_SECONDS
-        return min(max(deadline - self.broker.time_ms(), 0) / 1000, _TICK_SECONDS)
+            return timeout
+        return min(max(deadline - self.broker.time_ms(), 0) / 1000, timeout)
 
     def _poll(self, timeout: float) -> None:
         ready = self.selector.select(timeout)
@@ -281,6 +292,8 @@ class SocketServer:
             if events & _WRITE and not conn.closed:
                 self._pump(conn)
         self.broker.tick()
+        if self._throttles:
+            self._end_throttles(now)
         if self._waiting:
             self._wake_waiting()
         if now >= self._next_housekeeping:
@@ -445,7 +458,7 @@ class SocketServer:
 
     # -- read -----------------------------------------------------------------------------------
     def _read(self, conn: Connection) -> None:
-        if not conn.reading or conn.memory_wait:  # paused since the selector was last told
+        if not conn.reading or conn.memory_wait or conn.throttled:  # paused since last told
             self._update_events(conn)
             return
         free = len(conn.buffer) - conn.end
@@ -559,7 +572,7 @@ class SocketServer:
 
     def _process_frames(self, conn: Connection) -> None:
         max_bytes = self.config.socket_request_max_bytes
-        while conn.reading and not conn.closed:
+        while conn.reading and not conn.closed and not conn.throttled:
             available = conn.end - conn.start
             if available < 4:
                 break
@@ -612,7 +625,15 @@ class SocketServer:
 
         try:
             self.apis.handle(
-                RequestContext(header, conn.peer, self.listener_name), request, respond
+                RequestContext(
+                    header,
+                    conn.peer,
+                    self.listener_name,
+                    len(frame),
+                    lambda throttle_ms: self._mute(conn, throttle_ms),
+                ),
+                request,
+                respond,
             )
         except Exception:  # a handler bug must not take the broker down: drop this connection
             self.connection_log.log(
@@ -717,7 +738,7 @@ class SocketServer:
     def _update_events(self, conn: Connection) -> None:
         self._set_events(
             conn,
-            (_READ if conn.reading and not conn.memory_wait else 0)
+            (_READ if conn.reading and not conn.memory_wait and not conn.throttled else 0)
             | (_WRITE if conn.outbound else 0),
         )
 
@@ -734,6 +755,30 @@ class SocketServer:
 
     def _stop_reading(self, conn: Connection) -> None:
         conn.reading = False
+
+    def _mute(self, conn: Connection, throttle_ms: int) -> None:
+        """A quota's throttle: the connection is not read for throttle_ms (a later throttle
+        that ends later extends it)."""
+        if throttle_ms <= 0 or conn.closed:
+            return
+        end = time.monotonic() + throttle_ms / 1000
+        if conn.throttled and end <= conn.throttle_end:
+            return
+        conn.throttled, conn.throttle_end = True, end
+        heapq.heappush(self._throttles, (end, next(self._throttle_sequence), conn))
+        self.stats.connections_throttled += 1
+        self._update_events(conn)
+
+    def _end_throttles(self, now: float) -> None:
+        """Unmute the connections whose throttle time has passed, and read what waited."""
+        while self._throttles and self._throttles[0][0] <= now:
+            end, _, conn = heapq.heappop(self._throttles)
+            if conn.closed or not conn.throttled or conn.throttle_end > end:
+                continue  # gone, or extended by a later throttle (its own entry follows)
+            conn.throttled = False
+            self._update_events(conn)
+            if conn.reading and conn.end > conn.start:
+                self._process_buffer(conn)
 
     def _close(self, conn: Connection, reason: str | None = None) -> None:
         if conn.closed:

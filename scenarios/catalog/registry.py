@@ -4,8 +4,10 @@ from scenarios.catalog.async_send import AsyncSend
 from scenarios.catalog.batch_compression import BatchCompression
 from scenarios.catalog.consumer_fetch import ConsumerFetch
 from scenarios.catalog.disk_write_pattern import DiskWritePattern
+from scenarios.catalog.durability import Durability
 from scenarios.catalog.e2e_latency import E2ELatency
 from scenarios.catalog.failover import Failover
+from scenarios.catalog.follower_fetch import FollowerFetch
 from scenarios.catalog.node_peak import NodePeak
 from scenarios.catalog.page_cache import PageCache
 from scenarios.catalog.partitions import Partitions
@@ -30,6 +32,8 @@ SCENARIOS: dict[str, Scenario] = {
         NodePeak(),
         Replication(),
         Failover(),
+        Durability(),
+        FollowerFetch(),
         Partitions(),
     )
 }

@@ -174,6 +174,22 @@ CLAIMS: dict[str, Claim] = {
             "popular articles; Kafka documentation",
             "segments",
         ),
+        Claim(
+            "durability",
+            "Kafka acknowledges writes in the page cache and relies on replication, not fsync, "
+            "for durability",
+            "writes go to the page cache and the OS flushes later; readers ask whether a crash "
+            "before the flush loses data",
+            "popular articles and their readers' questions; Kafka documentation: Replication",
+            "durability",
+        ),
+        Claim(
+            "follower-fetch",
+            "Consumers may read from a follower replica",
+            "consumers read follower replicas",
+            "popular articles; KIP-392 (Allow consumers to fetch from closest replica)",
+            "follower-fetch",
+        ),
     )
 }
 

@@ -19,7 +19,6 @@ from engine.errors import (
     NONE,
     SECURITY_DISABLED,
     UNKNOWN_MEMBER_ID,
-    UNSUPPORTED_VERSION,
 )
 from engine.protocol.apis import APIS, ApiKeys
 from engine.protocol.codec import decode_request
@@ -214,6 +213,17 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
         return cls(
             topics=[cls.TopicRequest(name="events")], response_partition_limit=10, cursor=None
         )
+    if api == ApiKeys.WRITE_TXN_MARKERS:
+        topic = cls.WritableTxnMarker.WritableTxnMarkerTopic(name="events", partition_indexes=[1])
+        marker = cls.WritableTxnMarker(
+            producer_id=7,
+            producer_epoch=0,
+            transaction_result=False,
+            topics=[topic],
+            coordinator_epoch=0,
+            transaction_version=0,
+        )
+        return cls(markers=[marker])
     # DescribeAcls' filter, and each of DeleteAcls': any ACL
     acl_filter = {
         "resource_type_filter": 1,
@@ -301,12 +311,13 @@ ALLOWED_ERRORS = {
 }
 
 
-def test_a_transactional_produce_is_refused_and_appends_nothing(apis):
+def test_a_produce_with_a_transactional_id_is_appended(apis):
+    """Transactions are served (issue 15): a transactional id no longer refuses the request."""
     request = request_for(ApiKeys.PRODUCE, 9)
     request.transactional_id = "txn"
     response = exchange(apis, ApiKeys.PRODUCE, 9, request)
-    assert _error_codes(response) == {UNSUPPORTED_VERSION}
-    assert apis.topics.partition(TopicPartition("events", 1)).log.log_end_offset == 0
+    assert _error_codes(response) == {NONE}
+    assert apis.topics.partition(TopicPartition("events", 1)).log.log_end_offset > 0
 
 
 def _error_codes(message) -> set[int]:

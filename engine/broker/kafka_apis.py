@@ -47,6 +47,12 @@ from engine.broker.topics import (
     check_assignment_counts,
     manual_assignment_error,
 )
+from engine.broker.transaction_apis import transaction_handlers
+from engine.broker.transaction_markers import (
+    READ_COMMITTED,
+    aborted_transactions,
+    fetch_isolation,
+)
 from engine.common import TopicPartition
 from engine.errors import (
     COORDINATOR_NOT_AVAILABLE,
@@ -67,7 +73,6 @@ from engine.errors import (
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     UNKNOWN_LEADER_EPOCH,
     UNKNOWN_TOPIC_OR_PARTITION,
-    UNSUPPORTED_VERSION,
 )
 from engine.metadata.image import CONSUMER_OFFSETS, NO_LEADER, ClusterImage
 from engine.protocol.apis import APIS, ApiKeys, ApiTable
@@ -82,7 +87,6 @@ from engine.protocol.produce_response import (
     encode_produce_response,
 )
 from engine.records.validator import first_batch_is_transactional
-from engine.storage import FetchIsolation
 from engine.storage.log_manager import validate_topic_name
 
 log = logging.getLogger(__name__)
@@ -145,6 +149,7 @@ class KafkaApis(ApiHandlers):
         }
         self._handlers.update(cluster_admin_handlers(self))
         self._handlers.update(acl_handlers(self))
+        self._handlers.update(transaction_handlers(self))
         for key, local in replica_admin_handlers(self).items():
             self._handlers[key] = self._forwarded_in_a_cluster(local)
 
@@ -253,22 +258,14 @@ class KafkaApis(ApiHandlers):
     def handle_produce(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        if request.transactional_id is not None:
-            refused = {
-                TopicPartition(t.name, p.index): None
-                for t in request.topic_data
-                for p in t.partition_data
-            }
-            # no transactions here (InitProducerId refuses a transactional id): a transactional
-            # produce is answered as a request this broker does not support
-            self._produce_response(context, respond, refused, error=UNSUPPORTED_VERSION)
-            return
         entries = {
             TopicPartition(t.name, p.index): p.records
             for t in request.topic_data
             for p in t.partition_data
         }
-        if any(first_batch_is_transactional(r) for r in entries.values()):
+        if request.transactional_id is None and any(
+            first_batch_is_transactional(r) for r in entries.values()
+        ):
             # Kafka (RequestUtils.hasTransactionalRecords): transactional batches without a
             # transactional id fail the whole request, before any partition is looked at
             self._produce_response(
@@ -323,7 +320,7 @@ class KafkaApis(ApiHandlers):
             max_wait_ms=request.max_wait_ms,
             min_bytes=request.min_bytes,
             max_bytes=request.max_bytes,
-            isolation=FetchIsolation.HIGH_WATERMARK,
+            isolation=fetch_isolation(request.isolation_level),
             replica_id=request.replica_id,  # >= 0: a follower broker
             client_rack=(request.rack_id or "")
             if version >= 11 and request.replica_id < 0
@@ -340,6 +337,7 @@ class KafkaApis(ApiHandlers):
             for t in request.topics
             for p in t.partitions
         ]
+        fetch_offsets = {p.tp: p.fetch_offset for p in partitions}
 
         def complete(results: list[FetchPartitionData]) -> None:
             topics: dict[str, list[FetchPartitionResponse]] = {}
@@ -352,7 +350,13 @@ class KafkaApis(ApiHandlers):
                         last_stable_offset=r.last_stable_offset,
                         log_start_offset=r.log_start_offset,
                         records=r.records,
-                        aborted_transactions=None,
+                        aborted_transactions=aborted_transactions(
+                            self.replica_manager,
+                            r.tp,
+                            fetch_offsets[r.tp],
+                            params.isolation,
+                            r.records,
+                        ),
                         preferred_read_replica=r.preferred_read_replica,
                     )
                 )
@@ -394,6 +398,8 @@ class KafkaApis(ApiHandlers):
                     continue
                 assert partition is not None  # list_offsets_error answered for a missing one
                 timestamp, offset = self._offset_for(partition, p.timestamp)
+                if p.timestamp == LATEST_TIMESTAMP and request.isolation_level == READ_COMMITTED:
+                    offset = partition.log.last_stable_offset
                 partitions.append(
                     partition_class(
                         partition_index=p.partition_index,
@@ -417,8 +423,7 @@ class KafkaApis(ApiHandlers):
         if timestamp == LATEST_TIERED_TIMESTAMP:
             return -1, -1
         if timestamp == LATEST_TIMESTAMP:
-            # read_uncommitted: the high watermark; read_committed: the last stable offset, which
-            # is the same offset without transactions
+            # read_uncommitted: the high watermark (read_committed: the LSO, see the caller)
             return -1, log.high_watermark
         if timestamp == MAX_TIMESTAMP:
             best = max(

@@ -93,7 +93,12 @@ from kafka.protocol.metadata.find_coordinator import (
 )
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
-from kafka.protocol.producer.transaction import InitProducerIdRequest, InitProducerIdResponse
+from kafka.protocol.producer.transaction import (
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
+)
 
 from engine.protocol.kraft_messages import (
     AllocateProducerIdsRequest,
@@ -127,6 +132,7 @@ class ApiKeys(IntEnum):
     DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
+    WRITE_TXN_MARKERS = 27
     DESCRIBE_ACLS = 29
     CREATE_ACLS = 30
     DELETE_ACLS = 31
@@ -183,6 +189,8 @@ APIS: ApiTable = {
         2,
         4,
     ),
+    # transactions (KIP-98, issue 15): the markers a transaction coordinator writes
+    ApiKeys.WRITE_TXN_MARKERS: (WriteTxnMarkersRequest, WriteTxnMarkersResponse, 1, 1),
     # without an authorizer, SECURITY_DISABLED (Kafka 4.0's ranges)
     ApiKeys.DESCRIBE_ACLS: (DescribeAclsRequest, DescribeAclsResponse, 1, 3),
     ApiKeys.CREATE_ACLS: (CreateAclsRequest, CreateAclsResponse, 1, 3),

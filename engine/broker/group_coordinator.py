@@ -533,6 +533,8 @@ class GroupCoordinator:
         self._groups: dict[str, GroupMetadata] = {}
         self._offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
         self._responses: deque[tuple[Callable[[Any], None], Any]] = deque()
+        # TxnOffsetCommit's offsets, by producer id then group, until the transaction's marker
+        self._pending_txn_offsets: dict[int, dict[str, list[CommittedOffset]]] = {}
         for group_id, committed in offset_store.load():
             self._offsets.setdefault(group_id, {})[committed.topic, committed.partition] = committed
         for group_id in self._offsets:
@@ -1066,6 +1068,28 @@ class GroupCoordinator:
             # the commit, tells the member to rejoin.
             self._schedule_heartbeat(group.members[member_id])
         return self._store_offsets(group_id, offsets)
+
+    # -- transactional offsets (KIP-98) ----------------------------------------------------------
+    def txn_commit_offsets(
+        self, group_id: str, producer_id: int, offsets: list[CommittedOffset]
+    ) -> dict[tuple[str, int], int]:
+        """TxnOffsetCommit: the offsets wait, unseen by OffsetFetch, for the transaction's
+        marker (complete_txn). Kept in memory: a coordinator change before the marker loses
+        them (Kafka appends them to its log as transactional records)."""
+        if not self.active:
+            return {(o.topic, o.partition): NOT_COORDINATOR for o in offsets}
+        self._pending_txn_offsets.setdefault(producer_id, {}).setdefault(group_id, []).extend(
+            offsets
+        )
+        return {(o.topic, o.partition): NONE for o in offsets}
+
+    def complete_txn(self, producer_id: int, commit: bool) -> None:
+        """A transaction marker reached the offsets partition: its offsets count, or go."""
+        pending = self._pending_txn_offsets.pop(producer_id, {})
+        if commit and self.active:
+            for group_id, offsets in pending.items():
+                self._groups.setdefault(group_id, GroupMetadata(group_id))
+                self._store_offsets(group_id, offsets)
 
     def _store_offsets(
         self, group_id: str, offsets: list[CommittedOffset]

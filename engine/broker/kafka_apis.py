@@ -825,16 +825,8 @@ class KafkaApis(ApiHandlers):
     def handle_init_producer_id(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
+        """Idempotent producers (a transactional id goes to transaction_apis.py)."""
         response_class = self._response_class(context)
-        if request.transactional_id is not None:
-            response = response_class(
-                throttle_time_ms=0,
-                error_code=TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                producer_id=-1,
-                producer_epoch=-1,
-            )
-            self._reply(context, respond, response)
-            return
 
         def complete(error: int, producer_id: int) -> None:  # idempotent: a fresh id, epoch 0
             self._reply(

@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from engine.common import TopicPartition
-from engine.errors import NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, KafkaError
+from engine.errors import NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, KafkaError
+from engine.metadata.image import CONSUMER_OFFSETS
 from engine.records.batch import NO_SEQUENCE
 from engine.records.record import SimpleRecord, build_batch
 from engine.records.validator import CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT
@@ -109,6 +110,12 @@ class MarkerWriter:
             if not partition.is_leader:
                 errors[tp] = NOT_LEADER_OR_FOLLOWER
                 continue
+            if tp.topic == CONSUMER_OFFSETS:
+                # no control batch there: the group coordinator's pending offsets settle
+                for listener in self.listeners:
+                    listener(tp, producer_id, commit)
+                errors[tp] = NONE
+                continue
             marker = build_marker(producer_id, producer_epoch, commit, coordinator_epoch, now)
             try:
                 info = partition.log.append_as_leader(marker, partition.leader_epoch)
@@ -117,8 +124,6 @@ class MarkerWriter:
                 continue
             partition.maybe_increment_leader_high_watermark(now)
             self.replica_manager.high_watermark_moved(tp)  # read_committed fetches may go on
-            for listener in self.listeners:
-                listener(tp, producer_id, commit)
             waiting[tp] = info.last_offset + 1
         if not waiting:
             respond(errors)

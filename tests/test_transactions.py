@@ -1,0 +1,255 @@
+"""Transactions and exactly-once through real clients (KIP-98, issue 15), against a real broker.
+
+confluent-kafka's and kafka-python's transactional producers commit and abort; read_committed
+consumers see exactly the committed records, read_uncommitted ones everything; a producer
+killed mid-transaction is aborted once its transaction.timeout.ms passes, and the last stable
+offset moves on; a zombie with an old epoch is fenced; consume-transform-produce commits the
+consumer's offsets with the transaction (or not at all); the coordinator's state outlives a
+restart.
+"""
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka import KafkaProducer
+from kafka.protocol.producer.transaction import InitProducerIdRequest, InitProducerIdResponse
+
+from engine.errors import NONE
+from scenarios.clients.cluster import KafkaConnection
+from tests.cluster_support import wait_until
+from tests.conftest import broker_process
+
+# expired transactions are looked for every 200 ms, not Kafka's 10 s
+SETTINGS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"}
+
+
+@pytest.fixture(scope="module")
+def eos_broker(tmp_path_factory):
+    running = broker_process(str(tmp_path_factory.mktemp("eos") / "data"), **SETTINGS).start()
+    yield running
+    running.stop()
+
+
+def new_topic(broker, name: str, partitions: int = 2) -> str:
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+        future.result()
+    return name
+
+
+def transactional(broker, transactional_id: str, **extra: str) -> Producer:
+    producer = Producer(
+        {"bootstrap.servers": broker.bootstrap, "transactional.id": transactional_id, **extra}
+    )
+    producer.init_transactions(30)
+    return producer
+
+
+def consume(broker, topic: str, isolation: str, partitions: int = 2) -> list[str]:
+    """Every record a consumer with this isolation level reads from the topic's start."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": broker.bootstrap,
+            "group.id": f"reader-{topic}-{isolation}",
+            "isolation.level": isolation,
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    values, ended = [], set()
+    try:
+        while len(ended) < partitions:
+            message = consumer.poll(10)
+            assert message is not None, "the consumer got nothing within 10 s"
+            if message.error():
+                ended.add(message.partition())
+                continue
+            values.append(message.value().decode())
+    finally:
+        consumer.close()
+    return sorted(values)
+
+
+def stable_end(broker, topic: str, partition: int = 0) -> tuple[int, int]:
+    """(last stable offset, high watermark) as ListOffsets gives them."""
+    ends = []
+    for isolation in ("read_committed", "read_uncommitted"):
+        settings = {"bootstrap.servers": broker.bootstrap, "isolation.level": isolation}
+        consumer = Consumer({**settings, "group.id": "ends"})
+        try:
+            ends.append(consumer.get_watermark_offsets(TopicPartition(topic, partition), 10)[1])
+        finally:
+            consumer.close()
+    return ends[0], ends[1]
+
+
+def test_commit_and_abort_interleaved_across_two_partitions(eos_broker):
+    topic = new_topic(eos_broker, "interleaved")
+    producer = transactional(eos_broker, "interleaver")
+    committed, everything = [], []
+    for round_ in range(4):
+        producer.begin_transaction()
+        for partition in (0, 1):
+            value = f"{round_}-{partition}"
+            producer.produce(topic, value.encode(), partition=partition)
+            everything.append(value)
+        producer.flush(10)  # in the log before the outcome, so read_uncommitted sees them
+        if round_ % 2 == 0:
+            producer.commit_transaction(30)
+            committed += everything[-2:]
+        else:
+            producer.abort_transaction(30)
+    assert consume(eos_broker, topic, "read_committed") == sorted(committed)
+    assert consume(eos_broker, topic, "read_uncommitted") == sorted(everything)
+
+
+def test_kafka_python_transactional_producer(eos_broker):
+    topic = new_topic(eos_broker, "kafka-python-txn")
+    producer = KafkaProducer(bootstrap_servers=eos_broker.bootstrap, transactional_id="kp")
+    producer.init_transactions()
+    producer.begin_transaction()
+    producer.send(topic, b"kept", partition=0)
+    producer.send(topic, b"kept-too", partition=1)
+    producer.commit_transaction()
+    producer.begin_transaction()
+    producer.send(topic, b"dropped", partition=1)
+    producer.flush()
+    producer.abort_transaction()
+    producer.close()
+    assert consume(eos_broker, topic, "read_committed") == ["kept", "kept-too"]
+    assert consume(eos_broker, topic, "read_uncommitted") == ["dropped", "kept", "kept-too"]
+
+
+def test_a_zombie_with_an_old_epoch_is_fenced(eos_broker):
+    topic = new_topic(eos_broker, "zombies")
+    zombie = transactional(eos_broker, "twin")
+    zombie.begin_transaction()
+    zombie.produce(topic, b"from the zombie", partition=0)
+    zombie.flush(10)
+    # a new instance of the same transactional id: the zombie's transaction is aborted and its
+    # epoch is older than the new one's
+    successor = transactional(eos_broker, "twin")
+    with pytest.raises(KafkaException) as raised:
+        zombie.commit_transaction(30)
+    assert raised.value.args[0].fatal()
+    successor.begin_transaction()
+    successor.produce(topic, b"from the successor", partition=1)
+    successor.commit_transaction(30)
+    assert consume(eos_broker, topic, "read_committed") == ["from the successor"]
+    assert consume(eos_broker, topic, "read_uncommitted") == [
+        "from the successor",
+        "from the zombie",
+    ]
+
+
+_DOOMED = """
+import sys, time
+from confluent_kafka import Producer
+producer = Producer({"bootstrap.servers": sys.argv[1], "transactional.id": "doomed",
+                     "transaction.timeout.ms": 1500})
+producer.init_transactions(30)
+producer.begin_transaction()
+producer.produce(sys.argv[2], b"doomed", partition=0)
+producer.flush(10)
+print("ready", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_producer_killed_mid_transaction_is_aborted_by_its_timeout(eos_broker):
+    topic = new_topic(eos_broker, "killed", partitions=1)
+    plain = Producer({"bootstrap.servers": eos_broker.bootstrap})
+    plain.produce(topic, b"before", partition=0)
+    plain.flush(10)
+    doomed = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(_DOOMED), eos_broker.bootstrap, topic],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert doomed.stdout is not None
+        assert doomed.stdout.readline().strip() == "ready"
+        doomed.kill()  # SIGKILL: no abort from the client
+        doomed.wait()
+        plain.produce(topic, b"after", partition=0)
+        plain.flush(10)
+        # the open transaction holds the last stable offset at its first record...
+        assert stable_end(eos_broker, topic)[0] <= 1
+        # ...until the coordinator aborts it; then the LSO is the high watermark again
+        wait_until(
+            lambda: len(set(stable_end(eos_broker, topic))) == 1,
+            what="the abort of the expired transaction",
+        )
+    finally:
+        doomed.kill()
+        doomed.wait()
+        assert doomed.stdout is not None
+        doomed.stdout.close()
+    assert consume(eos_broker, topic, "read_committed", 1) == ["after", "before"]
+    assert consume(eos_broker, topic, "read_uncommitted", 1) == ["after", "before", "doomed"]
+
+
+def test_consume_transform_produce_commits_offsets_with_the_transaction(eos_broker):
+    source, sink = new_topic(eos_broker, "ctp-in", 1), new_topic(eos_broker, "ctp-out", 1)
+    plain = Producer({"bootstrap.servers": eos_broker.bootstrap})
+    for i in range(10):
+        plain.produce(source, f"{i}".encode(), partition=0)
+    plain.flush(10)
+    consumer = Consumer(
+        {
+            "bootstrap.servers": eos_broker.bootstrap,
+            "group.id": "transformer",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+        }
+    )
+    consumer.assign([TopicPartition(source, 0, 0)])
+    producer = transactional(eos_broker, "transformer")
+
+    def transform(count: int, commit: bool) -> None:
+        producer.begin_transaction()
+        for _ in range(count):
+            message = consumer.poll(10)
+            assert message is not None and not message.error()
+            producer.produce(sink, message.value() * 2, partition=0)
+        producer.send_offsets_to_transaction(
+            consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30
+        )
+        if commit:
+            producer.commit_transaction(30)
+        else:
+            producer.flush(10)
+            producer.abort_transaction(30)
+
+    try:
+        transform(6, commit=True)
+        transform(4, commit=False)
+        committed = consumer.committed([TopicPartition(source, 0)], 10)
+    finally:
+        consumer.close()
+    assert committed[0].offset == 6  # the aborted transaction's offsets never counted
+    assert consume(eos_broker, sink, "read_committed", 1) == sorted(f"{i}{i}" for i in range(6))
+
+
+def test_the_coordinator_state_outlives_a_restart(eos_broker):
+    def init() -> tuple[int, int]:
+        with KafkaConnection(eos_broker.bootstrap) as connection:
+            request = InitProducerIdRequest[4](
+                transactional_id="durable",
+                transaction_timeout_ms=60_000,
+                producer_id=-1,
+                producer_epoch=-1,
+            )
+            response = connection.request(request, InitProducerIdResponse)
+        assert response.error_code == NONE
+        return response.producer_id, response.producer_epoch
+
+    producer_id, epoch = init()
+    eos_broker.restart()
+    assert init() == (producer_id, epoch + 1)  # the same id, fenced by a newer epoch

@@ -1,13 +1,20 @@
 """Transactions and exactly-once through real clients (KIP-98, issue 15), against a real broker.
 
-confluent-kafka's and kafka-python's transactional producers commit and abort; read_committed
-consumers see exactly the committed records, read_uncommitted ones everything; a producer
-killed mid-transaction is aborted once its transaction.timeout.ms passes, and the last stable
-offset moves on; a zombie with an old epoch is fenced; consume-transform-produce commits the
-consumer's offsets with the transaction (or not at all); the coordinator's state outlives a
-restart.
+The partition side first: transactional batches produced with the wire protocol and their
+outcome written with WriteTxnMarkers, as a coordinator does; confluent-kafka's read_committed
+consumer stops at the last stable offset and drops what the `.txnindex` files name as aborted
+(checked byte for byte in Kafka's layout). Then the coordinator: confluent-kafka's and
+kafka-python's transactional producers commit and abort; read_committed consumers see exactly
+the committed records, read_uncommitted ones everything; a producer killed mid-transaction is
+aborted once its transaction.timeout.ms passes, and the last stable offset moves on; a zombie
+with an old epoch is fenced; consume-transform-produce commits the consumer's offsets with the
+transaction (or not at all). Last, a restart: the coordinator's state and the `.txnindex` files
+survive it, and a torn `.txnindex` tail is rebuilt from the log.
 """
 
+import glob
+import os
+import struct
 import subprocess
 import sys
 import textwrap
@@ -16,15 +23,24 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaProducer
-from kafka.protocol.producer.transaction import InitProducerIdRequest, InitProducerIdResponse
+from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
+from kafka.protocol.producer.transaction import (
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
+)
 
 from engine.errors import NONE
+from engine.records import SimpleRecord, build_batch
 from scenarios.clients.cluster import KafkaConnection
 from tests.cluster_support import wait_until
 from tests.conftest import broker_process
 
 # expired transactions are looked for every 200 ms, not Kafka's 10 s
 SETTINGS = {"transaction.abort.timed.out.transaction.cleanup.interval.ms": "200"}
+_ENTRY = struct.Struct(">hqqqq")  # Kafka's AbortedTxn
+HAND_WRITTEN = "by-hand"  # the topic of the partition-side test
 
 
 @pytest.fixture(scope="module")
@@ -34,9 +50,9 @@ def eos_broker(tmp_path_factory):
     running.stop()
 
 
-def new_topic(broker, name: str, partitions: int = 2) -> str:
+def new_topic(broker, name: str, partitions: int = 2, replication_factor: int = 1) -> str:
     admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
+    for future in admin.create_topics([NewTopic(name, partitions, replication_factor)]).values():
         future.result()
     return name
 
@@ -88,6 +104,104 @@ def stable_end(broker, topic: str, partition: int = 0) -> tuple[int, int]:
     return ends[0], ends[1]
 
 
+# -- the partition side: batches and markers by hand ---------------------------------------------
+def init_producer_id(connection: KafkaConnection, transactional_id: str | None) -> tuple[int, int]:
+    request = InitProducerIdRequest[4](
+        transactional_id=transactional_id,
+        transaction_timeout_ms=60_000,
+        producer_id=-1,
+        producer_epoch=-1,
+    )
+    response = connection.request(request, InitProducerIdResponse)
+    assert response.error_code == NONE
+    return response.producer_id, response.producer_epoch
+
+
+def produce_raw(
+    connection: KafkaConnection, partition: int, values: list[str], pid: int, seq: int
+) -> int:
+    """Records of producer pid (epoch 0) from sequence seq, transactional unless pid is -1;
+    the base offset."""
+    batch = build_batch(
+        [SimpleRecord(v.encode()) for v in values],
+        producer_id=pid,
+        producer_epoch=0,
+        base_sequence=seq,
+        is_transactional=pid >= 0,
+    )
+    cls = ProduceRequest[9]
+    data = cls.TopicProduceData.PartitionProduceData(index=partition, records=bytes(batch))
+    request = cls(
+        transactional_id="t" if pid >= 0 else None,
+        acks=-1,
+        timeout_ms=5000,
+        topic_data=[cls.TopicProduceData(name=HAND_WRITTEN, partition_data=[data])],
+    )
+    response = connection.request(request, ProduceResponse)
+    answer = response.responses[0].partition_responses[0]
+    assert answer.error_code == NONE
+    return answer.base_offset
+
+
+def write_marker(connection: KafkaConnection, pid: int, commit: bool) -> set[int]:
+    cls = WriteTxnMarkersRequest[1]
+    topic = cls.WritableTxnMarker.WritableTxnMarkerTopic(
+        name=HAND_WRITTEN, partition_indexes=[0, 1]
+    )
+    marker = cls.WritableTxnMarker(
+        producer_id=pid,
+        producer_epoch=0,
+        transaction_result=commit,
+        topics=[topic],
+        coordinator_epoch=0,
+    )
+    response = connection.request(cls(markers=[marker]), WriteTxnMarkersResponse)
+    return {p.error_code for m in response.markers for t in m.topics for p in t.partitions}
+
+
+def txn_index_entries(broker, partition: int) -> list[tuple[int, ...]]:
+    found = []
+    pattern = os.path.join(broker.data_dir, f"{HAND_WRITTEN}-{partition}", "*.txnindex")
+    for path in sorted(glob.glob(pattern)):
+        with open(path, "rb") as f:
+            found += list(_ENTRY.iter_unpack(f.read()))
+    return found
+
+
+HAND_COMMITTED = ["c-0", "c-1", "c-2", "plain-0", "plain-1", "plain-2"]
+
+
+def test_read_committed_stops_at_the_lso_and_drops_aborted_records(eos_broker):
+    new_topic(eos_broker, HAND_WRITTEN)
+    with KafkaConnection(eos_broker.bootstrap) as connection:
+        committer, _ = init_producer_id(connection, None)
+        aborter, _ = init_producer_id(connection, None)
+        produce_raw(connection, 0, ["plain-0"], -1, -1)
+        first_ongoing = produce_raw(connection, 0, ["c-0", "c-1"], committer, 0)
+        produce_raw(connection, 0, ["a-0"], aborter, 0)
+        produce_raw(connection, 1, ["a-1"], aborter, 1)
+        produce_raw(connection, 1, ["c-2"], committer, 2)
+        produce_raw(connection, 0, ["plain-1"], -1, -1)
+        # both transactions open: read_committed stops at the first ongoing one's first offset
+        assert stable_end(eos_broker, HAND_WRITTEN) == (first_ongoing, 5)
+        assert consume(eos_broker, HAND_WRITTEN, "read_committed") == ["plain-0"]
+        assert write_marker(connection, aborter, commit=False) == {NONE}
+        assert write_marker(connection, committer, commit=True) == {NONE}
+        produce_raw(connection, 1, ["plain-2"], -1, -1)
+    assert consume(eos_broker, HAND_WRITTEN, "read_committed") == HAND_COMMITTED
+    assert consume(eos_broker, HAND_WRITTEN, "read_uncommitted") == sorted(
+        [*HAND_COMMITTED, "a-0", "a-1"]
+    )
+    # the LSO reached the high watermark (the markers are offsets 5 and 6)
+    assert stable_end(eos_broker, HAND_WRITTEN) == (7, 7)
+    # partition 0: plain-0 @0, c-0 c-1 @1-2, a-0 @3, plain-1 @4, markers: abort @5, commit @6;
+    # the abort's LSO is the committer's still ongoing transaction's first offset, 1
+    assert txn_index_entries(eos_broker, 0) == [(0, aborter, 3, 5, 1)]
+    # partition 1: a-1 @0, c-2 @1, abort @2, commit @3
+    assert txn_index_entries(eos_broker, 1) == [(0, aborter, 0, 2, 1)]
+
+
+# -- the coordinator, through real clients ---------------------------------------------------------
 def test_commit_and_abort_interleaved_across_two_partitions(eos_broker):
     topic = new_topic(eos_broker, "interleaved")
     producer = transactional(eos_broker, "interleaver")
@@ -151,7 +265,7 @@ _DOOMED = """
 import sys, time
 from confluent_kafka import Producer
 producer = Producer({"bootstrap.servers": sys.argv[1], "transactional.id": "doomed",
-                     "transaction.timeout.ms": 1500})
+                     "transaction.timeout.ms": 1000})
 producer.init_transactions(30)
 producer.begin_transaction()
 producer.produce(sys.argv[2], b"doomed", partition=0)
@@ -237,19 +351,20 @@ def test_consume_transform_produce_commits_offsets_with_the_transaction(eos_brok
     assert consume(eos_broker, sink, "read_committed", 1) == sorted(f"{i}{i}" for i in range(6))
 
 
-def test_the_coordinator_state_outlives_a_restart(eos_broker):
-    def init() -> tuple[int, int]:
-        with KafkaConnection(eos_broker.bootstrap) as connection:
-            request = InitProducerIdRequest[4](
-                transactional_id="durable",
-                transaction_timeout_ms=60_000,
-                producer_id=-1,
-                producer_epoch=-1,
-            )
-            response = connection.request(request, InitProducerIdResponse)
-        assert response.error_code == NONE
-        return response.producer_id, response.producer_epoch
-
-    producer_id, epoch = init()
+def test_state_outlives_a_restart_and_a_torn_txnindex_is_rebuilt(eos_broker):
+    """Last: it restarts the broker."""
+    with KafkaConnection(eos_broker.bootstrap) as connection:
+        producer_id, epoch = init_producer_id(connection, "durable")
     eos_broker.restart()
-    assert init() == (producer_id, epoch + 1)  # the same id, fenced by a newer epoch
+    with KafkaConnection(eos_broker.bootstrap) as connection:
+        # the same id, fenced by a newer epoch: the coordinator read __transaction_state back
+        assert init_producer_id(connection, "durable") == (producer_id, epoch + 1)
+    assert consume(eos_broker, HAND_WRITTEN, "read_committed") == HAND_COMMITTED
+    entries = txn_index_entries(eos_broker, 0)
+    eos_broker.stop()
+    [path] = glob.glob(os.path.join(eos_broker.data_dir, f"{HAND_WRITTEN}-0", "*.txnindex"))
+    with open(path, "r+b") as f:
+        f.truncate(_ENTRY.size - 5)  # a torn write
+    eos_broker.start(eos_broker.port)
+    assert consume(eos_broker, HAND_WRITTEN, "read_committed") == HAND_COMMITTED
+    assert txn_index_entries(eos_broker, 0) == entries

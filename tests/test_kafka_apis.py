@@ -214,6 +214,12 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
         return cls(
             topics=[cls.TopicRequest(name="events")], response_partition_limit=10, cursor=None
         )
+    if api == ApiKeys.DESCRIBE_PRODUCERS:
+        return cls(topics=[cls.TopicRequest(name="events", partition_indexes=[1])])
+    if api == ApiKeys.DESCRIBE_TRANSACTIONS:
+        return cls(transactional_ids=["t"])
+    if api == ApiKeys.LIST_TRANSACTIONS:
+        return cls(state_filters=["Ongoing"], producer_id_filters=[], duration_filter=-1)
     if api == ApiKeys.ADD_PARTITIONS_TO_TXN:
         topic = cls.AddPartitionsToTxnTopic(name="events", partitions=[1])
         return cls(
@@ -339,6 +345,7 @@ ALLOWED_ERRORS = {
     ApiKeys.ADD_PARTITIONS_TO_TXN: {NONE, NOT_COORDINATOR},  # v4+'s top-level code: 0
     ApiKeys.ADD_OFFSETS_TO_TXN: {NOT_COORDINATOR},
     ApiKeys.END_TXN: {NOT_COORDINATOR},
+    ApiKeys.DESCRIBE_TRANSACTIONS: {NOT_COORDINATOR},
     # a single broker: no other log directory, nothing to elect or reassign
     ApiKeys.ALTER_REPLICA_LOG_DIRS: {LOG_DIR_NOT_FOUND},
     ApiKeys.ELECT_LEADERS: {NONE, ELECTION_NOT_NEEDED},

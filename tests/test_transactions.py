@@ -22,7 +22,10 @@ import textwrap
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka import KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import TransactionState
+from kafka.errors import TransactionalIdNotFoundError
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 from kafka.protocol.producer.transaction import (
     InitProducerIdRequest,
@@ -349,6 +352,41 @@ def test_consume_transform_produce_commits_offsets_with_the_transaction(eos_brok
         consumer.close()
     assert committed[0].offset == 6  # the aborted transaction's offsets never counted
     assert consume(eos_broker, sink, "read_committed", 1) == sorted(f"{i}{i}" for i in range(6))
+
+
+def test_admin_clients_describe_and_list_transactions_and_producers(eos_broker):
+    topic = new_topic(eos_broker, "described", 1)
+    producer = transactional(eos_broker, "described", **{"transaction.timeout.ms": 45_000})
+    producer.begin_transaction()
+    producer.produce(topic, b"open", partition=0)
+    producer.flush(10)
+    admin = KafkaAdminClient(bootstrap_servers=eos_broker.bootstrap)
+    try:
+        ongoing = admin.describe_transactions(["described"])["described"]
+        assert ongoing.state == TransactionState.ONGOING
+        assert ongoing.topic_partitions == {KafkaTopicPartition(topic, 0)}
+        assert ongoing.transaction_timeout_ms == 45_000
+        listed = [
+            t.transactional_id
+            for listings in admin.list_transactions(state_filters=["Ongoing"]).values()
+            for t in listings
+        ]
+        assert "described" in listed
+        [state] = admin.describe_producers([KafkaTopicPartition(topic, 0)]).values()
+        [active] = state.active_producers
+        assert (active.producer_id, active.producer_epoch) == (
+            ongoing.producer_id,
+            ongoing.producer_epoch,
+        )
+        assert active.current_transaction_start_offset == 0
+        producer.commit_transaction(30)
+        done = admin.describe_transactions(["described"])["described"]
+        assert done.state == TransactionState.COMPLETE_COMMIT
+        assert done.topic_partitions == set()
+        with pytest.raises(TransactionalIdNotFoundError):
+            admin.describe_transactions(["never-used"])
+    finally:
+        admin.close()
 
 
 def test_state_outlives_a_restart_and_a_torn_txnindex_is_rebuilt(eos_broker):

@@ -5,6 +5,7 @@
 - InitProducerId with a transactional id: the TransactionCoordinator (without one, as before).
 - AddPartitionsToTxn (v0-3, the clients' form), AddOffsetsToTxn, EndTxn: the coordinator.
 - TxnOffsetCommit: the group coordinator keeps the offsets until the transaction's marker.
+- DescribeTransactions, ListTransactions, DescribeProducers: engine/broker/transaction_admin.py.
 - WriteTxnMarkers (27): a transaction coordinator asks this broker, leader of the partitions
   named, to append COMMIT or ABORT markers (engine/broker/transaction_markers.py); each
   partition is answered once its marker is on its ISR.
@@ -23,6 +24,7 @@ from kafka.protocol.api_message import ApiMessage
 from engine.broker.group_coordinator import CommittedOffset
 from engine.broker.request_context import RequestContext
 from engine.broker.topics import TopicAdminError
+from engine.broker.transaction_admin import transaction_admin_handlers
 from engine.broker.transaction_coordinator import TransactionCoordinator
 from engine.broker.transaction_log import TRANSACTION_STATE, TRANSACTION_STATE_CONFIGS
 from engine.broker.transaction_markers import MarkerWriter
@@ -269,6 +271,7 @@ def transaction_handlers(apis: "KafkaApis") -> dict[int, Callable[..., Any]]:
             )
 
     return {
+        **transaction_admin_handlers(apis, coordinator),
         ApiKeys.FIND_COORDINATOR: find_coordinator,
         ApiKeys.INIT_PRODUCER_ID: init_producer_id,
         ApiKeys.ADD_PARTITIONS_TO_TXN: add_partitions_to_txn,

@@ -62,6 +62,14 @@ from kafka.protocol.admin.topics import (
     ListPartitionReassignmentsRequest,
     ListPartitionReassignmentsResponse,
 )
+from kafka.protocol.admin.transactions import (
+    DescribeProducersRequest,
+    DescribeProducersResponse,
+    DescribeTransactionsRequest,
+    DescribeTransactionsResponse,
+    ListTransactionsRequest,
+    ListTransactionsResponse,
+)
 from kafka.protocol.api_message import ApiMessage
 from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
 from kafka.protocol.consumer.group import (
@@ -162,8 +170,11 @@ class ApiKeys(IntEnum):
     DESCRIBE_QUORUM = 55
     ALTER_PARTITION = 56
     DESCRIBE_CLUSTER = 60
+    DESCRIBE_PRODUCERS = 61
     BROKER_REGISTRATION = 62
     BROKER_HEARTBEAT = 63
+    DESCRIBE_TRANSACTIONS = 65
+    LIST_TRANSACTIONS = 66
     ALLOCATE_PRODUCER_IDS = 67
     DESCRIBE_TOPIC_PARTITIONS = 75
 
@@ -208,6 +219,14 @@ APIS: ApiTable = {
     ApiKeys.END_TXN: (EndTxnRequest, EndTxnResponse, 0, 3),
     ApiKeys.WRITE_TXN_MARKERS: (WriteTxnMarkersRequest, WriteTxnMarkersResponse, 1, 1),
     ApiKeys.TXN_OFFSET_COMMIT: (TxnOffsetCommitRequest, TxnOffsetCommitResponse, 0, 3),
+    ApiKeys.DESCRIBE_PRODUCERS: (DescribeProducersRequest, DescribeProducersResponse, 0, 0),
+    ApiKeys.DESCRIBE_TRANSACTIONS: (
+        DescribeTransactionsRequest,
+        DescribeTransactionsResponse,
+        0,
+        0,
+    ),
+    ApiKeys.LIST_TRANSACTIONS: (ListTransactionsRequest, ListTransactionsResponse, 0, 1),
     # without an authorizer, SECURITY_DISABLED (Kafka 4.0's ranges)
     ApiKeys.DESCRIBE_ACLS: (DescribeAclsRequest, DescribeAclsResponse, 1, 3),
     ApiKeys.CREATE_ACLS: (CreateAclsRequest, CreateAclsResponse, 1, 3),

@@ -209,7 +209,8 @@ class ProducerStateManager:
                 f"marker of producer {producer_id} in epoch {epoch}, older than "
                 f"{entry.producer_epoch}"
             )
-        if marker is not None and marker.coordinator_epoch < entry.coordinator_epoch:
+        # -1: an admin's abort (Admin.abortTransaction), which no coordinator wrote
+        if marker is not None and 0 <= marker.coordinator_epoch < entry.coordinator_epoch:
             raise CoordinatorFencedError(
                 f"marker of producer {producer_id} from coordinator epoch "
                 f"{marker.coordinator_epoch}, older than {entry.coordinator_epoch}"
@@ -224,7 +225,8 @@ class ProducerStateManager:
             entry = self._entry(producer_id, batch.producer_epoch)
             if marker is None:
                 return None
-            entry.coordinator_epoch = marker.coordinator_epoch
+            if marker.coordinator_epoch >= 0:  # not an admin's abort
+                entry.coordinator_epoch = marker.coordinator_epoch
             first = entry.current_txn_first_offset
             entry.current_txn_first_offset = -1
             self.ongoing_txns.pop(producer_id, None)

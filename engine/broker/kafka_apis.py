@@ -47,7 +47,11 @@ from engine.broker.topics import (
     check_assignment_counts,
     manual_assignment_error,
 )
-from engine.broker.transaction_apis import transaction_handlers
+from engine.broker.transaction_apis import (
+    TRANSACTION_KEY_TYPE,
+    ensure_transaction_state,
+    transaction_handlers,
+)
 from engine.broker.transaction_markers import (
     READ_COMMITTED,
     aborted_transactions,
@@ -846,10 +850,15 @@ class KafkaApis(ApiHandlers):
     def handle_find_coordinator(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        """Every group's coordinator is the leader of __consumer_offsets' one partition."""
+        """Every group's coordinator is the leader of __consumer_offsets' one partition, every
+        transactional id's that of __transaction_state's (transaction_apis.py)."""
         response_class = self._response_class(context)
+        if context.api_version >= 1 and request.key_type == TRANSACTION_KEY_TYPE:
+            topic = ensure_transaction_state(self)
+        else:
+            topic = CONSUMER_OFFSETS
         image = self.broker.metadata_cache.image
-        leader = image.leader_of(CONSUMER_OFFSETS, 0)
+        leader = image.leader_of(topic, 0)
         error = NONE if leader is not None else COORDINATOR_NOT_AVAILABLE
         if CONSUMER_OFFSETS not in image.topics and self.broker.cluster is not None:
             # made on first use, as Kafka does, with offsets.topic.replication.factor replicas

@@ -1,7 +1,7 @@
 """The transaction APIs a broker serves (KIP-98), merged into KafkaApis' dispatch.
 
-- FindCoordinator with key_type TRANSACTION (1): the leader of `__transaction_state`'s one
-  partition, the topic made on first use as Kafka makes it; groups' keys as before.
+- FindCoordinator with key_type TRANSACTION (1) (KafkaApis): the leader of
+  `__transaction_state`'s one partition, the topic made on first use (ensure_transaction_state).
 - InitProducerId with a transactional id: the TransactionCoordinator (without one, as before).
 - AddPartitionsToTxn (v0-3, the clients' form), AddOffsetsToTxn, EndTxn: the coordinator.
 - TxnOffsetCommit: the group coordinator keeps the offsets until the transaction's marker.
@@ -29,7 +29,6 @@ from engine.broker.transaction_coordinator import TransactionCoordinator
 from engine.broker.transaction_log import TRANSACTION_STATE, TRANSACTION_STATE_CONFIGS
 from engine.broker.transaction_markers import MarkerWriter
 from engine.common import TopicPartition
-from engine.errors import COORDINATOR_NOT_AVAILABLE, NONE
 from engine.metadata.image import CONSUMER_OFFSETS
 from engine.protocol.apis import ApiKeys
 
@@ -39,6 +38,18 @@ if TYPE_CHECKING:
 
 TRANSACTION_KEY_TYPE = 1  # FindCoordinator's key_type for a transactional id
 _MARKER_TIMEOUT_MS = 30_000  # Kafka's request.timeout.ms, which its coordinator's sends use
+
+
+def ensure_transaction_state(apis: "KafkaApis") -> str:
+    """`__transaction_state`, made on first use as Kafka makes it (a cluster's by the
+    controller, so FindCoordinator answers COORDINATOR_NOT_AVAILABLE until it is led)."""
+    if TRANSACTION_STATE not in apis.broker.metadata_cache.image.topics:
+        if apis.broker.cluster is not None:
+            apis._create_in_cluster(TRANSACTION_STATE, 1, TRANSACTION_STATE_CONFIGS)
+        else:
+            with contextlib.suppress(TopicAdminError):  # the client retries
+                apis.topics.create_topic(TRANSACTION_STATE, 1, 1, dict(TRANSACTION_STATE_CONFIGS))
+    return TRANSACTION_STATE
 
 
 def transaction_handlers(apis: "KafkaApis") -> dict[int, Callable[..., Any]]:
@@ -57,54 +68,7 @@ def transaction_handlers(apis: "KafkaApis") -> dict[int, Callable[..., Any]]:
         broker.config.transaction_abort_timed_out_transaction_cleanup_interval_ms,
         coordinator.tick,
     )
-    plain_find_coordinator = apis.handle_find_coordinator
     plain_init_producer_id = apis.handle_init_producer_id
-
-    def find_coordinator(context: RequestContext, request: ApiMessage, respond: "Respond") -> None:
-        if context.api_version < 1 or request.key_type != TRANSACTION_KEY_TYPE:
-            plain_find_coordinator(context, request, respond)
-            return
-        response_class = apis._response_class(context)
-        image = broker.metadata_cache.image
-        if TRANSACTION_STATE not in image.topics:  # made on first use, as Kafka does
-            if broker.cluster is not None:
-                apis._create_in_cluster(TRANSACTION_STATE, 1, TRANSACTION_STATE_CONFIGS)
-            else:
-                with contextlib.suppress(TopicAdminError):  # the client retries
-                    apis.topics.create_topic(
-                        TRANSACTION_STATE, 1, 1, dict(TRANSACTION_STATE_CONFIGS)
-                    )
-                image = broker.metadata_cache.image
-        leader = image.leader_of(TRANSACTION_STATE, 0)
-        error = NONE if leader is not None else COORDINATOR_NOT_AVAILABLE
-        node_id, host, port = (
-            (leader.node_id, leader.host, leader.port) if leader is not None else (-1, "", -1)
-        )
-        if context.api_version >= 4:
-            response = response_class(
-                throttle_time_ms=0,
-                coordinators=[
-                    response_class.Coordinator(
-                        key=key,
-                        node_id=node_id,
-                        host=host,
-                        port=port,
-                        error_code=error,
-                        error_message=None,
-                    )
-                    for key in request.coordinator_keys
-                ],
-            )
-        else:
-            response = response_class(
-                throttle_time_ms=0,
-                error_code=error,
-                error_message=None,
-                node_id=node_id,
-                host=host,
-                port=port,
-            )
-        apis._reply(context, respond, response)
 
     def init_producer_id(context: RequestContext, request: ApiMessage, respond: "Respond") -> None:
         if request.transactional_id is None:
@@ -272,7 +236,6 @@ def transaction_handlers(apis: "KafkaApis") -> dict[int, Callable[..., Any]]:
 
     return {
         **transaction_admin_handlers(apis, coordinator),
-        ApiKeys.FIND_COORDINATOR: find_coordinator,
         ApiKeys.INIT_PRODUCER_ID: init_producer_id,
         ApiKeys.ADD_PARTITIONS_TO_TXN: add_partitions_to_txn,
         ApiKeys.ADD_OFFSETS_TO_TXN: add_offsets_to_txn,

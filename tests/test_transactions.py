@@ -25,7 +25,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import TransactionState
-from kafka.errors import TransactionalIdNotFoundError
+from kafka.errors import TransactionalIdNotFoundError, UnstableOffsetCommitError
+from kafka.protocol.consumer.group import OffsetFetchRequest, OffsetFetchResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 from kafka.protocol.producer.transaction import (
     InitProducerIdRequest,
@@ -311,6 +312,23 @@ def test_a_producer_killed_mid_transaction_is_aborted_by_its_timeout(eos_broker)
     assert consume(eos_broker, topic, "read_uncommitted", 1) == ["after", "before", "doomed"]
 
 
+UNSTABLE = UnstableOffsetCommitError.errno
+
+
+def stable_offset_fetch(broker, group_id: str, topic: str) -> tuple[int, int]:
+    """(error, committed offset) of partition 0 by OffsetFetch v7 with require_stable."""
+    cls = OffsetFetchRequest[7]
+    request = cls(
+        group_id=group_id,
+        topics=[cls.OffsetFetchRequestTopic(name=topic, partition_indexes=[0])],
+        require_stable=True,
+    )
+    with KafkaConnection(broker.bootstrap) as connection:
+        response = connection.request(request, OffsetFetchResponse)
+    [partition] = response.topics[0].partitions
+    return partition.error_code, partition.committed_offset
+
+
 def test_consume_transform_produce_commits_offsets_with_the_transaction(eos_broker):
     source, sink = new_topic(eos_broker, "ctp-in", 1), new_topic(eos_broker, "ctp-out", 1)
     plain = Producer({"bootstrap.servers": eos_broker.bootstrap})
@@ -338,11 +356,14 @@ def test_consume_transform_produce_commits_offsets_with_the_transaction(eos_brok
         producer.send_offsets_to_transaction(
             consumer.position(consumer.assignment()), consumer.consumer_group_metadata(), 30
         )
+        # until the marker, the offsets are unstable to readers that ask for stable ones
+        assert stable_offset_fetch(eos_broker, "transformer", source) == (UNSTABLE, -1)
         if commit:
             producer.commit_transaction(30)
         else:
             producer.flush(10)
             producer.abort_transaction(30)
+        assert stable_offset_fetch(eos_broker, "transformer", source) == (NONE, 6)
 
     try:
         transform(6, commit=True)

@@ -1083,6 +1083,14 @@ class GroupCoordinator:
         )
         return {(o.topic, o.partition): NONE for o in offsets}
 
+    def pending_txn_partitions(self, group_id: str) -> set[tuple[str, int]]:
+        """The partitions of group_id with transactional offsets awaiting their marker."""
+        return {
+            (o.topic, o.partition)
+            for groups in self._pending_txn_offsets.values()
+            for o in groups.get(group_id, ())
+        }
+
     def complete_txn(self, producer_id: int, commit: bool) -> None:
         """A transaction marker reached the offsets partition: its offsets count, or go."""
         pending = self._pending_txn_offsets.pop(producer_id, {})

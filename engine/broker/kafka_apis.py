@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from kafka.admin import ConfigResourceType, ConfigSourceType
+from kafka.errors import UnstableOffsetCommitError
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker import config_helper
@@ -92,6 +93,8 @@ from engine.protocol.produce_response import (
 )
 from engine.records.validator import first_batch_is_transactional
 from engine.storage.log_manager import validate_topic_name
+
+UNSTABLE_OFFSET_COMMIT = UnstableOffsetCommitError.errno
 
 log = logging.getLogger(__name__)
 
@@ -1080,6 +1083,7 @@ class KafkaApis(ApiHandlers):
         response_class = self._response_class(context)
         # v8+ batches groups; before, one group at the top level of both request and response
         batched = context.header.request_api_version >= 8
+        stable = context.header.request_api_version >= 7 and request.require_stable
         if batched:
             group_class = response_class.OffsetFetchResponseGroup
             topic_class = group_class.OffsetFetchResponseTopics
@@ -1095,15 +1099,19 @@ class KafkaApis(ApiHandlers):
             if topics is not None:
                 wanted = [(t.name, index) for t in topics for index in t.partition_indexes]
             found = self.group_coordinator.fetch_offsets(group_id=group_id, partitions=wanted)
+            # v7+: a transaction's offsets not yet committed or aborted are unstable
+            pending = self.group_coordinator.pending_txn_partitions(group_id) if stable else set()
             by_topic: dict[str, list] = {}
             for (topic, index), c in sorted(found.items()):
+                if (topic, index) in pending:  # as Kafka: no offset, UNSTABLE_OFFSET_COMMIT
+                    c = None
                 by_topic.setdefault(topic, []).append(
                     partition_class(
                         partition_index=index,
                         committed_offset=c.offset if c else -1,
                         committed_leader_epoch=c.leader_epoch if c else -1,
                         metadata=c.metadata if c else "",
-                        error_code=NONE,
+                        error_code=UNSTABLE_OFFSET_COMMIT if (topic, index) in pending else NONE,
                     )
                 )
             return [topic_class(name=name, partitions=ps) for name, ps in by_topic.items()]

@@ -6,7 +6,11 @@ import os
 
 import pytest
 
+from engine.broker.group_coordinator import CommittedOffset
+from engine.broker.offset_store import LogOffsetStore, commit_records
+from engine.broker.partition import Partition
 from engine.broker.transaction_markers import build_marker
+from engine.common import TopicPartition
 from engine.errors import InvalidProducerEpochError
 from engine.records import SimpleRecord, build_batch
 from engine.storage import FetchIsolation, Log
@@ -106,3 +110,25 @@ def test_a_torn_or_lost_txnindex_is_rebuilt_from_the_log(tmp_path):
         os.unlink(os.path.join(directory, snapshot))
     recovered = Log(directory, recovery_point=0, high_watermark=hw)
     assert recovered.collect_aborted_transactions(0, 100) == entries
+
+
+def test_transactional_offset_commits_count_only_after_a_commit_marker(tmp_path):
+    """TxnOffsetCommit's records in the offsets log, replayed as a new coordinator replays
+    them: committed by a COMMIT marker, dropped by an ABORT, pending without one."""
+    log = Log(str(tmp_path / "__consumer_offsets-0"))
+    store = LogOffsetStore(Partition(TopicPartition("__consumer_offsets", 0), log, leader_id=0))
+
+    def commit(pid: int, offset: int) -> None:
+        records = commit_records("g", [CommittedOffset("in", pid, offset, -1, "", 0)])
+        append(log, build_batch(records, producer_id=pid, producer_epoch=0, is_transactional=True))
+
+    commit(1, 10)
+    commit(2, 20)
+    commit(3, 30)
+    append(log, build_marker(1, 0, True, 0, 0))
+    append(log, build_marker(2, 0, False, 0, 0))
+    loaded = {(c.topic, c.partition): c.offset for _, c in store.load()}
+    assert loaded == {("in", 1): 10}
+    assert {
+        pid: [c.offset for c in groups["g"]] for pid, groups in store.pending_txn_offsets.items()
+    } == {3: [30]}

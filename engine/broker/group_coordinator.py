@@ -537,6 +537,8 @@ class GroupCoordinator:
         self._pending_txn_offsets: dict[int, dict[str, list[CommittedOffset]]] = {}
         for group_id, committed in offset_store.load():
             self._offsets.setdefault(group_id, {})[committed.topic, committed.partition] = committed
+        # a log store's transactions whose markers were not in the log yet
+        self._pending_txn_offsets.update(getattr(offset_store, "pending_txn_offsets", {}))
         for group_id in self._offsets:
             # Groups known only by their offsets come back Empty, as Kafka loads them.
             self._groups[group_id] = GroupMetadata(group_id)
@@ -1074,8 +1076,8 @@ class GroupCoordinator:
         self, group_id: str, producer_id: int, offsets: list[CommittedOffset]
     ) -> dict[tuple[str, int], int]:
         """TxnOffsetCommit: the offsets wait, unseen by OffsetFetch, for the transaction's
-        marker (complete_txn). Kept in memory: a coordinator change before the marker loses
-        them (Kafka appends them to its log as transactional records)."""
+        marker (complete_txn). The caller has appended them to the offsets log as the
+        producer's transactional records, so a new coordinator finds them pending again."""
         if not self.active:
             return {(o.topic, o.partition): NOT_COORDINATOR for o in offsets}
         self._pending_txn_offsets.setdefault(producer_id, {}).setdefault(group_id, []).extend(

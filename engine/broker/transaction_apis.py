@@ -4,7 +4,8 @@
   `__transaction_state`'s one partition, the topic made on first use (ensure_transaction_state).
 - InitProducerId with a transactional id: the TransactionCoordinator (without one, as before).
 - AddPartitionsToTxn (v0-3, the clients' form), AddOffsetsToTxn, EndTxn: the coordinator.
-- TxnOffsetCommit: the group coordinator keeps the offsets until the transaction's marker.
+- TxnOffsetCommit: the offsets go to `__consumer_offsets` as the producer's transactional
+  records, and the group coordinator keeps them pending until the transaction's marker.
 - DescribeTransactions, ListTransactions, DescribeProducers: engine/broker/transaction_admin.py.
 - WriteTxnMarkers (27): a transaction coordinator asks this broker, leader of the partitions
   named, to append COMMIT or ABORT markers (engine/broker/transaction_markers.py); each
@@ -22,15 +23,26 @@ from typing import TYPE_CHECKING, Any
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker.group_coordinator import CommittedOffset
+from engine.broker.offset_store import commit_records
 from engine.broker.request_context import RequestContext
 from engine.broker.topics import TopicAdminError
 from engine.broker.transaction_admin import transaction_admin_handlers
-from engine.broker.transaction_coordinator import TransactionCoordinator
+from engine.broker.transaction_coordinator import PRODUCER_FENCED, TransactionCoordinator
 from engine.broker.transaction_log import TRANSACTION_STATE, TRANSACTION_STATE_CONFIGS
 from engine.broker.transaction_markers import MarkerWriter
 from engine.common import TopicPartition
+from engine.errors import (
+    COORDINATOR_NOT_AVAILABLE,
+    INVALID_PRODUCER_EPOCH,
+    NONE,
+    NOT_COORDINATOR,
+    NOT_ENOUGH_REPLICAS,
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    NOT_LEADER_OR_FOLLOWER,
+)
 from engine.metadata.image import CONSUMER_OFFSETS
 from engine.protocol.apis import ApiKeys
+from engine.records import build_batch
 
 if TYPE_CHECKING:
     from engine.broker.api_handlers import Respond
@@ -38,6 +50,13 @@ if TYPE_CHECKING:
 
 TRANSACTION_KEY_TYPE = 1  # FindCoordinator's key_type for a transactional id
 _MARKER_TIMEOUT_MS = 30_000  # Kafka's request.timeout.ms, which its coordinator's sends use
+# what a transactional offset commit's append error is answered as (Kafka's TxnOffsetCommit)
+_TXN_OFFSET_ERRORS = {
+    INVALID_PRODUCER_EPOCH: PRODUCER_FENCED,
+    NOT_LEADER_OR_FOLLOWER: NOT_COORDINATOR,
+    NOT_ENOUGH_REPLICAS: COORDINATOR_NOT_AVAILABLE,
+    NOT_ENOUGH_REPLICAS_AFTER_APPEND: COORDINATOR_NOT_AVAILABLE,
+}
 
 
 def ensure_transaction_state(apis: "KafkaApis") -> str:
@@ -182,23 +201,49 @@ def transaction_handlers(apis: "KafkaApis") -> dict[int, Callable[..., Any]]:
             for t in request.topics
             for p in t.partitions
         ]
-        errors = apis.group_coordinator.txn_commit_offsets(
-            request.group_id, request.producer_id, offsets
-        )
-        by_topic: dict[str, list[ApiMessage]] = {}
-        for (topic, index), error in errors.items():
-            by_topic.setdefault(topic, []).append(
-                topic_class.TxnOffsetCommitResponsePartition(
-                    partition_index=index, error_code=error
+        offsets_partition = TopicPartition(CONSUMER_OFFSETS, 0)
+
+        def answer(error: int) -> None:
+            by_topic: dict[str, list[ApiMessage]] = {}
+            for o in offsets:
+                by_topic.setdefault(o.topic, []).append(
+                    topic_class.TxnOffsetCommitResponsePartition(
+                        partition_index=o.partition, error_code=error
+                    )
                 )
+            apis._reply(
+                context,
+                respond,
+                response_class(
+                    throttle_time_ms=0,
+                    topics=[topic_class(name=name, partitions=ps) for name, ps in by_topic.items()],
+                ),
             )
-        apis._reply(
-            context,
-            respond,
-            response_class(
-                throttle_time_ms=0,
-                topics=[topic_class(name=name, partitions=ps) for name, ps in by_topic.items()],
-            ),
+
+        def replicated(error: int) -> None:
+            if error == NONE:  # pending in the group coordinator until the marker
+                apis.group_coordinator.txn_commit_offsets(
+                    request.group_id, request.producer_id, offsets
+                )
+            answer(_TXN_OFFSET_ERRORS.get(error, error))
+
+        if not apis.group_coordinator.active or not offsets:
+            answer(NOT_COORDINATOR if offsets else NONE)
+            return
+        # the producer's transactional records in the offsets log (Kafka's layout), so a new
+        # coordinator finds them and knows from the marker whether they count
+        batch = build_batch(
+            commit_records(request.group_id, offsets),
+            producer_id=request.producer_id,
+            producer_epoch=request.producer_epoch,
+            is_transactional=True,
+        )
+        error, next_offset = writer.append_as_coordinator(offsets_partition, batch)
+        if error != NONE:
+            replicated(error)
+            return
+        apis.replica_manager.await_replication(
+            offsets_partition, next_offset, broker.config.offsets_commit_timeout_ms, replicated
         )
 
     def write_txn_markers(context: RequestContext, request: ApiMessage, respond: "Respond") -> None:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 from engine.common import TopicPartition
 from engine.errors import NONE, NOT_LEADER_OR_FOLLOWER, UNKNOWN_TOPIC_OR_PARTITION, KafkaError
-from engine.metadata.image import CONSUMER_OFFSETS
 from engine.records.batch import NO_SEQUENCE
 from engine.records.record import SimpleRecord, build_batch
 from engine.records.validator import CONTROL_TYPE_ABORT, CONTROL_TYPE_COMMIT
@@ -87,6 +86,22 @@ class MarkerWriter:
         self._time_ms = time_ms
         self.listeners: list[MarkerListener] = []
 
+    def append_as_coordinator(self, tp: TopicPartition, records: bytearray) -> tuple[int, int]:
+        """(error, the offset after them): batches a coordinator writes, appended on this
+        leader without a client's checks (markers, a transaction's offset commits)."""
+        partition = self.replica_manager.topics.partition(tp)
+        if partition is None:
+            return UNKNOWN_TOPIC_OR_PARTITION, -1
+        if not partition.is_leader:
+            return NOT_LEADER_OR_FOLLOWER, -1
+        try:
+            info = partition.log.append_as_leader(records, partition.leader_epoch)
+        except KafkaError as exc:
+            return exc.error_code, -1
+        partition.maybe_increment_leader_high_watermark(self._time_ms())
+        self.replica_manager.high_watermark_moved(tp)  # read_committed fetches may go on
+        return NONE, info.last_offset + 1
+
     def write_markers(
         self,
         producer_id: int,
@@ -103,28 +118,14 @@ class MarkerWriter:
         waiting: dict[TopicPartition, int] = {}
         now = self._time_ms()
         for tp in partitions:
-            partition = self.replica_manager.topics.partition(tp)
-            if partition is None:
-                errors[tp] = UNKNOWN_TOPIC_OR_PARTITION
-                continue
-            if not partition.is_leader:
-                errors[tp] = NOT_LEADER_OR_FOLLOWER
-                continue
-            if tp.topic == CONSUMER_OFFSETS:
-                # no control batch there: the group coordinator's pending offsets settle
-                for listener in self.listeners:
-                    listener(tp, producer_id, commit)
-                errors[tp] = NONE
-                continue
             marker = build_marker(producer_id, producer_epoch, commit, coordinator_epoch, now)
-            try:
-                info = partition.log.append_as_leader(marker, partition.leader_epoch)
-            except KafkaError as exc:
-                errors[tp] = exc.error_code
+            error, next_offset = self.append_as_coordinator(tp, marker)
+            if error != NONE:
+                errors[tp] = error
                 continue
-            partition.maybe_increment_leader_high_watermark(now)
-            self.replica_manager.high_watermark_moved(tp)  # read_committed fetches may go on
-            waiting[tp] = info.last_offset + 1
+            for listener in self.listeners:  # the group coordinator's pending offsets
+                listener(tp, producer_id, commit)
+            waiting[tp] = next_offset
         if not waiting:
             respond(errors)
             return

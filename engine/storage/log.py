@@ -34,7 +34,7 @@ from engine.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-from engine.records.batch import LOG_OVERHEAD, RecordBatch, iter_batches
+from engine.records.batch import LOG_OVERHEAD, NO_SEQUENCE, RecordBatch, iter_batches
 from engine.storage.config import LogConfig
 from engine.storage.file_handles import FileHandleCache
 from engine.storage.file_records import FileSlice, read_batches
@@ -489,6 +489,9 @@ class Log:
                 self.producer_state.check_marker(
                     producer_id, batch.producer_epoch, read_marker(batch)
                 )
+                continue
+            if batch.base_sequence == NO_SEQUENCE:  # a coordinator's (a client's has one)
+                self.producer_state.check_marker(producer_id, batch.producer_epoch, None)
                 continue
             earlier = in_request.get(producer_id)
             if earlier is None:

@@ -88,6 +88,9 @@ class TransactionCoordinator:
         self._log: TransactionLog | None = None
         self.transactions: dict[str, TransactionMetadata] = {}
         self._pending: set[str] = set()  # ids with a state change or markers in flight
+        # the epoch before the last bump, by id: a producer that retries InitProducerId with
+        # it is still the current one (Kafka's lastProducerEpoch)
+        self._fenced_epochs: dict[str, int] = {}
         self._retries: list[Callable[[], None]] = []  # marker sends waiting for the next tick
 
     # -- loading --------------------------------------------------------------------------------
@@ -106,6 +109,7 @@ class TransactionCoordinator:
         self._partition, self._epoch = partition, partition.leader_epoch
         self._log = TransactionLog(partition)
         self.transactions, self._pending, self._retries = self._log.load(), set(), []
+        self._fenced_epochs = {}
         log.info(
             "transaction coordinator in epoch %d: %d transactional ids loaded from %s",
             self._epoch,
@@ -157,7 +161,10 @@ class TransactionCoordinator:
 
             self.broker.producer_ids.generate_producer_id(with_id)
             return
-        if producer_id >= 0 and (producer_id, producer_epoch) != (m.producer_id, m.producer_epoch):
+        if producer_id >= 0 and (
+            producer_id != m.producer_id
+            or producer_epoch not in (m.producer_epoch, self._fenced_epochs.get(transactional_id))
+        ):
             respond(PRODUCER_FENCED, -1, -1)  # KIP-360: only the current producer may re-init
             return
         if m.state is TransactionState.ONGOING:
@@ -174,6 +181,10 @@ class TransactionCoordinator:
         self._pending.add(transactional_id)
 
         def bumped(new_id: int, epoch: int) -> None:
+            if new_id == m.producer_id:  # a lost answer's retry names the epoch before
+                self._fenced_epochs[transactional_id] = m.producer_epoch
+            else:
+                self._fenced_epochs.pop(transactional_id, None)
             new = dataclasses.replace(
                 m,
                 producer_id=new_id,
@@ -341,6 +352,8 @@ class TransactionCoordinator:
             if bump_epoch and m.producer_epoch < _MAX_EPOCH
             else (m.producer_epoch)
         )
+        if epoch != m.producer_epoch:
+            self._fenced_epochs[m.transactional_id] = m.producer_epoch
         prepared = dataclasses.replace(
             m,
             producer_epoch=epoch,

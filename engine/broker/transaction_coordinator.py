@@ -514,9 +514,9 @@ class TransactionCoordinator:
             log.info("%s: state change of %s failed: %s", STATE_PARTITION, transactional_id, exc)
             done(exc.error_code)
             return
-        self.broker.replica_manager.await_replication(
-            STATE_PARTITION, offset, _MARKER_TIMEOUT_MS, done
-        )
+        replica_manager = self.broker.replica_manager
+        replica_manager.high_watermark_moved(STATE_PARTITION)  # followers' fetches wake now
+        replica_manager.await_replication(STATE_PARTITION, offset, _MARKER_TIMEOUT_MS, done)
 
 
 def _ignore(error: int) -> None:

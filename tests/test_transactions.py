@@ -22,7 +22,7 @@ import textwrap
 import pytest
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import TransactionState
 from kafka.errors import TransactionalIdNotFoundError, UnstableOffsetCommitError
@@ -241,6 +241,26 @@ def test_kafka_python_transactional_producer(eos_broker):
     producer.close()
     assert consume(eos_broker, topic, "read_committed") == ["kept", "kept-too"]
     assert consume(eos_broker, topic, "read_uncommitted") == ["dropped", "kept", "kept-too"]
+    # kafka-python's consumer drops the aborted record too
+    consumer = KafkaConsumer(
+        bootstrap_servers=eos_broker.bootstrap, isolation_level="read_committed"
+    )
+    partitions = [KafkaTopicPartition(topic, p) for p in (0, 1)]
+    ends = {tp: stable_end(eos_broker, topic, tp.partition)[0] for tp in partitions}
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    values: list[bytes] = []
+
+    def read_to_the_end() -> bool:
+        for records in consumer.poll(timeout_ms=200).values():
+            values.extend(r.value for r in records)
+        return all(consumer.position(tp) >= end for tp, end in ends.items())
+
+    try:
+        wait_until(read_to_the_end, what="kafka-python's read_committed consumer at the end")
+    finally:
+        consumer.close()
+    assert sorted(values) == [b"kept", b"kept-too"]
 
 
 def test_a_zombie_with_an_old_epoch_is_fenced(eos_broker):

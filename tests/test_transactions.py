@@ -25,7 +25,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import TransactionState
-from kafka.errors import TransactionalIdNotFoundError, UnstableOffsetCommitError
+from kafka.errors import (
+    InvalidTransactionTimeoutError,
+    TransactionalIdNotFoundError,
+    UnstableOffsetCommitError,
+)
 from kafka.protocol.consumer.group import OffsetFetchRequest, OffsetFetchResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 from kafka.protocol.producer.transaction import (
@@ -428,6 +432,18 @@ def test_admin_clients_describe_and_list_transactions_and_producers(eos_broker):
             admin.describe_transactions(["never-used"])
     finally:
         admin.close()
+
+
+def test_a_transaction_timeout_above_transaction_max_timeout_ms_is_refused(eos_broker):
+    request = InitProducerIdRequest[4](
+        transactional_id="patient",
+        transaction_timeout_ms=900_001,  # transaction.max.timeout.ms is 900000
+        producer_id=-1,
+        producer_epoch=-1,
+    )
+    with KafkaConnection(eos_broker.bootstrap) as connection:
+        response = connection.request(request, InitProducerIdResponse)
+    assert response.error_code == InvalidTransactionTimeoutError.errno
 
 
 def test_state_outlives_a_restart_and_a_torn_txnindex_is_rebuilt(eos_broker):

@@ -17,9 +17,9 @@ from engine.errors import (
     NO_REASSIGNMENT_IN_PROGRESS,
     NON_EMPTY_GROUP,
     NONE,
+    NOT_COORDINATOR,
     SECURITY_DISABLED,
     UNKNOWN_MEMBER_ID,
-    UNSUPPORTED_VERSION,
 )
 from engine.protocol.apis import APIS, ApiKeys
 from engine.protocol.codec import decode_request
@@ -214,6 +214,57 @@ def request_for(api: ApiKeys, version: int) -> ApiMessage:
         return cls(
             topics=[cls.TopicRequest(name="events")], response_partition_limit=10, cursor=None
         )
+    if api == ApiKeys.DESCRIBE_PRODUCERS:
+        return cls(topics=[cls.TopicRequest(name="events", partition_indexes=[1])])
+    if api == ApiKeys.DESCRIBE_TRANSACTIONS:
+        return cls(transactional_ids=["t"])
+    if api == ApiKeys.LIST_TRANSACTIONS:
+        return cls(state_filters=["Ongoing"], producer_id_filters=[], duration_filter=-1)
+    if api == ApiKeys.ADD_PARTITIONS_TO_TXN:
+        topic = cls.AddPartitionsToTxnTopic(name="events", partitions=[1])
+        return cls(
+            v3_and_below_transactional_id="t",
+            v3_and_below_producer_id=7,
+            v3_and_below_producer_epoch=0,
+            v3_and_below_topics=[topic],
+        )
+    if api == ApiKeys.ADD_OFFSETS_TO_TXN:
+        return cls(transactional_id="t", producer_id=7, producer_epoch=0, group_id="g")
+    if api == ApiKeys.END_TXN:
+        return cls(transactional_id="t", producer_id=7, producer_epoch=0, committed=True)
+    if api == ApiKeys.TXN_OFFSET_COMMIT:
+        topic = cls.TxnOffsetCommitRequestTopic(
+            name="events",
+            partitions=[
+                cls.TxnOffsetCommitRequestTopic.TxnOffsetCommitRequestPartition(
+                    partition_index=1,
+                    committed_offset=3,
+                    committed_leader_epoch=-1,
+                    committed_metadata="",
+                )
+            ],
+        )
+        return cls(
+            transactional_id="t",
+            group_id="g",
+            producer_id=7,
+            producer_epoch=0,
+            generation_id=-1,
+            member_id="",
+            group_instance_id=None,
+            topics=[topic],
+        )
+    if api == ApiKeys.WRITE_TXN_MARKERS:
+        topic = cls.WritableTxnMarker.WritableTxnMarkerTopic(name="events", partition_indexes=[1])
+        marker = cls.WritableTxnMarker(
+            producer_id=7,
+            producer_epoch=0,
+            transaction_result=False,
+            topics=[topic],
+            coordinator_epoch=0,
+            transaction_version=0,
+        )
+        return cls(markers=[marker])
     # DescribeAcls' filter, and each of DeleteAcls': any ACL
     acl_filter = {
         "resource_type_filter": 1,
@@ -297,6 +348,11 @@ ALLOWED_ERRORS = {
     ApiKeys.DESCRIBE_GROUPS: {NONE, GROUP_ID_NOT_FOUND},
     ApiKeys.DELETE_GROUPS: {NONE, GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP},
     ApiKeys.OFFSET_DELETE: {NONE, GROUP_ID_NOT_FOUND, NON_EMPTY_GROUP},
+    # no transaction coordinator before FindCoordinator made __transaction_state
+    ApiKeys.ADD_PARTITIONS_TO_TXN: {NONE, NOT_COORDINATOR},  # v4+'s top-level code: 0
+    ApiKeys.ADD_OFFSETS_TO_TXN: {NOT_COORDINATOR},
+    ApiKeys.END_TXN: {NOT_COORDINATOR},
+    ApiKeys.DESCRIBE_TRANSACTIONS: {NOT_COORDINATOR},
     # a single broker: no other log directory, nothing to elect or reassign
     ApiKeys.ALTER_REPLICA_LOG_DIRS: {LOG_DIR_NOT_FOUND},
     ApiKeys.ELECT_LEADERS: {NONE, ELECTION_NOT_NEEDED},
@@ -308,12 +364,13 @@ ALLOWED_ERRORS = {
 }
 
 
-def test_a_transactional_produce_is_refused_and_appends_nothing(apis):
+def test_a_produce_with_a_transactional_id_is_appended(apis):
+    """Transactions are served (issue 15): a transactional id no longer refuses the request."""
     request = request_for(ApiKeys.PRODUCE, 9)
     request.transactional_id = "txn"
     response = exchange(apis, ApiKeys.PRODUCE, 9, request)
-    assert _error_codes(response) == {UNSUPPORTED_VERSION}
-    assert apis.topics.partition(TopicPartition("events", 1)).log.log_end_offset == 0
+    assert _error_codes(response) == {NONE}
+    assert apis.topics.partition(TopicPartition("events", 1)).log.log_end_offset > 0
 
 
 def _error_codes(message) -> set[int]:

@@ -183,6 +183,14 @@ class KafkaConfig:
     offsets_topic_replication_factor: int = setting(
         3, Range(1, 32_767), "offsets.topic.replication.factor"
     )
+    # transactions (KIP-98): the longest transaction.timeout.ms a producer may ask for, and how
+    # often the coordinator aborts the transactions that outlived theirs
+    transaction_max_timeout_ms: int = setting(
+        900_000, Range(1, INT_MAX), "transaction.max.timeout.ms"
+    )
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: int = setting(
+        10_000, Range(1, INT_MAX), "transaction.abort.timed.out.transaction.cleanup.interval.ms"
+    )
     replica_lag_time_max_ms: int = setting(30_000, Range(1, LONG_MAX), "replica.lag.time.max.ms")
     replica_fetch_wait_max_ms: int = setting(500, Range(0, INT_MAX), "replica.fetch.wait.max.ms")
     replica_fetch_min_bytes: int = setting(1, Range(1, INT_MAX), "replica.fetch.min.bytes")

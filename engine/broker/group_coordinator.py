@@ -533,8 +533,12 @@ class GroupCoordinator:
         self._groups: dict[str, GroupMetadata] = {}
         self._offsets: dict[str, dict[tuple[str, int], CommittedOffset]] = {}
         self._responses: deque[tuple[Callable[[Any], None], Any]] = deque()
+        # TxnOffsetCommit's offsets, by producer id then group, until the transaction's marker
+        self._pending_txn_offsets: dict[int, dict[str, list[CommittedOffset]]] = {}
         for group_id, committed in offset_store.load():
             self._offsets.setdefault(group_id, {})[committed.topic, committed.partition] = committed
+        # a log store's transactions whose markers were not in the log yet
+        self._pending_txn_offsets.update(getattr(offset_store, "pending_txn_offsets", {}))
         for group_id in self._offsets:
             # Groups known only by their offsets come back Empty, as Kafka loads them.
             self._groups[group_id] = GroupMetadata(group_id)
@@ -1066,6 +1070,36 @@ class GroupCoordinator:
             # the commit, tells the member to rejoin.
             self._schedule_heartbeat(group.members[member_id])
         return self._store_offsets(group_id, offsets)
+
+    # -- transactional offsets (KIP-98) ----------------------------------------------------------
+    def txn_commit_offsets(
+        self, group_id: str, producer_id: int, offsets: list[CommittedOffset]
+    ) -> dict[tuple[str, int], int]:
+        """TxnOffsetCommit: the offsets wait, unseen by OffsetFetch, for the transaction's
+        marker (complete_txn). The caller has appended them to the offsets log as the
+        producer's transactional records, so a new coordinator finds them pending again."""
+        if not self.active:
+            return {(o.topic, o.partition): NOT_COORDINATOR for o in offsets}
+        self._pending_txn_offsets.setdefault(producer_id, {}).setdefault(group_id, []).extend(
+            offsets
+        )
+        return {(o.topic, o.partition): NONE for o in offsets}
+
+    def pending_txn_partitions(self, group_id: str) -> set[tuple[str, int]]:
+        """The partitions of group_id with transactional offsets awaiting their marker."""
+        return {
+            (o.topic, o.partition)
+            for groups in self._pending_txn_offsets.values()
+            for o in groups.get(group_id, ())
+        }
+
+    def complete_txn(self, producer_id: int, commit: bool) -> None:
+        """A transaction marker reached the offsets partition: its offsets count, or go."""
+        pending = self._pending_txn_offsets.pop(producer_id, {})
+        if commit and self.active:
+            for group_id, offsets in pending.items():
+                self._groups.setdefault(group_id, GroupMetadata(group_id))
+                self._store_offsets(group_id, offsets)
 
     def _store_offsets(
         self, group_id: str, offsets: list[CommittedOffset]

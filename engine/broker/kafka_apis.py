@@ -13,6 +13,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING
 
 from kafka.admin import ConfigResourceType, ConfigSourceType
+from kafka.errors import UnstableOffsetCommitError
 from kafka.protocol.api_message import ApiMessage
 
 from engine.broker import config_helper
@@ -54,6 +55,16 @@ from engine.broker.topics import (
     check_assignment_counts,
     manual_assignment_error,
 )
+from engine.broker.transaction_apis import (
+    TRANSACTION_KEY_TYPE,
+    ensure_transaction_state,
+    transaction_handlers,
+)
+from engine.broker.transaction_markers import (
+    READ_COMMITTED,
+    aborted_transactions,
+    fetch_isolation,
+)
 from engine.common import TopicPartition
 from engine.errors import (
     COORDINATOR_NOT_AVAILABLE,
@@ -74,7 +85,6 @@ from engine.errors import (
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
     UNKNOWN_LEADER_EPOCH,
     UNKNOWN_TOPIC_OR_PARTITION,
-    UNSUPPORTED_VERSION,
 )
 from engine.metadata.image import CONSUMER_OFFSETS, NO_LEADER, ClusterImage
 from engine.protocol.apis import APIS, ApiKeys, ApiTable
@@ -89,8 +99,9 @@ from engine.protocol.produce_response import (
     encode_produce_response,
 )
 from engine.records.validator import first_batch_is_transactional
-from engine.storage import FetchIsolation
 from engine.storage.log_manager import validate_topic_name
+
+UNSTABLE_OFFSET_COMMIT = UnstableOffsetCommitError.errno
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +165,7 @@ class KafkaApis(ApiHandlers):
         self._handlers.update(cluster_admin_handlers(self))
         self._handlers.update(acl_handlers(self))
         self._handlers.update(client_quota_handlers(self))
+        self._handlers.update(transaction_handlers(self))
         for key, local in replica_admin_handlers(self).items():
             self._handlers[key] = self._forwarded_in_a_cluster(local)
         # last: every handler behind its ACL check (engine/broker/api_authorization.py)
@@ -269,22 +281,14 @@ class KafkaApis(ApiHandlers):
     def handle_produce(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        if request.transactional_id is not None:
-            refused = {
-                TopicPartition(t.name, p.index): None
-                for t in request.topic_data
-                for p in t.partition_data
-            }
-            # no transactions here (InitProducerId refuses a transactional id): a transactional
-            # produce is answered as a request this broker does not support
-            self._produce_response(context, respond, refused, error=UNSUPPORTED_VERSION)
-            return
         entries = {
             TopicPartition(t.name, p.index): p.records
             for t in request.topic_data
             for p in t.partition_data
         }
-        if any(first_batch_is_transactional(r) for r in entries.values()):
+        if request.transactional_id is None and any(
+            first_batch_is_transactional(r) for r in entries.values()
+        ):
             # Kafka (RequestUtils.hasTransactionalRecords): transactional batches without a
             # transactional id fail the whole request, before any partition is looked at
             self._produce_response(
@@ -350,7 +354,7 @@ class KafkaApis(ApiHandlers):
             max_wait_ms=request.max_wait_ms,
             min_bytes=min(request.min_bytes, max_bytes),
             max_bytes=max_bytes,
-            isolation=FetchIsolation.HIGH_WATERMARK,
+            isolation=fetch_isolation(request.isolation_level),
             replica_id=request.replica_id,  # >= 0: a follower broker
             client_rack=(request.rack_id or "")
             if version >= 11 and request.replica_id < 0
@@ -367,6 +371,7 @@ class KafkaApis(ApiHandlers):
             for t in request.topics
             for p in t.partitions
         ]
+        fetch_offsets = {p.tp: p.fetch_offset for p in partitions}  # refused ones' too
         refused: list[FetchPartitionData] = []
         if self.authorizer is not None:
             partitions, refused = refused_fetches(
@@ -384,7 +389,13 @@ class KafkaApis(ApiHandlers):
                         last_stable_offset=r.last_stable_offset,
                         log_start_offset=r.log_start_offset,
                         records=r.records,
-                        aborted_transactions=None,
+                        aborted_transactions=aborted_transactions(
+                            self.replica_manager,
+                            r.tp,
+                            fetch_offsets[r.tp],
+                            params.isolation,
+                            r.records,
+                        ),
                         preferred_read_replica=r.preferred_read_replica,
                     )
                 )
@@ -425,6 +436,8 @@ class KafkaApis(ApiHandlers):
                     continue
                 assert partition is not None  # list_offsets_error answered for a missing one
                 timestamp, offset = self._offset_for(partition, p.timestamp)
+                if p.timestamp == LATEST_TIMESTAMP and request.isolation_level == READ_COMMITTED:
+                    offset = partition.log.last_stable_offset
                 partitions.append(
                     partition_class(
                         partition_index=p.partition_index,
@@ -448,8 +461,7 @@ class KafkaApis(ApiHandlers):
         if timestamp == LATEST_TIERED_TIMESTAMP:
             return -1, -1
         if timestamp == LATEST_TIMESTAMP:
-            # read_uncommitted: the high watermark; read_committed: the last stable offset, which
-            # is the same offset without transactions
+            # read_uncommitted: the high watermark (read_committed: the LSO, see the caller)
             return -1, log.high_watermark
         if timestamp == MAX_TIMESTAMP:
             best = max(
@@ -851,16 +863,8 @@ class KafkaApis(ApiHandlers):
     def handle_init_producer_id(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
+        """Idempotent producers (a transactional id goes to transaction_apis.py)."""
         response_class = self._response_class(context)
-        if request.transactional_id is not None:
-            response = response_class(
-                throttle_time_ms=0,
-                error_code=TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                producer_id=-1,
-                producer_epoch=-1,
-            )
-            self._reply(context, respond, response)
-            return
 
         def complete(error: int, producer_id: int) -> None:  # idempotent: a fresh id, epoch 0
             self._reply(
@@ -880,10 +884,15 @@ class KafkaApis(ApiHandlers):
     def handle_find_coordinator(
         self, context: RequestContext, request: ApiMessage, respond: Respond
     ) -> None:
-        """Every group's coordinator is the leader of __consumer_offsets' one partition."""
+        """Every group's coordinator is the leader of __consumer_offsets' one partition, every
+        transactional id's that of __transaction_state's (transaction_apis.py)."""
         response_class = self._response_class(context)
+        if context.api_version >= 1 and request.key_type == TRANSACTION_KEY_TYPE:
+            topic = ensure_transaction_state(self)
+        else:
+            topic = CONSUMER_OFFSETS
         image = self.broker.metadata_cache.image
-        leader = image.leader_of(CONSUMER_OFFSETS, 0)
+        leader = image.leader_of(topic, 0)
         error = NONE if leader is not None else COORDINATOR_NOT_AVAILABLE
         if CONSUMER_OFFSETS not in image.topics and self.broker.cluster is not None:
             # made on first use, as Kafka does, with offsets.topic.replication.factor replicas
@@ -1105,6 +1114,7 @@ class KafkaApis(ApiHandlers):
         response_class = self._response_class(context)
         # v8+ batches groups; before, one group at the top level of both request and response
         batched = context.header.request_api_version >= 8
+        stable = context.header.request_api_version >= 7 and request.require_stable
         if batched:
             group_class = response_class.OffsetFetchResponseGroup
             topic_class = group_class.OffsetFetchResponseTopics
@@ -1120,15 +1130,19 @@ class KafkaApis(ApiHandlers):
             if topics is not None:
                 wanted = [(t.name, index) for t in topics for index in t.partition_indexes]
             found = self.group_coordinator.fetch_offsets(group_id=group_id, partitions=wanted)
+            # v7+: a transaction's offsets not yet committed or aborted are unstable
+            pending = self.group_coordinator.pending_txn_partitions(group_id) if stable else set()
             by_topic: dict[str, list] = {}
             for (topic, index), c in sorted(found.items()):
+                if (topic, index) in pending:  # as Kafka: no offset, UNSTABLE_OFFSET_COMMIT
+                    c = None
                 by_topic.setdefault(topic, []).append(
                     partition_class(
                         partition_index=index,
                         committed_offset=c.offset if c else -1,
                         committed_leader_epoch=c.leader_epoch if c else -1,
                         metadata=c.metadata if c else "",
-                        error_code=NONE,
+                        error_code=UNSTABLE_OFFSET_COMMIT if (topic, index) in pending else NONE,
                     )
                 )
             return [topic_class(name=name, partitions=ps) for name, ps in by_topic.items()]

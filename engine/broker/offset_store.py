@@ -8,8 +8,12 @@ Deleting offsets (OffsetDelete) appends a null value (a tombstone) for each of t
 deleting a group (DeleteGroups) one for each of its keys and one for its group metadata key
 (version 2 · group string), as Kafka's cleanupGroupMetadata writes them. kbench keeps no group
 metadata records (see group_coordinator.py), so replay skips keys of version 2 and above.
+A transaction's commits (TxnOffsetCommit, KIP-98) are the same records in a transactional batch
+of its producer, which count once that producer's COMMIT marker follows them in this log and
+never after an ABORT (engine/broker/transaction_apis.py writes both).
 Replaying the log from its start rebuilds the latest commit per key, which is how a restart
-restores offsets, and forgets what was deleted. The log's own recovery covers crashes: a commit
+restores offsets, and forgets what was deleted; a transaction's commits with no marker yet come
+back pending (pending_txn_offsets). The log's own recovery covers crashes: a commit
 or a deletion is durable as far as its append is.
 """
 
@@ -19,7 +23,9 @@ from collections.abc import Iterable, Iterator
 from engine.broker.group_coordinator import CommittedOffset
 from engine.broker.partition import Partition
 from engine.records import SimpleRecord, build_batch, decode_records, iter_batches
+from engine.records.batch import RecordBatch
 from engine.storage import FetchIsolation
+from engine.storage.producer_state import read_marker
 
 # the topic's settings, as Kafka creates it: offsets.topic.segment.bytes' default
 OFFSETS_TOPIC_CONFIGS = {"segment.bytes": str(100 << 20)}
@@ -31,6 +37,7 @@ _KEY_TAIL = struct.Struct(">i")
 _VALUE_HEAD = struct.Struct(">hqi")
 _VALUE_TAIL = struct.Struct(">q")
 _READ_BYTES = 1 << 20
+_KeyValue = tuple[bytes, bytes | None]
 
 
 def _string(value: str | None) -> bytes:
@@ -87,19 +94,13 @@ class LogOffsetStore:
     def __init__(self, partition: Partition) -> None:
         self.partition = partition
         self._keys: dict[str, set[tuple[str, int]]] = {}  # group -> committed partitions
+        # after load(): producer id -> group -> commits of a transaction with no marker yet
+        self.pending_txn_offsets: dict[int, dict[str, list[CommittedOffset]]] = {}
 
     def store(self, group_id: str, offsets: list[CommittedOffset]) -> None:
         if not offsets:
             return
-        records = [
-            SimpleRecord(
-                encode_value(o),
-                key=encode_key(group_id, o.topic, o.partition),
-                timestamp=o.commit_timestamp_ms,
-            )
-            for o in offsets
-        ]
-        self.partition.append_records_to_leader(build_batch(records), -1)
+        self.partition.append_records_to_leader(build_batch(commit_records(group_id, offsets)), -1)
         self._keys.setdefault(group_id, set()).update((o.topic, o.partition) for o in offsets)
 
     def delete_group(self, group_id: str) -> None:
@@ -122,26 +123,60 @@ class LogOffsetStore:
 
     def load(self) -> Iterable[tuple[str, CommittedOffset]]:
         latest: dict[tuple[str, str, int], CommittedOffset | None] = {}
-        for record in self._records():
-            if _INT16.unpack_from(record.key)[0] >= _GROUP_KEY_VERSION:
-                continue  # group metadata (a deleted group's tombstone)
-            group_id, topic, partition = decode_key(record.key)
-            if record.value is None:
-                latest[group_id, topic, partition] = None
-            else:
-                latest[group_id, topic, partition] = decode_value(topic, partition, record.value)
+        pending: dict[int, list[_KeyValue]] = {}  # producer id -> its open transaction's
+        for batch, records in self._batches():
+            if batch.is_control:  # a transaction's end: its commits count, or go
+                held = pending.pop(batch.producer_id, [])
+                marker = read_marker(batch)
+                records = held if marker is not None and not marker.is_abort else []
+            elif batch.is_transactional:
+                pending.setdefault(batch.producer_id, []).extend(records)
+                continue
+            for record in records:
+                self._replay(record, latest)
+        self.pending_txn_offsets = {}
+        for producer_id, held in pending.items():
+            for key, value in held:
+                group_id, topic, partition = decode_key(key)
+                if value is not None:
+                    self.pending_txn_offsets.setdefault(producer_id, {}).setdefault(
+                        group_id, []
+                    ).append(decode_value(topic, partition, value))
         for (group_id, topic, partition), committed in latest.items():
             if committed is not None:
                 self._keys.setdefault(group_id, set()).add((topic, partition))
                 yield group_id, committed
 
-    def _records(self) -> Iterator:
+    @staticmethod
+    def _replay(
+        record: _KeyValue, latest: dict[tuple[str, str, int], CommittedOffset | None]
+    ) -> None:
+        key, value = record
+        if _INT16.unpack_from(key)[0] >= _GROUP_KEY_VERSION:
+            return  # group metadata (a deleted group's tombstone)
+        group_id, topic, partition = decode_key(key)
+        if value is None:
+            latest[group_id, topic, partition] = None
+        else:
+            latest[group_id, topic, partition] = decode_value(topic, partition, value)
+
+    def _batches(self) -> Iterator[tuple[RecordBatch, list[_KeyValue]]]:
         log = self.partition.log
         offset = log.log_start_offset
         while offset < log.log_end_offset:
             data = log.read(offset, _READ_BYTES, FetchIsolation.LOG_END).read()
             for batch in iter_batches(data):
-                for record in decode_records(batch):
-                    if record.key is not None:
-                        yield record
+                yield batch, [(r.key, r.value) for r in decode_records(batch) if r.key is not None]
                 offset = batch.next_offset
+
+
+def commit_records(group_id: str, offsets: list[CommittedOffset]) -> list[SimpleRecord]:
+    """One record per committed partition (a commit, or a transaction's)."""
+    return [
+        SimpleRecord(
+            encode_value(o),
+            key=encode_key(group_id, o.topic, o.partition),
+            timestamp=o.commit_timestamp_ms,
+        )
+        for o in offsets
+    ]

@@ -394,7 +394,7 @@ class ReplicaManager:
                 request.tp,
                 NONE,
                 high_watermark=log.high_watermark,
-                last_stable_offset=log.high_watermark,  # no transactions: LSO is the HW
+                last_stable_offset=log.last_stable_offset,
                 log_start_offset=log.log_start_offset,
             )
             preferred = self._preferred_read_replica(partition, params, request.fetch_offset)

@@ -48,7 +48,7 @@ from engine.storage.meta_properties import format_log_dir, read_cluster_id
 
 PARTITION_METADATA = "partition.metadata"
 TOPIC_CONFIGS = "topic-configs.json"
-INTERNAL_TOPICS = frozenset({"__consumer_offsets"})
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
 
 log = logging.getLogger(__name__)
 

@@ -68,6 +68,14 @@ from kafka.protocol.admin.topics import (
     ListPartitionReassignmentsRequest,
     ListPartitionReassignmentsResponse,
 )
+from kafka.protocol.admin.transactions import (
+    DescribeProducersRequest,
+    DescribeProducersResponse,
+    DescribeTransactionsRequest,
+    DescribeTransactionsResponse,
+    ListTransactionsRequest,
+    ListTransactionsResponse,
+)
 from kafka.protocol.api_message import ApiMessage
 from kafka.protocol.consumer.fetch import FetchRequest, FetchResponse
 from kafka.protocol.consumer.group import (
@@ -99,7 +107,20 @@ from kafka.protocol.metadata.find_coordinator import (
 )
 from kafka.protocol.metadata.metadata import MetadataRequest, MetadataResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
-from kafka.protocol.producer.transaction import InitProducerIdRequest, InitProducerIdResponse
+from kafka.protocol.producer.transaction import (
+    AddOffsetsToTxnRequest,
+    AddOffsetsToTxnResponse,
+    AddPartitionsToTxnRequest,
+    AddPartitionsToTxnResponse,
+    EndTxnRequest,
+    EndTxnResponse,
+    InitProducerIdRequest,
+    InitProducerIdResponse,
+    TxnOffsetCommitRequest,
+    TxnOffsetCommitResponse,
+    WriteTxnMarkersRequest,
+    WriteTxnMarkersResponse,
+)
 
 from engine.protocol.kraft_messages import (
     AllocateProducerIdsRequest,
@@ -133,6 +154,11 @@ class ApiKeys(IntEnum):
     DELETE_RECORDS = 21
     INIT_PRODUCER_ID = 22
     OFFSET_FOR_LEADER_EPOCH = 23
+    ADD_PARTITIONS_TO_TXN = 24
+    ADD_OFFSETS_TO_TXN = 25
+    END_TXN = 26
+    WRITE_TXN_MARKERS = 27
+    TXN_OFFSET_COMMIT = 28
     DESCRIBE_ACLS = 29
     CREATE_ACLS = 30
     DELETE_ACLS = 31
@@ -152,8 +178,11 @@ class ApiKeys(IntEnum):
     DESCRIBE_QUORUM = 55
     ALTER_PARTITION = 56
     DESCRIBE_CLUSTER = 60
+    DESCRIBE_PRODUCERS = 61
     BROKER_REGISTRATION = 62
     BROKER_HEARTBEAT = 63
+    DESCRIBE_TRANSACTIONS = 65
+    LIST_TRANSACTIONS = 66
     ALLOCATE_PRODUCER_IDS = 67
     DESCRIBE_TOPIC_PARTITIONS = 75
 
@@ -191,6 +220,21 @@ APIS: ApiTable = {
         2,
         4,
     ),
+    # transactions (KIP-98, issue 15): the clients' forms (AddPartitionsToTxn v4+ is the
+    # brokers' batch form, EndTxn v5 and AddPartitionsToTxn v5 transactions v2, KIP-890)
+    ApiKeys.ADD_PARTITIONS_TO_TXN: (AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, 0, 3),
+    ApiKeys.ADD_OFFSETS_TO_TXN: (AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, 0, 3),
+    ApiKeys.END_TXN: (EndTxnRequest, EndTxnResponse, 0, 3),
+    ApiKeys.WRITE_TXN_MARKERS: (WriteTxnMarkersRequest, WriteTxnMarkersResponse, 1, 1),
+    ApiKeys.TXN_OFFSET_COMMIT: (TxnOffsetCommitRequest, TxnOffsetCommitResponse, 0, 3),
+    ApiKeys.DESCRIBE_PRODUCERS: (DescribeProducersRequest, DescribeProducersResponse, 0, 0),
+    ApiKeys.DESCRIBE_TRANSACTIONS: (
+        DescribeTransactionsRequest,
+        DescribeTransactionsResponse,
+        0,
+        0,
+    ),
+    ApiKeys.LIST_TRANSACTIONS: (ListTransactionsRequest, ListTransactionsResponse, 0, 1),
     # SECURITY_DISABLED without an authorizer (Kafka 4.0's ranges)
     ApiKeys.DESCRIBE_ACLS: (DescribeAclsRequest, DescribeAclsResponse, 1, 3),
     ApiKeys.CREATE_ACLS: (CreateAclsRequest, CreateAclsResponse, 1, 3),

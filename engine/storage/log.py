@@ -34,10 +34,10 @@ from engine.errors import (
     RecordListTooLargeError,
     RecordTooLargeError,
 )
-from engine.records.batch import LOG_OVERHEAD, RecordBatch, iter_batches
+from engine.records.batch import LOG_OVERHEAD, NO_SEQUENCE, RecordBatch, iter_batches
 from engine.storage.config import LogConfig
 from engine.storage.file_handles import FileHandleCache
-from engine.storage.file_records import FileSlice
+from engine.storage.file_records import FileSlice, read_batches
 from engine.storage.leader_epoch_cache import LeaderEpochFileCache
 from engine.storage.log_flusher import LogFlusher
 from engine.storage.log_segment import (
@@ -48,7 +48,8 @@ from engine.storage.log_segment import (
     LogSegment,
     SegmentRecovery,
 )
-from engine.storage.producer_state import BatchMetadata, ProducerStateManager
+from engine.storage.producer_state import BatchMetadata, ProducerStateManager, read_marker
+from engine.storage.transaction_index import AbortedTxn, TransactionIndexes
 
 _TEMPORARY_SUFFIXES = (DELETED_SUFFIX, ".cleaned", ".swap", ".tmp")
 
@@ -66,6 +67,7 @@ def wall_clock_ms() -> int:
 class FetchIsolation(Enum):
     LOG_END = "log_end"  # followers and tools: everything appended
     HIGH_WATERMARK = "high_watermark"  # consumers: only what is committed
+    TXN_COMMITTED = "txn_committed"  # read_committed consumers: below the last stable offset
 
 
 @dataclass(slots=True)
@@ -149,6 +151,8 @@ class Log:
         self._unflushed_messages = 0
         self._last_flush_ms = self._time_ms()
         self.producer_state = ProducerStateManager(directory)
+        # aborted transactions (.txnindex), kept with the producer state they come from
+        self.txn_indexes = TransactionIndexes(directory, None if new else self._base_offsets)
         if not new:
             self._rebuild_producer_state()
         self.leader_epoch_cache = LeaderEpochFileCache(directory)
@@ -267,6 +271,19 @@ class Log:
     @property
     def high_watermark(self) -> int:
         return self._high_watermark
+
+    @property
+    def last_stable_offset(self) -> int:
+        """The first offset of the earliest transaction not yet complete and replicated, at most
+        the high watermark: what read_committed consumers may read below (Kafka's LSO)."""
+        first = self.producer_state.first_unstable_offset(self._high_watermark)
+        return self._high_watermark if first is None else min(first, self._high_watermark)
+
+    def collect_aborted_transactions(self, fetch_offset: int, upper_bound: int) -> list[AbortedTxn]:
+        """The aborted transactions with records in [fetch_offset, upper_bound), for a
+        read_committed fetch (from the .txnindex files)."""
+        from_base = self._segments[self._segment_index(fetch_offset)].base_offset
+        return self.txn_indexes.collect(from_base, fetch_offset, upper_bound)
 
     def update_high_watermark(self, offset: int) -> int:
         """Set the high watermark, clamped to [log start offset, log end offset]."""
@@ -443,6 +460,7 @@ class Log:
         self.log_start_offset = offset
         self.leader_epoch_cache.clear()
         self.producer_state.truncate_fully_and_start_at(offset)
+        self.txn_indexes.clear()
         self._after_truncation()
 
     def _retire(self, segment: LogSegment) -> None:
@@ -467,6 +485,14 @@ class Log:
             producer_id = batch.producer_id
             if producer_id < 0:
                 continue
+            if batch.is_control:  # a transaction marker: no sequence, epochs checked
+                self.producer_state.check_marker(
+                    producer_id, batch.producer_epoch, read_marker(batch)
+                )
+                continue
+            if batch.base_sequence == NO_SEQUENCE:  # a coordinator's (a client's has one)
+                self.producer_state.check_marker(producer_id, batch.producer_epoch, None)
+                continue
             earlier = in_request.get(producer_id)
             if earlier is None:
                 duplicate = self.producer_state.check(
@@ -482,40 +508,47 @@ class Log:
         return None
 
     def _update_producer_state(self, batches: list[RecordBatch]) -> None:
-        state = self.producer_state
         for batch in batches:
             if batch.producer_id >= 0:
-                state.update(
-                    batch.producer_id,
-                    batch.producer_epoch,
-                    batch.base_sequence,
-                    batch.last_sequence,
-                    batch.last_offset,
-                    batch.last_offset - batch.base_offset,
-                    batch.max_timestamp,
-                )
-        state.map_end_offset = self.log_end_offset
+                segment = self._segments[self._segment_index(batch.base_offset)]
+                self._update_producer_batch(batch, segment.base_offset)
+        self.producer_state.map_end_offset = self.log_end_offset
+
+    def _update_producer_batch(self, batch: RecordBatch, segment_base: int) -> None:
+        """One producer's batch into the producer state; an aborted transaction's marker adds
+        its entry to the .txnindex of the segment holding the marker."""
+        state = self.producer_state
+        completed = state.update_batch(batch)
+        if completed is None:
+            return
+        if completed.is_aborted:
+            self.txn_indexes.append(
+                segment_base,
+                AbortedTxn(
+                    completed.producer_id,
+                    completed.first_offset,
+                    completed.last_offset,
+                    state.last_stable_offset_after(completed),
+                ),
+            )
+        state.complete_txn(completed, self._high_watermark)
 
     def _rebuild_producer_state(self) -> None:
         """From the newest snapshot at or below the log end, then the batches after it."""
         state = self.producer_state
-        state.load_latest_snapshot(self.log_end_offset)
+        # a torn .txnindex is rebuilt from the snapshot at or below its segment
+        torn = self.txn_indexes.first_torn_base
+        state.load_latest_snapshot(self.log_end_offset if torn is None else torn)
         start = max(state.map_end_offset, self.log_start_offset)
+        self.txn_indexes.truncate_to(start)  # the replay writes these entries again
         for segment in self._segments[self._segment_index(start) :]:
             header = segment.translate_offset(start)
             if header is None:
                 continue
-            for batch in segment.batches(header.position):
-                if batch.producer_id >= 0:
-                    state.update(
-                        batch.producer_id,
-                        batch.producer_epoch,
-                        batch.base_sequence,
-                        (batch.base_sequence + batch.last_offset - batch.base_offset) % (1 << 31),
-                        batch.last_offset,
-                        batch.last_offset - batch.base_offset,
-                        batch.max_timestamp,
-                    )
+            with segment.log.pinned() as fd:  # whole batches: markers are read, too
+                for _, batch in read_batches(fd, segment.log.size, header.position):
+                    if batch.producer_id >= 0:
+                        self._update_producer_batch(batch, segment.base_offset)
         state.map_end_offset = self.log_end_offset
 
     def _analyze_and_validate(self, view: memoryview) -> tuple[list[RecordBatch], int]:
@@ -568,7 +601,9 @@ class Log:
             self.producer_state.take_snapshot()
         else:
             snapshot = self.producer_state.take_snapshot(sync=False)
-            self._flush_in_background(segment.base_offset, [snapshot] if snapshot else [])
+            txn_index = self.txn_indexes.path(active.base_offset)
+            paths = [p for p in (snapshot, txn_index) if p is not None]
+            self._flush_in_background(segment.base_offset, paths)
         return segment
 
     def report_storage_error(self, action: str, exc: Exception) -> None:
@@ -609,6 +644,11 @@ class Log:
         if isolation is FetchIsolation.HIGH_WATERMARK:
             end_offset = self._high_watermark
             end_segment, end_position = self._high_watermark_metadata()
+        elif isolation is FetchIsolation.TXN_COMMITTED:
+            end_offset = self.last_stable_offset
+            end_segment = self._segments[self._segment_index(end_offset)]
+            header = end_segment.translate_offset(end_offset)
+            end_position = end_segment.size if header is None else header.position
         else:
             end_offset = self.log_end_offset
             end_segment, end_position = self.active_segment, self.active_segment.size
@@ -754,6 +794,7 @@ class Log:
             self._segments.pop(0)
             self._base_offsets.pop(0)
             segment.mark_deleted()
+            self.txn_indexes.delete(segment.base_offset)
             self._pending_deletes.append(
                 (self._time_ms() + self.config.file_delete_delay_ms, segment)
             )

@@ -1,14 +1,25 @@
-"""ProducerStateManager: per-partition state of idempotent producers, and its snapshot files.
+"""ProducerStateManager: per-partition state of idempotent and transactional producers, and its
+snapshot files.
 
 For every producer id the log remembers its epoch and its last few batches (first and last
 sequence, last offset), so a retried batch is answered with its original offset instead of being
 appended twice, and a gap in the sequence is refused (OUT_OF_ORDER_SEQUENCE_NUMBER).
 
+Transactions (KIP-98): a producer's first transactional batch opens its ongoing transaction at
+that batch's offset; a control batch (a COMMIT or ABORT marker, written by the transaction
+coordinator with WriteTxnMarkers) completes it. The first offset of the earliest transaction not
+yet complete, or complete but whose marker is not yet under the high watermark, bounds the last
+stable offset (LSO): read_committed consumers read below it only. A marker's epoch may not be
+older than the producer's (INVALID_PRODUCER_EPOCH), nor its coordinator epoch older than the
+last marker's (a fenced coordinator); a newer epoch is the producer's from then on (a fenced
+zombie's later batches are refused).
+
 Snapshot file `<20-digit offset>.snapshot` in the partition directory, Kafka's version-1 layout,
 big-endian: version int16 (1), crc uint32 (CRC-32C of everything after it), entry count int32,
 then per producer: producerId int64, producerEpoch int16, lastSequence int32, lastOffset int64,
 offsetDelta int32 (lastOffset - firstOffset of its last batch), timestamp int64,
-coordinatorEpoch int32, currentTxnFirstOffset int64 (-1).
+coordinatorEpoch int32, currentTxnFirstOffset int64 (-1: no ongoing transaction). A producer
+known only from a marker has lastSequence -1 and lastOffset -1.
 The state holds every batch below the offset in the file name.
 
 A snapshot is written only when the state has moved past the newest one (as Kafka's
@@ -27,8 +38,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from crc32c import crc32c
+from kafka.errors import TransactionCoordinatorFencedError
 
-from engine.errors import InvalidProducerEpochError, OutOfOrderSequenceError
+from engine.errors import InvalidProducerEpochError, KafkaError, OutOfOrderSequenceError
+from engine.records.batch import RecordBatch
+from engine.records.record import decode_records
+from engine.records.validator import CONTROL_TYPE_ABORT, control_record_problem
 
 SNAPSHOT_SUFFIX = ".snapshot"
 _VERSION = 1
@@ -36,6 +51,41 @@ _HEADER = struct.Struct(">hIi")  # version, crc, entry count
 _ENTRY = struct.Struct(">qhiqiqiq")
 _BATCHES_KEPT = 5  # Kafka's NUM_BATCHES_TO_RETAIN: at most 5 requests in flight per producer
 _SEQUENCE_LIMIT = 1 << 31
+
+
+class CoordinatorFencedError(KafkaError):
+    error_code = TransactionCoordinatorFencedError.errno
+
+
+@dataclass(frozen=True, slots=True)
+class CompletedTxn:
+    """A transaction a marker ended: its records span [first_offset, last_offset], the marker
+    being last_offset."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    is_aborted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EndTxnMarker:
+    """A control batch's record: ABORT or COMMIT, and the coordinator epoch that wrote it."""
+
+    is_abort: bool
+    coordinator_epoch: int
+
+
+def read_marker(batch: RecordBatch) -> EndTxnMarker | None:
+    """The transaction marker a control batch holds, or None when it holds none."""
+    for record in decode_records(batch):
+        if control_record_problem(record.key, record.value) is not None:
+            return None
+        assert record.key is not None and record.value is not None  # checked just above
+        control_type = struct.unpack_from(">h", record.key, 2)[0]
+        (coordinator_epoch,) = struct.unpack_from(">i", record.value, 2)
+        return EndTxnMarker(control_type == CONTROL_TYPE_ABORT, coordinator_epoch)
+    return None
 
 
 @dataclass(slots=True)
@@ -51,11 +101,16 @@ class BatchMetadata:
         return self.last_offset - self.offset_delta
 
 
+_NO_BATCH = BatchMetadata(-1, -1, -1, 0, -1)  # a snapshot's entry of a producer seen by a marker
+
+
 @dataclass(slots=True)
 class ProducerStateEntry:
     producer_id: int
     producer_epoch: int
     batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=_BATCHES_KEPT))
+    coordinator_epoch: int = -1
+    current_txn_first_offset: int = -1  # -1: no ongoing transaction
 
     @property
     def last_sequence(self) -> int:
@@ -76,6 +131,9 @@ class ProducerStateManager:
         self.directory = directory
         self.producers: dict[int, ProducerStateEntry] = {}
         self.map_end_offset = 0  # every batch below this offset is reflected in the state
+        self.ongoing_txns: dict[int, int] = {}  # producer id -> first offset of its transaction
+        # transactions complete, until the high watermark passes their markers
+        self._unreplicated_txns: list[CompletedTxn] = []
         self._last_snapshot_offset: int | None = None  # None: not known to be on disk
 
     # -- the produce path ---------------------------------------------------------------------
@@ -123,12 +181,97 @@ class ProducerStateManager:
         timestamp: int,
     ) -> None:
         """Record an appended batch (offsets assigned)."""
-        entry = self.producers.get(producer_id)
-        if entry is None or epoch != entry.producer_epoch:
-            entry = self.producers[producer_id] = ProducerStateEntry(producer_id, epoch)
+        entry = self._entry(producer_id, epoch)
         entry.batches.append(
             BatchMetadata(first_sequence, last_sequence, last_offset, offset_delta, timestamp)
         )
+
+    def _entry(self, producer_id: int, epoch: int) -> ProducerStateEntry:
+        """The producer's entry in epoch: a new epoch starts its sequences again (an ongoing
+        transaction stays until its marker)."""
+        entry = self.producers.get(producer_id)
+        if entry is None or epoch != entry.producer_epoch:
+            new = ProducerStateEntry(producer_id, epoch)
+            if entry is not None:
+                new.coordinator_epoch = entry.coordinator_epoch
+                new.current_txn_first_offset = entry.current_txn_first_offset
+            entry = self.producers[producer_id] = new
+        return entry
+
+    # -- transactions ---------------------------------------------------------------------------
+    def check_marker(self, producer_id: int, epoch: int, marker: EndTxnMarker | None) -> None:
+        """Kafka's appendEndTxnMarker checks: the producer's epoch and the coordinator's."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return
+        if epoch < entry.producer_epoch:
+            raise InvalidProducerEpochError(
+                f"marker of producer {producer_id} in epoch {epoch}, older than "
+                f"{entry.producer_epoch}"
+            )
+        # -1: an admin's abort (Admin.abortTransaction), which no coordinator wrote
+        if marker is not None and 0 <= marker.coordinator_epoch < entry.coordinator_epoch:
+            raise CoordinatorFencedError(
+                f"marker of producer {producer_id} from coordinator epoch "
+                f"{marker.coordinator_epoch}, older than {entry.coordinator_epoch}"
+            )
+
+    def update_batch(self, batch: RecordBatch) -> CompletedTxn | None:
+        """Record an appended batch of a producer (offsets assigned); a marker returns the
+        transaction it completed (None if that producer had none ongoing here)."""
+        producer_id = batch.producer_id
+        if batch.is_control:
+            marker = read_marker(batch)
+            entry = self._entry(producer_id, batch.producer_epoch)
+            if marker is None:
+                return None
+            if marker.coordinator_epoch >= 0:  # not an admin's abort
+                entry.coordinator_epoch = marker.coordinator_epoch
+            first = entry.current_txn_first_offset
+            entry.current_txn_first_offset = -1
+            self.ongoing_txns.pop(producer_id, None)
+            if first < 0:
+                return None
+            return CompletedTxn(producer_id, first, batch.base_offset, marker.is_abort)
+        self.update(
+            producer_id,
+            batch.producer_epoch,
+            batch.base_sequence,
+            batch.last_sequence,
+            batch.last_offset,
+            batch.last_offset - batch.base_offset,
+            batch.max_timestamp,
+        )
+        if batch.is_transactional:
+            entry = self.producers[producer_id]
+            if entry.current_txn_first_offset < 0:
+                entry.current_txn_first_offset = batch.base_offset
+                self.ongoing_txns[producer_id] = batch.base_offset
+        return None
+
+    def last_stable_offset_after(self, completed: CompletedTxn) -> int:
+        """The LSO once completed is done (the aborted transactions index records it): the
+        first offset of the earliest other ongoing transaction, else past the marker."""
+        others = (o for p, o in self.ongoing_txns.items() if p != completed.producer_id)
+        return min(others, default=completed.last_offset + 1)
+
+    def complete_txn(self, completed: CompletedTxn, high_watermark: int) -> None:
+        """A marker was appended: its transaction holds the LSO back until replicated."""
+        if completed.last_offset >= high_watermark:
+            self._unreplicated_txns.append(completed)
+
+    def first_unstable_offset(self, high_watermark: int) -> int | None:
+        """The first offset of the earliest transaction not stable under high_watermark, or
+        None (then the high watermark is the LSO)."""
+        if self._unreplicated_txns:
+            self._unreplicated_txns = [
+                t for t in self._unreplicated_txns if t.last_offset >= high_watermark
+            ]
+        first = min(self.ongoing_txns.values(), default=None)
+        for txn in self._unreplicated_txns:
+            if first is None or txn.first_offset < first:
+                first = txn.first_offset
+        return first
 
     # -- snapshots ----------------------------------------------------------------------------
     def snapshot_offsets(self) -> list[int]:
@@ -158,12 +301,11 @@ class ProducerStateManager:
                 last.last_offset,
                 last.offset_delta,
                 last.timestamp,
-                -1,
-                -1,
+                e.coordinator_epoch,
+                e.current_txn_first_offset,
             )
             for e in self.producers.values()
-            if e.batches
-            for last in (e.batches[-1],)
+            for last in (e.batches[-1] if e.batches else _NO_BATCH,)
         )
         body = struct.pack(">i", len(entries) // _ENTRY.size) + entries
         data = struct.pack(">hI", _VERSION, crc32c(body)) + body
@@ -180,7 +322,7 @@ class ProducerStateManager:
     def load_latest_snapshot(self, max_offset: int) -> None:
         """Load the newest readable snapshot at or below max_offset; drop newer ones (they
         describe offsets the log no longer has) and corrupt ones."""
-        self.producers.clear()
+        self._clear()
         self.map_end_offset = 0
         self._last_snapshot_offset = None
         for offset in reversed(self.snapshot_offsets()):
@@ -192,9 +334,16 @@ class ProducerStateManager:
             if entries is None:
                 os.unlink(path)
                 continue
-            for producer_id, epoch, last_seq, last_offset, delta, timestamp in entries:
-                first_seq = max(last_seq - delta, 0)
-                self.update(producer_id, epoch, first_seq, last_seq, last_offset, delta, timestamp)
+            for producer_id, epoch, last_seq, last_offset, delta, timestamp, coord, txn in entries:
+                entry = self._entry(producer_id, epoch)
+                if last_offset >= 0:
+                    first_seq = max(last_seq - delta, 0)
+                    self.update(
+                        producer_id, epoch, first_seq, last_seq, last_offset, delta, timestamp
+                    )
+                entry.coordinator_epoch, entry.current_txn_first_offset = coord, txn
+                if txn >= 0:
+                    self.ongoing_txns[producer_id] = txn
             self.map_end_offset = self._last_snapshot_offset = offset
             return
 
@@ -202,9 +351,14 @@ class ProducerStateManager:
         """The log was emptied to start again at offset: no producer and no snapshot stays."""
         for old in self.snapshot_offsets():
             os.unlink(self._snapshot_path(old))
-        self.producers.clear()
+        self._clear()
         self.map_end_offset = offset
         self._last_snapshot_offset = None
+
+    def _clear(self) -> None:
+        self.producers.clear()
+        self.ongoing_txns.clear()
+        self._unreplicated_txns.clear()
 
     def delete_snapshots_below(self, offset: int) -> None:
         """Retention: snapshots below the log start describe deleted segments (keep the newest)."""
@@ -214,7 +368,9 @@ class ProducerStateManager:
                 os.unlink(self._snapshot_path(old))
 
 
-def _read_snapshot(path: str) -> Iterable[tuple[int, int, int, int, int, int]] | None:
+def _read_snapshot(
+    path: str,
+) -> Iterable[tuple[int, int, int, int, int, int, int, int]] | None:
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < _HEADER.size:
@@ -223,4 +379,4 @@ def _read_snapshot(path: str) -> Iterable[tuple[int, int, int, int, int, int]] |
     body = memoryview(data)[6:]
     if version != _VERSION or crc32c(body) != crc or len(body) != 4 + count * _ENTRY.size:
         return None
-    return [entry[:6] for entry in _ENTRY.iter_unpack(body[4:])]
+    return list(_ENTRY.iter_unpack(body[4:]))

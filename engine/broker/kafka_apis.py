@@ -8,6 +8,7 @@ is answered with nothing, which `respond(None)` says.
 
 import dataclasses
 import logging
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -22,6 +23,7 @@ from engine.broker.cluster_admin import GROUP_OPERATIONS, cluster_admin_handlers
 from engine.broker.config import KafkaConfig
 from engine.broker.config_admin import DELETE, ConfigAlterError, altered_configs, request_ops
 from engine.broker.dynamic_config import CLUSTER_DEFAULT
+from engine.broker.fetch_session import FetchManager
 
 if TYPE_CHECKING:
     from engine.broker.broker_server import BrokerServer
@@ -37,7 +39,6 @@ from engine.broker.partition import Partition
 from engine.broker.replica_admin import replica_admin_handlers
 from engine.broker.replica_manager import (
     FetchParams,
-    FetchPartition,
     FetchPartitionData,
     ProduceResult,
 )
@@ -72,11 +73,7 @@ from engine.errors import (
 from engine.metadata.image import CONSUMER_OFFSETS, NO_LEADER, ClusterImage
 from engine.protocol.apis import APIS, ApiKeys, ApiTable
 from engine.protocol.codec import encode_error_frame
-from engine.protocol.fetch_response import (
-    FetchPartitionResponse,
-    FetchTopicResponse,
-    encode_fetch_response,
-)
+from engine.protocol.fetch_response import encode_fetch_response
 from engine.protocol.produce_response import (
     PartitionProduceResponse,
     encode_produce_response,
@@ -117,6 +114,11 @@ class KafkaApis(ApiHandlers):
         self.topics = broker.topics
         self.replica_manager = broker.replica_manager
         self.producer_ids = broker.producer_ids
+        self.fetch_manager = FetchManager(
+            broker.config.max_incremental_fetch_session_cache_slots,
+            broker.config.min_incremental_fetch_session_eviction_ms,
+            broker.time_ms,
+        )
         self._handlers |= {
             ApiKeys.METADATA: self.handle_metadata,
             ApiKeys.PRODUCE: self.handle_produce,
@@ -319,55 +321,38 @@ class KafkaApis(ApiHandlers):
     # -- Fetch ----------------------------------------------------------------------------------
     def handle_fetch(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
         version = context.header.request_api_version
+        if version < 15:
+            replica_id = request.replica_id
+        else:  # v15+: a tagged ReplicaState, absent for a consumer (KIP-903)
+            replica_id = -1 if request.replica_state is None else request.replica_state.replica_id
         params = FetchParams(
             max_wait_ms=request.max_wait_ms,
             min_bytes=request.min_bytes,
             max_bytes=request.max_bytes,
             isolation=FetchIsolation.HIGH_WATERMARK,
-            replica_id=request.replica_id,  # >= 0: a follower broker
-            client_rack=(request.rack_id or "")
-            if version >= 11 and request.replica_id < 0
-            else None,
+            replica_id=replica_id,  # >= 0: a follower broker
+            client_rack=(request.rack_id or "") if version >= 11 and replica_id < 0 else None,
         )
-        partitions = [
-            FetchPartition(
-                TopicPartition(t.topic, p.partition),
-                p.fetch_offset,
-                p.partition_max_bytes,
-                p.current_leader_epoch if version >= 9 else -1,
-                p.log_start_offset,
-            )
-            for t in request.topics
-            for p in t.partitions
-        ]
+        # a fetch session (KIP-227) says which partitions are read and which are answered
+        fetch_context = self.fetch_manager.new_context(
+            version, request, replica_id >= 0, self._topic_names_by_id
+        )
 
         def complete(results: list[FetchPartitionData]) -> None:
-            topics: dict[str, list[FetchPartitionResponse]] = {}
-            for r in results:
-                topics.setdefault(r.tp.topic, []).append(
-                    FetchPartitionResponse(
-                        partition_index=r.tp.partition,
-                        error_code=r.error_code,
-                        high_watermark=r.high_watermark,
-                        last_stable_offset=r.last_stable_offset,
-                        log_start_offset=r.log_start_offset,
-                        records=r.records,
-                        aborted_transactions=None,
-                        preferred_read_replica=r.preferred_read_replica,
-                    )
-                )
+            error, session_id, topics = fetch_context.response(results)
             respond(
                 encode_fetch_response(
-                    version,
-                    context.header.correlation_id,
-                    throttle_time_ms=0,
-                    error_code=NONE,
-                    session_id=0,  # no fetch sessions: every fetch is a full one
-                    topics=[FetchTopicResponse(name, parts) for name, parts in topics.items()],
+                    version, context.header.correlation_id, 0, error, session_id, topics
                 )
             )
 
-        self.replica_manager.fetch_messages(params, partitions, complete)
+        if fetch_context.error != NONE:
+            complete([])
+        else:
+            self.replica_manager.fetch_messages(params, fetch_context.partitions, complete)
+
+    def _topic_names_by_id(self) -> Mapping[uuid.UUID, str]:
+        return {t.topic_id: name for name, t in self.broker.metadata_cache.image.topics.items()}
 
     # -- ListOffsets ----------------------------------------------------------------------------
     def handle_list_offsets(

@@ -45,6 +45,7 @@ from kafka.errors import (
 from engine.broker.replica_manager import FetchPartition, FetchPartitionData
 from engine.common import TopicPartition
 from engine.errors import NONE, UNKNOWN_TOPIC_ID
+from engine.metadata.image import ClusterImage
 from engine.protocol.fetch_response import FetchPartitionResponse, FetchTopicResponse
 
 FETCH_SESSION_ID_NOT_FOUND = FetchSessionIdNotFoundError.errno
@@ -56,6 +57,7 @@ INITIAL_EPOCH = 0  # a full fetch that opens a session
 FINAL_EPOCH = -1  # a full fetch that opens none (closing the one named)
 MAX_EPOCH = 2**31 - 1
 FIRST_TOPIC_ID_VERSION = 13  # Fetch v13+ names topics by id (KIP-516)
+ZERO_UUID = uuid.UUID(int=0)  # no topic id (kafka-python decodes it as None)
 
 _ERROR_NAMES = {
     FETCH_SESSION_ID_NOT_FOUND: "FETCH_SESSION_ID_NOT_FOUND",
@@ -417,16 +419,21 @@ class FetchManager:
         self.stats = FetchSessionStats(session_errors={})
         self.cache = FetchSessionCache(max_slots, eviction_ms, self.stats)
         self.time_ms = time_ms
+        self._names_image: ClusterImage | None = None
+        self._names_by_id: dict[uuid.UUID, str] = {}
+
+    def _names(self, image: ClusterImage) -> Mapping[uuid.UUID, str]:
+        """Topic names by id in `image`, built again only when the image changes."""
+        if image is not self._names_image:
+            self._names_by_id = {t.topic_id: name for name, t in image.topics.items()}
+            self._names_image = image
+        return self._names_by_id
 
     def new_context(
-        self,
-        version: int,
-        request: Any,
-        is_follower: bool,
-        names_by_id: Callable[[], Mapping[uuid.UUID, str]],
+        self, version: int, request: Any, is_follower: bool, image: ClusterImage
     ) -> FetchContext:
-        """The context of a decoded FetchRequest of `version`; `names_by_id` gives the topic
-        names by id (asked for v13+ only)."""
+        """The context of a decoded FetchRequest of `version`; v13+ topic ids are resolved in
+        the cluster image."""
         session_id, epoch = request.session_id, request.session_epoch  # v4-v6: 0, -1
         stats = self.stats
         if epoch in (FINAL_EPOCH, INITIAL_EPOCH):
@@ -442,16 +449,17 @@ class FetchManager:
                     for p in t.partitions
                 ]
             else:
-                names = names_by_id()
+                names = self._names(image)
                 partitions, topic_ids = [], []
                 for t in request.topics:
-                    name = names.get(t.topic_id)
+                    topic_id = t.topic_id or ZERO_UUID
+                    name = names.get(topic_id)
                     for p in t.partitions:
                         if name is None:
-                            unknown.append((t.topic_id, p.partition))
+                            unknown.append((topic_id, p.partition))
                         else:
                             partitions.append(_fetch_partition(p, name, version))
-                            topic_ids.append(t.topic_id)
+                            topic_ids.append(topic_id)
             if epoch == FINAL_EPOCH:
                 return SessionlessFetchContext(partitions, topic_ids, unknown)
             return FullFetchContext(self, is_follower, partitions, topic_ids, unknown)
@@ -471,7 +479,7 @@ class FetchManager:
             stats.session_errors[name] = stats.session_errors.get(name, 0) + 1
             return SessionErrorContext(error)
         assert session is not None
-        names = names_by_id() if uses_topic_ids else {}
+        names = self._names(image) if uses_topic_ids else {}
         _update(session, request, version, names)
         if not session.partitions:  # every partition forgotten: the session ends
             self.cache.remove(session.id)
@@ -500,19 +508,18 @@ def _update(
     partitions = session.partitions
     by_id = session.uses_topic_ids
     for t in request.topics:
-        name = names.get(t.topic_id, "") if by_id else t.topic
-        topic_key = t.topic_id if by_id else t.topic
+        topic_id = (t.topic_id or ZERO_UUID) if by_id else None
+        name = names.get(topic_id, "") if topic_id is not None else t.topic
+        topic_key = t.topic if topic_id is None else topic_id
         for p in t.partitions:
             fetch = _fetch_partition(p, name, version)
             cached = partitions.get((topic_key, p.partition))
             if cached is None:
-                partitions[(topic_key, p.partition)] = CachedPartition(
-                    fetch, t.topic_id if by_id else None
-                )
+                partitions[(topic_key, p.partition)] = CachedPartition(fetch, topic_id)
             else:
                 cached.request = fetch
     for t in request.forgotten_topics_data:
-        topic_key = t.topic_id if by_id else t.topic
+        topic_key = (t.topic_id or ZERO_UUID) if by_id else t.topic
         for index in t.partitions:
             partitions.pop((topic_key, index), None)
 

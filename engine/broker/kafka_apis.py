@@ -8,7 +8,6 @@ is answered with nothing, which `respond(None)` says.
 
 import dataclasses
 import logging
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING
@@ -335,7 +334,7 @@ class KafkaApis(ApiHandlers):
         )
         # a fetch session (KIP-227) says which partitions are read and which are answered
         fetch_context = self.fetch_manager.new_context(
-            version, request, replica_id >= 0, self._topic_names_by_id
+            version, request, replica_id >= 0, self.broker.metadata_cache.image
         )
 
         def complete(results: list[FetchPartitionData]) -> None:
@@ -350,9 +349,6 @@ class KafkaApis(ApiHandlers):
             complete([])
         else:
             self.replica_manager.fetch_messages(params, fetch_context.partitions, complete)
-
-    def _topic_names_by_id(self) -> Mapping[uuid.UUID, str]:
-        return {t.topic_id: name for name, t in self.broker.metadata_cache.image.topics.items()}
 
     # -- ListOffsets ----------------------------------------------------------------------------
     def handle_list_offsets(

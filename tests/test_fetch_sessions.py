@@ -30,6 +30,8 @@ from engine.broker.replica_manager import FetchPartition
 from engine.common import TopicPartition as EngineTopicPartition
 from engine.errors import NONE, UNKNOWN_TOPIC_ID
 from engine.protocol.client import decode_response, encode_request, read_frame
+from scenarios.clients.local_broker import LocalCluster
+from tests.cluster_support import CLUSTER_SETTINGS, wait_until
 from tests.conftest import broker_process
 
 PARTITIONS = 200
@@ -381,3 +383,45 @@ def test_a_stale_session_goes_first():
     newcomer = open_session(cache, 1_001, size=1)
     assert newcomer != 0 and follower not in cache.sessions
     assert (stats.sessions_evicted, stats.not_created) == (1, 1)
+
+
+# -- a cluster: followers fetch in sessions too ---------------------------------------------------
+
+
+def test_a_cluster_replicates_and_serves_consumers_in_fetch_sessions(tmp_path):
+    """Three brokers and a controller: every follower fetches from each leader in a fetch
+    session (privileged, as Kafka's replica fetchers), acks=all records all reach every replica,
+    and a kafka-python consumer reads them all back through its own sessions with the leaders."""
+    with LocalCluster(str(tmp_path), 3, CLUSTER_SETTINGS) as cluster:
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        admin.create_topics([NewTopic("replicated", 12, 3)])["replicated"].result(timeout=30)
+        producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+        for value in range(1_200):
+            producer.produce("replicated", str(value).encode(), partition=value % 12)
+        assert producer.flush(30) == 0
+
+        consumer = kafka_python_consumer(cluster.bootstrap, "replicated", 12)
+        seen: list[int] = []
+        try:
+            drain(consumer, 1_200, seen)
+        finally:
+            consumer.close()
+        assert (len(seen), sum(seen)) == (1_200, sum(range(1_200)))
+
+        def replicated() -> bool:
+            ends = {}
+            for broker in cluster.brokers.values():
+                with urllib.request.urlopen(f"http://{broker.bootstrap}/stats") as f:
+                    partitions = json.loads(f.read())["partitions"]
+                for name, p in partitions.items():
+                    if name.startswith("replicated-"):
+                        ends.setdefault(name, set()).add((p["log_end_offset"], p["high_watermark"]))
+            return len(ends) == 12 and all(e == {(100, 100)} for e in ends.values())
+
+        wait_until(replicated, what="every replica holding its 100 records")
+        for broker in cluster.brokers.values():
+            sessions = stats(broker)
+            # each broker leads some partitions: the two others follow it in one session each
+            assert sessions["incremental_fetches"] > 0
+            assert sessions["sessions"] >= 2
+            assert not sessions["session_errors"]

@@ -2,13 +2,16 @@
 (its FetchSessionHandler; the broker's /stats count it), librdkafka, which has no fetch
 sessions, keeps fetching sessionless (session 0, epoch -1), nothing is lost when sessions evict
 each other, and the session errors Kafka returns, on the wire through the engine's own
-protocol client; the cache's eviction rule against a clock the test moves."""
+protocol client; a cluster's followers replicating in sessions; the cache's eviction rule
+against a clock the test moves, and a follower's side of a session, sans I/O."""
 
 import json
 import socket
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from dataclasses import replace
+from types import SimpleNamespace
 
 import pytest
 from confluent_kafka import Consumer, Producer
@@ -26,10 +29,11 @@ from engine.broker.fetch_session import (
     FetchSessionCache,
     FetchSessionStats,
 )
+from engine.broker.fetch_session_handler import FetchSessionHandler
 from engine.broker.replica_manager import FetchPartition
 from engine.common import TopicPartition as EngineTopicPartition
 from engine.errors import NONE, UNKNOWN_TOPIC_ID
-from engine.protocol.client import decode_response, encode_request, read_frame
+from engine.protocol.client import FetchPosition, decode_response, encode_request, read_frame
 from scenarios.clients.local_broker import LocalCluster
 from tests.cluster_support import CLUSTER_SETTINGS, wait_until
 from tests.conftest import broker_process
@@ -425,3 +429,25 @@ def test_a_cluster_replicates_and_serves_consumers_in_fetch_sessions(tmp_path):
             assert sessions["incremental_fetches"] > 0
             assert sessions["sessions"] >= 2
             assert not sessions["session_errors"]
+
+
+def test_a_followers_session_sends_only_what_moved():
+    handler = FetchSessionHandler()
+    a, b = FetchPosition("t", 0, 10, 100), FetchPosition("t", 1, 5, 100)
+    first = handler.build([a, b])
+    assert (first.session_id, first.epoch, first.to_send, first.to_forget) == (0, 0, [a, b], [])
+    assert handler.handle_response(SimpleNamespace(error_code=NONE, session_id=77), first)
+
+    moved = replace(a, offset=12)
+    second = handler.build([moved])  # partition 1 is not fetched now (backing off): forgotten
+    assert (second.session_id, second.epoch, second.to_send) == (77, 1, [moved])
+    assert second.to_forget == [EngineTopicPartition("t", 1)]
+    assert handler.handle_response(SimpleNamespace(error_code=NONE, session_id=77), second)
+    third = handler.build([moved])
+    assert (third.epoch, third.to_send, third.to_forget) == (2, [], [])
+
+    # evicted: the error response is not processed, and the next fetch is full and new
+    evicted = SimpleNamespace(error_code=FETCH_SESSION_ID_NOT_FOUND, session_id=0)
+    assert not handler.handle_response(evicted, third)
+    fourth = handler.build([moved, b])
+    assert (fourth.session_id, fourth.epoch, fourth.to_send) == (0, 0, [moved, b])

@@ -33,7 +33,7 @@ Not thread-safe: the event loop's thread alone uses it.
 import random
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from kafka.errors import (
@@ -167,7 +167,7 @@ class FetchSessionStats:
     sessions_closed: int = 0  # by the client (epoch 0 or -1 naming it, or all partitions removed)
     not_created: int = 0  # full fetches asking for a session the full cache had no room for
     partitions_omitted: int = 0  # partitions left out of incremental responses
-    session_errors: dict[str, int] | None = None
+    session_errors: dict[str, int] = field(default_factory=dict)  # by error name
 
 
 class FetchSessionCache:
@@ -416,7 +416,7 @@ class FetchManager:
     """Turns each Fetch into its context (Kafka's FetchManager.newContext), over the cache."""
 
     def __init__(self, max_slots: int, eviction_ms: int, time_ms: Callable[[], int]) -> None:
-        self.stats = FetchSessionStats(session_errors={})
+        self.stats = FetchSessionStats()
         self.cache = FetchSessionCache(max_slots, eviction_ms, self.stats)
         self.time_ms = time_ms
         self._names_image: ClusterImage | None = None
@@ -474,7 +474,6 @@ class FetchManager:
         else:
             error = NONE
         if error != NONE:
-            assert stats.session_errors is not None
             name = _ERROR_NAMES[error]
             stats.session_errors[name] = stats.session_errors.get(name, 0) + 1
             return SessionErrorContext(error)

@@ -138,7 +138,7 @@ def test_api_versions_of_an_unknown_version_is_answered_as_v0(broker):
     assert response.header.correlation_id == 12
     assert response.error_code == UNSUPPORTED_VERSION
     ranges = {k.api_key: (k.min_version, k.max_version) for k in response.api_keys}
-    assert ranges[18] == (0, 3) and ranges[1] == (4, 12) and ranges[0] == (3, 9)
+    assert ranges[18] == (0, 3) and ranges[1] == (4, 17) and ranges[0] == (3, 9)
     sock.close()
 
 

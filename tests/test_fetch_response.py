@@ -1,5 +1,6 @@
-"""FetchResponse framing for sendfile: byte-identical to kafka-python's schema codec, v4-v12."""
+"""FetchResponse framing for sendfile: byte-identical to kafka-python's schema codec, v4-v17."""
 
+import uuid
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -14,7 +15,7 @@ from engine.protocol.fetch_response import (
 )
 from engine.records import SimpleRecord, build_batch
 
-VERSIONS = range(4, 13)
+VERSIONS = range(4, 18)
 CORRELATION_ID = 0x12345678
 
 
@@ -75,8 +76,9 @@ def sample_topics() -> list[FetchTopicResponse]:
                     aborted_transactions=[],
                 ),
             ],
+            uuid.UUID(int=1),
         ),
-        FetchTopicResponse("empty-topic", []),
+        FetchTopicResponse("empty-topic", [], uuid.UUID(int=2**128 - 1)),
         FetchTopicResponse(
             "clicks.v2_é",  # a multi-byte UTF-8 character: lengths count bytes
             [
@@ -90,6 +92,7 @@ def sample_topics() -> list[FetchTopicResponse]:
                     aborted_transactions=None,
                 ),
             ],
+            uuid.uuid4(),
         ),
     ]
 
@@ -114,6 +117,7 @@ def kafka_python_frame(
         responses=[
             topic_class(
                 topic=topic.topic,
+                topic_id=topic.topic_id,
                 partitions=[
                     partition_class(
                         partition_index=p.partition_index,
@@ -172,7 +176,10 @@ def test_kafka_python_decodes_the_values_back(version):
     assert decoded.throttle_time_ms == 250
     if version >= 7:
         assert (decoded.error_code, decoded.session_id) == (0, 987654)
-    assert [t.topic for t in decoded.responses] == [t.topic for t in topics]
+    if version >= 13:  # topics by id
+        assert [t.topic_id for t in decoded.responses] == [t.topic_id for t in topics]
+    else:
+        assert [t.topic for t in decoded.responses] == [t.topic for t in topics]
     for decoded_topic, topic in zip(decoded.responses, topics, strict=True):
         assert len(decoded_topic.partitions) == len(topic.partitions)
         for got, sent in zip(decoded_topic.partitions, topic.partitions, strict=True):
@@ -233,7 +240,7 @@ def test_frame_ends_with_records_when_nothing_follows_them():
     assert parts[0][-4:] == (3).to_bytes(4, "big")  # the records length, then the records
 
 
-@pytest.mark.parametrize("version", [3, 13])
-def test_versions_outside_4_to_12_are_refused(version):
-    with pytest.raises(ValueError, match="v4-v12"):
+@pytest.mark.parametrize("version", [3, 18])
+def test_versions_outside_4_to_17_are_refused(version):
+    with pytest.raises(ValueError, match="v4-v17"):
         encode_fetch_response(version, 1, 0, 0, 0, [])

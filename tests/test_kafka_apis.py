@@ -20,6 +20,7 @@ from engine.errors import (
     NOT_COORDINATOR,
     SECURITY_DISABLED,
     UNKNOWN_MEMBER_ID,
+    UNKNOWN_TOPIC_ID,
 )
 from engine.protocol.apis import APIS, ApiKeys
 from engine.protocol.codec import decode_request
@@ -341,6 +342,7 @@ def exchange(apis: KafkaApis, api: ApiKeys, version: int, request: ApiMessage) -
 # The requests above are plausible, not all acceptable: the group requests name a member the
 # group has not seen, and offsets are committed for a partition that was never produced to.
 ALLOWED_ERRORS = {
+    ApiKeys.FETCH: {NONE, UNKNOWN_TOPIC_ID},  # v13+ names topics by id: the request names none
     ApiKeys.JOIN_GROUP: {NONE, MEMBER_ID_REQUIRED},  # MEMBER_ID_REQUIRED from v4
     ApiKeys.SYNC_GROUP: {UNKNOWN_MEMBER_ID},
     ApiKeys.HEARTBEAT: {UNKNOWN_MEMBER_ID},

@@ -295,6 +295,7 @@ class BrokerServer:
                 partitions[f"{topic.name}-{index}"] = entry
         node: dict[str, Any] = {"node_id": self.config.node_id, "partitions": partitions}
         node["client_quotas"] = self.apis.client_quotas.status()
+        node["fetch_sessions"] = self.apis.fetch_manager.status()
         if self.cluster is not None:
             node["state"] = self.cluster.lifecycle.state.value
             node["broker_epoch"] = self.cluster.lifecycle.broker_epoch

@@ -211,6 +211,14 @@ class KafkaConfig:
     # principals allowed everything, separated by ';' (User:admin;User:ANONYMOUS)
     super_users: str = setting("", None, "super.users", parse=lambda v: _super_users(v))
     allow_everyone_if_no_acl_found: bool = setting(False, None, "allow.everyone.if.no.acl.found")
+    # fetch sessions (KIP-227, engine/broker/fetch_session.py): how many the broker keeps, and
+    # how long a session is safe from eviction by a bigger one (a constant, 120 s, in Kafka)
+    max_incremental_fetch_session_cache_slots: int = setting(
+        1_000, Range(0, INT_MAX), "max.incremental.fetch.session.cache.slots"
+    )
+    min_incremental_fetch_session_eviction_ms: int = setting(
+        120_000, Range(0, LONG_MAX), "min.incremental.fetch.session.eviction.ms"
+    )
     log: LogConfig = field(default_factory=LogConfig)
     unknown: tuple[str, ...] = ()  # properties that are not broker settings, reported at start
     # the settings' properties as given (server.properties, --set): DescribeConfigs reports them

@@ -30,6 +30,8 @@ from engine.broker.cluster_admin import GROUP_OPERATIONS, cluster_admin_handlers
 from engine.broker.config import KafkaConfig
 from engine.broker.config_admin import DELETE, ConfigAlterError, altered_configs, request_ops
 from engine.broker.dynamic_config import CLUSTER_DEFAULT
+from engine.broker.fetch_session import FetchManager
+from engine.storage import FetchIsolation
 
 if TYPE_CHECKING:
     from engine.broker.broker_server import BrokerServer
@@ -45,7 +47,6 @@ from engine.broker.partition import Partition
 from engine.broker.replica_admin import replica_admin_handlers
 from engine.broker.replica_manager import (
     FetchParams,
-    FetchPartition,
     FetchPartitionData,
     ProduceResult,
 )
@@ -89,11 +90,7 @@ from engine.errors import (
 from engine.metadata.image import CONSUMER_OFFSETS, NO_LEADER, ClusterImage
 from engine.protocol.apis import APIS, ApiKeys, ApiTable
 from engine.protocol.codec import encode_error_frame
-from engine.protocol.fetch_response import (
-    FetchPartitionResponse,
-    FetchTopicResponse,
-    encode_fetch_response,
-)
+from engine.protocol.fetch_response import encode_fetch_response
 from engine.protocol.produce_response import (
     PartitionProduceResponse,
     encode_produce_response,
@@ -136,6 +133,11 @@ class KafkaApis(ApiHandlers):
         self.replica_manager = broker.replica_manager
         self.producer_ids = broker.producer_ids
         self.client_quotas = BrokerClientQuotas(broker)
+        self.fetch_manager = FetchManager(
+            broker.config.max_incremental_fetch_session_cache_slots,
+            broker.config.min_incremental_fetch_session_eviction_ms,
+            broker.time_ms,
+        )
         self._handlers |= {
             ApiKeys.METADATA: self.handle_metadata,
             ApiKeys.PRODUCE: self.handle_produce,
@@ -344,7 +346,11 @@ class KafkaApis(ApiHandlers):
     # -- Fetch ----------------------------------------------------------------------------------
     def handle_fetch(self, context: RequestContext, request: ApiMessage, respond: Respond) -> None:
         version = context.header.request_api_version
-        consumer = request.replica_id < 0  # consumers' fetches count against their quotas
+        if version < 15:
+            replica_id = request.replica_id
+        else:  # v15+: a tagged ReplicaState, absent for a consumer (KIP-903)
+            replica_id = -1 if request.replica_state is None else request.replica_state.replica_id
+        consumer = replica_id < 0  # consumers' fetches count against their quotas
         max_bytes = (
             self.client_quotas.fetch_max_bytes(context, request.max_bytes)
             if consumer
@@ -355,61 +361,46 @@ class KafkaApis(ApiHandlers):
             min_bytes=min(request.min_bytes, max_bytes),
             max_bytes=max_bytes,
             isolation=fetch_isolation(request.isolation_level),
-            replica_id=request.replica_id,  # >= 0: a follower broker
-            client_rack=(request.rack_id or "")
-            if version >= 11 and request.replica_id < 0
-            else None,
+            replica_id=replica_id,  # >= 0: a follower broker
+            client_rack=(request.rack_id or "") if version >= 11 and consumer else None,
         )
-        partitions = [
-            FetchPartition(
-                TopicPartition(t.topic, p.partition),
-                p.fetch_offset,
-                p.partition_max_bytes,
-                p.current_leader_epoch if version >= 9 else -1,
-                p.log_start_offset,
-            )
-            for t in request.topics
-            for p in t.partitions
-        ]
-        fetch_offsets = {p.tp: p.fetch_offset for p in partitions}  # refused ones' too
+        # a fetch session (KIP-227) says which partitions are read and which are answered
+        fetch_context = self.fetch_manager.new_context(
+            version, request, not consumer, self.broker.metadata_cache.image
+        )
+        partitions = fetch_context.partitions
+        fetch_offsets = {p.tp: p.fetch_offset for p in partitions}
         refused: list[FetchPartitionData] = []
         if self.authorizer is not None:
-            partitions, refused = refused_fetches(
-                self.authorizer, context, request.replica_id, partitions
-            )
+            partitions, refused = refused_fetches(self.authorizer, context, replica_id, partitions)
 
         def complete(results: list[FetchPartitionData]) -> None:
-            topics: dict[str, list[FetchPartitionResponse]] = {}
-            for r in [*results, *refused]:
-                topics.setdefault(r.tp.topic, []).append(
-                    FetchPartitionResponse(
-                        partition_index=r.tp.partition,
-                        error_code=r.error_code,
-                        high_watermark=r.high_watermark,
-                        last_stable_offset=r.last_stable_offset,
-                        log_start_offset=r.log_start_offset,
-                        records=r.records,
-                        aborted_transactions=aborted_transactions(
-                            self.replica_manager,
-                            r.tp,
-                            fetch_offsets[r.tp],
-                            params.isolation,
-                            r.records,
-                        ),
-                        preferred_read_replica=r.preferred_read_replica,
-                    )
-                )
+            if refused:  # the session's order: the refused ones where they were asked
+                by_tp = {r.tp: r for r in [*results, *refused]}
+                results = [by_tp[p.tp] for p in fetch_context.partitions]
+            error, session_id, topics = fetch_context.response(results)
+            if params.isolation is FetchIsolation.TXN_COMMITTED:  # read_committed
+                read = {r.tp: r.records for r in results}
+                for topic in topics:
+                    for p in topic.partitions:
+                        tp = TopicPartition(topic.topic, p.partition_index)
+                        if tp in read:
+                            p.aborted_transactions = aborted_transactions(
+                                self.replica_manager,
+                                tp,
+                                fetch_offsets[tp],
+                                params.isolation,
+                                read[tp],
+                            )
             frame = encode_fetch_response(
-                version,
-                context.header.correlation_id,
-                throttle_time_ms=0,
-                error_code=NONE,
-                session_id=0,  # no fetch sessions: every fetch is a full one
-                topics=[FetchTopicResponse(name, parts) for name, parts in topics.items()],
+                version, context.header.correlation_id, 0, error, session_id, topics
             )
             respond(self.client_quotas.fetch_response(context, frame) if consumer else frame)
 
-        self.replica_manager.fetch_messages(params, partitions, complete)
+        if fetch_context.error != NONE:
+            complete([])
+        else:
+            self.replica_manager.fetch_messages(params, partitions, complete)
 
     # -- ListOffsets ----------------------------------------------------------------------------
     def handle_list_offsets(

@@ -7,7 +7,10 @@ ends in tells where the leader's history and this log part (KIP-101, KIP-279); t
 never had is cut, asking again while the epochs disagree. Then FETCHING: Fetch (replica id = this
 broker, so the leader reads to its log end and learns how far this follower has got) from the log
 end, batches appended verbatim, the high watermark taken from the leader (capped at this log's
-end). A partition whose leader answers FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER or
+end). Fetches go in a fetch session with the leader (KIP-227, fetch_session_handler.py), as
+Kafka's followers' do: after the first, only partitions whose position moved are sent, and only
+those with news come back; a session error makes the next fetch full, at once.
+A partition whose leader answers FENCED_LEADER_EPOCH, NOT_LEADER_OR_FOLLOWER or
 UNKNOWN_LEADER_EPOCH waits replica.fetch.backoff.ms (new metadata usually comes first and
 replaces its state); a failed request backs the whole fetcher off.
 
@@ -27,6 +30,7 @@ from kafka.protocol.consumer.offsets import (
 )
 
 from engine.broker.config import KafkaConfig
+from engine.broker.fetch_session_handler import FetchRequestData, FetchSessionHandler
 from engine.broker.partition import Partition
 from engine.common import TopicPartition
 from engine.errors import NONE, OFFSET_OUT_OF_RANGE, KafkaError
@@ -73,6 +77,7 @@ class ReplicaFetcher:
         self.partitions: dict[TopicPartition, PartitionFetchState] = {}
         self.in_flight = False
         self._next_ms = 0
+        self._session = FetchSessionHandler()
 
     def tick(self) -> None:
         now = self._time_ms()
@@ -175,7 +180,8 @@ class ReplicaFetcher:
     # -- fetching -------------------------------------------------------------------------------
     def _send_fetch(self, states: list[PartitionFetchState]) -> None:
         c = self.config
-        request = fetch_request(
+        # a fetch session with the leader (KIP-227): only partitions whose position changed
+        data = self._session.build(
             [
                 FetchPosition(
                     s.partition.tp.topic,
@@ -186,18 +192,34 @@ class ReplicaFetcher:
                     log_start_offset=s.partition.log.log_start_offset,
                 )
                 for s in states
-            ],
+            ]
+        )
+        request = fetch_request(
+            data.to_send,
             max_bytes=c.replica_fetch_response_max_bytes,
             max_wait_ms=c.replica_fetch_wait_max_ms,
             min_bytes=c.replica_fetch_min_bytes,
             replica_id=c.node_id,
+            session_id=data.session_id,
+            session_epoch=data.epoch,
+            forgotten=data.to_forget,
         )
         self.in_flight = True
-        self.client.send(self.address, request, FetchResponse, self._on_fetch)
+        self.client.send(
+            self.address,
+            request,
+            FetchResponse,
+            lambda response, error: self._on_fetch(response, error, data),
+        )
 
-    def _on_fetch(self, response: Any, error: Exception | None) -> None:
-        if error is not None or response.error_code != NONE:
-            self._back_off(error or response.error_code)
+    def _on_fetch(self, response: Any, error: Exception | None, data: FetchRequestData) -> None:
+        if error is not None:
+            self._session.handle_error()
+            self._back_off(error)
+            return
+        if not self._session.handle_response(response, data):
+            self.in_flight = False  # a session error: the next fetch, full, goes at once
+            log.info("fetch session with broker %d: error %d", self.leader_id, response.error_code)
             return
         self.in_flight = False
         now = self._time_ms()

@@ -1,7 +1,8 @@
 """The APIs the broker serves, with the version ranges it advertises in ApiVersions.
 
-Ranges are what kafka-python 3.x, librdkafka and aiokafka use (design.md): Fetch stops at v12
-because v13+ names topics by id; Produce at v9 (kafka-python's cap, the first flexible version).
+Ranges are what kafka-python 3.x, librdkafka and aiokafka use (design.md): Fetch up to v17 as
+Kafka 4.0 (v13+ names topics by id, which Metadata returns); Produce at v9 (kafka-python's cap,
+the first flexible version).
 kafka-python takes the broker for the newest Kafka release whose marker version this table
 serves (broker_version_data.infer_broker_version_from_api_versions): ListOffsets v10 is its
 marker of Kafka 4.0 (ListOffsets v7 that of 3.0, which it took kbench for before).
@@ -192,7 +193,8 @@ ApiTable = dict[ApiKeys, tuple[type[ApiMessage], type[ApiMessage], int, int]]
 
 APIS: ApiTable = {
     ApiKeys.PRODUCE: (ProduceRequest, ProduceResponse, 3, 9),
-    ApiKeys.FETCH: (FetchRequest, FetchResponse, 4, 12),
+    # v7+ with fetch sessions (KIP-227), v13+ naming topics by id (KIP-516): Kafka 4.0's range
+    ApiKeys.FETCH: (FetchRequest, FetchResponse, 4, 17),
     # v8-10 answer the tiered-storage timestamps as Kafka 4.0 without tiered storage does
     ApiKeys.LIST_OFFSETS: (ListOffsetsRequest, ListOffsetsResponse, 1, 10),
     ApiKeys.METADATA: (MetadataRequest, MetadataResponse, 0, 12),

@@ -98,9 +98,14 @@ def fetch_request(
     replica_id: int = -1,
     version: int = 12,
     rack_id: str = "",
+    session_id: int = 0,
+    session_epoch: int = -1,
+    forgotten: Sequence[tuple[str, int]] = (),
 ) -> ApiMessage:
-    """A full (sessionless) Fetch, read uncommitted: a consumer's (replica id -1), a follower's
-    (its broker id), or a broker's fetch of the metadata log."""
+    """A Fetch, read uncommitted: a consumer's (replica id -1), a follower's (its broker id), or
+    a broker's fetch of the metadata log. Full and sessionless unless a fetch session (KIP-227)
+    is given: session 0 epoch 0 opens one, then (its id, epoch n) sends only what changed and
+    `forgotten` (topic, partition) pairs."""
     cls = FetchRequest[version]
     topics: dict[str, list] = {}
     for p in positions:
@@ -114,15 +119,20 @@ def fetch_request(
                 partition_max_bytes=p.max_bytes,
             )
         )
+    forget: dict[str, list[int]] = {}
+    for topic, partition in forgotten:
+        forget.setdefault(topic, []).append(partition)
     return cls(
         replica_id=replica_id,
         max_wait_ms=max_wait_ms,
         min_bytes=min_bytes,
         max_bytes=max_bytes,
         isolation_level=0,
-        session_id=0,
-        session_epoch=-1,
+        session_id=session_id,
+        session_epoch=session_epoch,
         topics=[cls.FetchTopic(topic=t, partitions=parts) for t, parts in topics.items()],
-        forgotten_topics_data=[],
+        forgotten_topics_data=[
+            cls.ForgottenTopic(topic=t, partitions=parts) for t, parts in forget.items()
+        ],
         rack_id=rack_id,
     )

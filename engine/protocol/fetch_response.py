@@ -1,4 +1,4 @@
-"""FetchResponse v4-v12 framed around records the caller writes itself, for os.sendfile.
+"""FetchResponse v4-v17 framed around records the caller writes itself, for os.sendfile.
 
 A schema-driven codec needs the records as bytes to write their length; here they stay slices of
 a file. The frame comes back as parts: `bytes` for everything FetchResponse.json puts around the
@@ -15,7 +15,7 @@ with an empty tagged-field section, an unsigned varint count 0:
     error_code int16 [v7+]
     session_id int32 [v7+]
     responses array of
-        topic string
+        topic string [v4-v12], topic_id uuid [v13+] (16 bytes)
         partitions array of
             partition_index int32, error_code int16, high_watermark int64
             last_stable_offset int64
@@ -25,17 +25,23 @@ with an empty tagged-field section, an unsigned varint count 0:
             records length, never null, then the records items' bytes
             tags                        diverging_epoch, current_leader, snapshot_id: never sent
         tags
-    tags
+    tags                                node_endpoints [v16+]: never sent
+
+v13-v17 differ from v12 only in naming topics by id (and in tagged fields). An incremental
+fetch's response (a fetch session, engine/broker/fetch_session.py) is the same frame carrying
+fewer partitions: the caller passes only those that changed.
 """
 
 import struct
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 MIN_VERSION = 4  # the baseline since Kafka 4.0; record batch v2 needs Fetch v4+
-MAX_VERSION = 12  # v13 names topics by id
+MAX_VERSION = 17  # Kafka 4.0's
 FIRST_FLEXIBLE_VERSION = 12
+FIRST_TOPIC_ID_VERSION = 13
 
 _INT16 = struct.Struct(">h")
 _INT32 = struct.Struct(">i")
@@ -69,10 +75,11 @@ class FetchPartitionResponse:
 
 @dataclass(slots=True)
 class FetchTopicResponse:
-    """One topic's FetchableTopicResponse."""
+    """One topic's FetchableTopicResponse: named by `topic` up to v12, by `topic_id` from v13."""
 
     topic: str
     partitions: list[FetchPartitionResponse]
+    topic_id: uuid.UUID | None = None
 
 
 def encode_fetch_response(
@@ -91,6 +98,7 @@ def encode_fetch_response(
     if not MIN_VERSION <= version <= MAX_VERSION:
         raise ValueError(f"FetchResponse v{version} is outside v{MIN_VERSION}-v{MAX_VERSION}")
     flexible = version >= FIRST_FLEXIBLE_VERSION
+    by_id = version >= FIRST_TOPIC_ID_VERSION
     parts: list[bytes | bytearray | RecordsSlice] = []
     frame_size = -_INT32.size  # the size prefix does not count itself
     out = bytearray(_INT32.size)  # the size prefix, packed once the frame is complete
@@ -104,7 +112,12 @@ def encode_fetch_response(
         out += _INT32.pack(throttle_time_ms)
     _write_length(out, len(topics), flexible)
     for topic in topics:
-        _write_string(out, topic.topic, flexible)
+        if by_id:
+            if topic.topic_id is None:
+                raise ValueError(f"FetchResponse v{version} names topics by id: {topic.topic!r}")
+            out += topic.topic_id.bytes
+        else:
+            _write_string(out, topic.topic, flexible)
         _write_length(out, len(topic.partitions), flexible)
         for partition in topic.partitions:
             out += _PARTITION_HEADER.pack(

@@ -17,7 +17,13 @@ from tests.conftest import plain_install_env
 def test_kbench_run_writes_a_valid_results_file(tmp_path, run_kbench):
     # as after `pip install .`: the main job must be complete without the dev extras
     completed = run_kbench(
-        "run", "--profile", "smoke", "--reports", str(tmp_path), env=plain_install_env()
+        "run",
+        "--profile",
+        "smoke",
+        "--reports",
+        str(tmp_path),
+        env=plain_install_env(),
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr
     path = re.search(r"results: (\S+\.json)", completed.stdout).group(1)
@@ -78,7 +84,14 @@ def test_disk_write_pattern_compares_every_mode_and_the_broker(tmp_path, run_kbe
 
 def test_every_scenario_against_a_separate_broker_leaves_no_topic(tmp_path, broker, run_kbench):
     completed = run_kbench(
-        "run", "--profile", "smoke", "--bootstrap", broker.bootstrap, "--reports", str(tmp_path)
+        "run",
+        "--profile",
+        "smoke",
+        "--bootstrap",
+        broker.bootstrap,
+        "--reports",
+        str(tmp_path),
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr
     assert "this run will produce about" in completed.stdout

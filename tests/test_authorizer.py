@@ -767,3 +767,115 @@ def test_each_api_answers_what_kafka_answers_a_refused_principal(tmp_path):
             assert [(e.error_code, e.entity[0].entity_name) for e in altered.entries] == [(31, "c")]
     finally:
         broker.stop()
+
+
+def test_a_transactional_producer_needs_its_transactional_id_and_each_topic(tmp_path):
+    """As Kafka's KafkaApis: FindCoordinator, InitProducerId, AddPartitionsToTxn and EndTxn
+    need WRITE (DESCRIBE for the lookup) on the transactional id; a topic the principal may not
+    WRITE makes AddPartitionsToTxn fail with TOPIC_AUTHORIZATION_FAILED and add nothing; a
+    client's WriteTxnMarkers needs CLUSTER_ACTION; ListTransactions shows only what it may
+    DESCRIBE."""
+    from confluent_kafka import KafkaException
+
+    broker = broker_process(
+        str(tmp_path / "data"), **AUTHORIZER, **{"allow.everyone.if.no.acl.found": "true"}
+    ).start()
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+        admin.create_topics([NewTopic("open", 1, 1), NewTopic("shut", 1, 1)])
+        them = "User:nobody"
+        admin.create_acls(  # someone else's: tx and topic shut are guarded
+            [
+                ACL(
+                    them,
+                    "*",
+                    ACLOperation.WRITE,
+                    ALLOW,
+                    _pattern(KafkaResourceType.TRANSACTIONAL_ID, "tx"),
+                ),
+                ACL(them, "*", READ, ALLOW, _pattern(TOPIC, "shut")),
+            ]
+        )
+
+        def producer() -> Producer:
+            return Producer(
+                {"bootstrap.servers": broker.bootstrap, "transactional.id": "tx", "linger.ms": 0}
+            )
+
+        with pytest.raises(KafkaException) as refused:
+            producer().init_transactions(20)
+        assert refused.value.args[0].code() == ConfluentError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+        admin.create_acls(
+            [
+                ACL(
+                    "User:ANONYMOUS",
+                    "*",
+                    ACLOperation.WRITE,
+                    ALLOW,
+                    _pattern(KafkaResourceType.TRANSACTIONAL_ID, "tx"),
+                )
+            ]
+        )
+        allowed = producer()
+        allowed.init_transactions(20)
+        allowed.begin_transaction()
+        allowed.produce("open", b"committed")
+        allowed.commit_transaction(20)
+        allowed.begin_transaction()
+        delivered = []
+        allowed.produce("shut", b"refused", on_delivery=lambda error, _: delivered.append(error))
+        with pytest.raises(KafkaException) as commit_refused:
+            allowed.commit_transaction(20)
+        assert commit_refused.value.args[0].txn_requires_abort()
+        assert [e.code() for e in delivered] == [ConfluentError.TOPIC_AUTHORIZATION_FAILED]
+        allowed.abort_transaction(20)
+        assert _listed(admin) == ["tx"]
+        admin.delete_acls(
+            [
+                ACLFilter(
+                    "User:ANONYMOUS",
+                    "*",
+                    ACLOperation.ANY,
+                    ACLPermissionType.ANY,
+                    ResourcePatternFilter(
+                        KafkaResourceType.TRANSACTIONAL_ID, "tx", ACLResourcePatternType.LITERAL
+                    ),
+                )
+            ]
+        )
+        assert _listed(admin) == []  # no longer ours to describe
+        # the cluster guarded too: a client's WriteTxnMarkers is refused (a broker's is not)
+        admin.create_acls(
+            [ACL(them, "*", ACLOperation.ALTER, ALLOW, _pattern(CLUSTER, "kafka-cluster"))]
+        )
+        admin.close()
+
+        with KafkaConnection(broker.bootstrap) as connection:
+            request_class, response_class = APIS[ApiKeys.WRITE_TXN_MARKERS][:2]
+            markers = request_class[1](
+                markers=[
+                    request_class[1].WritableTxnMarker(
+                        producer_id=1,
+                        producer_epoch=0,
+                        transaction_result=True,
+                        topics=[
+                            request_class[1].WritableTxnMarker.WritableTxnMarkerTopic(
+                                name="open", partition_indexes=[0]
+                            )
+                        ],
+                        coordinator_epoch=0,
+                    )
+                ]
+            )
+            [marker] = connection.request(markers, response_class).markers
+            assert [(p.partition_index, p.error_code) for p in marker.topics[0].partitions] == [
+                (0, 31)  # CLUSTER_AUTHORIZATION_FAILED: a client is not a broker
+            ]
+    finally:
+        broker.stop()
+
+
+def _listed(admin: KafkaAdminClient) -> list[str]:
+    """The transactional ids ListTransactions shows, from every broker."""
+    return [t.transactional_id for listings in admin.list_transactions().values() for t in listings]

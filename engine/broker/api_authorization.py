@@ -37,6 +37,7 @@ from engine.errors import (
     CLUSTER_AUTHORIZATION_FAILED,
     GROUP_AUTHORIZATION_FAILED,
     NONE,
+    OPERATION_NOT_ATTEMPTED,
     TOPIC_AUTHORIZATION_FAILED,
     TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
 )
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from engine.broker.kafka_apis import KafkaApis
 
 TOPIC, GROUP, CLUSTER = ResourceType.TOPIC, ResourceType.GROUP, ResourceType.CLUSTER
+TRANSACTIONAL_ID = ResourceType.TRANSACTIONAL_ID
 _COORDINATOR_TRANSACTION = 1  # FindCoordinator's key type of a transactional id
 _BROKER_RESOURCES = (ConfigResourceType.BROKER, ConfigResourceType.BROKER_LOGGER)
 
@@ -656,6 +658,156 @@ def _alter_client_quotas(c: _Check) -> Outcome | None:
     return c.whole(NONE, entries=entries)
 
 
+# -- transactions (KafkaApis' handlers of KIP-98's APIs) ---------------------------------------
+def _add_partitions_to_txn(c: _Check) -> Outcome | None:
+    """WRITE on the transactional id, else every partition TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    then WRITE on each topic: if any is refused, nothing is added (the refused topics'
+    partitions TOPIC_AUTHORIZATION_FAILED, the others OPERATION_NOT_ATTEMPTED)."""
+    request = c.request
+    topics = request.v3_and_below_topics or []
+    names = [t.name for t in topics]
+    if not c.allows(ACLOperation.WRITE, TRANSACTIONAL_ID, request.v3_and_below_transactional_id):
+        errors = dict.fromkeys(names, TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    else:
+        refused = c.refused_topics(ACLOperation.WRITE, names)
+        if not refused:
+            return None
+        errors = {
+            n: TOPIC_AUTHORIZATION_FAILED if n in refused else OPERATION_NOT_ATTEMPTED
+            for n in names
+        }
+    topic_class = c.response_class.AddPartitionsToTxnTopicResult
+    partition_class = topic_class.AddPartitionsToTxnPartitionResult
+    results = [
+        topic_class(
+            name=t.name,
+            results_by_partition=[
+                partition_class(partition_index=p, partition_error_code=errors[t.name])
+                for p in t.partitions
+            ],
+        )
+        for t in topics
+    ]
+    return c.whole(NONE, results_by_topic_v3_and_below=results, results_by_transaction=[])
+
+
+def _add_offsets_to_txn(c: _Check) -> Outcome | None:
+    """WRITE on the transactional id, then READ on the group."""
+    if not c.allows(ACLOperation.WRITE, TRANSACTIONAL_ID, c.request.transactional_id):
+        return c.whole(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    if not c.allows(ACLOperation.READ, GROUP, c.request.group_id):
+        return c.whole(GROUP_AUTHORIZATION_FAILED)
+    return None
+
+
+def _end_txn(c: _Check) -> Outcome | None:
+    if c.allows(ACLOperation.WRITE, TRANSACTIONAL_ID, c.request.transactional_id):
+        return None
+    return c.whole(TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+
+
+def _txn_offset_commit(c: _Check) -> Outcome | None:
+    """WRITE on the transactional id, then READ on the group, each else every partition with
+    its error; then READ on each topic, the refused ones answered beside the rest."""
+    request = c.request
+    if not c.allows(ACLOperation.WRITE, TRANSACTIONAL_ID, request.transactional_id):
+        whole: int | None = TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+    elif not c.allows(ACLOperation.READ, GROUP, request.group_id):
+        whole = GROUP_AUTHORIZATION_FAILED
+    else:
+        whole = None
+
+    def answer(cls: Any, t: Any, error: int) -> Any:
+        topic = cls.TxnOffsetCommitResponseTopic
+        return topic(
+            name=t.name,
+            partitions=[
+                topic.TxnOffsetCommitResponsePartition(
+                    partition_index=p.partition_index, error_code=error
+                )
+                for p in t.partitions
+            ],
+        )
+
+    if whole is not None:
+        return c.whole(NONE, topics=[answer(c.response_class, t, whole) for t in request.topics])
+    return _per_item(c, ACLOperation.READ, "topics", _name, "topics", answer)
+
+
+def _write_txn_markers(c: _Check) -> Outcome | None:
+    """CLUSTER_ACTION on the cluster (a broker, the coordinator), else every partition
+    CLUSTER_AUTHORIZATION_FAILED."""
+    if c.allows(ACLOperation.CLUSTER_ACTION, CLUSTER):
+        return None
+    marker_class = c.response_class.WritableTxnMarkerResult
+    topic_class = marker_class.WritableTxnMarkerTopicResult
+    partition_class = topic_class.WritableTxnMarkerPartitionResult
+    markers = [
+        marker_class(
+            producer_id=m.producer_id,
+            topics=[
+                topic_class(
+                    name=t.name,
+                    partitions=[
+                        partition_class(partition_index=i, error_code=CLUSTER_AUTHORIZATION_FAILED)
+                        for i in t.partition_indexes
+                    ],
+                )
+                for t in m.topics
+            ],
+        )
+        for m in c.request.markers
+    ]
+    return c.whole(NONE, markers=markers)
+
+
+def _describe_transactions(c: _Check) -> Outcome | None:
+    """DESCRIBE on each transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED for it);
+    the topics of a described transaction the principal may not DESCRIBE are left out."""
+
+    def amend(response: Any) -> None:
+        for state in response.transaction_states:
+            if state.error_code == NONE and not c.allows(
+                ACLOperation.DESCRIBE, TRANSACTIONAL_ID, state.transactional_id
+            ):
+                state.error_code = TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+                state.topics = []
+            elif state.topics:
+                hidden = c.refused_topics(ACLOperation.DESCRIBE, [t.topic for t in state.topics])
+                state.topics = [t for t in state.topics if t.topic not in hidden]
+
+    return Outcome(amend=amend)
+
+
+def _list_transactions(c: _Check) -> Outcome | None:
+    """Only the transactional ids the principal may DESCRIBE."""
+
+    def amend(response: Any) -> None:
+        response.transaction_states = [
+            s
+            for s in response.transaction_states
+            if c.allows(ACLOperation.DESCRIBE, TRANSACTIONAL_ID, s.transactional_id)
+        ]
+
+    return Outcome(amend=amend)
+
+
+def _describe_producers(c: _Check) -> Outcome | None:
+    def answer(cls: Any, t: Any, error: int) -> Any:
+        topic = cls.TopicResponse
+        return topic(
+            name=t.name,
+            partitions=[
+                topic.PartitionResponse(
+                    partition_index=i, error_code=error, error_message=None, active_producers=[]
+                )
+                for i in t.partition_indexes
+            ],
+        )
+
+    return _per_item(c, ACLOperation.READ, "topics", _name, "topics", answer)
+
+
 def _name(item: Any) -> str:
     return str(item.name)
 
@@ -700,6 +852,14 @@ RULES: dict[int, Rule] = {
     ApiKeys.DESCRIBE_CLUSTER: _describe_cluster,
     ApiKeys.DESCRIBE_CLIENT_QUOTAS: _cluster(ACLOperation.DESCRIBE_CONFIGS),
     ApiKeys.ALTER_CLIENT_QUOTAS: _alter_client_quotas,
+    ApiKeys.ADD_PARTITIONS_TO_TXN: _add_partitions_to_txn,
+    ApiKeys.ADD_OFFSETS_TO_TXN: _add_offsets_to_txn,
+    ApiKeys.END_TXN: _end_txn,
+    ApiKeys.TXN_OFFSET_COMMIT: _txn_offset_commit,
+    ApiKeys.WRITE_TXN_MARKERS: _write_txn_markers,
+    ApiKeys.DESCRIBE_TRANSACTIONS: _describe_transactions,
+    ApiKeys.LIST_TRANSACTIONS: _list_transactions,
+    ApiKeys.DESCRIBE_PRODUCERS: _describe_producers,
 }
 
 

@@ -5,6 +5,7 @@ from scenarios.catalog.batch_compression import BatchCompression
 from scenarios.catalog.consumer_fetch import ConsumerFetch
 from scenarios.catalog.disk_write_pattern import DiskWritePattern
 from scenarios.catalog.e2e_latency import E2ELatency
+from scenarios.catalog.exactly_once import ExactlyOnce
 from scenarios.catalog.failover import Failover
 from scenarios.catalog.node_peak import NodePeak
 from scenarios.catalog.page_cache import PageCache
@@ -29,5 +30,6 @@ SCENARIOS: dict[str, Scenario] = {
         NodePeak(),
         Replication(),
         Failover(),
+        ExactlyOnce(),
     )
 }

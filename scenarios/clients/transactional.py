@@ -56,7 +56,7 @@ class Produced:
     id_sum: int
     transactions: int  # committed transactions, the warm-up mark's left out
     seconds: float  # start to the last acknowledgement or commit
-    sending_seconds: float  # start to the last record produced
+    sending_seconds: float  # start to the last record produced (before its commit)
     latency_ns: array.array = field(default_factory=lambda: array.array("q"))  # acks, from due
     # when each transaction's commit_transaction() was called (CLOCK_MONOTONIC ns): record i is
     # in transaction i // interval, and no read_committed consumer may have it before then
@@ -151,7 +151,7 @@ def _produce(
         time.sleep(0.0005)
     end_ns = start_ns + int(seconds * 1e9)
     count = int(rate * seconds) if rate else None
-    index = 0
+    index, last_sent = 0, start_ns
     while (index < count) if count is not None else (time.monotonic_ns() < end_ns):
         if rate:
             due = start_ns + int(index * 1e9 / rate)
@@ -164,13 +164,14 @@ def _produce(
         if interval > 0 and not pending:
             producer.begin_transaction()
         send(index, due)
+        last_sent = time.monotonic_ns()
         producer.poll(0)
         if interval > 0:
             pending.append(index)
             if len(pending) == interval:
                 commit()
         index += 1
-    result.sending_seconds = (time.monotonic_ns() - start_ns) / 1e9
+    result.sending_seconds = (last_sent - start_ns) / 1e9
     if interval > 0 and not pending:
         producer.begin_transaction()
     send(END_MARK, time.monotonic_ns())

@@ -199,11 +199,15 @@ def _read(
                 "isolation.level": isolation,
                 "enable.auto.commit": False,
                 "fetch.wait.max.ms": 100,
+                "topic.metadata.refresh.fast.interval.ms": 10,
                 "log_level": 2,
             }
         )
     result = Consumed(isolation, 0, 0)
     try:
+        # a topic the consumer has no metadata of yet would be fetched from only after its
+        # next metadata refresh (0.5-1 s here): ask for it first
+        consumer.list_topics(topic, timeout=30)
         consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
         deadline = time.monotonic() + timeout_s
         while True:

@@ -116,9 +116,9 @@ class ExactlyOnce(Scenario):
         "quick": {
             **_common,
             "intervals": [100, 10_000],
-            "saturation_s": 0.5,
+            "saturation_s": 0.4,
             "rate": 20_000,
-            "rate_s": 0.4,
+            "rate_s": 0.3,
             "min_commits": 1,
             "rounds": 6,
         },

@@ -68,6 +68,7 @@ from scenarios.harness.scenario import (
     RunContext,
     Scenario,
     Skip,
+    SweepChart,
     TopicWrite,
     Variant,
 )
@@ -132,6 +133,14 @@ class ExactlyOnce(Scenario):
             "rounds": 8,
         },
     }
+    charts = (
+        SweepChart(
+            "records/s, produce p99 and LSO lag vs commit interval",
+            "interval",
+            ("records_per_s", "produce_p99_ms", "lso_lag_p50_ms"),
+            "commit interval N (records; 0: idempotent, no transactions)",
+        ),
+    )
     metrics = (
         Metric("records_per_s", "records/s", "higher", "at saturation, acknowledged or committed"),
         Metric("commit_interval_ms", "ms", "higher", "N records at the saturation rate"),

@@ -103,12 +103,14 @@ class ExactlyOnce(Scenario):
         "rounds": "interleaved repeats of every variant",
     }
     _common: Mapping[str, Any] = {"brokers": 1, "linger_ms": 5}
-    quick_seconds = 40  # placeholder replaced by the measured figure below
+    # measured: 29 s (`flock /tmp/kbench-quiet.lock python3 -m scenarios.cli run exactly-once`
+    # 41 s wall), 2-core VM with other sessions' tests running (load average 10-13), 2026-11-29
+    quick_seconds = 30
     profiles = {
         "smoke": {
             **_common,
-            "intervals": [10, 100],
-            "saturation_s": 0.3,
+            "intervals": [100],
+            "saturation_s": 0.2,
             "rate": 2000,
             "rate_s": 0.3,
             "min_commits": 1,
@@ -116,7 +118,9 @@ class ExactlyOnce(Scenario):
         },
         "quick": {
             **_common,
-            "intervals": [100, 10_000],
+            # one interval near Confluent's 100 ms at this machine's rate, to stay within 40 s;
+            # full runs the range
+            "intervals": [10_000],
             "saturation_s": 0.4,
             "rate": 20_000,
             "rate_s": 0.3,

@@ -23,7 +23,8 @@ replication factor `brokers`, deleted after it):
    latency p50/p99 from the due time, and the LSO lag (per record, read_committed's delivery
    less read_uncommitted's; a record is visible to read_committed only once its transaction's
    COMMIT marker is written, so the lag is about half the commit interval plus the commit).
-Exactly-once check, every sample: the read_committed consumer (the saturation topic read back,
+A variant's warm-up measurement (the runner's round -1, not counted) is a short saturation run
+alone. Exactly-once check, every sample: the read_committed consumer (the saturation topic read back,
 and the tailing one) gets exactly the records the producer had committed (idempotent: had
 acknowledged): the same count and the same sum of indexes; otherwise the sample fails (measure
 raises, and the scenario's result says which sample and what differed).

@@ -24,7 +24,8 @@ replication factor `brokers`, deleted after it):
    less read_uncommitted's; a record is visible to read_committed only once its transaction's
    COMMIT marker is written, so the lag is about half the commit interval plus the commit).
 A variant's warm-up measurement (the runner's round -1, not counted) is a short saturation run
-alone. Exactly-once check, every sample: the read_committed consumer (the saturation topic read back,
+alone.
+Exactly-once check, every sample: the read_committed consumer (the saturation topic read back,
 and the tailing one) gets exactly the records the producer had committed (idempotent: had
 acknowledged): the same count and the same sum of indexes; otherwise the sample fails (measure
 raises, and the scenario's result says which sample and what differed).

@@ -25,7 +25,11 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import TransactionState
-from kafka.errors import TransactionalIdNotFoundError, UnstableOffsetCommitError
+from kafka.errors import (
+    InvalidTransactionTimeoutError,
+    TransactionalIdNotFoundError,
+    UnstableOffsetCommitError,
+)
 from kafka.protocol.consumer.group import OffsetFetchRequest, OffsetFetchResponse
 from kafka.protocol.producer.produce import ProduceRequest, ProduceResponse
 from kafka.protocol.producer.transaction import (
@@ -430,20 +434,31 @@ def test_admin_clients_describe_and_list_transactions_and_producers(eos_broker):
         admin.close()
 
 
+def test_a_transaction_timeout_above_transaction_max_timeout_ms_is_refused(eos_broker):
+    request = InitProducerIdRequest[4](
+        transactional_id="patient",
+        transaction_timeout_ms=900_001,  # transaction.max.timeout.ms is 900000
+        producer_id=-1,
+        producer_epoch=-1,
+    )
+    with KafkaConnection(eos_broker.bootstrap) as connection:
+        response = connection.request(request, InitProducerIdResponse)
+    assert response.error_code == InvalidTransactionTimeoutError.errno
+
+
 def test_state_outlives_a_restart_and_a_torn_txnindex_is_rebuilt(eos_broker):
-    """Last: it restarts the broker."""
+    """Last: it restarts the broker, with a torn write at the end of a `.txnindex`."""
     with KafkaConnection(eos_broker.bootstrap) as connection:
         producer_id, epoch = init_producer_id(connection, "durable")
-    eos_broker.restart()
-    with KafkaConnection(eos_broker.bootstrap) as connection:
-        # the same id, fenced by a newer epoch: the coordinator read __transaction_state back
-        assert init_producer_id(connection, "durable") == (producer_id, epoch + 1)
-    assert consume(eos_broker, HAND_WRITTEN, "read_committed") == HAND_COMMITTED
     entries = txn_index_entries(eos_broker, 0)
     eos_broker.stop()
     [path] = glob.glob(os.path.join(eos_broker.data_dir, f"{HAND_WRITTEN}-0", "*.txnindex"))
     with open(path, "r+b") as f:
-        f.truncate(_ENTRY.size - 5)  # a torn write
+        f.truncate(_ENTRY.size - 5)
     eos_broker.start(eos_broker.port)
+    with KafkaConnection(eos_broker.bootstrap) as connection:
+        # the same id, fenced by a newer epoch: the coordinator read __transaction_state back
+        assert init_producer_id(connection, "durable") == (producer_id, epoch + 1)
+    # the index was rebuilt from the log: the aborted records stay hidden
     assert consume(eos_broker, HAND_WRITTEN, "read_committed") == HAND_COMMITTED
     assert txn_index_entries(eos_broker, 0) == entries

@@ -44,6 +44,7 @@ from engine.common import TopicPartition
 from engine.errors import (
     COORDINATOR_NOT_AVAILABLE,
     INVALID_PRODUCER_EPOCH,
+    INVALID_REQUEST,
     NONE,
     NOT_COORDINATOR,
     NOT_LEADER_OR_FOLLOWER,
@@ -137,9 +138,13 @@ class TransactionCoordinator:
         producer_epoch: int,
         respond: InitCallback,
     ) -> None:
-        error = self.ensure_loaded()
-        if error == NONE and not 0 < timeout_ms <= self.broker.config.transaction_max_timeout_ms:
+        # as Kafka's handleInitProducerId: the request's own faults before the coordinator's
+        if not transactional_id:
+            error = INVALID_REQUEST
+        elif not 0 < timeout_ms <= self.broker.config.transaction_max_timeout_ms:
             error = INVALID_TRANSACTION_TIMEOUT
+        else:
+            error = self.ensure_loaded()
         if error == NONE and transactional_id in self._pending:
             error = CONCURRENT_TRANSACTIONS
         if error != NONE:

@@ -14,14 +14,15 @@ from scenarios.harness.scenario import Bound
 from tests.conftest import plain_install_env
 
 
-def test_the_quick_profiles_declare_their_measured_time_and_fit_twelve_minutes():
+def test_the_quick_profiles_declare_their_measured_time_and_fit_thirteen_minutes():
     """The progress bar weighs each scenario's measurements by its quick profile's measured
-    duration, and `kbench run`, the README's main job, stays within twelve minutes on 2 cores
-    (the cluster scenarios added two to the first ten's ten)."""
+    duration, and `kbench run`, the README's main job, stays within thirteen minutes on 2 cores:
+    sixteen scenarios, each under a minute but three (the first ten fitted ten minutes; the
+    cluster scenarios, five of them, and exactly-once added three)."""
     for scenario in SCENARIOS.values():
         assert scenario.quick_seconds > 0, scenario.name
         assert expected_seconds(scenario, "quick") == pytest.approx(scenario.quick_seconds)
-    assert sum(s.quick_seconds for s in SCENARIOS.values()) <= 720
+    assert sum(s.quick_seconds for s in SCENARIOS.values()) <= 780
 
 
 def test_disk_write_pattern_compares_every_mode_and_the_broker(tmp_path, run_kbench):

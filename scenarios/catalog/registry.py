@@ -6,6 +6,7 @@ from scenarios.catalog.consumer_fetch import ConsumerFetch
 from scenarios.catalog.disk_write_pattern import DiskWritePattern
 from scenarios.catalog.durability import Durability
 from scenarios.catalog.e2e_latency import E2ELatency
+from scenarios.catalog.exactly_once import ExactlyOnce
 from scenarios.catalog.failover import Failover
 from scenarios.catalog.follower_fetch import FollowerFetch
 from scenarios.catalog.node_peak import NodePeak
@@ -35,5 +36,6 @@ SCENARIOS: dict[str, Scenario] = {
         Durability(),
         FollowerFetch(),
         Partitions(),
+        ExactlyOnce(),
     )
 }

@@ -157,8 +157,20 @@ class ExactlyOnce(Scenario):
         Metric("committed_p99_ms", "ms", "lower", "read_committed delivery from due time"),
         Metric("uncommitted_p50_ms", "ms", "lower", "read_uncommitted delivery from due time"),
         Metric("uncommitted_p99_ms", "ms", "lower", "read_uncommitted delivery from due time"),
-        Metric("lso_lag_p50_ms", "ms", "lower", "per record: read_committed less uncommitted"),
-        Metric("lso_lag_p99_ms", "ms", "lower", "per record: read_committed less uncommitted"),
+        Metric(
+            "lso_lag_p50_ms",
+            "ms",
+            "lower",
+            "per record: read_committed less uncommitted",
+            signed=True,
+        ),
+        Metric(
+            "lso_lag_p99_ms",
+            "ms",
+            "lower",
+            "per record: read_committed less uncommitted",
+            signed=True,
+        ),
         Metric("records", "records", "higher", "acknowledged or committed at saturation"),
         Metric(
             "uncommitted_before_commit",

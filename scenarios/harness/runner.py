@@ -119,7 +119,13 @@ def run_scenario(
         profile=profile,
         params=dict(ctx.params),
         metrics=[
-            {"name": m.name, "unit": m.unit, "better": m.better, "description": m.description}
+            {
+                "name": m.name,
+                "unit": m.unit,
+                "better": m.better,
+                "description": m.description,
+                "signed": m.signed,
+            }
             for m in scenario.metrics
         ],
         variants=[],

@@ -21,6 +21,9 @@ class Metric:
     unit: str
     better: str  # "higher" or "lower"
     description: str = ""
+    # a difference of two measurements (one consumer's delivery less another's), which noise
+    # takes below zero where the true value is zero: kept as measured, not clipped
+    signed: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -311,3 +311,11 @@ def test_kbench_broker_warns_about_foreign_settings_and_serves(tmp_path):
         warnings = [line for line in log if "WARNING" in line]
     assert len(warnings) == 1
     assert re.search(r"ignoring num\.network\.threads: not a setting this broker has", warnings[0])
+
+
+def test_every_setting_has_documentation():
+    """DescribeConfigs sends each setting's doc as its documentation: none may be missing."""
+    for table in (KafkaConfig, LogConfig):
+        for f, s in settings(table):
+            assert s.doc.strip(), f"{table.__name__}.{f.name} ({s.names[0]}) has no doc"
+            assert s.doc.strip().endswith("."), f"{s.names[0]}: a doc is a sentence"

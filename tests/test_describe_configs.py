@@ -7,7 +7,11 @@ from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, New
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource as KafkaConfigResource
 from kafka.admin import ConfigResourceType
+from kafka.protocol.admin.configs import DescribeConfigsRequest, DescribeConfigsResponse
 
+from engine.broker.config import KafkaConfig
+from engine.storage.config import LogConfig, settings
+from scenarios.clients.cluster import KafkaConnection
 from tests.conftest import broker_process
 
 
@@ -98,3 +102,59 @@ def test_a_missing_topic_and_the_broker_loggers(configured):
         client.close()
     levels = described["broker_logger"]["0"]
     assert levels["root"]["value"] in ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def _raw_describe(bootstrap: str, include_documentation: bool, version: int = 4) -> dict:
+    """{(resource type, config name): documentation} of topic "described" and broker 0, from a
+    raw DescribeConfigs; neither admin client lets its caller set include_documentation."""
+    cls = DescribeConfigsRequest[version]
+    resources = [
+        cls.DescribeConfigsResource(resource_type=kind, resource_name=name, configuration_keys=None)
+        for kind, name in (
+            (ConfigResourceType.TOPIC, "described"),
+            (ConfigResourceType.BROKER, "0"),
+            (ConfigResourceType.BROKER_LOGGER, "0"),
+        )
+    ]
+    fields = {"include_synonyms": False}
+    if version >= 3:
+        fields["include_documentation"] = include_documentation
+    with KafkaConnection(bootstrap) as connection:
+        response = connection.request(cls(resources=resources, **fields), DescribeConfigsResponse)
+    assert [r.error_code for r in response.results] == [0, 0, 0]
+    return {
+        # before v3 the response has no documentation field: null, as far as the caller knows
+        (ConfigResourceType(r.resource_type).name, c.name): c.documentation
+        if version >= 3
+        else None
+        for r in response.results
+        for c in r.configs
+    }
+
+
+def test_documentation_is_sent_when_asked_for(configured):
+    docs = _raw_describe(configured.bootstrap, include_documentation=True)
+    for key in (
+        ("TOPIC", "retention.ms"),
+        ("TOPIC", "segment.bytes"),
+        ("BROKER", "num.partitions"),
+        ("BROKER", "log.retention.ms"),
+        ("BROKER", "log.segment.bytes"),
+    ):
+        assert isinstance(docs[key], str) and docs[key].strip(), key
+    # the table's doc, as declared; a log setting's under its topic and broker names alike
+    doc = {s.names[0]: s.doc for table in (KafkaConfig, LogConfig) for _, s in settings(table)}
+    assert docs[("BROKER", "num.partitions")] == doc["num.partitions"]
+    assert docs[("TOPIC", "retention.ms")] == docs[("BROKER", "log.retention.ms")]
+    assert docs[("TOPIC", "retention.ms")] == doc["retention.ms"]
+    assert all(docs[key] for key in docs if key[0] != "BROKER_LOGGER")  # every setting has one
+    loggers = [doc for key, doc in docs.items() if key[0] == "BROKER_LOGGER"]
+    assert loggers and set(loggers) == {None}  # Kafka documents no logger
+
+
+# v1 has neither include_documentation nor the field: the entries still come, as before
+@pytest.mark.parametrize("version", [1, 3, 4])
+def test_documentation_is_null_unless_asked_for(configured, version):
+    docs = _raw_describe(configured.bootstrap, include_documentation=False, version=version)
+    assert ("TOPIC", "retention.ms") in docs and ("BROKER", "num.partitions") in docs
+    assert set(docs.values()) == {None}

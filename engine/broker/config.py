@@ -90,134 +90,357 @@ def _super_users(value: str) -> str:
 
 _LISTENERS = ("listeners", "listen")  # listen: kbench's shorthand
 _LOG_DIRS = ("log.dirs", "log.dir")
+_LISTENERS_DOC = (
+    "The addresses the broker listens on, as a comma-separated list of listener URIs "
+    "(PLAINTEXT://host:port)."
+)
 
 
 @dataclass(frozen=True)
 class KafkaConfig:
-    node_id: int = setting(0, Range(0, INT_MAX), "node.id", "broker.id")  # KRaft: required, >= 0
-    listen_host: str = setting(_LOOPBACK, None, *_LISTENERS, parse=lambda v: _listener(v)[0])
-    listen_port: int = setting(9092, Range(0, 65535), *_LISTENERS, parse=lambda v: _listener(v)[1])
+    node_id: int = setting(
+        0,
+        Range(0, INT_MAX),
+        "node.id",
+        "broker.id",
+        doc="This server's id in the cluster, whether it runs as broker, controller or both.",
+    )
+    listen_host: str = setting(
+        _LOOPBACK,
+        None,
+        *_LISTENERS,
+        parse=lambda v: _listener(v)[0],
+        doc=_LISTENERS_DOC,
+    )
+    listen_port: int = setting(
+        9092,
+        Range(0, 65535),
+        *_LISTENERS,
+        parse=lambda v: _listener(v)[1],
+        doc=_LISTENERS_DOC,
+    )
     # log.dirs: one directory, the first listed
     log_dir: str = setting(
         "/tmp/kbench-logs",
         NonEmpty("a directory"),
         *_LOG_DIRS,
         parse=lambda v: v.split(",")[0].strip(),
+        doc="The directories the broker keeps its partitions' log data in.",
     )
-    auto_create_topics_enable: bool = setting(True, None, "auto.create.topics.enable")
-    num_partitions: int = setting(1, Range(1, INT_MAX), "num.partitions")
+    auto_create_topics_enable: bool = setting(
+        True,
+        None,
+        "auto.create.topics.enable",
+        doc="Whether the broker creates a topic that does not exist when a client asks for its "
+        "metadata.",
+    )
+    num_partitions: int = setting(
+        1,
+        Range(1, INT_MAX),
+        "num.partitions",
+        doc="How many partitions a topic gets when it is created without a count, as an "
+        "auto-created one is.",
+    )
     # Kafka checks no range here, but its controller refuses topics of replication factor < 1
-    default_replication_factor: int = setting(1, Range(1, INT_MAX), "default.replication.factor")
-    socket_request_max_bytes: int = setting(
-        104_857_600, Range(1, INT_MAX), "socket.request.max.bytes"
+    default_replication_factor: int = setting(
+        1,
+        Range(1, INT_MAX),
+        "default.replication.factor",
+        doc="How many replicas each partition of a topic gets when it is created without a "
+        "replication factor, as an auto-created one is.",
     )
-    zero_copy_enable: bool = setting(True, None, "zero.copy.enable")  # os.sendfile, or read+send
+    socket_request_max_bytes: int = setting(
+        104_857_600,
+        Range(1, INT_MAX),
+        "socket.request.max.bytes",
+        doc="The largest request, in bytes, the broker reads from a connection.",
+    )
+    zero_copy_enable: bool = setting(
+        True,
+        None,
+        "zero.copy.enable",
+        doc="kbench's own: whether fetch responses send log data straight from the file with "
+        "sendfile (zero copy) rather than reading it into memory and sending it.",
+    )
     # Kafka checks no range on the classic group timeouts; negative ones mean nothing
     group_min_session_timeout_ms: int = setting(
-        6_000, Range(0, INT_MAX), "group.min.session.timeout.ms"
+        6_000,
+        Range(0, INT_MAX),
+        "group.min.session.timeout.ms",
+        doc="The shortest session timeout a consumer group member may ask for: shorter ones "
+        "detect failures sooner but need more frequent heartbeats.",
     )
     group_max_session_timeout_ms: int = setting(
-        1_800_000, Range(0, INT_MAX), "group.max.session.timeout.ms"
+        1_800_000,
+        Range(0, INT_MAX),
+        "group.max.session.timeout.ms",
+        doc="The longest session timeout a consumer group member may ask for: longer ones give "
+        "members more time between heartbeats but detect failures later.",
     )
     group_initial_rebalance_delay_ms: int = setting(
-        3_000, Range(0, INT_MAX), "group.initial.rebalance.delay.ms"
+        3_000,
+        Range(0, INT_MAX),
+        "group.initial.rebalance.delay.ms",
+        doc="How long the group coordinator waits for more members to join an empty group "
+        "before its first rebalance, so that fewer rebalances follow.",
     )
     log_retention_check_interval_ms: int = setting(
-        300_000, Range(1, LONG_MAX), "log.retention.check.interval.ms"
+        300_000,
+        Range(1, LONG_MAX),
+        "log.retention.check.interval.ms",
+        doc="How often the broker looks for log segments its retention settings allow it to "
+        "delete.",
     )
-    # How often flush.ms is looked at. Kafka checks no range (<= 0: its flusher runs once);
-    # kbench's loop would flush on every turn, or never.
+    # Kafka checks no range here (<= 0: its flusher runs once); kbench's loop would flush on
+    # every turn, or never.
     log_flush_scheduler_interval_ms: int = setting(
-        1_000, Range(1, LONG_MAX), "log.flush.scheduler.interval.ms"
+        1_000,
+        Range(1, LONG_MAX),
+        "log.flush.scheduler.interval.ms",
+        doc="How often the log flusher checks whether a log is due to be flushed to disk by "
+        "flush.ms.",
     )
     log_flush_offset_checkpoint_interval_ms: int = setting(
-        60_000, Range(0, INT_MAX), "log.flush.offset.checkpoint.interval.ms"
+        60_000,
+        Range(0, INT_MAX),
+        "log.flush.offset.checkpoint.interval.ms",
+        doc="How often the broker writes down the last flushed offset of each log, the point "
+        "log recovery starts from after an unclean shutdown.",
     )
     # Kafka: any negative value keeps idle connections open; kbench keeps to -1
     connections_max_idle_ms: int = setting(
-        600_000, Range(1, LONG_MAX, "never close"), "connections.max.idle.ms"
+        600_000,
+        Range(1, LONG_MAX, "never close"),
+        "connections.max.idle.ms",
+        doc="How long a connection may stay idle before the broker closes it.",
     )
     # Kafka allows 0 for both, meaningful only with per-listener or per-IP overrides, which
     # kbench does not have: 0 would refuse every client.
-    max_connections: int = setting(INT_MAX, Range(1, INT_MAX), "max.connections")
-    max_connections_per_ip: int = setting(INT_MAX, Range(1, INT_MAX), "max.connections.per.ip")
-    # Bytes of requests read but not yet answered, across all connections, before reading
-    # stops. -1: unbounded (Kafka: any value <= 0). A bound must hold the largest request, as
-    # Kafka requires (see __post_init__).
+    max_connections: int = setting(
+        INT_MAX,
+        Range(1, INT_MAX),
+        "max.connections",
+        doc="How many connections the broker accepts at once.",
+    )
+    max_connections_per_ip: int = setting(
+        INT_MAX,
+        Range(1, INT_MAX),
+        "max.connections.per.ip",
+        doc="How many connections the broker accepts at once from a single IP address.",
+    )
+    # -1: unbounded (Kafka: any value <= 0). A bound must hold the largest request, as Kafka
+    # requires (see __post_init__).
     queued_max_request_bytes: int = setting(
-        -1, Range(1, LONG_MAX, "unbounded"), "queued.max.request.bytes"
+        -1,
+        Range(1, LONG_MAX, "unbounded"),
+        "queued.max.request.bytes",
+        doc="How many bytes of requests, read but not yet answered, may be queued before the "
+        "broker stops reading more; -1 sets no limit.",
     )
-    # max.broker.partitions (KIP-578's name): partitions this broker may hold; requests that
-    # would exceed it are refused
-    max_broker_partitions: int = setting(10_000, Range(1, INT_MAX), "max.broker.partitions")
-    # kbench's own: whether DescribeConfigs shows log.dirs. Off, the value goes out as Kafka
-    # sends a sensitive one (null, is_sensitive): clients here are never authenticated, and an
-    # absolute path tells them about the host.
-    describe_configs_paths_enable: bool = setting(False, None, "describe.configs.paths.enable")
-    # client quotas (KIP-13, KIP-219): a byte rate is measured over quota.window.num samples of
-    # quota.window.size.seconds each (Kafka's QuotaConfig)
-    quota_window_num: int = setting(11, Range(1, INT_MAX), "quota.window.num")
-    quota_window_size_seconds: int = setting(1, Range(1, INT_MAX), "quota.window.size.seconds")
-    # how long an offset commit waits for __consumer_offsets' ISR before REQUEST_TIMED_OUT
-    offsets_commit_timeout_ms: int = setting(5_000, Range(1, INT_MAX), "offsets.commit.timeout.ms")
+    max_broker_partitions: int = setting(
+        10_000,
+        Range(1, INT_MAX),
+        "max.broker.partitions",
+        doc="The most partition replicas this broker may hold; requests that would create more "
+        "are refused.",
+    )
+    # Off, the value goes out as Kafka sends a sensitive one: clients here are never
+    # authenticated, and an absolute path tells them about the host.
+    describe_configs_paths_enable: bool = setting(
+        False,
+        None,
+        "describe.configs.paths.enable",
+        doc="kbench's own: whether DescribeConfigs shows the value of log.dirs; off, it is sent "
+        "as a sensitive value, null.",
+    )
+    # client quotas (KIP-13, KIP-219; Kafka's QuotaConfig)
+    quota_window_num: int = setting(
+        11,
+        Range(1, INT_MAX),
+        "quota.window.num",
+        doc="How many samples a client quota's byte rate is measured over.",
+    )
+    quota_window_size_seconds: int = setting(
+        1,
+        Range(1, INT_MAX),
+        "quota.window.size.seconds",
+        doc="How many seconds each sample of a client quota's byte rate spans.",
+    )
+    offsets_commit_timeout_ms: int = setting(
+        5_000,
+        Range(1, INT_MAX),
+        "offsets.commit.timeout.ms",
+        doc="How long an offset commit waits for every replica of the offsets topic to have it "
+        "before it fails with a timeout.",
+    )
     # -- the cluster (KRaft's names and defaults) --
-    # broker, controller or both; both with no voters is the single-process broker of old
+    # both roles with no voters is the single-process broker of old
     process_roles: tuple[str, ...] = setting(
-        ("broker", "controller"), None, "process.roles", parse=lambda v: _roles(v)
+        ("broker", "controller"),
+        None,
+        "process.roles",
+        parse=lambda v: _roles(v),
+        doc="The roles this server plays in a KRaft cluster: broker, controller, or both.",
     )
-    # ID@HOST:PORT,...: the controllers; empty: this process is its own (single process)
+    # empty: this process is its own controller (single process)
     controller_quorum_voters: tuple[tuple[int, str, int], ...] = setting(
-        (), None, "controller.quorum.voters", parse=lambda v: parse_voters(v)
+        (),
+        None,
+        "controller.quorum.voters",
+        parse=lambda v: parse_voters(v),
+        doc="The controllers that vote in the metadata quorum, as a comma-separated list of "
+        "id@host:port.",
     )
-    broker_rack: str | None = setting(None, None, "broker.rack")
+    broker_rack: str | None = setting(
+        None,
+        None,
+        "broker.rack",
+        doc="The rack this broker is in, used to spread replicas across racks and to let "
+        "consumers fetch from a replica near them.",
+    )
     advertised_listener: tuple[str, int] | None = setting(
-        None, None, "advertised.listeners", parse=lambda v: _listener(v)
+        None,
+        None,
+        "advertised.listeners",
+        parse=lambda v: _listener(v),
+        doc="The addresses the broker gives clients in metadata, when they differ from the ones "
+        "it listens on; unset, the listeners are advertised.",
     )
     broker_heartbeat_interval_ms: int = setting(
-        2_000, Range(1, INT_MAX), "broker.heartbeat.interval.ms"
+        2_000,
+        Range(1, INT_MAX),
+        "broker.heartbeat.interval.ms",
+        doc="How often a broker sends a heartbeat to the active controller.",
     )
-    broker_session_timeout_ms: int = setting(9_000, Range(1, INT_MAX), "broker.session.timeout.ms")
+    broker_session_timeout_ms: int = setting(
+        9_000,
+        Range(1, INT_MAX),
+        "broker.session.timeout.ms",
+        doc="How long a broker stays alive in the controller's eyes without a heartbeat "
+        "reaching it; after that it is fenced.",
+    )
     controller_quorum_request_timeout_ms: int = setting(
-        2_000, Range(1, INT_MAX), "controller.quorum.request.timeout.ms"
+        2_000,
+        Range(1, INT_MAX),
+        "controller.quorum.request.timeout.ms",
+        doc="How long a request to the controller quorum waits for its answer before it is "
+        "retried or fails.",
     )
     offsets_topic_replication_factor: int = setting(
-        3, Range(1, 32_767), "offsets.topic.replication.factor"
+        3,
+        Range(1, 32_767),
+        "offsets.topic.replication.factor",
+        doc="The replication factor the internal offsets topic, __consumer_offsets, is created "
+        "with.",
     )
-    # transactions (KIP-98): the longest transaction.timeout.ms a producer may ask for, and how
-    # often the coordinator aborts the transactions that outlived theirs
+    # transactions (KIP-98)
     transaction_max_timeout_ms: int = setting(
-        900_000, Range(1, INT_MAX), "transaction.max.timeout.ms"
+        900_000,
+        Range(1, INT_MAX),
+        "transaction.max.timeout.ms",
+        doc="The longest transaction.timeout.ms a producer may ask for; a longer one is refused "
+        "when the producer initializes its id.",
     )
     transaction_abort_timed_out_transaction_cleanup_interval_ms: int = setting(
-        10_000, Range(1, INT_MAX), "transaction.abort.timed.out.transaction.cleanup.interval.ms"
+        10_000,
+        Range(1, INT_MAX),
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        doc="How often the transaction coordinator looks for transactions that outlived their "
+        "timeout, to abort them.",
     )
-    replica_lag_time_max_ms: int = setting(30_000, Range(1, LONG_MAX), "replica.lag.time.max.ms")
-    replica_fetch_wait_max_ms: int = setting(500, Range(0, INT_MAX), "replica.fetch.wait.max.ms")
-    replica_fetch_min_bytes: int = setting(1, Range(1, INT_MAX), "replica.fetch.min.bytes")
-    replica_fetch_max_bytes: int = setting(1_048_576, Range(0, INT_MAX), "replica.fetch.max.bytes")
+    replica_lag_time_max_ms: int = setting(
+        30_000,
+        Range(1, LONG_MAX),
+        "replica.lag.time.max.ms",
+        doc="A follower that has not caught up with the leader's log end for this long is "
+        "removed from the ISR.",
+    )
+    replica_fetch_wait_max_ms: int = setting(
+        500,
+        Range(0, INT_MAX),
+        "replica.fetch.wait.max.ms",
+        doc="How long a follower's fetch may wait at the leader for data; keep it below "
+        "replica.lag.time.max.ms.",
+    )
+    replica_fetch_min_bytes: int = setting(
+        1,
+        Range(1, INT_MAX),
+        "replica.fetch.min.bytes",
+        doc="How many bytes a follower's fetch waits for at the leader, up to "
+        "replica.fetch.wait.max.ms, before it is answered.",
+    )
+    replica_fetch_max_bytes: int = setting(
+        1_048_576,
+        Range(0, INT_MAX),
+        "replica.fetch.max.bytes",
+        doc="How many bytes a follower fetches per partition at most; a first record batch "
+        "larger than this still comes, so replication can progress.",
+    )
     replica_fetch_response_max_bytes: int = setting(
-        10_485_760, Range(0, INT_MAX), "replica.fetch.response.max.bytes"
+        10_485_760,
+        Range(0, INT_MAX),
+        "replica.fetch.response.max.bytes",
+        doc="How many bytes a follower's whole fetch response may carry; a first record batch "
+        "larger than this still comes, so replication can progress.",
     )
-    replica_fetch_backoff_ms: int = setting(1_000, Range(0, INT_MAX), "replica.fetch.backoff.ms")
-    replica_socket_timeout_ms: int = setting(30_000, Range(1, INT_MAX), "replica.socket.timeout.ms")
-    # org.apache.kafka.common.replica.RackAwareReplicaSelector lets consumers read from a
-    # replica in their rack (KIP-392); unset, every consumer reads from the leader
-    replica_selector_class: str | None = setting(None, None, "replica.selector.class")
+    replica_fetch_backoff_ms: int = setting(
+        1_000,
+        Range(0, INT_MAX),
+        "replica.fetch.backoff.ms",
+        doc="How long a follower waits after a failed fetch before it fetches again.",
+    )
+    replica_socket_timeout_ms: int = setting(
+        30_000,
+        Range(1, INT_MAX),
+        "replica.socket.timeout.ms",
+        doc="The socket timeout of a follower's requests to the leader.",
+    )
+    replica_selector_class: str | None = setting(
+        None,
+        None,
+        "replica.selector.class",
+        doc="The class that picks the replica a consumer fetches from, e.g. "
+        "org.apache.kafka.common.replica.RackAwareReplicaSelector (KIP-392); unset, consumers "
+        "fetch from the leader.",
+    )
     # -- authorization (Kafka's StandardAuthorizer; engine/broker/authorizer.py) --
-    # empty: no authorizer, every request allowed and the ACL APIs answer SECURITY_DISABLED
+    # empty: every request allowed and the ACL APIs answer SECURITY_DISABLED
     authorizer_class_name: str = setting(
-        "", None, "authorizer.class.name", parse=lambda v: _authorizer(v)
+        "",
+        None,
+        "authorizer.class.name",
+        parse=lambda v: _authorizer(v),
+        doc="The authorizer that checks each request against the ACLs; empty, no request is "
+        "checked.",
     )
-    # principals allowed everything, separated by ';' (User:admin;User:ANONYMOUS)
-    super_users: str = setting("", None, "super.users", parse=lambda v: _super_users(v))
-    allow_everyone_if_no_acl_found: bool = setting(False, None, "allow.everyone.if.no.acl.found")
-    # fetch sessions (KIP-227, engine/broker/fetch_session.py): how many the broker keeps, and
-    # how long a session is safe from eviction by a bigger one (a constant, 120 s, in Kafka)
+    super_users: str = setting(
+        "",
+        None,
+        "super.users",
+        parse=lambda v: _super_users(v),
+        doc="Principals allowed every operation whatever the ACLs say, separated by ';' "
+        "(User:admin;User:ANONYMOUS).",
+    )
+    allow_everyone_if_no_acl_found: bool = setting(
+        False,
+        None,
+        "allow.everyone.if.no.acl.found",
+        doc="Whether a resource no ACL matches is open to everyone; false leaves it to super "
+        "users alone.",
+    )
+    # fetch sessions (KIP-227, engine/broker/fetch_session.py)
     max_incremental_fetch_session_cache_slots: int = setting(
-        1_000, Range(0, INT_MAX), "max.incremental.fetch.session.cache.slots"
+        1_000,
+        Range(0, INT_MAX),
+        "max.incremental.fetch.session.cache.slots",
+        doc="How many incremental fetch sessions the broker keeps at once.",
     )
     min_incremental_fetch_session_eviction_ms: int = setting(
-        120_000, Range(0, LONG_MAX), "min.incremental.fetch.session.eviction.ms"
+        120_000,
+        Range(0, LONG_MAX),
+        "min.incremental.fetch.session.eviction.ms",
+        doc="kbench's own (a constant, 120 s, in Kafka): how long a new fetch session is safe "
+        "from eviction by a session with more partitions.",
     )
     log: LogConfig = field(default_factory=LogConfig)
     unknown: tuple[str, ...] = ()  # properties that are not broker settings, reported at start

@@ -12,9 +12,11 @@ override (TOPIC_CONFIG) before the synonyms of its broker names (log.segment.byt
 LogConfig synonyms map does, so a topic without an override reports where the broker took it.
 
 Broker log.* settings are dynamic in Kafka (DynamicLogConfig) and read_only false; every other
-broker setting is read-only; topic settings never are. The tables carry no documentation, so
-`documentation` is null. BROKER_LOGGER lists the broker's Python loggers and their levels, as
-Kafka lists its log4j loggers. Plain functions over immutable inputs: safe from any thread.
+broker setting is read-only; topic settings never are. An entry's documentation is its setting's
+`doc` in the table; kafka_apis sends it only when the request sets include_documentation
+(DescribeConfigs v3+), null otherwise, as Kafka does. BROKER_LOGGER lists the broker's Python
+loggers and their levels, as Kafka lists its log4j loggers, with no documentation (Kafka has
+none). Plain functions over immutable inputs: safe from any thread.
 """
 
 import logging
@@ -49,6 +51,7 @@ class ConfigEntry:
     sensitive: bool
     config_type: ConfigType
     synonyms: tuple[Synonym, ...]
+    documentation: str | None = None  # the setting's doc; None for BROKER_LOGGER entries
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,7 @@ def broker_configs(
             sensitive=sensitive,
             config_type=_config_type(d),
             synonyms=tuple(Synonym(s.name, None, s.source) if sensitive else s for s in synonyms),
+            documentation=d.setting.doc,
         )
     return sorted(entries.values(), key=lambda e: e.name)
 
@@ -172,6 +176,7 @@ def default_broker_configs(dynamic_default: Mapping[str, str]) -> list[ConfigEnt
             sensitive=False,
             config_type=_config_type(by_name[name]) if name in by_name else ConfigType.UNKNOWN,
             synonyms=(Synonym(name, value, ConfigSourceType.DYNAMIC_DEFAULT_BROKER_CONFIG),),
+            documentation=by_name[name].setting.doc if name in by_name else None,
         )
         for name, value in sorted(dynamic_default.items())
     ]
@@ -205,6 +210,7 @@ def topic_configs(
                 sensitive=False,
                 config_type=_config_type(d),
                 synonyms=tuple(synonyms),
+                documentation=d.setting.doc,
             )
         )
     return sorted(entries, key=lambda e: e.name)

@@ -714,7 +714,7 @@ class KafkaApis(ApiHandlers):
                         for s in (e.synonyms if request.include_synonyms else ())
                     ],
                     config_type=e.config_type,
-                    documentation=None,
+                    documentation=e.documentation if request.include_documentation else None,
                 )
                 for e in entries
                 if wanted is None or e.name in wanted

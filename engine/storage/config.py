@@ -3,9 +3,10 @@
 Each setting has a topic-level name (segment.bytes) and broker-level names (log.segment.bytes),
 exactly as in Kafka; from_properties accepts any of them. A setting is declared once, as a
 dataclass field made by `setting()`: its default, the values Kafka allows (ConfigDef's
-Range.atLeast/between and ValidString.in, with Kafka's -1 conventions) and its names. Parsing,
-validation and the names the broker recognises all derive from these declarations; KafkaConfig
-declares its settings the same way.
+Range.atLeast/between and ValidString.in, with Kafka's -1 conventions), its names and `doc`, a
+sentence or two on what it does (DescribeConfigs' documentation). Parsing, validation, the names
+the broker recognises and what DescribeConfigs reports all derive from these declarations;
+KafkaConfig declares its settings the same way.
 """
 
 import re
@@ -81,6 +82,7 @@ class Setting:
     rule: Rule | None
     units: Mapping[str, int]  # names given in coarser units, e.g. log.retention.hours: ms/hour
     parse: Callable[[str], Any] | None  # a value that is not a plain int, bool or string
+    doc: str  # what the setting does, in a sentence or two: DescribeConfigs' `documentation`
 
     def read(self, name: str, raw: str | int, default: object) -> Any:
         """The value of property `name`, parsed and checked; ValueError naming it otherwise."""
@@ -112,11 +114,14 @@ def setting(
     default: object,
     rule: Rule | None,
     *names: str,
+    doc: str,
     units: Mapping[str, int] | None = None,
     parse: Callable[[str], Any] | None = None,
 ) -> Any:
     """A dataclass field that is a Kafka setting (see the module docstring)."""
-    return field(default=default, metadata={_SETTING: Setting(names, rule, units or {}, parse)})
+    return field(
+        default=default, metadata={_SETTING: Setting(names, rule, units or {}, parse, doc)}
+    )
 
 
 def settings(cls: type) -> list[tuple[Field, Setting]]:
@@ -153,7 +158,14 @@ class LogConfig:
     # LegacyRecord.RECORD_OVERHEAD_V0, as Kafka's segment.bytes; at most INT_MAX, since index
     # positions are int32. (Kafka 4.0 raised log.segment.bytes's floor to 1 MiB, KIP-1030;
     # kbench keeps 14 for both names, so benchmarks and tests can roll small segments.)
-    segment_bytes: int = setting(1 << 30, Range(14, INT_MAX), "segment.bytes", "log.segment.bytes")
+    segment_bytes: int = setting(
+        1 << 30,
+        Range(14, INT_MAX),
+        "segment.bytes",
+        "log.segment.bytes",
+        doc="The size a log segment file may grow to; a write that would pass it starts a new "
+        "segment.",
+    )
     segment_ms: int = setting(
         7 * _DAY_MS,
         Range(1, LONG_MAX),
@@ -161,17 +173,34 @@ class LogConfig:
         "log.roll.ms",
         "log.roll.hours",
         units={"log.roll.hours": 3_600_000},
+        doc="How long the active segment stays open before the log rolls a new one even though "
+        "it is not full, so that retention can remove old data.",
     )
     # Kafka allows 4; kbench wants room for one offset index entry (8 bytes)
     segment_index_bytes: int = setting(
-        10 * 1024 * 1024, Range(8, INT_MAX), "segment.index.bytes", "log.index.size.max.bytes"
+        10 * 1024 * 1024,
+        Range(8, INT_MAX),
+        "segment.index.bytes",
+        "log.index.size.max.bytes",
+        doc="The size of a segment's offset index file, allocated up front; a full index rolls "
+        "the segment.",
     )
     index_interval_bytes: int = setting(
-        4096, Range(0, INT_MAX), "index.interval.bytes", "log.index.interval.bytes"
+        4096,
+        Range(0, INT_MAX),
+        "index.interval.bytes",
+        "log.index.interval.bytes",
+        doc="How many bytes of records lie between two offset index entries: smaller makes the "
+        "index denser and lookups shorter, at the cost of a larger index.",
     )
     # Kafka checks no range here and treats any negative as unlimited; kbench keeps to -1
     retention_bytes: int = setting(
-        -1, Range(0, LONG_MAX, "unlimited"), "retention.bytes", "log.retention.bytes"
+        -1,
+        Range(0, LONG_MAX, "unlimited"),
+        "retention.bytes",
+        "log.retention.bytes",
+        doc="How large a partition's log may grow before its oldest segments are deleted; -1 "
+        "sets no size limit.",
     )
     # Kafka's topic-level rule (atLeast(-1)); at broker level Kafka turns any negative into -1
     retention_ms: int = setting(
@@ -182,28 +211,63 @@ class LogConfig:
         "log.retention.minutes",
         "log.retention.hours",
         units={"log.retention.minutes": 60_000, "log.retention.hours": 3_600_000},
+        doc="How long a segment is kept, counted from its newest record, before it is deleted; "
+        "-1 sets no time limit.",
     )
     flush_messages: int = setting(
-        LONG_MAX, Range(1, LONG_MAX), "flush.messages", "log.flush.interval.messages"
+        LONG_MAX,
+        Range(1, LONG_MAX),
+        "flush.messages",
+        "log.flush.interval.messages",
+        doc="How many messages a partition's log takes before it is forced to disk with fsync; "
+        "the default leaves flushing to the operating system.",
     )
-    flush_ms: int = setting(LONG_MAX, Range(0, LONG_MAX), "flush.ms", "log.flush.interval.ms")
+    flush_ms: int = setting(
+        LONG_MAX,
+        Range(0, LONG_MAX),
+        "flush.ms",
+        "log.flush.interval.ms",
+        doc="How long a message may sit in a partition's log before the log is forced to disk "
+        "with fsync; the default leaves flushing to the operating system.",
+    )
     file_delete_delay_ms: int = setting(
-        60_000, Range(0, LONG_MAX), "file.delete.delay.ms", "log.segment.delete.delay.ms"
+        60_000,
+        Range(0, LONG_MAX),
+        "file.delete.delay.ms",
+        "log.segment.delete.delay.ms",
+        doc="How long a deleted segment's files are kept on disk before they are removed.",
     )
     max_message_bytes: int = setting(
-        1_048_588, Range(0, INT_MAX), "max.message.bytes", "message.max.bytes"
+        1_048_588,
+        Range(0, INT_MAX),
+        "max.message.bytes",
+        "message.max.bytes",
+        doc="The largest record batch the broker accepts, measured after compression.",
     )
     message_timestamp_type: str = setting(
         "CreateTime",
         OneOf(("CreateTime", "LogAppendTime")),
         "message.timestamp.type",
         "log.message.timestamp.type",
+        doc="Which time a record's timestamp holds: the producer's (CreateTime) or the broker's "
+        "when it appended the record (LogAppendTime).",
     )
 
-    # replication (topic level, with the broker's as default): acks=all needs this many in-sync
-    # replicas, and a partition whose ISR is all gone may elect a replica that is not in it
-    min_insync_replicas: int = setting(1, Range(1, INT_MAX), "min.insync.replicas")
-    unclean_leader_election_enable: bool = setting(False, None, "unclean.leader.election.enable")
+    # replication (topic level, with the broker's as default)
+    min_insync_replicas: int = setting(
+        1,
+        Range(1, INT_MAX),
+        "min.insync.replicas",
+        doc="With acks=all, how many in-sync replicas must have a write for it to succeed; "
+        "with fewer the producer gets NOT_ENOUGH_REPLICAS.",
+    )
+    unclean_leader_election_enable: bool = setting(
+        False,
+        None,
+        "unclean.leader.election.enable",
+        doc="Whether a replica outside the ISR may become leader when no in-sync replica is "
+        "left, keeping the partition available at the risk of losing records.",
+    )
 
     def __post_init__(self) -> None:
         check_settings(self)

@@ -101,8 +101,9 @@ def test_smoke_runs_every_variant_every_round_with_each_process_metered(smoke):
     # one note: the CPU each variant's steps used, to read a flat curve by
     (note,) = result.notes
     assert note.startswith("CPU in cores") and all(name in note for name in names)
-    for sample in result.samples:
-        assert sample.values["machine_cpu_cores"] > 0
+    # the machine's busy time is counted in 10 ms ticks: a step of a smoke run may be shorter
+    # than one, but not the whole run
+    assert any(sample.values["machine_cpu_cores"] > 0 for sample in result.samples)
 
 
 def test_members_beyond_the_partition_count_get_no_partition_and_read_nothing(smoke):
